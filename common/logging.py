@@ -1,0 +1,108 @@
+"""Structured logs (structlog over the standard library) carrying the request id.
+
+The id lives in a context variable: the HTTP middleware sets it per request, Celery's
+publish signal copies it into task headers, and the task-prerun signal binds it again
+in the worker, so one id follows a request through every task it queues.
+"""
+
+import logging
+import re
+from contextvars import ContextVar
+from typing import Any
+
+import structlog
+
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|api[_-]?key|cookie|ticket", re.I)
+
+
+def get_request_id() -> str | None:
+    return _request_id.get()
+
+
+def bind_request_id(value: str | None) -> None:
+    _request_id.set(value)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record so the formatter can print it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _request_id.get()
+        return True
+
+
+def _add_request_id(_: Any, __: str, event: dict) -> dict:
+    request_id = _request_id.get()
+    if request_id and "request_id" not in event:
+        event["request_id"] = request_id
+    return event
+
+
+def _redact_secrets(_: Any, __: str, event: dict) -> dict:
+    """Never let a password, token or key reach a log line, whatever the caller passed."""
+    for key in list(event):
+        if key != "event" and _SECRET_KEYS.search(key):
+            event[key] = "[redacted]"
+    return event
+
+
+def _extra_from_record(_: Any, __: str, event: dict) -> dict:
+    """Lift the ``extra={...}`` of standard-library calls into the structured event."""
+    record = event.get("_record")
+    if record is not None:
+        for key, value in record.__dict__.items():
+            if key not in _STD_ATTRS and not key.startswith("_") and key not in event:
+                event[key] = value
+    return event
+
+
+_STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+    "color_message",
+}
+
+SHARED_PROCESSORS: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _add_request_id,
+]
+
+
+def formatter_factory(json: bool = False) -> logging.Formatter:
+    """The formatter named in ``LOGGING``: JSON lines in production, key=value in development."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*SHARED_PROCESSORS, _extra_from_record],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+
+
+structlog.configure(
+    processors=[
+        *SHARED_PROCESSORS,
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger: ``log.info("run.started", run_id=...)``."""
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,25 @@
+"""ASGI entry point: HTTP to Django, WebSocket to the Channels consumers of each app."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+import pipeline.routing  # noqa: E402
+import terminal.routing  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # Origin checks are per route: the terminal checks its ticket and Origin itself,
+        # progress sockets authenticate by JWT or session in their consumer.
+        "websocket": AuthMiddlewareStack(
+            URLRouter(pipeline.routing.websocket_urlpatterns + terminal.routing.websocket_urlpatterns)
+        ),
+    }
+)

@@ -1,0 +1,3 @@
+"""Settings of the providers part of the platform, read from the environment."""
+
+from ..env import env  # noqa: F401

@@ -1,0 +1,6 @@
+"""Development settings: `make up` on a workstation."""
+
+from .base import *  # noqa: F403
+from .env import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)

@@ -1,0 +1,24 @@
+"""Top-level routes. Each app's ``api/urls.py`` holds its own paths (the API has no prefix)."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import ops
+
+urlpatterns = [
+    path("health", ops.health, name="health"),
+    path("metrics", ops.metrics, name="metrics"),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]),
+        name="docs",
+    ),
+    path("auth/", include("accounts.api.urls")),
+    path("", include("providers.api.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("projects.api.urls")),
+    path("", include("pipeline.api.urls")),
+    path("", include("terminal.api.urls")),
+]

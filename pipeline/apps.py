@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PipelineConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "pipeline"
