@@ -24,3 +24,28 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Artifact(models.Model):
+    """A file a run produced: the path in the run's tree and a content-addressed blob.
+
+    Blobs are stored once per sha256 under ``blobs/<aa>/<sha256>`` in Django's storage
+    (local filesystem by default, S3 when configured); many rows may share one blob.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="artifacts")
+    run = models.ForeignKey("pipeline.Run", on_delete=models.CASCADE, related_name="artifacts")
+    path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    storage_key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "path"], name="artifact_run_path_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.sha256[:12]})"

@@ -1,0 +1,62 @@
+"""The public types of the providers app: what ``complete()`` returns and raises.
+
+This is the contract the pipeline builds against; keep it stable (add, do not rename).
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+
+@dataclass
+class Completion:
+    """One model answer, with what it cost."""
+
+    text: str
+    parsed: BaseModel | None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: Decimal
+    model: str
+    provider: str
+    latency_ms: int
+    attempts: int = 1
+    cached: bool = False
+    failovers: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ProviderError(Exception):
+    """No model of the role's chain produced a usable answer. ``code`` says why."""
+
+    code = "provider_failed"
+
+    def __init__(self, detail: str, *, code: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+
+
+class BudgetExceeded(ProviderError):
+    """The call would take the run past its budget; nothing was sent."""
+
+    code = "budget"
+
+
+class UsageLedger(Protocol):
+    """What ``complete(run=...)`` needs from a run, without importing the pipeline.
+
+    ``remaining_budget_usd`` is None when the run has no budget. ``record_usage`` is called
+    once per call that reached a model (not for cache hits), before ``complete`` returns.
+    ``run_id`` keys caches and logs. ``failover`` is told of every failover.
+    """
+
+    run_id: int | None
+
+    def remaining_budget_usd(self) -> Decimal | None: ...
+
+    def record_usage(self, completion: Completion) -> None: ...
+
+    def failover(self, info: dict[str, Any]) -> None: ...
