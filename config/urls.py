@@ -19,6 +19,8 @@ urlpatterns = [
     path("", include("providers.api.urls")),
     path("admin/", admin.site.urls),
     path("", include("projects.api.urls")),
+    path("", include("projects.api.files_urls")),
     path("", include("pipeline.api.urls")),
+    path("", include("pipeline.api.stream_urls")),
     path("", include("terminal.api.urls")),
 ]

@@ -154,7 +154,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 3,
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
-CELERY_BEAT_SCHEDULE: dict = {}
 HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
 
 # --- DRF, OpenAPI ---------------------------------------------------------------------------
@@ -216,3 +215,11 @@ from .components.sandbox import *  # noqa: E402, F403
 
 # --- Operations -----------------------------------------------------------------------------
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Periodic tasks: each part of the platform names its own in its component module.
+CELERY_BEAT_SCHEDULE = {
+    **ACCOUNTS_BEAT_SCHEDULE,  # noqa: F405
+    **PIPELINE_BEAT_SCHEDULE,  # noqa: F405
+    **PROVIDERS_BEAT_SCHEDULE,  # noqa: F405
+    **SANDBOX_BEAT_SCHEDULE,  # noqa: F405
+}
