@@ -7,7 +7,7 @@ from .logging import get_logger, get_request_id
 log = get_logger(__name__)
 
 
-@shared_task(name="common.echo", queue="default")
+@shared_task(name="common.echo")
 def echo(value: str) -> dict[str, str | None]:
     """Return ``value`` with the request id the task saw, proving the round trip."""
     log.info("echo.ran", value=value)

@@ -142,7 +142,10 @@ CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Routing by task name; a task may also name its queue in its decorator.
+CELERY_TASK_ROUTES = {"common.*": {"queue": "default"}}
 CELERY_TASK_QUEUES_NAMES = ("llm", "sandbox", "default")
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
@@ -155,6 +158,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
 HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
+WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
 
 # --- DRF, OpenAPI ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

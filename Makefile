@@ -1,0 +1,63 @@
+# Two commands do all the set-up: `make up` runs the platform, `make test` runs the tests.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTHON ?= python3
+export PORT ?= 8001
+export FLOWER_PORT ?= 5555
+
+.PHONY: up test test-fast lint format migrate superuser bench sysdeps services clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@
+
+# Debian packages the tests use: bubblewrap for the sandbox. Installed when missing and we
+# are root (CI, this machine); otherwise the sandbox tests say what to install.
+sysdeps:
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	  else echo "bubblewrap is missing: sudo apt-get install bubblewrap" >&2; fi; \
+	fi
+
+services: $(VENV)/.runtime
+	PY=$(PY) scripts/services.sh --create-db
+
+migrate: services
+	$(PY) manage.py migrate --noinput
+
+up: migrate
+	mkdir -p var
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AIFLOW_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+
+test: $(VENV)/.dev sysdeps
+	PY=$(PY) scripts/services.sh
+	$(VENV)/bin/pytest --create-db $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.dev
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+superuser: migrate
+	$(PY) manage.py createsuperuser
+
+bench: $(VENV)/.dev services
+	$(PY) bench/run.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Daphne with a graceful drain: ``python -m config.serve`` takes daphne's own arguments.
+
+Stock daphne cancels every in-flight request when it receives SIGTERM or SIGINT. This
+server first stops listening, then gives running HTTP requests up to
+``WEB_DRAIN_SECONDS`` (default 4, below the process runner's kill timeout) to finish,
+and only then cancels what is left (long-lived streams and sockets).
+"""
+
+import os
+import sys
+import time
+from typing import Any
+
+from daphne.cli import CommandLineInterface
+from daphne.server import Server
+from twisted.internet import defer, reactor
+
+
+class DrainingServer(Server):
+    """A daphne server that lets in-flight HTTP requests finish before shutting down."""
+
+    drain_seconds = float(os.environ.get("WEB_DRAIN_SECONDS", "4"))
+
+    def _in_flight_http(self) -> int:
+        return sum(
+            1
+            for protocol, details in self.connections.items()
+            if type(protocol).__name__ == "WebRequest"
+            and details.get("application_instance") is not None
+            and not details["application_instance"].done()
+        )
+
+    def kill_all_applications(self) -> Any:
+        for listener in self.listeners:
+            listener.addCallback(lambda port: port.stopListening())
+        finished: defer.Deferred = defer.Deferred()
+        deadline = time.monotonic() + self.drain_seconds
+
+        def poll() -> None:
+            if self._in_flight_http() and time.monotonic() < deadline:
+                reactor.callLater(0.05, poll)  # type: ignore[attr-defined]
+                return
+            result = Server.kill_all_applications(self)
+            result.chainDeferred(finished)
+
+        poll()
+        return finished
+
+
+class DrainingCommandLine(CommandLineInterface):
+    server_class = DrainingServer
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    DrainingCommandLine().run(sys.argv[1:])
