@@ -13,8 +13,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 class ApplicationError(Exception):
     """A failure a client can act on; ``code`` is stable, ``detail`` is for people."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "error"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "error"
 
     def __init__(self, detail: str, *, code: str | None = None, extra: dict | None = None):
         super().__init__(detail)
@@ -66,9 +66,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
-    response = drf_exception_handler(exc, context)
-    if response is None:
+    drf_response = drf_exception_handler(exc, context)
+    if drf_response is None:
         return None
+    response = drf_response
     if isinstance(exc, exceptions.ValidationError):
         response.data = {
             "detail": _flatten(exc.detail),

@@ -77,9 +77,7 @@ SHARED_PROCESSORS: list[Any] = [
 def formatter_factory(json: bool = False) -> logging.Formatter:
     """The formatter named in ``LOGGING``: JSON lines in production, key=value in development."""
     renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*SHARED_PROCESSORS, _extra_from_record],

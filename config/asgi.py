@@ -19,7 +19,9 @@ application = ProtocolTypeRouter(
         # Origin checks are per route: the terminal checks its ticket and Origin itself,
         # progress sockets authenticate by JWT or session in their consumer.
         "websocket": AuthMiddlewareStack(
-            URLRouter(pipeline.routing.websocket_urlpatterns + terminal.routing.websocket_urlpatterns)
+            URLRouter(
+                pipeline.routing.websocket_urlpatterns + terminal.routing.websocket_urlpatterns
+            )
         ),
     }
 )

@@ -52,7 +52,7 @@ def _broker_connection() -> Connection:
 def _check_broker() -> str:
     with _broker_connection() as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
-        channel = conn.default_channel
+        channel: Any = conn.default_channel
         channel.client.ping()
     return "ok"
 
@@ -123,7 +123,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition of this process's metrics plus the queue depths."""
     token = settings.METRICS_TOKEN
     if token and request.headers.get("Authorization") != f"Bearer {token}":
-        return JsonResponse({"detail": "Metrics token required.", "code": "not_authenticated"}, status=401)
+        return JsonResponse(
+            {"detail": "Metrics token required.", "code": "not_authenticated"}, status=401
+        )
     try:
         for queue, depth in _queue_depths().items():
             QUEUE_DEPTH.labels(queue).set(depth)

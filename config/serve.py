@@ -38,7 +38,7 @@ class DrainingServer(Server):
 
         def poll() -> None:
             if self._in_flight_http() and time.monotonic() < deadline:
-                reactor.callLater(0.05, poll)  # type: ignore[attr-defined]
+                reactor.callLater(0.05, poll)  # type: ignore[attr-defined,arg-type]
                 return
             result = Server.kill_all_applications(self)
             result.chainDeferred(finished)

@@ -7,7 +7,9 @@ environment through django-environ, and listed with its default in
 
 from .env import BASE_DIR, env
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-insecure-key-change-me-in-production-0123456789")
+SECRET_KEY = env.str(
+    "DJANGO_SECRET_KEY", default="dev-insecure-key-change-me-in-production-0123456789"
+)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list(

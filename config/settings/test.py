@@ -5,11 +5,12 @@ Parallel checkouts on one machine pick their own test database and Redis db inde
 """
 
 import os
+import tempfile
 
 _test_redis = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 for _name in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
     os.environ[_name] = _test_redis
-os.environ.setdefault("MEDIA_ROOT", "/tmp/aiflow-test-media")
+os.environ.setdefault("MEDIA_ROOT", os.path.join(tempfile.gettempdir(), "aiflow-test-media"))
 
 from .base import *  # noqa: E402, F403
 from .base import DATABASES  # noqa: E402

@@ -48,9 +48,7 @@ def test_bad_input_is_400_with_detail(api_client):
 
 
 def test_malformed_json_is_400_with_detail(api_client):
-    response = api_client.generic(
-        "POST", "/projects", "{not json", content_type="application/json"
-    )
+    response = api_client.generic("POST", "/projects", "{not json", content_type="application/json")
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["detail"]
 

@@ -1,0 +1,25 @@
+# The platform image: web, workers, beat and flower all run from it (docker-compose.yml).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    DJANGO_SETTINGS_MODULE=config.settings.production
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap util-linux libpq5 \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+RUN useradd --create-home --uid 10001 app \
+ && mkdir -p /app/var/media /app/var/static \
+ && DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput \
+ && chown -R app:app /app/var
+
+USER app
+EXPOSE 8001
+CMD ["python", "-m", "config.serve", "-b", "0.0.0.0", "-p", "8001", "config.asgi:application"]
