@@ -33,14 +33,14 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def _add_request_id(_: Any, __: str, event: dict) -> dict:
+def _add_request_id(_: Any, __: str, event: Any) -> Any:
     request_id = _request_id.get()
     if request_id and "request_id" not in event:
         event["request_id"] = request_id
     return event
 
 
-def _redact_secrets(_: Any, __: str, event: dict) -> dict:
+def _redact_secrets(_: Any, __: str, event: Any) -> Any:
     """Never let a password, token or key reach a log line, whatever the caller passed."""
     for key in list(event):
         if key != "event" and _SECRET_KEYS.search(key):
@@ -48,7 +48,7 @@ def _redact_secrets(_: Any, __: str, event: dict) -> dict:
     return event
 
 
-def _extra_from_record(_: Any, __: str, event: dict) -> dict:
+def _extra_from_record(_: Any, __: str, event: Any) -> Any:
     """Lift the ``extra={...}`` of standard-library calls into the structured event."""
     record = event.get("_record")
     if record is not None:
