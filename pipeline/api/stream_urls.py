@@ -1,5 +1,9 @@
 """Routes of the progress stream (SSE)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from .stream_views import RunEventsApi
+
+urlpatterns = [
+    path("runs/<int:run_id>/events", RunEventsApi.as_view(), name="run-events"),
+]

@@ -1,0 +1,118 @@
+"""SSE through a live daphne process (the production ASGI server) on the test database."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from pipeline.events import publish
+from pipeline.models import Run
+from tests.conftest import access_token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def daphne_url(django_db_setup: Any) -> Iterator[str]:
+    """A daphne serving config.asgi on a free port, pointed at this test run's database."""
+    port = _free_port()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "TEST_REDIS_URL": settings.REDIS_URL,
+        "EVENTS_POLL_SECONDS": "0.1",
+        "EVENTS_SSE_HEARTBEAT_SECONDS": "1",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _read_messages(lines: Iterator[str], *, until_seq: int) -> list[dict[str, Any]]:
+    """Read SSE ``data:`` lines until the event with ``until_seq`` arrived."""
+    messages: list[dict[str, Any]] = []
+    for line in lines:
+        if line.startswith("data: "):
+            messages.append(json.loads(line.removeprefix("data: ")))
+            if messages[-1]["seq"] >= until_seq:
+                break
+    return messages
+
+
+def test_daphne_streams_backlog_then_live_events_and_replays_after_last_event_id(
+    daphne_url: str, project: Any, user: Any
+) -> None:
+    run = Run.objects.create(project=project, created_by=user, prompt="p")
+    publish(run_id=run.pk, type="run.started")
+    publish(run_id=run.pk, type="stage.started", payload={"stage": "design"})
+    headers = {"Authorization": f"Bearer {access_token_for(user)}"}
+    url = f"{daphne_url}/runs/{run.pk}/events"
+
+    with httpx.stream("GET", url, headers=headers, timeout=30) as response:
+        lines = response.iter_lines()
+        backlog = _read_messages(lines, until_seq=2)
+        publish(run_id=run.pk, type="step.started", payload={"role": "architect"})
+        publish(run_id=run.pk, type="run.completed")
+        live = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+    with httpx.stream("GET", url, headers={**headers, "Last-Event-ID": "1"}, timeout=30) as again:
+        replay = [json.loads(line[6:]) for line in again.iter_lines() if line.startswith("data: ")]
+
+    assert (
+        [e["seq"] for e in backlog],
+        [(e["seq"], e["type"]) for e in live],
+        [e["seq"] for e in replay],
+    ) == ([1, 2], [(3, "step.started"), (4, "run.completed")], [2, 3, 4])
+
+
+def test_daphne_answers_404_for_another_users_run(
+    daphne_url: str, project: Any, other_user: Any
+) -> None:
+    run = Run.objects.create(project=project, prompt="p")
+    headers = {"Authorization": f"Bearer {access_token_for(other_user)}"}
+
+    response = httpx.get(f"{daphne_url}/runs/{run.pk}/events", headers=headers, timeout=30)
+
+    assert response.status_code == 404

@@ -1,0 +1,198 @@
+"""SSE at GET /runs/{id}/events: replay after Last-Event-ID, live events, the end, the owner.
+
+The stream is an async generator served by Django's ASGI machinery, so these tests read it
+through Django's ``AsyncClient`` (the same ASGI code path daphne runs) on committed data.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+
+from pipeline.events import publish
+from pipeline.models import Run
+from tests.conftest import access_token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TYPES = ["run.started", "stage.started", "step.started", "step.completed", "run.completed"]
+
+
+@pytest.fixture
+def run(project: Any) -> Run:
+    return Run.objects.create(project=project, created_by=project.owner, prompt="p")
+
+
+@pytest.fixture
+def finished_run(run: Run) -> Run:
+    for index, event_type in enumerate(TYPES):
+        publish(run_id=run.pk, type=event_type, payload={"n": index})
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.COMPLETED)
+    return run
+
+
+@pytest.fixture
+def auth(user: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token_for(user)}"}
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """The data messages of an SSE body (comments and retry lines skipped)."""
+    messages = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line.startswith(":") or ":" not in line:
+                continue
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+        if "data" in fields:
+            messages.append(
+                {"id": fields["id"], "event": fields["event"], "data": json.loads(fields["data"])}
+            )
+    return messages
+
+
+async def read_all(response: Any) -> str:
+    chunks = [chunk async for chunk in response.streaming_content]
+    return b"".join(chunks).decode()
+
+
+async def next_chunk(iterator: AsyncIterator[bytes]) -> str:
+    return (await asyncio.wait_for(anext(iterator), timeout=20)).decode()
+
+
+async def test_stream_delivers_every_event_in_seq_order(
+    finished_run: Run, auth: dict[str, str]
+) -> None:
+    response = await AsyncClient().get(f"/runs/{finished_run.pk}/events", headers=auth)
+
+    messages = parse_sse(await read_all(response))
+
+    assert [(m["id"], m["event"], m["data"]["seq"]) for m in messages] == [
+        (str(seq), event_type, seq) for seq, event_type in enumerate(TYPES, start=1)
+    ]
+
+
+async def test_each_message_carries_the_event_as_json(finished_run: Run, auth: dict) -> None:
+    response = await AsyncClient().get(f"/runs/{finished_run.pk}/events", headers=auth)
+
+    first = parse_sse(await read_all(response))[0]["data"]
+
+    assert (sorted(first), first["type"], first["payload"]) == (
+        ["at", "payload", "seq", "type"],
+        "run.started",
+        {"n": 0},
+    )
+
+
+async def test_stream_is_served_as_event_stream(finished_run: Run, auth: dict) -> None:
+    response = await AsyncClient().get(f"/runs/{finished_run.pk}/events", headers=auth)
+    await read_all(response)
+
+    assert (response.status_code, response["Content-Type"], response["Cache-Control"]) == (
+        200,
+        "text/event-stream; charset=utf-8",
+        "no-cache",
+    )
+
+
+async def test_reconnecting_with_last_event_id_gets_exactly_the_missed_events(
+    finished_run: Run, auth: dict
+) -> None:
+    response = await AsyncClient().get(
+        f"/runs/{finished_run.pk}/events", headers={**auth, "Last-Event-ID": "2"}
+    )
+
+    messages = parse_sse(await read_all(response))
+
+    assert [m["data"]["seq"] for m in messages] == [3, 4, 5]
+
+
+async def test_last_event_id_query_parameter_serves_eventsource_clients(
+    finished_run: Run, auth: dict
+) -> None:
+    response = await AsyncClient().get(
+        f"/runs/{finished_run.pk}/events?last_event_id=4",
+        headers={**auth, "Accept": "text/event-stream"},
+    )
+
+    messages = parse_sse(await read_all(response))
+
+    assert [m["data"]["seq"] for m in messages] == [5]
+
+
+async def test_a_client_that_saw_the_final_event_gets_an_empty_stream_that_ends(
+    finished_run: Run, auth: dict
+) -> None:
+    response = await AsyncClient().get(
+        f"/runs/{finished_run.pk}/events", headers={**auth, "Last-Event-ID": "5"}
+    )
+
+    assert parse_sse(await read_all(response)) == []
+
+
+async def test_events_published_while_connected_arrive_live_and_the_final_one_ends_it(
+    run: Run, auth: dict
+) -> None:
+    await sync_to_async(publish)(run_id=run.pk, type="run.started")
+    response = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+    chunks = response.streaming_content.__aiter__()
+    received = ""
+    while "run.started" not in received:
+        received += await next_chunk(chunks)
+
+    await sync_to_async(publish)(run_id=run.pk, type="step.started", payload={"role": "coder"})
+    await sync_to_async(publish)(run_id=run.pk, type="run.failed", payload={"reason": "x"})
+    rest = [chunk async for chunk in chunks]
+
+    messages = parse_sse(received + b"".join(rest).decode())
+    assert [(m["data"]["seq"], m["event"]) for m in messages] == [
+        (1, "run.started"),
+        (2, "step.started"),
+        (3, "run.failed"),
+    ]
+
+
+async def test_heartbeat_comments_are_sent_while_nothing_happens(
+    run: Run, auth: dict, settings: Any
+) -> None:
+    settings.EVENTS_SSE_HEARTBEAT_SECONDS = 0.2
+    settings.EVENTS_POLL_SECONDS = 0.05
+    response = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+    chunks = response.streaming_content.__aiter__()
+    received = ""
+    while ": heartbeat" not in received:
+        received += await next_chunk(chunks)
+    await chunks.aclose()
+
+    assert parse_sse(received) == []
+
+
+async def test_the_django_session_is_accepted(finished_run: Run, user: Any) -> None:
+    client = AsyncClient()
+    await client.aforce_login(user)
+
+    response = await client.get(f"/runs/{finished_run.pk}/events")
+
+    assert len(parse_sse(await read_all(response))) == len(TYPES)
+
+
+def test_another_users_run_is_not_found(finished_run: Run, other_client: Any) -> None:
+    response = other_client.get(f"/runs/{finished_run.pk}/events")
+
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+
+
+def test_an_anonymous_client_is_refused(finished_run: Run, anon_client: Any) -> None:
+    assert anon_client.get(f"/runs/{finished_run.pk}/events").status_code == 401
+
+
+def test_a_malformed_last_event_id_is_a_bad_request(finished_run: Run, api_client: Any) -> None:
+    response = api_client.get(f"/runs/{finished_run.pk}/events", HTTP_LAST_EVENT_ID="abc")
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
