@@ -1,0 +1,304 @@
+"""The router: one request through a role's chain of ``provider:model``.
+
+For each model of the chain, in order: a cache hit answers at once; a provider whose circuit
+is open is skipped; the run's budget is checked (a call that may exceed it is not sent);
+transient errors are retried with exponential backoff and jitter (a 429's Retry-After is
+honoured); permanent errors and exhausted retries fail over to the next model.
+"""
+
+import random
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from langchain_core.messages import BaseMessage
+
+from common.logging import get_logger
+
+from . import metrics
+from .cache import cache_enabled, cache_get, cache_key
+from .circuit import OPEN, circuit_allows, circuit_record_failure, circuit_record_success
+from .circuit import circuit_state as _circuit_state
+from .errors import CallFailure, classify
+from .offline.model import message_dicts
+from .pricing import cost_usd, worst_case_cost_usd
+from .stats import stats_record_call
+from .types import BudgetExceeded, Completion, ProviderError, UsageLedger
+from .vendors import build_chat_model, invocation_for, provider_options
+
+log = get_logger(__name__)
+
+# The router's only way to wait; tests replace it to see the delays without waiting them.
+sleep = time.sleep
+
+
+def split_entry(entry: str) -> tuple[str, str]:
+    """``"provider:model"`` -> ``(provider, model)`` (model ids may hold colons)."""
+    provider, sep, model = entry.partition(":")
+    if not sep or not provider or not model:
+        raise ProviderError(f"chain entry {entry!r} is not 'provider:model'", code="invalid_chain")
+    return provider, model
+
+
+def chain_for(role: str) -> list[str]:
+    """The ordered ``provider:model`` list configured for ``role``."""
+    chains = settings.LLM_CHAINS
+    return list(chains.get(role) or chains.get("default") or ["offline:offline"])
+
+
+@dataclass
+class Request:
+    """One request as the router sees it."""
+
+    role: str
+    messages: list[BaseMessage]
+    json_schema: dict[str, Any] | None
+    schema_name: str | None
+    temperature: float | None
+    max_tokens: int
+    run: UsageLedger | None
+    failovers: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def message_dicts(self) -> list[dict[str, str]]:
+        return message_dicts(self.messages)
+
+
+@dataclass
+class Answer:
+    completion: Completion
+    cache_key: str | None
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float | None:
+    """Seconds to wait before attempt ``attempt + 1``, or None to give up on this model."""
+    ceiling = min(
+        settings.LLM_RETRY_BACKOFF_MAX_SECONDS,
+        settings.LLM_RETRY_BACKOFF_SECONDS * (2 ** (attempt - 1)),
+    )
+    delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+    if retry_after is not None:
+        if retry_after > settings.LLM_RETRY_AFTER_MAX_SECONDS:
+            return None
+        delay = max(delay, retry_after)
+    return delay
+
+
+def _check_budget(request: Request, provider: str, model: str) -> None:
+    if request.run is None:
+        return
+    remaining = request.run.remaining_budget_usd()
+    if remaining is None:
+        return
+    texts = [str(message.text) for message in request.messages]
+    if request.json_schema is not None:
+        texts.append(str(request.json_schema))
+    worst = worst_case_cost_usd(
+        provider=provider, model=model, texts=texts, max_output_tokens=request.max_tokens
+    )
+    if worst > Decimal(remaining):
+        log.warning(
+            "provider.budget_refused",
+            role=request.role,
+            provider=provider,
+            model=model,
+            estimate_usd=str(worst),
+            remaining_usd=str(remaining),
+            run_id=request.run.run_id,
+        )
+        raise BudgetExceeded(
+            f"Budget exceeded: a {request.role} call to {provider}:{model} may cost up to "
+            f"${worst:.4f} (up to {request.max_tokens} output tokens) but the run has "
+            f"${Decimal(remaining):.4f} left; the call was not sent."
+        )
+
+
+def _failover(request: Request, entry: str, next_entry: str | None, reason: str, **extra: Any):
+    provider, model = split_entry(entry)
+    if next_entry is None:  # the chain is exhausted: a failure, reported by route()
+        log.warning("provider.chain_exhausted", role=request.role, last=entry, reason=reason)
+        return
+    info = {"role": request.role, "from": entry, "to": next_entry, "reason": reason, **extra}
+    metrics.LLM_FAILOVERS.labels(provider, model, reason).inc()
+    log.warning(
+        "provider.failover",
+        run_id=request.run.run_id if request.run is not None else None,
+        **info,
+    )
+    request.failovers.append(info)
+    if request.run is not None:
+        request.run.failover(info)
+
+
+def _cached(request: Request, provider: str, model: str, key: str) -> Answer | None:
+    hit = cache_get(key)
+    if hit is None:
+        return None
+    metrics.LLM_CALLS.labels(provider, model, "cached").inc()
+    log.info("provider.cache_hit", role=request.role, provider=provider, model=model)
+    completion = Completion(
+        text=hit["text"],
+        parsed=None,
+        tokens_in=0,
+        tokens_out=0,
+        cost_usd=Decimal(0),
+        model=model,
+        provider=provider,
+        latency_ms=0,
+        attempts=0,
+        cached=True,
+        failovers=request.failovers,
+    )
+    return Answer(completion, key)
+
+
+def _try_model(request: Request, provider: str, model: str) -> Completion | CallFailure:
+    """Ask one model, retrying transient errors; the completion or the final failure."""
+    kind = provider_options(provider)["kind"]
+    try:
+        chat_model = build_chat_model(
+            provider=provider,
+            model=model,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            role=request.role,
+        )
+        invocation = invocation_for(
+            kind=kind,
+            chat_model=chat_model,
+            messages=request.messages,
+            role=request.role,
+            schema_name=request.schema_name,
+            json_schema=request.json_schema,
+        )
+    except Exception as exc:  # a model that cannot even be built: misconfiguration
+        log.error("provider.build_failed", provider=provider, model=model, error=str(exc))
+        return CallFailure(False, None, None, f"cannot build {provider}:{model}: {exc}")
+
+    max_attempts = settings.LLM_RETRY_MAX_ATTEMPTS
+    for attempt in range(1, max_attempts + 1):
+        started = time.monotonic()
+        try:
+            message, text = invocation.run()
+        except Exception as exc:
+            latency_ms = int((time.monotonic() - started) * 1000)
+            failure = classify(exc)
+            kind_label = str(failure.status) if failure.status else "transport"
+            metrics.LLM_CALLS.labels(provider, model, "error").inc()
+            metrics.LLM_ERRORS.labels(provider, model, kind_label).inc()
+            metrics.LLM_LATENCY.labels(provider, model).observe(latency_ms / 1000)
+            stats_record_call(provider=provider, model=model, latency_ms=latency_ms, ok=False)
+            opened = (
+                circuit_record_failure(provider) if failure.counts_against_provider else False
+            )
+            log.warning(
+                "provider.call_failed",
+                role=request.role,
+                provider=provider,
+                model=model,
+                attempt=attempt,
+                status=failure.status,
+                transient=failure.transient,
+                circuit_opened=opened,
+                error=failure.message,
+            )
+            if not failure.transient or opened or attempt == max_attempts:
+                failure.message = f"{failure.message} (after {attempt} attempt(s))"
+                return failure
+            delay = _backoff(attempt, failure.retry_after)
+            if delay is None:
+                return failure
+            sleep(delay)
+            continue
+
+        latency_ms = int((time.monotonic() - started) * 1000)
+        circuit_record_success(provider)
+        usage = message.usage_metadata or {}
+        tokens_in = int(usage.get("input_tokens", 0))
+        tokens_out = int(usage.get("output_tokens", 0))
+        cost = cost_usd(provider=provider, model=model, tokens_in=tokens_in, tokens_out=tokens_out)
+        metrics.LLM_CALLS.labels(provider, model, "ok").inc()
+        metrics.LLM_TOKENS.labels(provider, model, "in").inc(tokens_in)
+        metrics.LLM_TOKENS.labels(provider, model, "out").inc(tokens_out)
+        metrics.LLM_COST.labels(provider, model).inc(float(cost))
+        metrics.LLM_LATENCY.labels(provider, model).observe(latency_ms / 1000)
+        stats_record_call(provider=provider, model=model, latency_ms=latency_ms, ok=True)
+        completion = Completion(
+            text=text,
+            parsed=None,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost,
+            model=model,
+            provider=provider,
+            latency_ms=latency_ms,
+            attempts=attempt,
+            failovers=request.failovers,
+        )
+        log.info(
+            "provider.call_ok",
+            role=request.role,
+            provider=provider,
+            model=model,
+            attempts=attempt,
+            usage=f"{tokens_in} in / {tokens_out} out",
+            cost_usd=str(cost),
+            latency_ms=latency_ms,
+        )
+        if request.run is not None:
+            request.run.record_usage(completion)
+        return completion
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def route(request: Request, chain: list[str]) -> Answer:
+    """The first answer any model of ``chain`` gives to ``request`` (see module docstring)."""
+    if not chain:
+        raise ProviderError(f"no model is configured for role {request.role!r}", code="config")
+    entries = [(entry, *split_entry(entry)) for entry in chain]
+    failures: list[str] = []
+    for index, (entry, provider, model) in enumerate(entries):
+        next_entry = entries[index + 1][0] if index + 1 < len(entries) else None
+        kind = provider_options(provider)["kind"]
+        key = None
+        if cache_enabled(temperature=request.temperature, kind=kind):
+            key = cache_key(
+                provider=provider,
+                model=model,
+                messages=request.message_dicts,
+                json_schema=request.json_schema,
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
+            )
+            answer = _cached(request, provider, model, key)
+            if answer is not None:
+                return answer
+        if _circuit_state(provider).state == OPEN:
+            failures.append(f"{entry}: circuit open")
+            _failover(request, entry, next_entry, "circuit_open")
+            continue
+        _check_budget(request, provider, model)
+        if not circuit_allows(provider):  # half-open, and another worker holds the probe
+            failures.append(f"{entry}: circuit half-open, probe in flight")
+            _failover(request, entry, next_entry, "circuit_open")
+            continue
+        outcome = _try_model(request, provider, model)
+        if isinstance(outcome, Completion):
+            return Answer(outcome, key)
+        failures.append(f"{entry}: {outcome.message}")
+        reason = f"http_{outcome.status}" if outcome.status else "error"
+        _failover(
+            request,
+            entry,
+            next_entry,
+            reason,
+            status=outcome.status,
+            transient=outcome.transient,
+            detail=outcome.message[:300],
+        )
+    raise ProviderError(
+        f"No model of the {request.role!r} chain answered: " + "; ".join(failures),
+        code="provider_failed",
+    )

@@ -1,0 +1,198 @@
+"""The one interface to LLMs: ``complete(role=, messages=, schema=, run=)``."""
+
+import json
+import re
+from dataclasses import replace
+from typing import Any
+
+import pydantic
+from django.conf import settings
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from common.logging import get_logger
+
+from .cache import cache_set
+from .router import Answer, Request, chain_for, route
+from .types import Completion, ProviderError, UsageLedger
+
+log = get_logger(__name__)
+
+_MESSAGE_CLASSES: dict[str, type[BaseMessage]] = {
+    "system": SystemMessage,
+    "user": HumanMessage,
+    "human": HumanMessage,
+    "assistant": AIMessage,
+    "ai": AIMessage,
+}
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+
+
+def to_messages(messages: list[dict[str, str]] | list[BaseMessage]) -> list[BaseMessage]:
+    """LangChain messages from ``[{"role": "system"|"user"|"assistant", "content": str}]``."""
+    result: list[BaseMessage] = []
+    for message in messages:
+        if isinstance(message, BaseMessage):
+            result.append(message)
+            continue
+        role = message.get("role", "")
+        cls = _MESSAGE_CLASSES.get(role)
+        if cls is None:
+            raise ProviderError(f"unknown message role {role!r}", code="invalid_request")
+        result.append(cls(content=message.get("content", "")))
+    return result
+
+
+def _json_text(text: str) -> str:
+    """The JSON inside ``text``: a bare object, or one wrapped in a code fence or prose."""
+    fenced = _FENCE.match(text)
+    if fenced:
+        return fenced.group(1)
+    start, end = text.find("{"), text.rfind("}")
+    if start > 0 and end > start:
+        return text[start : end + 1]
+    return text
+
+
+def _validate(
+    schema: type[pydantic.BaseModel], text: str
+) -> tuple[pydantic.BaseModel | None, str | None]:
+    try:
+        return schema.model_validate_json(_json_text(text)), None
+    except pydantic.ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(root)'}: {error['msg']}"
+            for error in exc.errors()[:20]
+        )
+        return None, errors
+
+
+def _store(answer: Answer, completion: Completion) -> None:
+    if answer.cache_key is not None and not completion.cached:
+        cache_set(
+            answer.cache_key,
+            {"text": completion.text, "model": completion.model, "provider": completion.provider},
+        )
+
+
+def _combined(first: Completion, second: Completion) -> Completion:
+    """The repaired answer, carrying what both calls cost."""
+    return replace(
+        second,
+        tokens_in=first.tokens_in + second.tokens_in,
+        tokens_out=first.tokens_out + second.tokens_out,
+        cost_usd=first.cost_usd + second.cost_usd,
+        latency_ms=first.latency_ms + second.latency_ms,
+        attempts=first.attempts + second.attempts,
+    )
+
+
+def complete(
+    *,
+    role: str,
+    messages: list[dict[str, str]] | list[BaseMessage],
+    schema: type[pydantic.BaseModel] | None = None,
+    run: UsageLedger | None = None,
+    temperature: float | None = None,
+    chain: list[str] | None = None,
+    max_tokens: int | None = None,
+) -> Completion:
+    """Ask the first healthy model of ``role``'s chain; the answer with what it cost.
+
+    With ``schema`` the answer is requested the vendor's native structured way, validated,
+    and returned in ``parsed``; an invalid answer gets one repair attempt carrying the
+    validation error, then ``ProviderError(code="schema_invalid")``. ``run`` (optional) has
+    its budget checked before each call (``BudgetExceeded``, nothing sent) and is told of
+    every call's usage and every failover. ``chain`` overrides the role's configured chain.
+    Temperature-0 calls are answered from the Redis cache when the same request was answered
+    before (``cached=True``, no cost). The returned tokens and cost include a repair call.
+    """
+    request = Request(
+        role=role,
+        messages=to_messages(messages),
+        json_schema=schema.model_json_schema() if schema is not None else None,
+        schema_name=schema.__name__ if schema is not None else None,
+        temperature=temperature,
+        max_tokens=max_tokens or settings.LLM_MAX_OUTPUT_TOKENS,
+        run=run,
+    )
+    entries = list(chain) if chain else chain_for(role)
+    answer = route(request, entries)
+    first = answer.completion
+    if schema is None:
+        _store(answer, first)
+        return first
+
+    parsed, error = _validate(schema, first.text)
+    if parsed is not None:
+        _store(answer, first)
+        return replace(first, parsed=parsed)
+
+    log.warning(
+        "provider.schema_repair",
+        role=role,
+        provider=first.provider,
+        model=first.model,
+        schema=schema.__name__,
+        error=error,
+    )
+    repair = replace(
+        request,
+        messages=[
+            *request.messages,
+            AIMessage(content=first.text),
+            HumanMessage(
+                content=(
+                    f"Your answer does not match the {schema.__name__} JSON schema: {error}. "
+                    "Reply again with only the corrected JSON object, valid against the schema."
+                )
+            ),
+        ],
+    )
+    # The model that answered goes first, so it fixes its own answer.
+    answered = f"{first.provider}:{first.model}"
+    repair_chain = [answered, *[entry for entry in entries if entry != answered]]
+    second = route(repair, repair_chain).completion
+    parsed, error = _validate(schema, second.text)
+    if parsed is None:
+        raise ProviderError(
+            f"The {role} answer from {second.provider}:{second.model} does not match the "
+            f"{schema.__name__} schema after one repair attempt: {error}",
+            code="schema_invalid",
+        )
+    result = replace(_combined(first, second), parsed=parsed)
+    _store(answer, replace(result, text=json.dumps(parsed.model_dump(mode="json"))))
+    return result
+
+
+def provider_check(*, provider: str, model: str) -> dict[str, Any]:
+    """Send a one-token request straight to ``provider:model`` (no retry, cache or circuit)."""
+    import time
+
+    from .errors import classify
+    from .vendors import build_chat_model
+
+    started = time.monotonic()
+    try:
+        chat_model = build_chat_model(
+            provider=provider, model=model, temperature=None, max_tokens=1, role="check", timeout=30
+        )
+        message = chat_model.invoke([HumanMessage(content="Reply with the word ok.")])
+    except Exception as exc:
+        failure = classify(exc)
+        return {
+            "provider": provider,
+            "model": model,
+            "ok": False,
+            "status": failure.status,
+            "latency_ms": int((time.monotonic() - started) * 1000),
+            "detail": failure.message[:200],
+        }
+    usage = getattr(message, "usage_metadata", None) or {}
+    return {
+        "provider": provider,
+        "model": model,
+        "ok": True,
+        "status": 200,
+        "latency_ms": int((time.monotonic() - started) * 1000),
+        "detail": f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out",
+    }

@@ -1,0 +1,204 @@
+"""LangChain chat models over each vendor's own SDK, built from ``settings.LLM_PROVIDERS``.
+
+The SDKs' own retries are switched off: the router's retries, circuit and failover are the
+only ones. Structured output is asked for the vendor's native way: a JSON-schema response
+format (OpenAI, Azure, Vertex), a forced tool call (Anthropic, Bedrock models that support
+it), or, for models with neither, an instruction in the prompt.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.runnables import Runnable
+
+from .types import ProviderError
+
+KINDS = ("openai", "azure", "anthropic", "bedrock", "vertex", "offline")
+VERTEX_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+
+
+def provider_options(provider: str) -> dict[str, Any]:
+    """The configured options of ``provider`` (``offline`` needs none)."""
+    options = settings.LLM_PROVIDERS.get(provider)
+    if options is None and provider == "offline":
+        return {"kind": "offline"}
+    if options is None:
+        raise ProviderError(
+            f"LLM provider {provider!r} is not configured (configured: "
+            f"{sorted(settings.LLM_PROVIDERS) or 'none'})",
+            code="unknown_provider",
+        )
+    return options
+
+
+def _vertex_credentials(options: dict[str, Any]) -> Any:
+    path = options.get("credentials_file")
+    if not path:
+        return None  # google-genai falls back to Application Default Credentials
+    from google.oauth2 import service_account
+
+    return service_account.Credentials.from_service_account_file(path, scopes=VERTEX_SCOPES)
+
+
+def build_chat_model(
+    *,
+    provider: str,
+    model: str,
+    temperature: float | None,
+    max_tokens: int,
+    role: str = "",
+    timeout: float | None = None,
+) -> BaseChatModel:
+    """A LangChain chat model for ``provider:model`` with the SDK's retries disabled."""
+    options = provider_options(provider)
+    kind = options["kind"]
+    timeout = timeout if timeout is not None else settings.LLM_TIMEOUT_SECONDS
+    common: dict[str, Any] = {"temperature": temperature} if temperature is not None else {}
+    if kind == "openai":
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=model,
+            base_url=options.get("base_url") or None,
+            api_key=options.get("api_key") or "not-needed",
+            default_headers=options.get("headers") or None,
+            max_retries=0,
+            timeout=timeout,
+            max_tokens=max_tokens,
+            **common,
+        )
+    if kind == "azure":
+        from langchain_openai import AzureChatOpenAI
+
+        return AzureChatOpenAI(
+            azure_endpoint=options["endpoint"],
+            azure_deployment=model,
+            api_version=options.get("api_version"),
+            api_key=options["api_key"],
+            max_retries=0,
+            timeout=timeout,
+            max_tokens=max_tokens,
+            **common,
+        )
+    if kind == "anthropic":
+        from langchain_anthropic import ChatAnthropic
+
+        return ChatAnthropic(
+            model=model,
+            api_key=options["api_key"],
+            base_url=options.get("base_url") or None,
+            max_retries=0,
+            default_request_timeout=timeout,
+            max_tokens=max_tokens,
+            **common,
+        )
+    if kind == "bedrock":
+        from botocore.config import Config
+        from langchain_aws import ChatBedrockConverse
+
+        return ChatBedrockConverse(
+            model=model,
+            region_name=options.get("region") or None,
+            endpoint_url=options.get("endpoint_url") or None,
+            config=Config(
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                connect_timeout=timeout,
+                read_timeout=timeout,
+            ),
+            max_tokens=max_tokens,
+            **common,
+        )
+    if kind == "vertex":
+        from langchain_google_genai import ChatGoogleGenerativeAI
+
+        return ChatGoogleGenerativeAI(
+            model=model,
+            vertexai=True,
+            project=options.get("project") or None,
+            location=options.get("location") or None,
+            credentials=_vertex_credentials(options),
+            base_url=options.get("base_url") or None,
+            max_retries=1,  # attempts, including the first: no SDK retry
+            timeout=timeout,
+            max_output_tokens=max_tokens,
+            **common,
+        )
+    if kind == "offline":
+        from .offline.model import OfflineChatModel
+
+        return OfflineChatModel(role=role, latency_ms=settings.OFFLINE_LATENCY_MS)
+    raise ProviderError(f"LLM provider {provider!r} has unknown kind {kind!r}", code="config")
+
+
+def _tool_name(schema_name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", schema_name)[:64] or "answer"
+
+
+@dataclass
+class Invocation:
+    """How to ask a built model for one answer, and how to read the answer's text."""
+
+    runnable: Runnable
+    messages: list[BaseMessage]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    tool: str | None = None
+
+    def run(self) -> tuple[AIMessage, str]:
+        message = self.runnable.invoke(self.messages, **self.kwargs)
+        if not isinstance(message, AIMessage):
+            raise ProviderError(f"unexpected model output {type(message).__name__}")
+        if self.tool and message.tool_calls:
+            return message, json.dumps(message.tool_calls[0]["args"])
+        return message, str(message.text)
+
+
+def invocation_for(
+    *,
+    kind: str,
+    chat_model: BaseChatModel,
+    messages: list[BaseMessage],
+    role: str,
+    schema_name: str | None,
+    json_schema: dict[str, Any] | None,
+) -> Invocation:
+    """The request for ``chat_model``, asking for ``json_schema`` the vendor's native way."""
+    if kind == "offline":
+        return Invocation(chat_model, messages, {"role": role, "schema": json_schema})
+    if json_schema is None or schema_name is None:
+        return Invocation(chat_model, messages)
+    name = _tool_name(schema_name)
+    if kind in ("openai", "azure"):
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": json_schema, "strict": False},
+        }
+        return Invocation(chat_model, messages, {"response_format": response_format})
+    if kind == "vertex":
+        return Invocation(
+            chat_model,
+            messages,
+            {"response_mime_type": "application/json", "response_json_schema": json_schema},
+        )
+    tool = {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"Give the answer as a {schema_name} object.",
+            "parameters": json_schema,
+        },
+    }
+    tool_choice_ok = kind == "anthropic" or "tool" in (
+        getattr(chat_model, "supports_tool_choice_values", None) or ()
+    )
+    if tool_choice_ok:
+        return Invocation(chat_model.bind_tools([tool], tool_choice=name), messages, tool=name)
+    instruction = SystemMessage(
+        "Answer with one JSON object only, no prose and no code fence, valid against this "
+        f"JSON Schema:\n{json.dumps(json_schema)}"
+    )
+    return Invocation(chat_model, [*messages, instruction])
