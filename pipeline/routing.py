@@ -1,5 +1,9 @@
 """WebSocket routes of this app."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from .consumers import RunEventsConsumer
+
+websocket_urlpatterns = [
+    path("ws/runs/<int:run_id>/", RunEventsConsumer.as_asgi()),
+]
