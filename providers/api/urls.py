@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+"""Routes of the providers app (included before Django's admin in ``config/urls.py``)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .views import ProvidersStatusView
+
+urlpatterns = [
+    path("admin/providers", ProvidersStatusView.as_view(), name="providers-status"),
+]
