@@ -16,6 +16,7 @@ urlpatterns = [
         name="docs",
     ),
     path("auth/", include("accounts.api.urls")),
+    path("", include("accounts.urls")),  # dashboard at / (session login with the MFA step)
     path("", include("providers.api.urls")),
     path("admin/", admin.site.urls),
     path("", include("projects.api.urls")),

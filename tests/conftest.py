@@ -36,10 +36,11 @@ def project(user: Any) -> Any:
 
 
 def access_token_for(user: Any) -> str:
-    """Mint an access token for ``user`` the way login does."""
-    from rest_framework_simplejwt.tokens import RefreshToken
+    """Mint an access token for ``user`` the way login does (a real UserSession, its ``sid``)."""
+    from accounts.services import session_start
 
-    return str(RefreshToken.for_user(user).access_token)
+    _, pair = session_start(user=user, ip="127.0.0.1", user_agent="pytest")
+    return pair.access
 
 
 @pytest.fixture

@@ -165,8 +165,13 @@ WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
 # --- DRF, OpenAPI ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.SessionJWTAuthentication",
+        "accounts.authentication.OTPSessionAuthentication",
+    ],
+    # Sliding windows on Redis; rates in ACCOUNTS_RATE_LIMITS (components/accounts.py).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "accounts.throttling.SlidingUserRateThrottle",
+        "accounts.throttling.SlidingScopedRateThrottle",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [

@@ -1,0 +1,67 @@
+"""Input and output serializers of the auth API."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from ..models import User, UserSession
+
+
+class RegisterInput(serializers.Serializer):
+    username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150)
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class LoginInput(serializers.Serializer):
+    email = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class RefreshInput(serializers.Serializer):
+    refresh = serializers.CharField(max_length=4096)
+
+
+class MfaVerifyInput(serializers.Serializer):
+    mfa_token = serializers.CharField(max_length=4096)
+    code = serializers.CharField(max_length=32)
+
+
+class CodeInput(serializers.Serializer):
+    code = serializers.CharField(max_length=128)
+
+
+class PasswordChangeInput(serializers.Serializer):
+    current_password = serializers.CharField(max_length=256, trim_whitespace=False)
+    new_password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class UserOutput(serializers.ModelSerializer):
+    mfa_enabled = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "mfa_enabled"]
+
+    def get_mfa_enabled(self, user: User) -> bool:
+        from ..services import user_has_mfa
+
+        return user_has_mfa(user)
+
+
+class RegisteredOutput(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email"]
+
+
+class SessionOutput(serializers.ModelSerializer):
+    current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UserSession
+        fields = ["id", "device", "user_agent", "ip", "created_at", "last_seen_at", "current"]
+
+    def get_current(self, session: UserSession) -> bool:
+        current: Any = self.context.get("current_sid")
+        return current is not None and str(session.pk) == str(current)

@@ -1,0 +1,188 @@
+"""The auth API: views parse input, call one service, serialize the answer."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import selectors, services
+from ..services import LoginResult
+from ..throttling import client_ip
+from . import serializers as s
+
+
+def _user_agent(request: Request) -> str:
+    return request.META.get("HTTP_USER_AGENT", "")[:512]
+
+
+def _login_body(result: LoginResult) -> dict[str, Any]:
+    if result.mfa_token is not None:
+        return {"mfa_required": True, "mfa_token": result.mfa_token}
+    assert result.pair is not None  # noqa: S101  (a LoginResult holds one or the other)
+    return {**result.pair.as_dict(), "user": s.UserOutput(result.user).data}
+
+
+class _Public(APIView):
+    """An unauthenticated endpoint (a stale Authorization header must not get in the way)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+class RegisterView(_Public):
+    throttle_scope = "register"
+
+    @extend_schema(request=s.RegisterInput, responses={201: s.RegisteredOutput})
+    def post(self, request: Request) -> Response:
+        data = s.RegisterInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_register(**data.validated_data)
+        return Response(s.RegisteredOutput(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginView(_Public):
+    throttle_scope = "login"
+
+    @extend_schema(request=s.LoginInput, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        data = s.LoginInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.auth_login(
+            **data.validated_data, ip=client_ip(request), user_agent=_user_agent(request)
+        )
+        return Response(_login_body(result))
+
+
+class MfaVerifyView(_Public):
+    throttle_scope = "mfa"
+
+    @extend_schema(request=s.MfaVerifyInput, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        data = s.MfaVerifyInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user, pair = services.mfa_login_verify(
+            **data.validated_data, ip=client_ip(request), user_agent=_user_agent(request)
+        )
+        return Response({**pair.as_dict(), "user": s.UserOutput(user).data})
+
+
+class RefreshView(_Public):
+    throttle_scope = "refresh"
+
+    @extend_schema(request=s.RefreshInput, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        data = s.RefreshInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        pair = services.session_refresh(
+            refresh=data.validated_data["refresh"], ip=client_ip(request)
+        )
+        return Response(pair.as_dict())
+
+
+class LogoutView(_Public):
+    throttle_scope = "refresh"
+
+    @extend_schema(request=s.RefreshInput, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = s.RefreshInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.session_logout(refresh=data.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(responses={200: s.UserOutput})
+    def get(self, request: Request) -> Response:
+        return Response(s.UserOutput(request.user).data)
+
+
+class PasswordChangeView(APIView):
+    throttle_scope = "login"
+
+    @extend_schema(request=s.PasswordChangeInput, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = s.PasswordChangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_password_change(user=request.user, **data.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _current_sid(request: Request) -> str | None:
+    session = getattr(request, "auth_session", None)
+    return str(session.pk) if session is not None else None
+
+
+class SessionListView(APIView):
+    @extend_schema(responses={200: s.SessionOutput(many=True)})
+    def get(self, request: Request) -> Response:
+        sessions = selectors.session_list_for_user(user=request.user)
+        context = {"current_sid": _current_sid(request)}
+        return Response(s.SessionOutput(sessions, many=True, context=context).data)
+
+
+class SessionDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, session_id: str) -> Response:
+        session = selectors.session_get_for_user(user=request.user, session_id=session_id)
+        services.session_revoke(session=session, reason="signed_out_by_user")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TotpSetupView(APIView):
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        return Response(services.mfa_totp_setup(user=request.user))
+
+
+class TotpConfirmView(APIView):
+    throttle_scope = "mfa"
+
+    @extend_schema(request=s.CodeInput, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        data = s.CodeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        codes = services.mfa_totp_confirm(user=request.user, code=data.validated_data["code"])
+        return Response({"backup_codes": codes})
+
+
+class BackupCodesView(APIView):
+    throttle_scope = "mfa"
+
+    @extend_schema(request=s.CodeInput, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        data = s.CodeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        codes = services.mfa_backup_codes_regenerate(
+            user=request.user, code=data.validated_data["code"]
+        )
+        return Response({"backup_codes": codes})
+
+
+class MfaDisableView(APIView):
+    throttle_scope = "mfa"
+
+    @extend_schema(request=s.CodeInput, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = s.CodeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.mfa_disable(user=request.user, code=data.validated_data["code"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class OAuthExchangeView(_Public):
+    throttle_scope = "oauth"
+
+    @extend_schema(request=s.CodeInput, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        data = s.CodeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.oauth_exchange_code_redeem(
+            code=data.validated_data["code"],
+            ip=client_ip(request),
+            user_agent=_user_agent(request),
+        )
+        return Response(_login_body(result))

@@ -1,0 +1,71 @@
+"""DRF authentication: JWT access tokens bound to a live device session, and OTP-aware sessions.
+
+``SessionJWTAuthentication`` accepts an access token only when it is well signed, unexpired,
+of type ``access``, carries a ``sid``, its session is neither in the Redis set of revoked sids
+nor revoked in the database (the source of truth), and its user is active. The session row is
+loaded with its user in one query, replacing simplejwt's user lookup.
+"""
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from django_otp import user_has_device
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.request import Request
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
+from rest_framework_simplejwt.tokens import Token
+
+from .models import User, UserSession
+from .revocation import sid_is_revoked
+from .tokens import SID_CLAIM
+
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
+class SessionJWTAuthentication(JWTAuthentication):
+    """simplejwt's JWT authentication, plus the session and account checks."""
+
+    def authenticate(self, request: Request) -> tuple[User, Token] | None:  # type: ignore[override]
+        result = super().authenticate(request)
+        if result is not None:
+            request.auth_session = result[0]._auth_session  # type: ignore[attr-defined,union-attr]
+        return result  # type: ignore[return-value]
+
+    def get_user(self, validated_token: Token) -> User:  # type: ignore[override]
+        sid = validated_token.get(SID_CLAIM)
+        user_id = validated_token.get("user_id")
+        try:
+            uuid.UUID(str(sid))
+        except ValueError as exc:
+            raise InvalidToken("Token has no valid session.") from exc
+        if sid_is_revoked(str(sid)):
+            raise AuthenticationFailed("This session has been signed out.", code="session_revoked")
+        session = UserSession.objects.select_related("user").filter(pk=sid).first()
+        if session is None or str(session.user_id) != str(user_id):
+            raise InvalidToken("Token has no valid session.")
+        if session.revoked_at is not None:
+            raise AuthenticationFailed("This session has been signed out.", code="session_revoked")
+        user = session.user
+        if not user.is_active:
+            raise AuthenticationFailed("User is inactive.", code="user_inactive")
+        now = timezone.now()
+        if now - session.last_seen_at > _TOUCH_EVERY:
+            UserSession.objects.filter(pk=session.pk).update(last_seen_at=now)
+        user._auth_session = session  # type: ignore[attr-defined]
+        return user
+
+
+class OTPSessionAuthentication(SessionAuthentication):
+    """Django session authentication that ignores sessions still missing their MFA step."""
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user = result[0]
+        if user_has_device(user) and not user.is_verified():
+            return None
+        return result

@@ -1,0 +1,531 @@
+"""Writes of the accounts part: registration, login, device sessions, rotation, MFA, OAuth codes.
+
+Every function is keyword-only and typed. Session revocation is written to the database first
+(the source of truth) and then mirrored into the Redis set the authentication class reads.
+"""
+
+import base64
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import qrcode
+import qrcode.image.svg
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_redis import get_redis_connection
+from limits.errors import StorageError
+from redis.exceptions import RedisError
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from common.errors import ApplicationError, Conflict, ServiceUnavailable
+from common.logging import get_logger
+
+from .backup_codes import backup_code_digest, backup_code_generate
+from .errors import AuthenticationError, LockedOut
+from .models import BackupCode, BackupCodeDevice, OAuthExchangeCode, User, UserSession
+from .ratelimit import limiter, rate, seconds_until_free
+from .revocation import revoked_sids_add
+from .tokens import (
+    SID_CLAIM,
+    MfaToken,
+    SessionRefreshToken,
+    TokenPair,
+    build_pair,
+    next_refresh_jti,
+    refresh_expiry,
+)
+from .user_agents import device_label
+
+logger = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """Either a token pair (``pair``) or, with MFA on, an ``mfa_token`` to verify."""
+
+    user: User
+    pair: TokenPair | None = None
+    mfa_token: str | None = None
+
+
+# --- Registration ---------------------------------------------------------------------------
+
+
+def user_register(*, username: str, email: str, password: str) -> User:
+    """Create a user after Django's password validators; the email is stored in lower case."""
+    email = User.objects.normalize_email(email).lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ApplicationError("A user with that email already exists.", code="email_taken")
+    if User.objects.filter(username__iexact=username).exists():
+        raise ApplicationError("A user with that username already exists.", code="username_taken")
+    validate_password(password, user=User(username=username, email=email))
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=username, email=email, password=password)
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise ApplicationError("A user with that email already exists.", code="email_taken") from exc
+    logger.info("accounts.user.registered", user_id=user.id)
+    return user
+
+
+# --- Sessions and tokens --------------------------------------------------------------------
+
+
+def _outstand(*, user: User, jti: str, token: str, issued_at: Any) -> None:
+    """Record a refresh token in simplejwt's outstanding list (idempotent)."""
+    OutstandingToken.objects.get_or_create(
+        jti=jti,
+        defaults={
+            "user": user,
+            "token": token,
+            "created_at": issued_at,
+            "expires_at": refresh_expiry(issued_at),
+        },
+    )
+
+
+def _blacklist(*, jti: str) -> None:
+    outstanding = OutstandingToken.objects.filter(jti=jti).first()
+    if outstanding is not None:
+        BlacklistedToken.objects.get_or_create(token=outstanding)
+
+
+def session_start(*, user: User, ip: str | None, user_agent: str) -> tuple[UserSession, TokenPair]:
+    """A new device session for ``user`` and its first token pair."""
+    now = timezone.now().replace(microsecond=0)
+    jti = uuid.uuid4().hex
+    with transaction.atomic():
+        session = UserSession.objects.create(
+            user=user,
+            user_agent=user_agent[:512],
+            device=device_label(user_agent),
+            ip=ip,
+            created_at=now,
+            last_seen_at=now,
+            refresh_jti=jti,
+            refresh_issued_at=now,
+            expires_at=refresh_expiry(now),
+        )
+        pair = build_pair(user_id=user.id, sid=str(session.id), refresh_jti=jti, issued_at=now)
+        _outstand(user=user, jti=jti, token=pair.refresh, issued_at=now)
+        User.objects.filter(pk=user.pk).update(last_login=now)
+    logger.info("accounts.session.started", user_id=user.id, sid=str(session.id))
+    return session, pair
+
+
+def session_revoke(*, session: UserSession, reason: str) -> bool:
+    """Revoke one session: its refresh and access tokens stop working at once.
+
+    Returns False when it was already revoked.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        changed = UserSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(
+            revoked_at=now, revoked_reason=reason[:32]
+        )
+        _blacklist(jti=session.refresh_jti)
+    sid = str(session.pk)
+    transaction.on_commit(lambda: revoked_sids_add([sid]))
+    if changed:
+        logger.info("accounts.session.revoked", sid=sid, reason=reason)
+    return changed == 1
+
+
+def user_sessions_revoke_all(*, user: User, reason: str) -> int:
+    """Revoke every live session of ``user``; returns how many were live."""
+    now = timezone.now()
+    with transaction.atomic():
+        live = list(
+            UserSession.objects.select_for_update()
+            .filter(user=user, revoked_at__isnull=True)
+            .values_list("id", "refresh_jti")
+        )
+        UserSession.objects.filter(id__in=[sid for sid, _ in live]).update(
+            revoked_at=now, revoked_reason=reason[:32]
+        )
+        for _, jti in live:
+            _blacklist(jti=jti)
+    sids = [str(sid) for sid, _ in live]
+    transaction.on_commit(lambda: revoked_sids_add(sids))
+    logger.info("accounts.sessions.revoked_all", user_id=user.id, count=len(sids), reason=reason)
+    return len(sids)
+
+
+def _decode_refresh(raw: str) -> SessionRefreshToken:
+    try:
+        token = SessionRefreshToken(raw)  # type: ignore[arg-type]
+    except TokenError as exc:
+        raise AuthenticationError(
+            "Refresh token is invalid or expired.", code="token_not_valid"
+        ) from exc
+    if not token.get(SID_CLAIM) or not token.get("jti"):
+        raise AuthenticationError("Refresh token is invalid or expired.", code="token_not_valid")
+    return token
+
+
+def session_refresh(*, refresh: str, ip: str | None) -> TokenPair:
+    """Rotate a refresh token: compare-and-set on the session's live jti.
+
+    The winner of concurrent refreshes gets a new pair; the same token again within the
+    grace window gets that very pair (rebuilt, never stored); any other presentation of an
+    already rotated token is reuse and revokes the whole session.
+    """
+    token = _decode_refresh(refresh)
+    sid, jti = str(token[SID_CLAIM]), str(token["jti"])
+    try:
+        uuid.UUID(sid)
+    except ValueError as exc:
+        raise AuthenticationError("Refresh token is invalid.", code="token_not_valid") from exc
+    session = UserSession.objects.select_related("user").filter(pk=sid).first()
+    if session is None or str(session.user_id) != str(token.get("user_id")):
+        raise AuthenticationError("Refresh token is invalid.", code="token_not_valid")
+    if session.revoked_at is not None:
+        raise AuthenticationError("This session has been signed out.", code="session_revoked")
+    if not session.user.is_active:
+        raise AuthenticationError("This account is disabled.", code="user_inactive")
+
+    now = timezone.now().replace(microsecond=0)
+    new_jti = next_refresh_jti(jti)
+    with transaction.atomic():
+        # The compare-and-set: one UPDATE, guarded by the jti it replaces. PostgreSQL re-checks
+        # the guard after waiting on the row lock, so exactly one concurrent caller wins.
+        won = UserSession.objects.filter(pk=sid, refresh_jti=jti, revoked_at__isnull=True).update(
+            refresh_jti=new_jti,
+            previous_refresh_jti=jti,
+            refresh_issued_at=now,
+            expires_at=refresh_expiry(now),
+            last_seen_at=now,
+            ip=ip,
+        )
+        if won:
+            pair = build_pair(user_id=session.user_id, sid=sid, refresh_jti=new_jti, issued_at=now)
+            _outstand(user=session.user, jti=new_jti, token=pair.refresh, issued_at=now)
+            _blacklist(jti=jti)
+            return pair
+
+    current = UserSession.objects.get(pk=sid)
+    grace = timedelta(seconds=settings.ACCOUNTS_REFRESH_GRACE_SECONDS)
+    if (
+        current.revoked_at is None
+        and current.previous_refresh_jti == jti
+        and current.refresh_jti == new_jti
+        and timezone.now() - current.refresh_issued_at <= grace
+    ):
+        return build_pair(
+            user_id=current.user_id,
+            sid=sid,
+            refresh_jti=current.refresh_jti,
+            issued_at=current.refresh_issued_at,
+        )
+    session_revoke(session=current, reason="refresh_reuse")
+    logger.warning("accounts.refresh.reuse_detected", sid=sid, user_id=current.user_id)
+    raise AuthenticationError(
+        "This refresh token was already used; the session has been signed out.",
+        code="token_reused",
+    )
+
+
+def session_logout(*, refresh: str) -> None:
+    """Sign out the session a refresh token belongs to."""
+    token = _decode_refresh(refresh)
+    session = UserSession.objects.filter(pk=str(token[SID_CLAIM])).first()
+    if session is None or str(session.user_id) != str(token.get("user_id")):
+        raise AuthenticationError("Refresh token is invalid.", code="token_not_valid")
+    session_revoke(session=session, reason="logout")
+
+
+# --- Login and brute-force lockout ----------------------------------------------------------
+
+
+def _lockout_key(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def _lockout_item() -> Any:  # the account's failed sign-ins, in a moving window
+    threshold = settings.ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD
+    return rate(f"{threshold} per {settings.ACCOUNTS_LOGIN_LOCKOUT_WINDOW_SECONDS} seconds")
+
+
+def login_guard(*, email: str) -> None:
+    """Refuse while the account (existing or not, alike) has too many recent failures."""
+    item, key = _lockout_item(), _lockout_key(email)
+    try:
+        if not limiter().test(item, "login-fail", key):
+            raise LockedOut(
+                "Too many failed sign-in attempts. Try again later.",
+                extra={"retry_after": seconds_until_free(item, "login-fail", key)},
+            )
+    except StorageError as exc:
+        raise ServiceUnavailable(
+            "Sign-in is temporarily unavailable.", code="rate_limit_unavailable"
+        ) from exc
+
+
+def login_failed(*, email: str) -> None:
+    """Count one failed sign-in against the account named ``email``."""
+    try:
+        limiter().hit(_lockout_item(), "login-fail", _lockout_key(email))
+    except StorageError as exc:
+        raise ServiceUnavailable(
+            "Sign-in is temporarily unavailable.", code="rate_limit_unavailable"
+        ) from exc
+
+
+def user_has_mfa(user: User) -> bool:
+    """Whether ``user`` has a confirmed TOTP device."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def mfa_token_issue(*, user: User) -> str:
+    """A short-lived token of type ``mfa`` for the second step."""
+    token = MfaToken()
+    token["user_id"] = str(user.id)
+    return str(token)
+
+
+def auth_login(*, email: str, password: str, ip: str | None, user_agent: str) -> LoginResult:
+    """Check email and password; a session and tokens, or an MFA challenge."""
+    login_guard(email=email)
+    user = authenticate(email=email.strip(), password=password)
+    if user is None:
+        login_failed(email=email)
+        logger.info("accounts.login.failed")
+        raise AuthenticationError("Invalid email or password.", code="invalid_credentials")
+    try:
+        limiter().clear(_lockout_item(), "login-fail", _lockout_key(email))
+    except StorageError:
+        logger.warning("accounts.lockout.clear_failed")
+    if user_has_mfa(user):
+        return LoginResult(user=user, mfa_token=mfa_token_issue(user=user))
+    _, pair = session_start(user=user, ip=ip, user_agent=user_agent)
+    return LoginResult(user=user, pair=pair)
+
+
+# --- MFA ------------------------------------------------------------------------------------
+
+
+def _looks_like_totp(code: str) -> bool:
+    return code.strip().isdigit() and len(code.strip()) == 6
+
+
+def _totp_verify(*, user: User, code: str, confirmed: bool = True) -> TOTPDevice | None:
+    """Verify a TOTP code with the device row locked; a code never verifies twice."""
+    with transaction.atomic():
+        device = (
+            TOTPDevice.objects.select_for_update()
+            .filter(user=user, confirmed=confirmed)
+            .order_by("-id")
+            .first()
+        )
+        if device is not None and device.verify_token(code.strip()):
+            return device
+    return None
+
+
+def second_factor_device(*, user: User, code: str) -> Any:
+    """The device that accepted ``code`` (a TOTP code or an unused backup code), or None."""
+    code = str(code or "")
+    if _looks_like_totp(code):
+        return _totp_verify(user=user, code=code)
+    device = BackupCodeDevice.objects.filter(user=user).first()
+    if device is not None and device.verify_token(code):
+        return device
+    return None
+
+
+def second_factor_verify(*, user: User, code: str) -> bool:
+    """A TOTP code or an unused backup code of ``user``."""
+    return second_factor_device(user=user, code=code) is not None
+
+
+def _mfa_claim(*, jti: str) -> tuple[str, str]:
+    return f"aiflow:accounts:mfa:used:{jti}", f"aiflow:accounts:mfa:tries:{jti}"
+
+
+def mfa_login_verify(
+    *, mfa_token: str, code: str, ip: str | None, user_agent: str
+) -> tuple[User, TokenPair]:
+    """Second login step: the mfa token and a TOTP or backup code give a session."""
+    try:
+        token = MfaToken(mfa_token)  # type: ignore[arg-type]
+    except TokenError as exc:
+        raise AuthenticationError("MFA token is invalid or expired.", code="token_not_valid") from exc
+    user = User.objects.filter(pk=token.get("user_id"), is_active=True).first()
+    if user is None:
+        raise AuthenticationError("MFA token is invalid or expired.", code="token_not_valid")
+    used_key, tries_key = _mfa_claim(jti=str(token["jti"]))
+    ttl = settings.ACCOUNTS_MFA_TOKEN_MINUTES * 60
+    redis = get_redis_connection("default")
+    try:
+        if redis.exists(used_key):
+            raise AuthenticationError("MFA token was already used.", code="token_not_valid")
+        tries = redis.incr(tries_key)
+        redis.expire(tries_key, ttl)
+    except RedisError as exc:
+        raise ServiceUnavailable("Sign-in is temporarily unavailable.") from exc
+    if tries > settings.ACCOUNTS_MFA_TOKEN_MAX_ATTEMPTS:
+        raise AuthenticationError(
+            "Too many wrong codes; sign in again.", code="mfa_attempts_exceeded"
+        )
+    if not second_factor_verify(user=user, code=code):
+        raise AuthenticationError("The code is not valid.", code="invalid_code")
+    try:
+        if not redis.set(used_key, "1", nx=True, ex=ttl):
+            raise AuthenticationError("MFA token was already used.", code="token_not_valid")
+    except RedisError as exc:
+        raise ServiceUnavailable("Sign-in is temporarily unavailable.") from exc
+    _, pair = session_start(user=user, ip=ip, user_agent=user_agent)
+    return user, pair
+
+
+def mfa_totp_setup(*, user: User) -> dict[str, str]:
+    """Start TOTP enrolment: an unconfirmed device, its secret, otpauth URL and QR (SVG)."""
+    if user_has_mfa(user):
+        raise Conflict("MFA is already enabled.", code="mfa_enabled")
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+    url = device.config_url
+    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage)
+    svg = image.to_string(encoding="unicode")
+    secret = base64.b32encode(device.bin_key).decode().rstrip("=")
+    return {"secret": secret, "otpauth_url": url, "qr_svg": svg}
+
+
+def _backup_codes_replace(*, user: User) -> list[str]:
+    codes = [backup_code_generate() for _ in range(settings.ACCOUNTS_BACKUP_CODE_COUNT)]
+    with transaction.atomic():
+        device, _ = BackupCodeDevice.objects.get_or_create(
+            user=user, defaults={"name": "backup codes", "confirmed": True}
+        )
+        BackupCode.objects.filter(device=device).delete()
+        BackupCode.objects.bulk_create(
+            [BackupCode(device=device, digest=backup_code_digest(c)) for c in codes]
+        )
+    return codes
+
+
+def mfa_totp_confirm(*, user: User, code: str) -> list[str]:
+    """Finish enrolment with a first code; MFA is on and 10 backup codes are returned once."""
+    if user_has_mfa(user):
+        raise Conflict("MFA is already enabled.", code="mfa_enabled")
+    if not TOTPDevice.objects.filter(user=user, confirmed=False).exists():
+        raise ApplicationError("Start with /auth/mfa/totp/setup.", code="mfa_not_started")
+    if _totp_verify(user=user, code=str(code or ""), confirmed=False) is None:
+        raise ApplicationError("The code is not valid.", code="invalid_code")
+    TOTPDevice.objects.filter(user=user, confirmed=False).update(confirmed=True)
+    logger.info("accounts.mfa.enabled", user_id=user.id)
+    return _backup_codes_replace(user=user)
+
+
+def mfa_backup_codes_regenerate(*, user: User, code: str) -> list[str]:
+    """New backup codes (the old ones die), after a TOTP or backup code."""
+    if not user_has_mfa(user):
+        raise ApplicationError("MFA is not enabled.", code="mfa_not_enabled")
+    if not second_factor_verify(user=user, code=code):
+        raise ApplicationError("The code is not valid.", code="invalid_code")
+    return _backup_codes_replace(user=user)
+
+
+def mfa_disable(*, user: User, code: str) -> None:
+    """Turn MFA off after a TOTP or backup code; every session of the user is revoked."""
+    if not user_has_mfa(user):
+        raise ApplicationError("MFA is not enabled.", code="mfa_not_enabled")
+    if not second_factor_verify(user=user, code=code):
+        raise ApplicationError("The code is not valid.", code="invalid_code")
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user).delete()
+        BackupCodeDevice.objects.filter(user=user).delete()
+        user_sessions_revoke_all(user=user, reason="mfa_disabled")
+    logger.info("accounts.mfa.disabled", user_id=user.id)
+
+
+# --- Account changes that end every session -------------------------------------------------
+
+
+def user_password_change(*, user: User, current_password: str, new_password: str) -> None:
+    """Change the password (validators apply); every session of the user is revoked."""
+    if not user.check_password(current_password):
+        raise ApplicationError("The current password is wrong.", code="invalid_password")
+    validate_password(new_password, user=user)
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        user_sessions_revoke_all(user=user, reason="password_changed")
+
+
+def user_deactivate(*, user: User) -> None:
+    """Deactivate an account; its sessions and tokens stop working at once."""
+    with transaction.atomic():
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        user_sessions_revoke_all(user=user, reason="deactivated")
+
+
+# --- OAuth one-time exchange codes ----------------------------------------------------------
+
+
+def _code_digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def oauth_exchange_code_create(*, user: User) -> str:
+    """A one-time code (60 s by default) the API client trades for tokens."""
+    code = secrets.token_urlsafe(32)
+    now = timezone.now()
+    OAuthExchangeCode.objects.create(
+        user=user,
+        digest=_code_digest(code),
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.ACCOUNTS_OAUTH_EXCHANGE_CODE_SECONDS),
+    )
+    return code
+
+
+def oauth_exchange_code_redeem(*, code: str, ip: str | None, user_agent: str) -> LoginResult:
+    """Spend a one-time code: tokens, or an MFA challenge when the user has MFA on."""
+    digest = _code_digest(str(code or ""))
+    now = timezone.now()
+    with transaction.atomic():
+        spent = OAuthExchangeCode.objects.filter(
+            digest=digest, used_at__isnull=True, expires_at__gt=now
+        ).update(used_at=now)
+        row = OAuthExchangeCode.objects.select_related("user").filter(digest=digest).first()
+    if not spent or row is None or not row.user.is_active:
+        raise AuthenticationError("The code is invalid or expired.", code="invalid_code")
+    user = row.user
+    if user_has_mfa(user):
+        return LoginResult(user=user, mfa_token=mfa_token_issue(user=user))
+    _, pair = session_start(user=user, ip=ip, user_agent=user_agent)
+    return LoginResult(user=user, pair=pair)
+
+
+# --- Housekeeping ---------------------------------------------------------------------------
+
+
+def accounts_expire(*, keep_days: int = 30) -> dict[str, int]:
+    """Delete long-dead sessions, spent or expired exchange codes, expired outstanding tokens."""
+    from django.db.models import Q
+
+    from .revocation import revoked_sids_prune
+
+    now = timezone.now()
+    cutoff = now - timedelta(days=keep_days)
+    sessions, _ = UserSession.objects.filter(
+        Q(revoked_at__lt=cutoff) | Q(expires_at__lt=cutoff)
+    ).delete()
+    codes, _ = OAuthExchangeCode.objects.filter(
+        Q(expires_at__lt=now) | Q(used_at__isnull=False)
+    ).delete()
+    tokens, _ = OutstandingToken.objects.filter(expires_at__lt=now).delete()
+    pruned = revoked_sids_prune()
+    return {"sessions": sessions, "codes": codes, "tokens": tokens, "revoked_sids": pruned}

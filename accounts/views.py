@@ -1,0 +1,201 @@
+"""Browser views: OAuth begin/complete (social-auth) and the dashboard at ``/``.
+
+OAuth begin is a CSRF-protected POST (a GET renders the form that posts it). Completion signs
+the dashboard session in (after the MFA step when the user has MFA on) and, when an API client
+started the flow with a ``client_redirect``, sends it back there with a one-time code it trades
+at ``POST /auth/oauth/exchange``: tokens never travel in a URL.
+"""
+
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import authenticate, login, logout
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
+from social_core.actions import do_auth, do_complete
+from social_core.exceptions import SocialAuthBaseException
+from social_django.utils import psa
+
+from common.errors import ApplicationError
+from common.logging import get_logger
+
+from . import services
+from .models import User
+from .throttling import scope_hit
+
+logger = get_logger(__name__)
+
+_CLIENT_REDIRECT = "accounts_oauth_client_redirect"
+_EXCHANGE_CODE = "accounts_oauth_exchange_code"
+_PENDING_MFA = "accounts_pending_mfa_user"
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+
+def _client_redirect_allowed(url: str) -> bool:
+    """Loopback redirect URIs (RFC 8252) or ones configured in ACCOUNTS_OAUTH_CLIENT_REDIRECTS."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK_HOSTS:
+        return True
+    return any(url == allowed for allowed in settings.ACCOUNTS_OAUTH_CLIENT_REDIRECTS)
+
+
+def _error(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
+    return render(request, "accounts/error.html", {"message": message}, status=status)
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+@psa("oauth-complete")
+def oauth_begin(request: HttpRequest, backend: str) -> HttpResponse:
+    """GET: a page whose form POSTs here. POST (CSRF checked): off to the provider."""
+    source: Any = request.POST if request.method == "POST" else request.GET
+    client_redirect = source.get("client_redirect", "")
+    if client_redirect and not _client_redirect_allowed(client_redirect):
+        return _error(request, "That client redirect URI is not allowed.")
+    if request.method == "GET":
+        return render(
+            request,
+            "accounts/oauth_begin.html",
+            {"backend": request.backend, "client_redirect": client_redirect},  # type: ignore[attr-defined]
+        )
+    wait = scope_hit(request, "oauth")
+    if wait is not None:
+        response = _error(request, "Too many sign-in attempts; try again shortly.", 429)
+        response["Retry-After"] = str(wait)
+        return response
+    request.session[_CLIENT_REDIRECT] = client_redirect or None
+    return do_auth(request.backend, redirect_name="next")  # type: ignore[attr-defined]
+
+
+def _sign_in(request: HttpRequest, user: User, backend_path: str) -> None:
+    """Log the dashboard in, or park the user before the MFA step when MFA is on."""
+    if services.user_has_mfa(user):
+        request.session.cycle_key()
+        request.session[_PENDING_MFA] = user.pk
+        return
+    login(request, user, backend=backend_path)
+
+
+def _social_login(backend: Any, user: User, social_user: Any) -> None:
+    request = backend.strategy.request
+    _sign_in(request, user, f"{backend.__module__}.{backend.__class__.__name__}")
+    if request.session.get(_CLIENT_REDIRECT):
+        request.session[_EXCHANGE_CODE] = services.oauth_exchange_code_create(user=user)
+
+
+@never_cache
+@csrf_exempt  # the provider's redirect; the state parameter is what binds it to our begin
+@require_http_methods(["GET"])
+@psa("oauth-complete")
+def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
+    """The provider's callback: state and PKCE checked by social-core, then sign-in."""
+    try:
+        response = do_complete(
+            request.backend,  # type: ignore[attr-defined]
+            _social_login,
+            user=request.user,
+            redirect_name="next",
+            request=request,
+        )
+    except SocialAuthBaseException as exc:
+        logger.info("accounts.oauth.refused", backend=backend, reason=exc.__class__.__name__)
+        return _error(request, "Sign-in with the provider failed or was refused.")
+    client_redirect = request.session.pop(_CLIENT_REDIRECT, None)
+    code = request.session.pop(_EXCHANGE_CODE, None)
+    if client_redirect and code:
+        separator = "&" if "?" in client_redirect else "?"
+        return HttpResponseRedirect(f"{client_redirect}{separator}{urlencode({'code': code})}")
+    if request.session.get(_PENDING_MFA):
+        return HttpResponseRedirect("/")
+    return response
+
+
+# --- Dashboard ------------------------------------------------------------------------------
+
+
+def _pending_user(request: HttpRequest) -> User | None:
+    user_id = request.session.get(_PENDING_MFA)
+    return User.objects.filter(pk=user_id, is_active=True).first() if user_id else None
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """``/``: sign-in (password, then the MFA step) or, signed in, the user's projects."""
+    if request.user.is_authenticated:
+        project_model = apps.get_model("projects", "Project")
+        projects = project_model.objects.filter(owner=request.user).order_by("-id")
+        return render(request, "accounts/dashboard.html", {"projects": projects})
+    pending = _pending_user(request)
+    if pending is not None:
+        return _mfa_step(request, pending)
+    return _password_step(request)
+
+
+def _throttled(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    wait = scope_hit(request, "login")
+    if wait is None:
+        return HttpResponse(status=204)  # sentinel: not throttled
+    context["error"] = "Too many attempts; try again shortly."
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+def _password_step(request: HttpRequest) -> HttpResponse:
+    context: dict[str, Any] = {"email": ""}
+    if request.method != "POST":
+        return render(request, "accounts/login.html", context)
+    context["email"] = request.POST.get("email", "")[:254]
+    refused = _throttled(request, "accounts/login.html", context)
+    if refused.status_code != 204:
+        return refused
+    try:
+        services.login_guard(email=context["email"])
+    except ApplicationError as exc:
+        context["error"] = exc.detail
+        return render(request, "accounts/login.html", context, status=exc.status_code)
+    user = authenticate(request, email=context["email"], password=request.POST.get("password", ""))
+    if user is None:
+        services.login_failed(email=context["email"])
+        context["error"] = "Invalid email or password."
+        return render(request, "accounts/login.html", context, status=400)
+    _sign_in(request, user, "django.contrib.auth.backends.ModelBackend")
+    return HttpResponseRedirect("/")
+
+
+def _mfa_step(request: HttpRequest, user: User) -> HttpResponse:
+    context: dict[str, Any] = {"pending_email": user.email}
+    if request.method != "POST":
+        return render(request, "accounts/mfa.html", context)
+    if request.POST.get("cancel"):
+        request.session.flush()
+        return HttpResponseRedirect("/")
+    refused = _throttled(request, "accounts/mfa.html", context)
+    if refused.status_code != 204:
+        return refused
+    device = services.second_factor_device(user=user, code=request.POST.get("code", ""))
+    if device is None:
+        context["error"] = "The code is not valid."
+        return render(request, "accounts/mfa.html", context, status=400)
+    del request.session[_PENDING_MFA]
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    otp_login(request, device)
+    return HttpResponseRedirect("/")
+
+
+@require_POST
+@csrf_protect
+def dashboard_logout(request: HttpRequest) -> HttpResponse:
+    """Sign the dashboard session out."""
+    logout(request)
+    return HttpResponseRedirect("/")
+

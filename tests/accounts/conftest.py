@@ -1,0 +1,76 @@
+"""Helpers for the accounts tests: signing in over HTTP, TOTP codes, token surgery."""
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+from django_otp.oath import TOTP
+from rest_framework.test import APIClient
+
+from tests.factories import DEFAULT_PASSWORD
+
+UA_LAPTOP = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+UA_PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"
+
+
+def login(user: Any, *, user_agent: str = UA_LAPTOP, password: str = DEFAULT_PASSWORD) -> dict:
+    """POST /auth/login for ``user``; the JSON body (asserting 200)."""
+    response = APIClient().post(
+        "/auth/login",
+        {"email": user.email, "password": password},
+        format="json",
+        HTTP_USER_AGENT=user_agent,
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def bearer(access: str) -> APIClient:
+    """A client sending ``access`` as its bearer token."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    return client
+
+
+def refresh(token: str) -> Any:
+    return APIClient().post("/auth/refresh", {"refresh": token}, format="json")
+
+
+def totp_code(device: Any, *, offset_steps: int = 0) -> str:
+    """The code ``device`` expects now (or ``offset_steps`` steps away)."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time() + offset_steps * device.step
+    return f"{totp.token():0{device.digits}d}"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt_parts(token: str) -> tuple[dict, dict, str]:
+    """Header, payload (decoded, unverified) and signature of a JWT."""
+    header, payload, signature = token.split(".")
+    pad = lambda part: part + "=" * (-len(part) % 4)  # noqa: E731
+    return (
+        json.loads(base64.urlsafe_b64decode(pad(header))),
+        json.loads(base64.urlsafe_b64decode(pad(payload))),
+        signature,
+    )
+
+
+def jwt_assemble(header: dict, payload: dict, signature: str) -> str:
+    return ".".join(
+        [
+            b64url(json.dumps(header, separators=(",", ":")).encode()),
+            b64url(json.dumps(payload, separators=(",", ":")).encode()),
+            signature,
+        ]
+    )
+
+
+@pytest.fixture
+def tokens(user: Any) -> dict:
+    """A fresh login of ``user``: access, refresh and user."""
+    return login(user)
