@@ -222,12 +222,12 @@ def _kill_uid(uid: int) -> None:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             subprocess.run(  # noqa: S603 - fixed argv, numeric uid from our own pool
                 [
-                    "setpriv",
+                    shutil.which("setpriv") or "/usr/bin/setpriv",
                     f"--reuid={uid}",
                     f"--regid={uid}",
                     "--clear-groups",
                     "--",
-                    "kill",
+                    shutil.which("kill") or "/usr/bin/kill",
                     "-s",
                     "KILL",
                     "--",
@@ -307,7 +307,7 @@ def _env_for(env: dict[str, str] | None, *, home: str) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "PYTHONNOUSERSITE": "1",
-        "TMPDIR": "/tmp",
+        "TMPDIR": "/tmp",  # noqa: S108 - the sandbox's own tmpfs
         "USER": "sandbox",
         "LOGNAME": "sandbox",
     }
@@ -391,13 +391,13 @@ def _bwrap_args(
         "--size",
         tmp_size,
         "--tmpfs",
-        "/tmp",
+        "/tmp",  # noqa: S108 - a private, size-capped tmpfs
         "--perms",
         "1777",
         "--size",
         tmp_size,
         "--tmpfs",
-        "/dev/shm",
+        "/dev/shm",  # noqa: S108 - a private, size-capped tmpfs
         "--bind",
         str(workspace),
         SANDBOX_WORKDIR,

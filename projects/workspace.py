@@ -33,7 +33,7 @@ def _prepare_dir(path: Path) -> None:
     """Owned by root, group sandbox, ``rwxrws---``: the sandbox's uids write through the group."""
     gid = sandbox_gid() if os.geteuid() == 0 else -1
     os.chown(path, -1, gid)
-    os.chmod(path, 0o2770)
+    os.chmod(path, 0o2770)  # noqa: S103 - group is the sandbox group only
 
 
 def workspace_write_files(*, workspace: Path, files: dict[str, str | bytes]) -> None:

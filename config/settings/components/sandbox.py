@@ -24,7 +24,7 @@ SANDBOX_UID_COUNT = env.int("SANDBOX_UID_COUNT", default=256)
 if SANDBOX_UID_BASE < 1000 or SANDBOX_UID_COUNT < 1:
     raise ImproperlyConfigured("SANDBOX_UID_BASE must be >= 1000 and SANDBOX_UID_COUNT >= 1.")
 # Lock files that hand out the uids, one per uid (flock, so a crashed holder frees its uid).
-SANDBOX_SLOT_DIR = env.str("SANDBOX_SLOT_DIR", default="/tmp/aiflow-sandbox-slots")
+SANDBOX_SLOT_DIR = env.str("SANDBOX_SLOT_DIR", default="/run/aiflow-sandbox")
 # The Python environment mounted read-only inside (pytest, ruff, bandit come from it):
 # by default the one this process runs in, and the interpreter it was made from.
 SANDBOX_VENV = env.str("SANDBOX_VENV", default=sys.prefix)

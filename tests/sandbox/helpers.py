@@ -1,0 +1,35 @@
+"""Helpers shared by the sandbox and terminal tests."""
+
+import time
+from typing import Any
+
+from projects.sandbox import processes_of_uid
+
+# A uid pool of the tests' own, so "no process is left" looks only at what these tests ran
+# (another checkout's tests on this machine use the default pool).
+TEST_UID_BASE = 310000
+TEST_UID_COUNT = 8
+
+
+def use_test_uid_pool(settings: Any, slot_dir: str) -> None:
+    settings.SANDBOX_UID_BASE = TEST_UID_BASE
+    settings.SANDBOX_UID_COUNT = TEST_UID_COUNT
+    settings.SANDBOX_SLOT_DIR = slot_dir
+
+
+def sandbox_processes() -> list[int]:
+    """Pids of every process running under a uid of the tests' pool."""
+    pids: list[int] = []
+    for uid in range(TEST_UID_BASE, TEST_UID_BASE + TEST_UID_COUNT):
+        pids.extend(processes_of_uid(uid))
+    return pids
+
+
+def sandbox_processes_after_settling(seconds: float = 5.0) -> list[int]:
+    """The pool's processes once the kernel had a moment to reap the killed ones."""
+    deadline = time.monotonic() + seconds
+    pids = sandbox_processes()
+    while pids and time.monotonic() < deadline:
+        time.sleep(0.1)
+        pids = sandbox_processes()
+    return pids
