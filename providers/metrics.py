@@ -10,11 +10,13 @@ LLM_TOKENS = Counter(
 )
 LLM_COST = Counter("llm_cost_usd_total", "What LLM calls cost, in USD", ["provider", "model"])
 LLM_ERRORS = Counter(
-    "llm_errors_total", "Failed LLM calls, by kind (status code or 'transport')",
+    "llm_errors_total",
+    "Failed LLM calls, by kind (status code or 'transport')",
     ["provider", "model", "kind"],
 )
 LLM_FAILOVERS = Counter(
-    "llm_failovers_total", "Moves from a model to the next of its chain, by the model left",
+    "llm_failovers_total",
+    "Moves from a model to the next of its chain, by the model left",
     ["provider", "model", "reason"],
 )
 LLM_LATENCY = Histogram(

@@ -174,7 +174,7 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
             json_schema=request.json_schema,
         )
     except Exception as exc:  # a model that cannot even be built: misconfiguration
-        log.error("provider.build_failed", provider=provider, model=model, error=str(exc))
+        log.exception("provider.build_failed", provider=provider, model=model, error=str(exc))
         return CallFailure(False, None, None, f"cannot build {provider}:{model}: {exc}")
 
     max_attempts = settings.LLM_RETRY_MAX_ATTEMPTS
@@ -190,9 +190,7 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
             metrics.LLM_ERRORS.labels(provider, model, kind_label).inc()
             metrics.LLM_LATENCY.labels(provider, model).observe(latency_ms / 1000)
             stats_record_call(provider=provider, model=model, latency_ms=latency_ms, ok=False)
-            opened = (
-                circuit_record_failure(provider) if failure.counts_against_provider else False
-            )
+            opened = circuit_record_failure(provider) if failure.counts_against_provider else False
             log.warning(
                 "provider.call_failed",
                 role=request.role,
@@ -215,7 +213,7 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
 
         latency_ms = int((time.monotonic() - started) * 1000)
         circuit_record_success(provider)
-        usage = message.usage_metadata or {}
+        usage: dict[str, Any] = dict(message.usage_metadata or {})
         tokens_in = int(usage.get("input_tokens", 0))
         tokens_out = int(usage.get("output_tokens", 0))
         cost = cost_usd(provider=provider, model=model, tokens_in=tokens_in, tokens_out=tokens_out)

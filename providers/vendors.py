@@ -59,75 +59,81 @@ def build_chat_model(
     kind = options["kind"]
     timeout = timeout if timeout is not None else settings.LLM_TIMEOUT_SECONDS
     common: dict[str, Any] = {"temperature": temperature} if temperature is not None else {}
+    params: dict[str, Any]
     if kind == "openai":
         from langchain_openai import ChatOpenAI
 
-        return ChatOpenAI(
-            model=model,
-            base_url=options.get("base_url") or None,
-            api_key=options.get("api_key") or "not-needed",
-            default_headers=options.get("headers") or None,
-            max_retries=0,
-            timeout=timeout,
-            max_tokens=max_tokens,
+        params = {
+            "model": model,
+            "base_url": options.get("base_url") or None,
+            "api_key": options.get("api_key") or "not-needed",
+            "default_headers": options.get("headers") or None,
+            "max_retries": 0,
+            "timeout": timeout,
+            "max_tokens": max_tokens,
             **common,
-        )
+        }
+        return ChatOpenAI(**params)
     if kind == "azure":
         from langchain_openai import AzureChatOpenAI
 
-        return AzureChatOpenAI(
-            azure_endpoint=options["endpoint"],
-            azure_deployment=model,
-            api_version=options.get("api_version"),
-            api_key=options["api_key"],
-            max_retries=0,
-            timeout=timeout,
-            max_tokens=max_tokens,
+        params = {
+            "azure_endpoint": options["endpoint"],
+            "azure_deployment": model,
+            "api_version": options.get("api_version"),
+            "api_key": options["api_key"],
+            "max_retries": 0,
+            "timeout": timeout,
+            "max_tokens": max_tokens,
             **common,
-        )
+        }
+        return AzureChatOpenAI(**params)
     if kind == "anthropic":
         from langchain_anthropic import ChatAnthropic
 
-        return ChatAnthropic(
-            model=model,
-            api_key=options["api_key"],
-            base_url=options.get("base_url") or None,
-            max_retries=0,
-            default_request_timeout=timeout,
-            max_tokens=max_tokens,
+        params = {
+            "model": model,
+            "api_key": options["api_key"],
+            "base_url": options.get("base_url") or None,
+            "max_retries": 0,
+            "default_request_timeout": timeout,
+            "max_tokens": max_tokens,
             **common,
-        )
+        }
+        return ChatAnthropic(**params)
     if kind == "bedrock":
         from botocore.config import Config
         from langchain_aws import ChatBedrockConverse
 
-        return ChatBedrockConverse(
-            model=model,
-            region_name=options.get("region") or None,
-            endpoint_url=options.get("endpoint_url") or None,
-            config=Config(
+        params = {
+            "model": model,
+            "region_name": options.get("region") or None,
+            "endpoint_url": options.get("endpoint_url") or None,
+            "config": Config(
                 retries={"total_max_attempts": 1, "mode": "standard"},
                 connect_timeout=timeout,
                 read_timeout=timeout,
             ),
-            max_tokens=max_tokens,
+            "max_tokens": max_tokens,
             **common,
-        )
+        }
+        return ChatBedrockConverse(**params)
     if kind == "vertex":
         from langchain_google_genai import ChatGoogleGenerativeAI
 
-        return ChatGoogleGenerativeAI(
-            model=model,
-            vertexai=True,
-            project=options.get("project") or None,
-            location=options.get("location") or None,
-            credentials=_vertex_credentials(options),
-            base_url=options.get("base_url") or None,
-            max_retries=1,  # attempts, including the first: no SDK retry
-            timeout=timeout,
-            max_output_tokens=max_tokens,
+        params = {
+            "model": model,
+            "vertexai": True,
+            "project": options.get("project") or None,
+            "location": options.get("location") or None,
+            "credentials": _vertex_credentials(options),
+            "base_url": options.get("base_url") or None,
+            "max_retries": 1,  # attempts, including the first: no SDK retry
+            "timeout": timeout,
+            "max_output_tokens": max_tokens,
             **common,
-        )
+        }
+        return ChatGoogleGenerativeAI(**params)
     if kind == "offline":
         from .offline.model import OfflineChatModel
 

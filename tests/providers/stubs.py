@@ -65,9 +65,7 @@ class StubServer:
                 )
                 reply = server._next(received)
                 payload = (
-                    reply.body
-                    if isinstance(reply.body, bytes)
-                    else json.dumps(reply.body).encode()
+                    reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 )
                 self.send_response(reply.status)
                 headers = {"Content-Type": "application/json", **reply.headers}
@@ -87,8 +85,7 @@ class StubServer:
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def _next(self, received: Received) -> Reply:
         with self._lock:
@@ -197,4 +194,6 @@ def vertex_reply(text: str, *, tokens=(17, 6)) -> Reply:
 
 
 def google_token_reply() -> Reply:
-    return Reply(body={"access_token": "stub-access-token", "expires_in": 3600, "token_type": "Bearer"})
+    return Reply(
+        body={"access_token": "stub-access-token", "expires_in": 3600, "token_type": "Bearer"}
+    )

@@ -32,9 +32,7 @@ def delays(monkeypatch):
     return recorded
 
 
-def test_a_primary_answering_503_three_times_opens_its_circuit_and_fails_over(
-    pair, ledger, delays
-):
+def test_a_primary_answering_503_three_times_opens_its_circuit_and_fails_over(pair, ledger, delays):
     primary, secondary = pair
     primary.default = lambda _: openai_error(503)
 
@@ -125,9 +123,7 @@ def test_a_retry_after_longer_than_allowed_fails_over_instead_of_waiting(
     assert completion.provider == "secondary"
 
 
-def test_transient_errors_are_retried_with_growing_jittered_backoff(
-    pair, llm_settings, delays
-):
+def test_transient_errors_are_retried_with_growing_jittered_backoff(pair, llm_settings, delays):
     primary, _ = pair
     llm_settings.LLM_RETRY_BACKOFF_SECONDS = 1.0
     llm_settings.LLM_RETRY_BACKOFF_MAX_SECONDS = 10.0

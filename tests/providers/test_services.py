@@ -87,7 +87,9 @@ def test_price_overrides_from_settings_replace_the_built_in_table(vendor, llm_se
 def test_an_invalid_answer_then_a_valid_one_gives_one_repair_and_the_parsed_result(vendor):
     vendor.script = [
         openai_reply('{"passed": "perhaps"}', prompt_tokens=100, completion_tokens=20),
-        openai_reply('{"passed": true, "reason": "all green"}', prompt_tokens=150, completion_tokens=30),
+        openai_reply(
+            '{"passed": true, "reason": "all green"}', prompt_tokens=150, completion_tokens=30
+        ),
     ]
     run = Ledger()
 
@@ -221,7 +223,7 @@ def test_offline_latency_comes_from_settings(llm_settings):
 
     model = build_chat_model(provider="offline", model="offline", temperature=None, max_tokens=10)
 
-    assert model.latency_ms == 25
+    assert getattr(model, "latency_ms", None) == 25
 
 
 def test_an_unknown_provider_in_a_chain_is_a_clear_error(llm_settings):

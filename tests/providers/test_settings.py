@@ -38,7 +38,10 @@ def _settings_with(**env: str) -> subprocess.CompletedProcess:
 def test_with_no_provider_configured_every_role_falls_back_to_offline():
     result = _settings_with()
 
-    assert json.loads(result.stdout) == {"providers": {}, "chains": {"default": ["offline:offline"]}}
+    assert json.loads(result.stdout) == {
+        "providers": {},
+        "chains": {"default": ["offline:offline"]},
+    }
 
 
 def test_a_configured_provider_replaces_the_offline_default():

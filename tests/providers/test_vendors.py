@@ -29,9 +29,15 @@ class Verdict(BaseModel):
 def test_openrouter_gets_a_chat_completion_with_bearer_key_and_usage_is_priced(
     llm_settings, stub_server
 ):
-    server = stub_server(lambda _: openai_reply("print('hi')", prompt_tokens=12, completion_tokens=5))
+    server = stub_server(
+        lambda _: openai_reply("print('hi')", prompt_tokens=12, completion_tokens=5)
+    )
     llm_settings.LLM_PROVIDERS = {
-        "openrouter": {"kind": "openai", "base_url": server.url + "/api/v1", "api_key": "sk-or-stub"}
+        "openrouter": {
+            "kind": "openai",
+            "base_url": server.url + "/api/v1",
+            "api_key": "sk-or-stub",
+        }
     }
     llm_settings.LLM_CHAINS = {"default": ["openrouter:openai/gpt-4o-mini"]}
 
@@ -220,7 +226,9 @@ def test_vertex_generate_content_goes_over_rest_to_the_base_url_with_stub_creden
         "gemini-2.5-flash:generateContent"
     )
     assert received.headers["authorization"] == "Bearer stub-access-token"
-    assert received.json["contents"] == [{"role": "user", "parts": [{"text": "Write hello world."}]}]
+    assert received.json["contents"] == [
+        {"role": "user", "parts": [{"text": "Write hello world."}]}
+    ]
     assert received.json["systemInstruction"]["parts"] == [{"text": "You are the coder."}]
     assert completion.text == "hi from gemini"
     assert (completion.tokens_in, completion.tokens_out) == (17, 6)
@@ -254,4 +262,3 @@ def test_vertex_schema_is_requested_as_a_json_response_schema(
     assert config["responseMimeType"] == "application/json"
     assert config["responseJsonSchema"]["properties"].keys() == {"passed", "reason"}
     assert completion.parsed == Verdict(passed=True, reason="ok")
-

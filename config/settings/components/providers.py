@@ -178,6 +178,10 @@ LLM_STATS_WINDOW_SECONDS = env.int("LLM_STATS_WINDOW_SECONDS", default=900)
 
 OFFLINE_LATENCY_MS = env.int("OFFLINE_LATENCY_MS", default=0)
 
-for _setting in ("LLM_RETRY_MAX_ATTEMPTS", "LLM_CIRCUIT_FAILURE_THRESHOLD", "LLM_MAX_OUTPUT_TOKENS"):
+for _setting in (
+    "LLM_RETRY_MAX_ATTEMPTS",
+    "LLM_CIRCUIT_FAILURE_THRESHOLD",
+    "LLM_MAX_OUTPUT_TOKENS",
+):
     if globals()[_setting] < 1:
         raise ImproperlyConfigured(f"{_setting} must be at least 1")

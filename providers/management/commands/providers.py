@@ -34,7 +34,9 @@ class Command(BaseCommand):
             )
             for row in rows
         ]
-        widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=False)]
+        widths = [
+            max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=False)
+        ]
         for line in (header, *lines):
             self.stdout.write("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
         failed = [row for row in rows if not row["ok"]]

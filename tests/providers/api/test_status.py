@@ -59,9 +59,7 @@ def test_staff_see_circuits_calls_errors_and_latency_per_provider_and_model(
     assert "secret" not in response.content.decode()
 
 
-def test_the_offline_default_is_reported_when_no_provider_is_configured(
-    staff_client, llm_settings
-):
+def test_the_offline_default_is_reported_when_no_provider_is_configured(staff_client, llm_settings):
     body = staff_client.get("/admin/providers").json()
 
     assert body["offline_default"] is True
