@@ -24,6 +24,8 @@ class Run(models.Model):
         CANCELLED = "cancelled"
 
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+    # Statuses in which the canvas is (or should be) moving.
+    ACTIVE = (Status.QUEUED, Status.DESIGNING, Status.RUNNING, Status.INTEGRATING)
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="runs")
     created_by = models.ForeignKey(
@@ -44,6 +46,14 @@ class Run(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     next_event_seq = models.PositiveIntegerField(default=1)
+    # Set by POST /runs/{id}/approve; the approval gate lets the canvas past design only then.
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # Wall-time bound of the current attempt (set on start and on every resume).
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # {"design": {"started_at": iso, "completed_at": iso}, "coding": {...}, ...}
+    stages = models.JSONField(default=dict, blank=True)
+    budget_warned = models.BooleanField(default=False)
+    resume_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -78,6 +88,8 @@ class PlanTask(models.Model):
     depends_on = models.JSONField(default=list, blank=True)
     layer = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # The task's accepted output: {"files": {path: content}, "attempt": n, "verdict": {...}}.
+    result = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["layer", "id"]

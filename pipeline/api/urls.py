@@ -1,3 +1,23 @@
-from django.urls import path  # noqa: F401
+"""Routes of runs (the API has no prefix)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .views import (
+    GenerateApi,
+    ProjectRunListApi,
+    RunApproveApi,
+    RunCancelApi,
+    RunDetailApi,
+    RunResumeApi,
+    RunStepListApi,
+)
+
+urlpatterns = [
+    path("projects/<int:project_id>/generate", GenerateApi.as_view(), name="project-generate"),
+    path("projects/<int:project_id>/runs", ProjectRunListApi.as_view(), name="project-runs"),
+    path("runs/<int:run_id>", RunDetailApi.as_view(), name="run-detail"),
+    path("runs/<int:run_id>/steps", RunStepListApi.as_view(), name="run-steps"),
+    path("runs/<int:run_id>/cancel", RunCancelApi.as_view(), name="run-cancel"),
+    path("runs/<int:run_id>/resume", RunResumeApi.as_view(), name="run-resume"),
+    path("runs/<int:run_id>/approve", RunApproveApi.as_view(), name="run-approve"),
+]

@@ -366,7 +366,7 @@ _IMPORTS: dict[str, str] = {
     ),
 }
 _TESTS: dict[str, str] = {
-    "core.py": '''
+    "core.py": """
         from {pkg}.core import parse_items, summarize
 
 
@@ -376,8 +376,8 @@ _TESTS: dict[str, str] = {
 
         def test_summarize_counts_case_insensitively():
             assert summarize(["a", "A", "b"]) == {{"a": 2, "b": 1}}
-        ''',
-    "storage.py": '''
+        """,
+    "storage.py": """
         from {pkg}.storage import load_items, save_items
 
 
@@ -389,8 +389,8 @@ _TESTS: dict[str, str] = {
 
         def test_missing_file_loads_as_no_items(tmp_path):
             assert load_items(str(tmp_path / "absent.json")) == []
-        ''',
-    "cli.py": '''
+        """,
+    "cli.py": """
         import json
 
         from {pkg}.cli import main
@@ -401,7 +401,7 @@ _TESTS: dict[str, str] = {
             assert main([store, "a, b"]) == 0
             assert main([store, "A"]) == 0
             assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {{"a": 2, "b": 1}}
-        ''',
+        """,
 }
 
 

@@ -1,8 +1,62 @@
 """Settings of the pipeline part of the platform, read from the environment."""
 
-from ..env import env  # noqa: F401
+from datetime import timedelta
 
-PIPELINE_BEAT_SCHEDULE: dict = {}
+from django.core.exceptions import ImproperlyConfigured
+
+from ..env import env
+
+# ==== Pipeline core (canvas, bounds, durability) ============================================
+# Defaults of a run's options (POST /projects/{id}/generate may override them per run).
+PIPELINE_MAX_DESIGN_ROUNDS = env.int("PIPELINE_MAX_DESIGN_ROUNDS", default=3)
+PIPELINE_MAX_FIX_ATTEMPTS = env.int("PIPELINE_MAX_FIX_ATTEMPTS", default=3)
+PIPELINE_REQUIRE_APPROVAL = env.bool("PIPELINE_REQUIRE_APPROVAL", default=False)
+# Budget of a run in USD when the request names none (empty: no budget).
+PIPELINE_DEFAULT_BUDGET_USD = env.str("PIPELINE_DEFAULT_BUDGET_USD", default="")
+# Bounds no run may pass: integration consult rounds, tokens, wall time.
+PIPELINE_MAX_CONSULT_ROUNDS = env.int("PIPELINE_MAX_CONSULT_ROUNDS", default=2)
+PIPELINE_MAX_RUN_TOKENS = env.int("PIPELINE_MAX_RUN_TOKENS", default=2_000_000)
+PIPELINE_MAX_WALL_SECONDS = env.int("PIPELINE_MAX_WALL_SECONDS", default=3600)
+# Limits on what a request may ask for.
+PIPELINE_OPTION_MAX_ROUNDS = env.int("PIPELINE_OPTION_MAX_ROUNDS", default=10)
+PIPELINE_OPTION_MAX_FIX_ATTEMPTS = env.int("PIPELINE_OPTION_MAX_FIX_ATTEMPTS", default=10)
+PIPELINE_PROMPT_MAX_CHARS = env.int("PIPELINE_PROMPT_MAX_CHARS", default=20_000)
+# Context each step's prompt may carry, in tokens (about four characters each).
+PIPELINE_CONTEXT_BUDGET_TOKENS = env.int("PIPELINE_CONTEXT_BUDGET_TOKENS", default=12_000)
+# A running step touches its heartbeat this often; a run whose heartbeat is older than
+# PIPELINE_STALE_SECONDS is resumed by the reaper (beat, every PIPELINE_REAPER_SECONDS).
+PIPELINE_HEARTBEAT_SECONDS = env.float("PIPELINE_HEARTBEAT_SECONDS", default=10.0)
+PIPELINE_STALE_SECONDS = env.float("PIPELINE_STALE_SECONDS", default=300.0)
+PIPELINE_REAPER_SECONDS = env.float("PIPELINE_REAPER_SECONDS", default=60.0)
+# A task that finds its step claimed by a live worker waits this long before looking again.
+PIPELINE_BUSY_RETRY_SECONDS = env.float("PIPELINE_BUSY_RETRY_SECONDS", default=5.0)
+# The tester runs the code in the sandbox (projects.checks) when available; otherwise it
+# gives a static review, labelled as such.
+SANDBOX_TESTS_ENABLED = env.bool("SANDBOX_TESTS_ENABLED", default=True)
+
+for _name in (
+    "PIPELINE_MAX_DESIGN_ROUNDS",
+    "PIPELINE_MAX_FIX_ATTEMPTS",
+    "PIPELINE_MAX_CONSULT_ROUNDS",
+    "PIPELINE_MAX_RUN_TOKENS",
+    "PIPELINE_MAX_WALL_SECONDS",
+    "PIPELINE_CONTEXT_BUDGET_TOKENS",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1")
+if not 0 < PIPELINE_HEARTBEAT_SECONDS < PIPELINE_STALE_SECONDS:
+    raise ImproperlyConfigured(
+        "PIPELINE_HEARTBEAT_SECONDS must be positive and below PIPELINE_STALE_SECONDS"
+    )
+
+PIPELINE_BEAT_SCHEDULE: dict = {
+    "pipeline-reap-stale-runs": {
+        "task": "pipeline.reap_stale_runs",
+        "schedule": timedelta(seconds=PIPELINE_REAPER_SECONDS),
+        "options": {"queue": "default", "expires": PIPELINE_REAPER_SECONDS},
+    },
+}
+# ==== END pipeline core ======================================================================
 
 # ==== BEGIN streaming / artifacts block (owned by the streaming helper) =====================
 # Artifacts live in the named "artifacts" storage: the local filesystem under MEDIA_ROOT by

@@ -1,0 +1,119 @@
+"""Input and output serializers of the run endpoints."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from ..models import Run, Step
+from ..selectors import run_rounds, run_tasks
+
+
+class GenerateInputSerializer(serializers.Serializer):
+    prompt = serializers.CharField(allow_blank=False, trim_whitespace=True)
+    options = serializers.DictField(required=False, allow_null=True, default=None)
+
+
+class GenerateOutputSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField()
+    status = serializers.CharField()
+    events_url = serializers.CharField()
+
+
+class RunListSerializer(serializers.ModelSerializer):
+    events_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "project",
+            "status",
+            "error",
+            "error_code",
+            "prompt",
+            "options",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "tokens_in",
+            "tokens_out",
+            "cost_usd",
+            "budget_usd",
+            "events_url",
+        ]
+
+    def get_events_url(self, run: Run) -> str:
+        return f"/runs/{run.id}/events"
+
+
+class RunDetailSerializer(RunListSerializer):
+    stages = serializers.JSONField()
+    rounds = serializers.SerializerMethodField()
+    tasks = serializers.SerializerMethodField()
+    design = serializers.SerializerMethodField()
+    steps_url = serializers.SerializerMethodField()
+    files_url = serializers.SerializerMethodField()
+
+    class Meta(RunListSerializer.Meta):
+        fields = [
+            *RunListSerializer.Meta.fields,
+            "stages",
+            "rounds",
+            "tasks",
+            "design",
+            "approved_at",
+            "resume_count",
+            "steps_url",
+            "files_url",
+        ]
+
+    def get_rounds(self, run: Run) -> list[dict[str, Any]]:
+        return run_rounds(run=run)
+
+    def get_tasks(self, run: Run) -> list[dict[str, Any]]:
+        return run_tasks(run=run)
+
+    def get_design(self, run: Run) -> dict[str, Any] | None:
+        design = run.design or None
+        if design is None:
+            return None
+        return {
+            key: design.get(key)
+            for key in ("approved_round", "summary", "package", "components", "tech_choices")
+        }
+
+    def get_steps_url(self, run: Run) -> str:
+        return f"/runs/{run.id}/steps"
+
+    def get_files_url(self, run: Run) -> str:
+        return f"/projects/{run.project_id}/files?run={run.id}"
+
+
+class StepSerializer(serializers.ModelSerializer):
+    task = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Step
+        fields = [
+            "id",
+            "key",
+            "role",
+            "task",
+            "round",
+            "attempt",
+            "status",
+            "provider",
+            "model",
+            "tokens_in",
+            "tokens_out",
+            "cost_usd",
+            "latency_ms",
+            "llm_calls",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_task(self, step: Step) -> str | None:
+        return step.plan_task.key if step.plan_task_id and step.plan_task else None

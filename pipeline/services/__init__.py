@@ -1,0 +1,36 @@
+"""Writes of the pipeline: the run lifecycle other apps call, and the stages tasks call.
+
+Public: ``run_start``, ``run_cancel``, ``run_resume``, ``run_approve``, ``step_retry``,
+``run_reap_stale`` (the beat reaper). Stage functions live in ``pipeline.services.stages``,
+the durable step runner in ``pipeline.services.steps``.
+"""
+
+from .runs import (
+    RunOptions,
+    RunStopped,
+    emit,
+    run_approve,
+    run_cancel,
+    run_fail,
+    run_options_validate,
+    run_reap_stale,
+    run_resume,
+    run_start,
+    stage_mark,
+    step_retry,
+)
+
+__all__ = [
+    "RunOptions",
+    "RunStopped",
+    "emit",
+    "run_approve",
+    "run_cancel",
+    "run_fail",
+    "run_options_validate",
+    "run_reap_stale",
+    "run_resume",
+    "run_start",
+    "stage_mark",
+    "step_retry",
+]

@@ -1,0 +1,382 @@
+"""Runs: start, cancel, resume, approve; their status, bounds, stages and events.
+
+Every status change is a conditional update (``filter(status__in=...).update(...)``), so two
+workers (or a worker and a user) never both win a transition, and the run's final event is
+published in the same transaction as its final status: no event follows it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from common.errors import ApplicationError, Conflict
+from common.logging import get_logger
+
+from ..events import publish
+from ..models import Event, PlanTask, Run, Step
+
+logger = get_logger(__name__)
+
+TERMINAL_EVENTS = {"run.completed", "run.failed", "run.cancelled"}
+
+
+class RunStopped(Exception):
+    """The run is not active (finished, cancelled, or waiting for approval): stop quietly."""
+
+    def __init__(self, run_id: int):
+        super().__init__(f"run {run_id} is not active")
+        self.run_id = run_id
+
+
+# --- events and stages ----------------------------------------------------------------------
+
+
+def emit(*, run_id: int, type: str, payload: dict[str, Any] | None = None) -> Event | None:  # noqa: A002
+    """Publish an event unless the run already ended (its final event stays the last one)."""
+    with transaction.atomic():
+        status = Run.objects.select_for_update().values_list("status", flat=True).get(id=run_id)
+        if status in Run.FINISHED and type not in TERMINAL_EVENTS:
+            return None
+        return publish(run_id=run_id, type=type, payload=payload or {})
+
+
+def stage_mark(*, run_id: int, stage: str, edge: str) -> bool:
+    """Record that ``stage`` ``edge`` ("started"/"completed") happened, once; emit its event."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().only("id", "stages", "status").get(id=run_id)
+        if run.status in Run.FINISHED:
+            return False
+        stages = dict(run.stages or {})
+        entry = dict(stages.get(stage) or {})
+        field = f"{edge}_at"
+        if field in entry:
+            return False
+        entry[field] = timezone.now().isoformat()
+        stages[stage] = entry
+        run.stages = stages
+        run.save(update_fields=["stages"])
+        publish(run_id=run_id, type=f"stage.{edge}", payload={"stage": stage})
+    return True
+
+
+def run_touch(*, run_id: int) -> None:
+    """The run is alive: the reaper leaves it alone for another PIPELINE_STALE_SECONDS."""
+    Run.objects.filter(id=run_id).update(heartbeat_at=timezone.now())
+
+
+def run_set_status(*, run_id: int, status: str, from_statuses: tuple[str, ...]) -> bool:
+    """Move the run to ``status`` if it is in one of ``from_statuses``."""
+    return bool(
+        Run.objects.filter(id=run_id, status__in=from_statuses).update(
+            status=status, heartbeat_at=timezone.now()
+        )
+    )
+
+
+# --- failure and bounds ---------------------------------------------------------------------
+
+
+def run_fail(*, run_id: int, code: str, detail: str) -> bool:
+    """End an active run as failed with ``code`` (the reason) and ``detail``; once."""
+    with transaction.atomic():
+        updated = Run.objects.filter(
+            id=run_id, status__in=(*Run.ACTIVE, Run.Status.AWAITING_APPROVAL)
+        ).update(
+            status=Run.Status.FAILED,
+            error=detail[:4000],
+            error_code=code[:64],
+            finished_at=timezone.now(),
+        )
+        if not updated:
+            return False
+        Step.objects.filter(run_id=run_id, status=Step.Status.PENDING).update(
+            status=Step.Status.SKIPPED
+        )
+        publish(run_id=run_id, type="run.failed", payload={"reason": code, "detail": detail})
+        transaction.on_commit(lambda: _revoke(run_id))
+    logger.warning("run.failed", run_id=run_id, reason=code, detail=detail[:300])
+    return True
+
+
+def run_check_bounds(*, run_id: int) -> Run:
+    """The run, if active and within its bounds; else ``RunStopped`` (failing it if a bound hit).
+
+    Bounds checked before every step: wall time, tokens, dollars. (Rounds, fix attempts and
+    consult rounds are counted where they loop.)
+    """
+    run = Run.objects.get(id=run_id)
+    if run.status not in Run.ACTIVE:
+        raise RunStopped(run_id)
+    reason = None
+    if run.deadline_at is not None and timezone.now() > run.deadline_at:
+        reason = ("wall_time", f"The run took longer than {settings.PIPELINE_MAX_WALL_SECONDS}s.")
+    elif run.tokens_in + run.tokens_out > settings.PIPELINE_MAX_RUN_TOKENS:
+        reason = (
+            "max_tokens",
+            f"The run used more than {settings.PIPELINE_MAX_RUN_TOKENS} tokens.",
+        )
+    elif run.budget_usd is not None and run.cost_usd >= run.budget_usd:
+        reason = ("budget", f"The run spent its budget of ${run.budget_usd}.")
+    if reason:
+        run_fail(run_id=run_id, code=reason[0], detail=reason[1])
+        raise RunStopped(run_id)
+    return run
+
+
+# --- options ---------------------------------------------------------------------------------
+
+
+class RunOptions(BaseModel):
+    """What a request may set per run (``options`` of POST /projects/{id}/generate)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    providers: list[str] | None = None
+    require_approval: bool = False
+    max_design_rounds: int = Field(default=3, ge=1)
+    max_fix_attempts: int = Field(default=3, ge=1)
+    budget_usd: Decimal | None = Field(default=None, gt=0, max_digits=12, decimal_places=6)
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("name at least one provider, or leave providers out")
+        chain = []
+        configured = settings.LLM_PROVIDERS
+        for entry in value:
+            provider, _, model = str(entry).partition(":")
+            if provider != "offline" and provider not in configured:
+                raise ValueError(f"provider {provider!r} is not configured")
+            if not model:
+                model = (
+                    "offline"
+                    if provider == "offline"
+                    else configured[provider].get("default_model") or ""
+                )
+                if not model:
+                    raise ValueError(f"name a model for provider {provider!r} as 'provider:model'")
+            chain.append(f"{provider}:{model}")
+        return chain
+
+
+def run_options_validate(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Options with defaults from settings; ``ApplicationError(code="invalid_options")``."""
+    data = dict(options or {})
+    data.setdefault("require_approval", settings.PIPELINE_REQUIRE_APPROVAL)
+    data.setdefault("max_design_rounds", settings.PIPELINE_MAX_DESIGN_ROUNDS)
+    data.setdefault("max_fix_attempts", settings.PIPELINE_MAX_FIX_ATTEMPTS)
+    if data.get("budget_usd") is None and settings.PIPELINE_DEFAULT_BUDGET_USD:
+        data["budget_usd"] = settings.PIPELINE_DEFAULT_BUDGET_USD
+    try:
+        parsed = RunOptions.model_validate(data)
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ApplicationError(f"Invalid options: {detail}", code="invalid_options") from exc
+    if parsed.max_design_rounds > settings.PIPELINE_OPTION_MAX_ROUNDS:
+        raise ApplicationError(
+            f"max_design_rounds may be at most {settings.PIPELINE_OPTION_MAX_ROUNDS}.",
+            code="invalid_options",
+        )
+    if parsed.max_fix_attempts > settings.PIPELINE_OPTION_MAX_FIX_ATTEMPTS:
+        raise ApplicationError(
+            f"max_fix_attempts may be at most {settings.PIPELINE_OPTION_MAX_FIX_ATTEMPTS}.",
+            code="invalid_options",
+        )
+    result = parsed.model_dump(mode="json")
+    return result
+
+
+# --- the public services ------------------------------------------------------------------
+
+
+def _deadline() -> Any:
+    return timezone.now() + timedelta(seconds=settings.PIPELINE_MAX_WALL_SECONDS)
+
+
+def _dispatch_on_commit(run_id: int) -> None:
+    def send() -> None:
+        from ..canvas import canvas_dispatch
+
+        canvas_dispatch(run_id=run_id)
+
+    transaction.on_commit(send)
+
+
+def _revoke(run_id: int) -> None:
+    from ..canvas import canvas_revoke
+
+    try:
+        canvas_revoke(run_id=run_id)
+    except Exception:
+        logger.warning("run.revoke_failed", run_id=run_id, exc_info=True)
+
+
+def run_start(*, project: Any, user: Any, prompt: str, options: dict | None = None) -> Run:
+    """Create a run of ``project`` for ``prompt`` and queue its canvas once committed."""
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise ApplicationError("The prompt may not be empty.", code="invalid_prompt")
+    if len(prompt) > settings.PIPELINE_PROMPT_MAX_CHARS:
+        raise ApplicationError(
+            f"The prompt may be at most {settings.PIPELINE_PROMPT_MAX_CHARS} characters.",
+            code="invalid_prompt",
+        )
+    validated = run_options_validate(options)
+    budget = validated.get("budget_usd")
+    try:
+        budget_value = Decimal(str(budget)) if budget is not None else None
+    except InvalidOperation as exc:  # pragma: no cover - validated above
+        raise ApplicationError("Invalid budget_usd.", code="invalid_options") from exc
+    with transaction.atomic():
+        run = Run.objects.create(
+            project=project,
+            created_by=user,
+            prompt=prompt,
+            options=validated,
+            budget_usd=budget_value,
+            deadline_at=_deadline(),
+            heartbeat_at=timezone.now(),
+        )
+        publish(
+            run_id=run.id,
+            type="run.started",
+            payload={"prompt": prompt[:500], "options": validated},
+        )
+        _dispatch_on_commit(run.id)
+    logger.info("run.created", run_id=run.id, project_id=project.id)
+    return run
+
+
+def run_cancel(*, run: Run) -> Run:
+    """Cancel a run that has not finished: no further step starts; queued tasks are revoked."""
+    with transaction.atomic():
+        updated = Run.objects.filter(
+            id=run.id, status__in=(*Run.ACTIVE, Run.Status.AWAITING_APPROVAL)
+        ).update(
+            status=Run.Status.CANCELLED,
+            finished_at=timezone.now(),
+            error="Cancelled by the user.",
+            error_code="cancelled",
+        )
+        if not updated:
+            raise Conflict("The run has already finished.", code="run_finished")
+        Step.objects.filter(run_id=run.id, status=Step.Status.PENDING).update(
+            status=Step.Status.SKIPPED
+        )
+        publish(run_id=run.id, type="run.cancelled", payload={"reason": "cancelled"})
+        transaction.on_commit(lambda: _revoke(run.id))
+    logger.info("run.cancelled", run_id=run.id)
+    run.refresh_from_db()
+    return run
+
+
+def _reset_unfinished(run_id: int) -> None:
+    Step.objects.filter(
+        run_id=run_id,
+        status__in=(Step.Status.FAILED, Step.Status.RUNNING, Step.Status.SKIPPED),
+    ).update(status=Step.Status.PENDING, error="", heartbeat_at=None)
+    PlanTask.objects.filter(
+        run_id=run_id, status__in=(PlanTask.Status.FAILED, PlanTask.Status.RUNNING)
+    ).update(status=PlanTask.Status.PENDING)
+
+
+def run_resume(*, run: Run) -> Run:
+    """Rebuild and re-dispatch the run's canvas; finished steps answer from their rows.
+
+    A failed or cancelled run starts again where it stopped; an active run only when its
+    heartbeat is stale (its worker died), otherwise 409.
+    """
+    stale = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
+    resumable = Q(status__in=(Run.Status.FAILED, Run.Status.CANCELLED)) | Q(
+        status__in=Run.ACTIVE, heartbeat_at__lt=stale
+    )
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().filter(resumable, id=run.id).first()
+        if locked is None:
+            raise Conflict(
+                "Only a failed, cancelled or stalled run can be resumed.", code="not_resumable"
+            )
+        _run_restart(locked, reason="resumed")
+    run.refresh_from_db()
+    return run
+
+
+def _run_restart(run: Run, *, reason: str) -> None:
+    """Reset the unfinished steps and queue the canvas (inside the caller's transaction)."""
+    _reset_unfinished(run.id)
+    Run.objects.filter(id=run.id).update(
+        status=Run.Status.QUEUED,
+        error="",
+        error_code="",
+        finished_at=None,
+        deadline_at=_deadline(),
+        heartbeat_at=timezone.now(),
+        resume_count=run.resume_count + 1,
+    )
+    publish(run_id=run.id, type="run.resumed", payload={"reason": reason})
+    _dispatch_on_commit(run.id)
+    logger.info("run.resumed", run_id=run.id, reason=reason)
+
+
+def run_approve(*, run: Run) -> Run:
+    """Let a run waiting at the approval gate go on to coding."""
+    with transaction.atomic():
+        updated = Run.objects.filter(id=run.id, status=Run.Status.AWAITING_APPROVAL).update(
+            status=Run.Status.QUEUED,
+            approved_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+            deadline_at=_deadline(),
+        )
+        if not updated:
+            raise Conflict("The run is not waiting for approval.", code="not_awaiting_approval")
+        publish(run_id=run.id, type="run.approved", payload={})
+        _dispatch_on_commit(run.id)
+    run.refresh_from_db()
+    return run
+
+
+def step_retry(*, step: Step) -> Step:
+    """Run a failed (or skipped) step again: its run resumes, this step first in line."""
+    if step.status not in (Step.Status.FAILED, Step.Status.SKIPPED):
+        raise Conflict("Only a failed or skipped step can be retried.", code="not_retryable")
+    run_resume(run=step.run)
+    step.refresh_from_db()
+    return step
+
+
+def run_reap_stale() -> list[int]:
+    """Resume every active run whose heartbeat is stale (its worker died). The beat reaper."""
+    stale = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
+    resumed = []
+    candidates = Run.objects.filter(status__in=Run.ACTIVE).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
+    )
+    for run_id in candidates.values_list("id", flat=True):
+        with transaction.atomic():
+            run = (
+                Run.objects.select_for_update(skip_locked=True)
+                .filter(id=run_id, status__in=Run.ACTIVE)
+                .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+                .first()
+            )
+            if run is None:
+                continue
+            _run_restart(run, reason="stale")
+            resumed.append(run_id)
+    if resumed:
+        logger.warning("run.reaped", runs=resumed)
+    return resumed
