@@ -13,9 +13,10 @@ from typing import Any
 from django.utils import timezone
 from django_otp import user_has_device
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
+from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.tokens import Token
 
 from .models import User, UserSession
@@ -34,18 +35,27 @@ class SessionJWTAuthentication(JWTAuthentication):
             request.auth_session = result[0]._auth_session  # type: ignore[attr-defined,union-attr]
         return result  # type: ignore[return-value]
 
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        """simplejwt's checks (signature, expiry, type ``access``), one flat error for all."""
+        try:
+            return super().get_validated_token(raw_token)
+        except InvalidToken as exc:
+            raise AuthenticationFailed(
+                "Token is invalid or expired.", code="token_not_valid"
+            ) from exc
+
     def get_user(self, validated_token: Token) -> User:  # type: ignore[override]
         sid = validated_token.get(SID_CLAIM)
         user_id = validated_token.get("user_id")
         try:
             uuid.UUID(str(sid))
         except ValueError as exc:
-            raise InvalidToken("Token has no valid session.") from exc
+            raise AuthenticationFailed("Token has no valid session.", code="token_not_valid") from exc
         if sid_is_revoked(str(sid)):
             raise AuthenticationFailed("This session has been signed out.", code="session_revoked")
         session = UserSession.objects.select_related("user").filter(pk=sid).first()
         if session is None or str(session.user_id) != str(user_id):
-            raise InvalidToken("Token has no valid session.")
+            raise AuthenticationFailed("Token has no valid session.", code="token_not_valid")
         if session.revoked_at is not None:
             raise AuthenticationFailed("This session has been signed out.", code="session_revoked")
         user = session.user

@@ -156,7 +156,8 @@ def user_sessions_revoke_all(*, user: User, reason: str) -> int:
             _blacklist(jti=jti)
     sids = [str(sid) for sid, _ in live]
     transaction.on_commit(lambda: revoked_sids_add(sids))
-    logger.info("accounts.sessions.revoked_all", user_id=user.id, count=len(sids), reason=reason)
+    if sids:
+        logger.info("accounts.sessions.revoked_all", user_id=user.id, count=len(sids), reason=reason)
     return len(sids)
 
 

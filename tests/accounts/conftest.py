@@ -39,8 +39,8 @@ def refresh(token: str) -> Any:
 
 
 def totp_code(device: Any, *, offset_steps: int = 0) -> str:
-    """The code ``device`` expects now (or ``offset_steps`` steps away)."""
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    """The code an authenticator app shows now (or ``offset_steps`` steps away)."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, 0)
     totp.time = time.time() + offset_steps * device.step
     return f"{totp.token():0{device.digits}d}"
 
