@@ -6,14 +6,16 @@ format (OpenAI, Azure, Vertex), a forced tool call (Anthropic, Bedrock models th
 it), or, for models with neither, an instruction in the prompt.
 """
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import google.auth
 from django.conf import settings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
 
 from .types import ProviderError
@@ -36,13 +38,21 @@ def provider_options(provider: str) -> dict[str, Any]:
     return options
 
 
-def _vertex_credentials(options: dict[str, Any]) -> Any:
-    path = options.get("credentials_file")
+@functools.lru_cache(maxsize=16)
+def _load_vertex_credentials(path: str) -> Any:
+    # One credentials object per file and process: it refreshes its access token only when
+    # that expires, instead of once per call.
     if not path:
-        return None  # google-genai falls back to Application Default Credentials
+        credentials, _ = google.auth.default(scopes=VERTEX_SCOPES)
+        return credentials
     from google.oauth2 import service_account
 
     return service_account.Credentials.from_service_account_file(path, scopes=VERTEX_SCOPES)
+
+
+def _vertex_credentials(options: dict[str, Any]) -> Any:
+    """A service-account file's credentials, or Application Default Credentials."""
+    return _load_vertex_credentials(options.get("credentials_file") or "")
 
 
 def build_chat_model(
@@ -175,6 +185,8 @@ def invocation_for(
     """The request for ``chat_model``, asking for ``json_schema`` the vendor's native way."""
     if kind == "offline":
         return Invocation(chat_model, messages, {"role": role, "schema": json_schema})
+    if kind == "bedrock" and "titan" in str(getattr(chat_model, "model_id", "")):
+        messages = _fold_system_messages(messages)
     if json_schema is None or schema_name is None:
         return Invocation(chat_model, messages)
     name = _tool_name(schema_name)
@@ -203,8 +215,23 @@ def invocation_for(
     )
     if tool_choice_ok:
         return Invocation(chat_model.bind_tools([tool], tool_choice=name), messages, tool=name)
-    instruction = SystemMessage(
+    instruction = (
         "Answer with one JSON object only, no prose and no code fence, valid against this "
         f"JSON Schema:\n{json.dumps(json_schema)}"
     )
-    return Invocation(chat_model, [*messages, instruction])
+    if kind == "bedrock" and "titan" in str(getattr(chat_model, "model_id", "")):
+        return Invocation(
+            chat_model, _fold_system_messages([*messages, SystemMessage(instruction)])
+        )
+    return Invocation(chat_model, [*messages, SystemMessage(instruction)])
+
+
+def _fold_system_messages(messages: list[BaseMessage]) -> list[BaseMessage]:
+    """Titan text models take no system prompt: it goes ahead of the first user turn."""
+    system = "\n\n".join(str(m.text) for m in messages if isinstance(m, SystemMessage))
+    rest = [m for m in messages if not isinstance(m, SystemMessage)]
+    if not system:
+        return rest
+    if rest and isinstance(rest[0], HumanMessage):
+        return [HumanMessage(content=f"{system}\n\n{rest[0].text}"), *rest[1:]]
+    return [HumanMessage(content=system), *rest]

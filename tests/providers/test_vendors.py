@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from providers.services import complete
 from tests.providers.stubs import (
+    Reply,
     anthropic_reply,
     bedrock_reply,
     google_token_reply,
@@ -136,23 +137,34 @@ def test_anthropic_schema_is_requested_as_a_forced_tool_call(llm_settings, stub_
     assert completion.parsed == Verdict(passed=False, reason="red")
 
 
-def test_bedrock_converse_is_signed_with_sigv4_through_the_endpoint_url(
-    llm_settings, stub_server, monkeypatch
-):
+@pytest.fixture
+def aws_env(monkeypatch):
+    """Stub keys for boto3's standard credential chain (the environment comes first)."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSTUBEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "stub-secret")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    server = stub_server(lambda _: bedrock_reply("hi from titan", tokens=(30, 11)))
+
+
+@pytest.fixture
+def bedrock(llm_settings, stub_server, aws_env):
+    server = stub_server(lambda _: bedrock_reply("hi from bedrock", tokens=(30, 11)))
     llm_settings.LLM_PROVIDERS = {
         "bedrock": {"kind": "bedrock", "region": "us-east-1", "endpoint_url": server.url}
     }
-    llm_settings.LLM_CHAINS = {"default": ["bedrock:amazon.titan-text-express-v1"]}
+    return server
+
+
+CLAUDE_ON_BEDROCK = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+
+
+def test_bedrock_converse_is_signed_with_sigv4_through_the_endpoint_url(bedrock, llm_settings):
+    llm_settings.LLM_CHAINS = {"default": [f"bedrock:{CLAUDE_ON_BEDROCK}"]}
 
     completion = complete(role="coder", messages=MESSAGES)
 
-    (received,) = server.requests
-    assert received.path == "/model/amazon.titan-text-express-v1/converse"
+    (received,) = bedrock.requests
+    assert received.path == "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
     authorization = received.headers["authorization"]
     assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDSTUBEXAMPLE/")
     assert "/us-east-1/bedrock/aws4_request" in authorization
@@ -160,9 +172,75 @@ def test_bedrock_converse_is_signed_with_sigv4_through_the_endpoint_url(
     assert received.json["messages"] == [
         {"role": "user", "content": [{"text": "Write hello world."}]}
     ]
-    assert completion.text == "hi from titan"
+    assert completion.text == "hi from bedrock"
     assert (completion.tokens_in, completion.tokens_out) == (30, 11)
+    assert completion.cost_usd == (30 * Decimal(3) + 11 * Decimal(15)) / 1_000_000
+
+
+def test_bedrock_titan_gets_the_system_prompt_inside_the_user_turn(bedrock, llm_settings):
+    llm_settings.LLM_CHAINS = {"default": ["bedrock:amazon.titan-text-express-v1"]}
+
+    completion = complete(role="coder", messages=MESSAGES)
+
+    (received,) = bedrock.requests
+    assert received.path == "/model/amazon.titan-text-express-v1/converse"
+    assert not received.json.get("system")
+    assert received.json["messages"] == [
+        {"role": "user", "content": [{"text": "You are the coder.\n\nWrite hello world."}]}
+    ]
     assert completion.cost_usd == (30 * Decimal("0.2") + 11 * Decimal("0.6")) / 1_000_000
+
+
+def test_bedrock_claude_schema_is_requested_as_a_forced_tool_call(bedrock, llm_settings):
+    llm_settings.LLM_CHAINS = {"default": [f"bedrock:{CLAUDE_ON_BEDROCK}"]}
+    bedrock.default = lambda _: Reply(
+        body={
+            "output": {
+                "message": {
+                    "role": "assistant",
+                    "content": [
+                        {
+                            "toolUse": {
+                                "toolUseId": "t1",
+                                "name": "Verdict",
+                                "input": {"passed": True, "reason": "tool"},
+                            }
+                        }
+                    ],
+                }
+            },
+            "stopReason": "tool_use",
+            "usage": {"inputTokens": 5, "outputTokens": 5, "totalTokens": 10},
+            "metrics": {"latencyMs": 1},
+        }
+    )
+
+    completion = complete(role="tester", messages=MESSAGES, schema=Verdict)
+
+    tool_config = bedrock.requests[0].json["toolConfig"]
+    assert tool_config["toolChoice"] == {"tool": {"name": "Verdict"}}
+    assert completion.parsed == Verdict(passed=True, reason="tool")
+
+
+def test_a_bedrock_throttling_answer_is_retried_by_the_router_alone(
+    bedrock, llm_settings, monkeypatch
+):
+    from providers import router
+
+    monkeypatch.setattr(router, "sleep", lambda _: None)
+    llm_settings.LLM_CHAINS = {"default": [f"bedrock:{CLAUDE_ON_BEDROCK}"]}
+    bedrock.script = [
+        Reply(
+            status=429,
+            body={"message": "Too many requests"},
+            headers={"x-amzn-ErrorType": "ThrottlingException"},
+        )
+    ]
+
+    completion = complete(role="coder", messages=MESSAGES)
+
+    assert len(bedrock.requests) == 2
+    assert completion.attempts == 2
 
 
 @pytest.fixture
@@ -262,3 +340,62 @@ def test_vertex_schema_is_requested_as_a_json_response_schema(
     assert config["responseMimeType"] == "application/json"
     assert config["responseJsonSchema"]["properties"].keys() == {"passed", "reason"}
     assert completion.parsed == Verdict(passed=True, reason="ok")
+
+
+def test_anthropic_overloaded_529_is_retried_once_by_the_router(
+    llm_settings, stub_server, monkeypatch
+):
+    from providers import router
+
+    monkeypatch.setattr(router, "sleep", lambda _: None)
+    server = stub_server(lambda _: anthropic_reply(text="hello"))
+    server.script = [
+        Reply(
+            status=529,
+            body={"type": "error", "error": {"type": "overloaded_error", "message": "busy"}},
+        )
+    ]
+    llm_settings.LLM_PROVIDERS = {
+        "anthropic": {"kind": "anthropic", "api_key": "sk-ant-stub", "base_url": server.url}
+    }
+    llm_settings.LLM_CHAINS = {"default": ["anthropic:claude-sonnet-4-6"]}
+
+    completion = complete(role="coder", messages=MESSAGES)
+
+    assert len(server.requests) == 2
+    assert completion.attempts == 2
+
+
+def test_a_vertex_503_is_retried_by_the_router_alone(
+    llm_settings, stub_server, service_account_file, monkeypatch
+):
+    from providers import router
+
+    monkeypatch.setattr(router, "sleep", lambda _: None)
+    failures = [
+        Reply(status=503, body={"error": {"code": 503, "message": "busy", "status": "UNAVAILABLE"}})
+    ]
+
+    def responder(request):
+        if request.path == "/token":
+            return google_token_reply()
+        if failures:
+            return failures.pop()
+        return vertex_reply("after a retry")
+
+    server = stub_server(responder)
+    llm_settings.LLM_PROVIDERS = {
+        "vertex": {
+            "kind": "vertex",
+            "project": "stub-project",
+            "location": "us-central1",
+            "base_url": server.url,
+            "credentials_file": service_account_file(server.url + "/token"),
+        }
+    }
+    llm_settings.LLM_CHAINS = {"default": ["vertex:gemini-2.5-flash"]}
+
+    completion = complete(role="coder", messages=MESSAGES)
+
+    assert len(server.calls_to(":generateContent")) == 2
+    assert (completion.text, completion.attempts) == ("after a retry", 2)
