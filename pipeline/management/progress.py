@@ -53,6 +53,12 @@ class ProgressPrinter:
     started: datetime
     verbosity: int = 1
     totals: Totals = field(default_factory=Totals)
+    # step id -> the name printed when it started (completion events carry fewer fields).
+    names: dict[Any, str] = field(default_factory=dict)
+
+    def _name(self, payload: dict[str, Any]) -> str:
+        ident = payload.get("step_id") or payload.get("key")
+        return self.names.get(ident) or _step_name(payload)
 
     def _line(self, event: dict[str, Any], text: str) -> None:
         elapsed = (_parse_at(event["at"]) - self.started).total_seconds()
@@ -68,7 +74,8 @@ class ProgressPrinter:
         elif kind == "stage.completed":
             self._line(event, f"stage {payload.get('stage', '-')} completed")
         elif kind == "step.started":
-            self._line(event, f"step  {_step_name(payload)} started")
+            name = self.names[payload.get("step_id") or payload.get("key")] = _step_name(payload)
+            self._line(event, f"step  {name} started")
         elif kind == "step.completed":
             totals.steps += 1
             tokens_in, tokens_out = (
@@ -83,12 +90,12 @@ class ProgressPrinter:
             latency = int(payload.get("latency_ms") or 0) / 1000
             self._line(
                 event,
-                f"step  {_step_name(payload)} done  model={model} tokens={tokens_in}/{tokens_out} "
+                f"step  {self._name(payload)} done  model={model} tokens={tokens_in}/{tokens_out} "
                 f"cost=${cost:.6f} model_time={latency:.1f}s | total tokens="
                 f"{totals.tokens_in}/{totals.tokens_out} cost=${totals.cost_usd:.6f}",
             )
         elif kind == "step.failed":
-            self._line(event, f"step  {_step_name(payload)} FAILED: {payload.get('reason', '?')}")
+            self._line(event, f"step  {self._name(payload)} FAILED: {payload.get('reason', '?')}")
         elif kind == "file.written":
             totals.files += 1
             if self.verbosity >= 2:

@@ -37,14 +37,14 @@ def publish_progress(run: Run) -> None:
     publish(
         run_id=run.pk,
         type="step.started",
-        payload={"role": "architect", "round": 1, "attempt": 1, "task": None},
+        payload={"step_id": 7, "role": "architect", "round": 1, "attempt": 1, "task": None},
     )
     publish(
         run_id=run.pk,
         type="step.completed",
         payload={
+            "step_id": 7,
             "role": "architect",
-            "round": 1,
             "task": None,
             "provider": "offline",
             "model": "offline-1",
