@@ -1,0 +1,212 @@
+"""Sliding-window rate limits (limits' moving window on Redis) and brute-force lockout."""
+
+import time
+
+import pytest
+from django.test import override_settings
+from limits import parse
+from limits.storage import RedisStorage
+from limits.strategies import FixedWindowRateLimiter
+from rest_framework.response import Response
+from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
+from rest_framework.views import APIView
+
+from accounts.throttling import GenerateRateThrottle
+from tests.accounts.conftest import bearer, login, refresh
+from tests.factories import DEFAULT_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+
+
+def _rates(**changes: str) -> dict:
+    from django.conf import settings
+
+    return {**settings.ACCOUNTS_RATE_LIMITS, **changes}
+
+
+def _login(email: str, password: str = DEFAULT_PASSWORD, ip: str = "10.0.0.1"):
+    return APIClient().post(
+        "/auth/login", {"email": email, "password": password}, format="json", REMOTE_ADDR=ip
+    )
+
+
+def test_the_login_after_the_limit_inside_the_window_is_429_with_retry_after(user):
+    with override_settings(ACCOUNTS_RATE_LIMITS=_rates(login="3/minute")):
+        allowed = [_login(user.email).status_code for _ in range(3)]
+        refused = _login(user.email)
+    assert allowed == [200, 200, 200]
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json()["code"] == "throttled"
+
+
+def test_the_login_limit_is_per_client_ip(user):
+    with override_settings(ACCOUNTS_RATE_LIMITS=_rates(login="2/minute")):
+        _login(user.email, ip="10.0.0.1")
+        _login(user.email, ip="10.0.0.1")
+        elsewhere = _login(user.email, ip="10.0.0.2")
+    assert elsewhere.status_code == 200
+
+
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
+
+
+def test_the_window_slides_across_a_fixed_bucket_edge(user):
+    """Limit 3 per 3 s. One hit opens a fixed bucket at t0; two more land at t0+1.5. Just past
+    the bucket's edge (t0+3.3) a fixed window would start from zero; the moving window still
+    holds the two hits from t0+1.5, so it allows one more and refuses the next."""
+    fixed = FixedWindowRateLimiter(RedisStorage(_redis_url()))
+    item = parse("3 per 3 seconds")
+    outcomes = []
+    fixed_outcomes = []
+    with override_settings(ACCOUNTS_RATE_LIMITS=_rates(login="3 per 3 seconds")):
+        t0 = time.time()
+        outcomes.append(_login(user.email).status_code)
+        fixed_outcomes.append(fixed.hit(item, "straddle"))
+        _sleep_until(t0 + 1.5)
+        for _ in range(2):
+            outcomes.append(_login(user.email).status_code)
+            fixed_outcomes.append(fixed.hit(item, "straddle"))
+        _sleep_until(t0 + 3.3)
+        for _ in range(2):
+            outcomes.append(_login(user.email).status_code)
+            fixed_outcomes.append(fixed.hit(item, "straddle"))
+    assert outcomes == [200, 200, 200, 200, 429]
+    # The same hits against a fixed bucket: all five pass, two bursts back to back.
+    assert fixed_outcomes == [True, True, True, True, True]
+
+
+def _redis_url() -> str:
+    from django.conf import settings
+
+    return settings.REDIS_URL
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/auth/login", {"email": "a@example.com", "password": "x"}),
+        ("/auth/register", {"username": "a", "email": "a@example.com", "password": "x"}),
+        ("/auth/refresh", {"refresh": "x"}),
+        ("/auth/mfa/verify", {"mfa_token": "x", "code": "123456"}),
+        ("/auth/oauth/exchange", {"code": "x"}),
+    ],
+)
+def test_with_redis_down_auth_endpoints_fail_closed_with_503(path, body):
+    with override_settings(ACCOUNTS_RATE_LIMIT_STORAGE_URL=DEAD_REDIS):
+        response = APIClient().post(path, body, format="json")
+    assert response.status_code == 503
+    assert response.json()["code"] == "rate_limit_unavailable"
+
+
+def test_with_redis_down_a_valid_login_is_refused_too(user):
+    with override_settings(ACCOUNTS_RATE_LIMIT_STORAGE_URL=DEAD_REDIS):
+        response = _login(user.email)
+    assert response.status_code == 503
+
+
+def test_with_redis_down_ordinary_api_calls_still_work(tokens):
+    with override_settings(ACCOUNTS_RATE_LIMIT_STORAGE_URL=DEAD_REDIS):
+        response = bearer(tokens["access"]).get("/auth/me")
+    assert response.status_code == 200
+
+
+def test_the_api_is_limited_per_user(user, other_user):
+    mine = login(user)
+    theirs = login(other_user)
+    with override_settings(ACCOUNTS_RATE_LIMITS=_rates(user="3/minute")):
+        statuses = [bearer(mine["access"]).get("/auth/me").status_code for _ in range(4)]
+        other = bearer(theirs["access"]).get("/auth/me")
+    assert statuses == [200, 200, 200, 429]
+    assert other.status_code == 200
+
+
+class _GenerateView(APIView):
+    throttle_classes = [GenerateRateThrottle]
+
+    def post(self, request):
+        return Response({"ok": True}, status=202)
+
+
+class _ScopedGenerateView(APIView):
+    throttle_scope = "generate"
+
+    def post(self, request):
+        return Response({"ok": True}, status=202)
+
+
+@pytest.mark.parametrize("view_class", [_GenerateView, _ScopedGenerateView])
+def test_generation_has_its_own_tighter_per_user_limit(user, view_class):
+    view = view_class.as_view()
+    factory = APIRequestFactory()
+
+    def call():
+        request = factory.post("/projects/1/generate", {}, format="json")
+        force_authenticate(request, user=user)
+        return view(request)
+
+    with override_settings(ACCOUNTS_RATE_LIMITS=_rates(generate="2/hour")):
+        statuses = [call().status_code for _ in range(3)]
+        refused = call()
+    assert statuses == [202, 202, 429]
+    assert int(refused["Retry-After"]) > 60
+
+
+def test_refresh_is_limited_per_ip(tokens):
+    with override_settings(ACCOUNTS_RATE_LIMITS=_rates(refresh="1/minute")):
+        refresh(tokens["refresh"])
+        response = refresh(tokens["refresh"])
+    assert response.status_code == 429
+
+
+def test_register_is_limited_per_ip():
+    with override_settings(ACCOUNTS_RATE_LIMITS=_rates(register="1/minute")):
+        APIClient().post("/auth/register", {"username": "a"}, format="json")
+        response = APIClient().post("/auth/register", {"username": "b"}, format="json")
+    assert response.status_code == 429
+
+
+# --- Brute-force lockout ----------------------------------------------------------------
+
+
+@override_settings(ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD=3)
+def test_after_n_failed_logins_even_the_right_password_is_refused(user):
+    for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):  # spread over IPs: the lock is per account
+        assert _login(user.email, password="wrong-guess-123", ip=ip).status_code == 401
+    response = _login(user.email, ip="10.0.0.4")
+    assert response.status_code == 429
+    assert response.json()["code"] == "login_locked"
+    assert int(response["Retry-After"]) >= 1
+
+
+@override_settings(ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD=3)
+def test_the_lockout_does_not_reveal_whether_the_account_exists(user):
+    for _ in range(3):
+        _login(user.email, password="wrong-guess-123")
+        _login("nobody@example.com", password="wrong-guess-123")
+    existing = _login(user.email, password="wrong-guess-123")
+    unknown = _login("nobody@example.com", password="wrong-guess-123")
+    assert existing.status_code == unknown.status_code == 429
+    assert existing.json() == {**unknown.json(), "retry_after": existing.json()["retry_after"]}
+
+
+@override_settings(ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD=3)
+def test_the_lockout_of_one_account_leaves_others_alone(user, other_user):
+    for _ in range(3):
+        _login(user.email, password="wrong-guess-123")
+    assert _login(other_user.email).status_code == 200
+
+
+@override_settings(ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD=3)
+def test_a_successful_login_clears_the_failure_count(user):
+    _login(user.email, password="wrong-guess-123")
+    _login(user.email, password="wrong-guess-123")
+    assert _login(user.email).status_code == 200
+    _login(user.email, password="wrong-guess-123")
+    _login(user.email, password="wrong-guess-123")
+    assert _login(user.email).status_code == 200
+
+
