@@ -81,18 +81,27 @@ def canvas_revoke(*, run_id: int) -> int:
     return len(ids)
 
 
+def _si(task: Any, *args: Any) -> Signature:
+    """An immutable signature of ``task`` on its queue."""
+    from .tasks import QUEUES
+
+    return task.si(*args).set(queue=QUEUES[task.name])
+
+
 def design_round(run_id: int, round: int) -> Signature:  # noqa: A002
     from . import tasks
 
-    return chain(tasks.design_architect.si(run_id, round), tasks.design_planner.si(run_id, round))
+    return chain(
+        _si(tasks.design_architect, run_id, round), _si(tasks.design_planner, run_id, round)
+    )
 
 
 def task_chain(run_id: int, plan_task_id: int, attempt: int) -> Signature:
     from . import tasks
 
     return chain(
-        tasks.coder.si(run_id, plan_task_id, attempt),
-        tasks.tester.si(run_id, plan_task_id, attempt),
+        _si(tasks.coder, run_id, plan_task_id, attempt),
+        _si(tasks.tester, run_id, plan_task_id, attempt),
     )
 
 
@@ -104,9 +113,9 @@ def coding_canvas(run_id: int, layers: list[list[int]]) -> Signature:
     for index, layer in enumerate(layers):
         header = group(task_chain(run_id, task_id, 1) for task_id in layer)
         last = index == len(layers) - 1
-        parts.append(chord(header, tasks.layer_done.si(run_id, index, last)))
-    parts.append(tasks.integrate.si(run_id))
-    parts.append(tasks.finalize.si(run_id))
+        parts.append(chord(header, _si(tasks.layer_done, run_id, index, last)))
+    parts.append(_si(tasks.integrate, run_id))
+    parts.append(_si(tasks.finalize, run_id))
     return chain(*parts)
 
 
@@ -117,7 +126,7 @@ def canvas_for(run_id: int, step: Next) -> Signature:
     if step.kind == "design":
         return design_round(run_id, step.args[0])
     if step.kind == "orchestrate":
-        return tasks.orchestrate.si(run_id)
+        return _si(tasks.orchestrate, run_id)
     if step.kind == "layers":
         return coding_canvas(run_id, step.args[0])
     if step.kind == "fix":

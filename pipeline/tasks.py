@@ -25,6 +25,20 @@ from .services.steps import StepBusy
 
 logger = get_logger(__name__)
 
+# Where each task runs: model steps on llm, code-running steps on sandbox (the canvas sets
+# the queue on every signature; a Celery task attribute ``queue`` is deprecated).
+QUEUES = {
+    "pipeline.design_architect": "llm",
+    "pipeline.design_planner": "llm",
+    "pipeline.orchestrate": "llm",
+    "pipeline.coder": "llm",
+    "pipeline.tester": "sandbox",
+    "pipeline.layer_done": "default",
+    "pipeline.integrate": "sandbox",
+    "pipeline.finalize": "default",
+    "pipeline.reap_stale_runs": "default",
+}
+
 # A busy step is looked at again every PIPELINE_BUSY_RETRY_SECONDS; after this many looks
 # the reaper's stale-heartbeat rule has long since taken over.
 BUSY_MAX_RETRIES = 1000
@@ -58,25 +72,25 @@ def _guarded(task: Task, run_id: int, body: Callable[[], stages.Next | None]) ->
         canvas.canvas_remember(run_id=run_id, sig=sig)
 
 
-@shared_task(bind=True, name="pipeline.design_architect", queue="llm")
+@shared_task(bind=True, name="pipeline.design_architect")
 def design_architect(self: Task, run_id: int, round: int) -> None:  # noqa: A002
     """Design round ``round``: the architect's proposal."""
     return _guarded(self, run_id, lambda: stages.design_architect(run_id=run_id, round=round))
 
 
-@shared_task(bind=True, name="pipeline.design_planner", queue="llm")
+@shared_task(bind=True, name="pipeline.design_planner")
 def design_planner(self: Task, run_id: int, round: int) -> None:  # noqa: A002
     """Design round ``round``: the planner's review; replaced by the next round or orchestrate."""
     return _guarded(self, run_id, lambda: stages.design_planner(run_id=run_id, round=round))
 
 
-@shared_task(bind=True, name="pipeline.orchestrate", queue="llm")
+@shared_task(bind=True, name="pipeline.orchestrate")
 def orchestrate(self: Task, run_id: int) -> None:
     """The approval gate and the orchestrator; replaced by the layers' chords."""
     return _guarded(self, run_id, lambda: stages.orchestrate(run_id=run_id))
 
 
-@shared_task(bind=True, name="pipeline.coder", queue="llm")
+@shared_task(bind=True, name="pipeline.coder")
 def coder(self: Task, run_id: int, plan_task_id: int, attempt: int) -> None:
     """A task's coder, attempt ``attempt``."""
     return _guarded(
@@ -86,7 +100,7 @@ def coder(self: Task, run_id: int, plan_task_id: int, attempt: int) -> None:
     )
 
 
-@shared_task(bind=True, name="pipeline.tester", queue="sandbox")
+@shared_task(bind=True, name="pipeline.tester")
 def tester(self: Task, run_id: int, plan_task_id: int, attempt: int) -> None:
     """A task's tester; a red verdict replaces it with the next coder -> tester attempt."""
     return _guarded(
@@ -96,25 +110,25 @@ def tester(self: Task, run_id: int, plan_task_id: int, attempt: int) -> None:
     )
 
 
-@shared_task(bind=True, name="pipeline.layer_done", queue="default")
+@shared_task(bind=True, name="pipeline.layer_done")
 def layer_done(self: Task, run_id: int, layer: int, last: bool) -> None:
     """The chord callback of a DAG layer."""
     return _guarded(self, run_id, lambda: stages.layer_done(run_id=run_id, layer=layer, last=last))
 
 
-@shared_task(bind=True, name="pipeline.integrate", queue="sandbox")
+@shared_task(bind=True, name="pipeline.integrate")
 def integrate(self: Task, run_id: int) -> None:
     """Merge, resolve conflicts (consulting architect and planner), run the full suite."""
     return _guarded(self, run_id, lambda: stages.integrate(run_id=run_id))
 
 
-@shared_task(bind=True, name="pipeline.finalize", queue="default")
+@shared_task(bind=True, name="pipeline.finalize")
 def finalize(self: Task, run_id: int) -> None:
     """Store the artifacts and complete the run."""
     return _guarded(self, run_id, lambda: stages.finalize(run_id=run_id))
 
 
-@shared_task(name="pipeline.reap_stale_runs", queue="default")
+@shared_task(name="pipeline.reap_stale_runs")
 def reap_stale_runs() -> list[int]:
     """Beat: resume the runs whose heartbeat went stale (their worker died)."""
     return run_reap_stale()

@@ -733,7 +733,7 @@ def integrate(*, run_id: int) -> None:
                 )
                 suite_failures = []
             continue
-        suite = _suite(run_id, number, tree)
+        suite = _suite(run_id, number + 1, tree)
         if suite.get("passed"):
             break
         report = suite.get("report") or {}
@@ -749,6 +749,7 @@ def integrate(*, run_id: int) -> None:
             "role": "integrator",
             "status": Step.Status.SUCCEEDED,
             "output": {"files": tree},
+            "started_at": timezone.now(),
             "finished_at": timezone.now(),
         },
     )

@@ -244,8 +244,8 @@ def _design(context: dict[str, Any], action: str | None) -> dict[str, Any]:
         "resolutions": [
             {
                 "objection": objection,
-                "resolution": "Addressed: load_items returns [] for a missing file and main "
-                "returns a non-zero status on unreadable input, both covered by tests.",
+                "resolution": "Addressed: load_items returns [] for a missing file (tested), "
+                "and the CLI reports bad arguments through argparse (exit status 2).",
             }
             for objection in objections
         ],

@@ -44,3 +44,68 @@ def test_generate_runs_design_rounds_layers_integration_and_finalize(
     assert Artifact.objects.filter(run=run, path="todo_list/cli.py").exists()
     assert Event.objects.filter(run=run).order_by("-seq").first().type == "run.completed"
 
+
+def test_independent_tasks_of_one_layer_run_concurrently(
+    celery_worker: Any, api_client: Any, project: Any, no_sandbox: None, slow_model: None
+) -> None:
+    response = api_client.post(
+        f"/projects/{project.id}/generate", {"prompt": PROMPT}, format="json"
+    )
+    run = wait_for_run(response.json()["run_id"])
+
+    core = Step.objects.get(run=run, key="task:core:coder:1")
+    storage = Step.objects.get(run=run, key="task:storage:coder:1")
+    cli = Step.objects.get(run=run, key="task:cli:coder:1")
+    assert run.status == Run.Status.COMPLETED
+    assert max(core.started_at, storage.started_at) < min(core.finished_at, storage.finished_at)
+    assert cli.started_at > max(core.finished_at, storage.finished_at)
+
+
+def test_every_step_of_a_run_is_stored_once_with_its_usage(
+    celery_worker: Any, api_client: Any, project: Any, no_sandbox: None
+) -> None:
+    response = api_client.post(
+        f"/projects/{project.id}/generate", {"prompt": PROMPT}, format="json"
+    )
+    run = wait_for_run(response.json()["run_id"])
+
+    steps = api_client.get(f"/runs/{run.id}/steps").json()
+    model_steps = [s for s in steps if s["role"] != "integrator" or s["model"]]
+    assert run.status == Run.Status.COMPLETED
+    assert len({s["key"] for s in steps}) == len(steps)
+    assert all(s["status"] == "succeeded" for s in steps)
+    assert all(s["model"] == "offline" and s["tokens_in"] > 0 for s in model_steps[:5])
+    assert run.tokens_in == sum(s["tokens_in"] for s in steps)
+
+
+def test_static_review_is_labelled_when_the_sandbox_is_off(
+    celery_worker: Any, api_client: Any, project: Any, no_sandbox: None
+) -> None:
+    response = api_client.post(
+        f"/projects/{project.id}/generate", {"prompt": PROMPT}, format="json"
+    )
+    run = wait_for_run(response.json()["run_id"])
+
+    results = Event.objects.filter(run=run, type="test.result", payload__task="core")
+    assert [e.payload["mode"] for e in results] == ["static review"]
+    assert results[0].payload["summary"].startswith("static review")
+
+
+def test_a_failing_first_attempt_is_fixed_by_the_next_coder_attempt(
+    celery_worker: Any, api_client: Any, project: Any, script: Any
+) -> None:
+    script([{"role": "coder", "task": "core", "action": "bug", "times": 1}])
+
+    response = api_client.post(
+        f"/projects/{project.id}/generate", {"prompt": PROMPT}, format="json"
+    )
+    run = wait_for_run(response.json()["run_id"], timeout=240)
+
+    results = Event.objects.filter(run=run, type="test.result", payload__task="core")
+    assert run.status == Run.Status.COMPLETED
+    assert [(e.payload["attempt"], e.payload["passed"]) for e in results] == [(1, False), (2, True)]
+    assert results[0].payload["mode"] == "sandbox"
+    assert "summarize" in " ".join(results[0].payload["failures"])
+    assert PlanTask.objects.get(run=run, key="core").result["attempt"] == 2
+
+
