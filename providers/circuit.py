@@ -67,3 +67,8 @@ def circuit_record_failure(provider: str) -> bool:
         client.delete(key + ":probe")
         return True
     return False
+
+
+def circuit_release_probe(provider: str) -> None:
+    """The half-open probe ended without a verdict on the provider's health (e.g. a 400)."""
+    get_redis().delete(_key(provider) + ":probe")

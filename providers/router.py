@@ -19,7 +19,13 @@ from common.logging import get_logger
 
 from . import metrics
 from .cache import cache_enabled, cache_get, cache_key
-from .circuit import OPEN, circuit_allows, circuit_record_failure, circuit_record_success
+from .circuit import (
+    OPEN,
+    circuit_allows,
+    circuit_record_failure,
+    circuit_record_success,
+    circuit_release_probe,
+)
 from .circuit import circuit_state as _circuit_state
 from .errors import CallFailure, classify
 from .offline.model import message_dicts
@@ -98,7 +104,8 @@ def _check_budget(request: Request, provider: str, model: str) -> None:
     worst = worst_case_cost_usd(
         provider=provider, model=model, texts=texts, max_output_tokens=request.max_tokens
     )
-    if worst > Decimal(remaining):
+    remaining = Decimal(str(remaining))
+    if worst > remaining:
         log.warning(
             "provider.budget_refused",
             role=request.role,
@@ -111,7 +118,7 @@ def _check_budget(request: Request, provider: str, model: str) -> None:
         raise BudgetExceeded(
             f"Budget exceeded: a {request.role} call to {provider}:{model} may cost up to "
             f"${worst:.4f} (up to {request.max_tokens} output tokens) but the run has "
-            f"${Decimal(remaining):.4f} left; the call was not sent."
+            f"${remaining:.4f} left; the call was not sent."
         )
 
 
@@ -179,6 +186,8 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
 
     max_attempts = settings.LLM_RETRY_MAX_ATTEMPTS
     for attempt in range(1, max_attempts + 1):
+        if attempt > 1:  # the run may have spent meanwhile (its other steps run in parallel)
+            _check_budget(request, provider, model)
         started = time.monotonic()
         try:
             message, text = invocation.run()
@@ -190,7 +199,11 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
             metrics.LLM_ERRORS.labels(provider, model, kind_label).inc()
             metrics.LLM_LATENCY.labels(provider, model).observe(latency_ms / 1000)
             stats_record_call(provider=provider, model=model, latency_ms=latency_ms, ok=False)
-            opened = circuit_record_failure(provider) if failure.counts_against_provider else False
+            opened = False
+            if failure.counts_against_provider:
+                opened = circuit_record_failure(provider)
+            else:
+                circuit_release_probe(provider)
             log.warning(
                 "provider.call_failed",
                 role=request.role,

@@ -203,3 +203,42 @@ def test_a_role_uses_its_own_chain_before_the_default(pair, llm_settings):
 
     assert (completion.provider, completion.model) == ("secondary", "model-b")
     assert secondary.requests[0].json["model"] == "model-b"
+
+
+def test_a_timed_out_call_is_retried(pair, llm_settings, delays):
+    import time as real_time
+
+    primary, secondary = pair
+    llm_settings.LLM_TIMEOUT_SECONDS = 0.2
+    slow_once = [True]
+
+    def slow_then_quick(_):
+        if slow_once:
+            slow_once.pop()
+            real_time.sleep(1.0)
+        return openai_reply("in time")
+
+    primary.default = slow_then_quick
+
+    completion = complete(role="coder", messages=MESSAGES)
+
+    assert len(primary.requests) == 2
+    assert (completion.provider, completion.text, completion.attempts) == ("primary", "in time", 2)
+    assert secondary.requests == []
+
+
+def test_while_another_worker_probes_a_half_open_circuit_calls_go_to_the_secondary(
+    pair, llm_settings, delays
+):
+    from providers.circuit import circuit_allows
+
+    primary, _ = pair
+    primary.default = lambda _: openai_error(503)
+    complete(role="planner", messages=MESSAGES)
+    llm_settings.LLM_CIRCUIT_COOLDOWN_SECONDS = 0
+    assert circuit_allows("primary") is True  # another worker takes the single probe
+
+    completion = complete(role="planner", messages=MESSAGES)
+
+    assert len(primary.requests) == 3
+    assert completion.provider == "secondary"
