@@ -13,7 +13,10 @@ def test_retry_after_in_seconds_is_read_as_seconds():
 def test_retry_after_as_an_http_date_is_read_as_the_seconds_until_then():
     when = datetime.now(UTC) + timedelta(seconds=120)
 
-    assert 100 < parse_retry_after(format_datetime(when, usegmt=True)) <= 120
+    seconds = parse_retry_after(format_datetime(when, usegmt=True))
+
+    assert seconds is not None
+    assert 100 < seconds <= 120
 
 
 def test_an_unreadable_retry_after_is_ignored():
