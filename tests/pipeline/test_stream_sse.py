@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
+from rest_framework.test import APIClient
 
 from pipeline.events import publish
 from pipeline.models import Run
@@ -196,3 +197,14 @@ def test_a_malformed_last_event_id_is_a_bad_request(finished_run: Run, api_clien
     response = api_client.get(f"/runs/{finished_run.pk}/events", HTTP_LAST_EVENT_ID="abc")
 
     assert (response.status_code, response.json()["code"]) == (400, "invalid")
+
+
+def test_a_token_of_a_revoked_session_is_refused(finished_run: Run, user: Any) -> None:
+    from accounts.services import session_revoke, session_start
+
+    session, pair = session_start(user=user, ip="127.0.0.1", user_agent="pytest")
+    session_revoke(session=session, reason="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair.access}")
+
+    assert client.get(f"/runs/{finished_run.pk}/events").status_code == 401

@@ -136,3 +136,19 @@ async def test_a_forged_token_is_refused(run: Run, token: str) -> None:
     connected, _ = await communicator.connect()
 
     assert connected is False
+
+
+async def test_a_token_of_a_revoked_session_is_refused(run: Run, user: Any) -> None:
+    from accounts.services import session_revoke, session_start
+
+    def revoked_token() -> str:
+        session, pair = session_start(user=user, ip="127.0.0.1", user_agent="pytest")
+        session_revoke(session=session, reason="test")
+        return pair.access
+
+    token = await sync_to_async(revoked_token)()
+    communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?token={token}")
+
+    connected, _ = await communicator.connect()
+
+    assert connected is False
