@@ -103,7 +103,7 @@ def authenticate_scope(scope: dict[str, Any], token: str | None) -> Any:
     """
     request = Request(
         _request_from_scope(scope, token),
-        authenticators=[cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES],
+        authenticators=[cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES],  # type: ignore[operator]
     )
     try:
         user = request.user

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TextIO
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -49,7 +49,7 @@ class Totals:
 class ProgressPrinter:
     """Turns events into terminal lines: ``[elapsed] stage | what happened``."""
 
-    out: TextIO
+    out: Any  # a text stream: sys.stdout, or a management command's OutputWrapper
     started: datetime
     verbosity: int = 1
     totals: Totals = field(default_factory=Totals)

@@ -7,6 +7,7 @@ the latest completed run that has artifacts.
 import mimetypes
 import re
 import tempfile
+from collections.abc import Iterable
 from typing import Any
 
 from django.http import FileResponse, HttpResponse
@@ -14,6 +15,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -40,11 +43,14 @@ _ZIP_SPOOL_BYTES = 16 * 1024 * 1024
 class _AnyAcceptNegotiation(BaseContentNegotiation):
     """Raw file bodies answer whatever the client accepts; errors are JSON."""
 
-    def select_parser(self, request: Request, parsers: list) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> Any:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list, format_suffix: Any = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: Any = None
+    ) -> Any:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 def _int_param(request: Request, name: str, *, required: bool = False) -> int | None:
