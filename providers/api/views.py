@@ -1,5 +1,7 @@
 """``GET /admin/providers``: the providers' health for staff."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,5 +15,6 @@ class ProvidersStatusView(APIView):
 
     permission_classes = [IsAdminUser]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, tags=["providers"])
     def get(self, request: Request) -> Response:
         return Response(providers_status())
