@@ -156,8 +156,7 @@ def artifact_run_for_project(*, project: Project, run_id: int | None = None) -> 
     """The run whose tree the file endpoints show.
 
     ``run_id`` picks one of the project's runs (another project's run is ``NotFound``);
-    without it, the latest completed run that has artifacts, or failing that the latest
-    run of any status that has artifacts.
+    without it, the latest completed run that has artifacts.
     """
     from pipeline.models import Run
 
@@ -167,14 +166,14 @@ def artifact_run_for_project(*, project: Project, run_id: int | None = None) -> 
             return runs.get(id=run_id)
         except Run.DoesNotExist as exc:
             raise NotFound("Run not found.") from exc
-    with_files = runs.filter(Exists(Artifact.objects.filter(run=OuterRef("pk"))))
-    ordering = ("-created_at", "-id")
     run = (
-        with_files.filter(status=Run.Status.COMPLETED).order_by(*ordering).first()
-        or with_files.order_by(*ordering).first()
+        runs.filter(status=Run.Status.COMPLETED)
+        .filter(Exists(Artifact.objects.filter(run=OuterRef("pk"))))
+        .order_by("-created_at", "-id")
+        .first()
     )
     if run is None:
-        raise NotFound("This project has no files yet.", code="no_files")
+        raise NotFound("This project has no completed run with files yet.", code="no_files")
     return run
 
 

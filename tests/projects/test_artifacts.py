@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from common.errors import NotFound
 from pipeline.models import Event, Run
 from projects.artifacts import (
     InvalidArtifactPath,
@@ -201,3 +202,10 @@ def test_files_default_to_the_latest_completed_run_with_artifacts(
     artifact_store_tree(run=other_run, files={"b.txt": "b"})  # newer but still running
 
     assert artifact_run_for_project(project=project) == run
+
+
+def test_files_never_default_to_a_run_that_has_not_completed(project: Any, run: Run) -> None:
+    artifact_store_tree(run=run, files={"a.txt": "a"})
+
+    with pytest.raises(NotFound):
+        artifact_run_for_project(project=project)

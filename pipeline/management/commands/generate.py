@@ -224,3 +224,7 @@ class Command(BaseCommand):
             with opts["zip"].open("wb") as handle:
                 artifact_zip_write(run=run, fileobj=handle)
             self.stdout.write(f"  zip: {opts['zip'].resolve()}")
+        if opts["output"] is None and opts["zip"] is None:
+            self.stdout.write(
+                f"  (--attach {run.pk} --output DIR or --zip FILE writes them to this machine)"
+            )
