@@ -118,7 +118,11 @@ class ProjectFileContentApi(APIView):
 
     content_negotiation_class = _AnyAcceptNegotiation
 
-    @extend_schema(parameters=[RUN_PARAMETER], responses={(200, "*/*"): OpenApiTypes.BINARY})
+    @extend_schema(
+        operation_id="projects_file_content",
+        parameters=[RUN_PARAMETER],
+        responses={(200, "*/*"): OpenApiTypes.BINARY},
+    )
     def get(self, request: Request, project_id: int, path: str) -> HttpResponse:
         project = project_get_for_user(user=request.user, project_id=project_id)
         run = artifact_run_for_project(project=project, run_id=_int_param(request, "run"))
