@@ -177,10 +177,10 @@ def _uid_lease() -> Iterator[int]:
             try:
                 # A uid whose processes are still alive (a previous holder died mid-run)
                 # is swept before it is handed out again.
-                _kill_uid(uid)
+                kill_uid(uid)
                 yield uid
             finally:
-                _kill_uid(uid)
+                kill_uid(uid)
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
             return
@@ -212,7 +212,7 @@ def processes_of_uid(uid: int) -> list[int]:
     return pids
 
 
-def _kill_uid(uid: int) -> None:
+def kill_uid(uid: int) -> None:
     """Kill every process of ``uid`` (``kill(-1)`` sent from that uid), until none is left."""
     if os.geteuid() != 0 or uid < int(settings.SANDBOX_UID_BASE):
         return
@@ -472,7 +472,7 @@ class SandboxProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=10)
         if self.uid is not None:
-            _kill_uid(self.uid)
+            kill_uid(self.uid)
 
     def close(self) -> None:
         """Kill what is left and release the uid lease."""
@@ -480,7 +480,7 @@ class SandboxProcess:
             if self.popen.poll() is None:
                 self.kill()
             elif self.uid is not None:
-                _kill_uid(self.uid)
+                kill_uid(self.uid)
         finally:
             self._stack.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from django.conf import settings
@@ -36,7 +37,7 @@ def _prepare_dir(path: Path) -> None:
     os.chmod(path, 0o2770)  # noqa: S103 - group is the sandbox group only
 
 
-def workspace_write_files(*, workspace: Path, files: dict[str, str | bytes]) -> None:
+def workspace_write_files(*, workspace: Path, files: Mapping[str, str | bytes]) -> None:
     """Write ``files`` (relative path -> content) into ``workspace``.
 
     Paths are normalized by the artifact rules: absolute paths, ``..``, backslashes and NUL
@@ -52,7 +53,7 @@ def workspace_write_files(*, workspace: Path, files: dict[str, str | bytes]) -> 
         target.write_bytes(data)
 
 
-def workspace_materialize(*, files: dict[str, str | bytes], root: Path | None = None) -> Path:
+def workspace_materialize(*, files: Mapping[str, str | bytes], root: Path | None = None) -> Path:
     """A fresh workspace directory holding ``files``; the caller removes it when done.
 
     Rejects absolute paths and ``..`` (``InvalidArtifactPath``) before creating anything.

@@ -1,5 +1,9 @@
 """WebSocket routes of this app."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from .consumers import TerminalConsumer
+
+websocket_urlpatterns = [
+    path("ws/terminal/<int:project_id>/", TerminalConsumer.as_asgi()),
+]

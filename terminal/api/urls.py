@@ -1,3 +1,13 @@
-from django.urls import path  # noqa: F401
+"""Terminal routes (the API has no prefix)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .views import TerminalTicketView
+
+urlpatterns = [
+    path(
+        "projects/<int:project_id>/terminal/ticket",
+        TerminalTicketView.as_view(),
+        name="terminal-ticket",
+    ),
+]

@@ -1,0 +1,63 @@
+"""POST /projects/{id}/terminal/ticket issues a single-use ticket to the project's owner."""
+
+from typing import Any
+
+import redis
+from django.conf import settings
+
+from terminal.tickets import ticket_consume, ticket_key
+
+
+def url(project: Any) -> str:
+    return f"/projects/{project.pk}/terminal/ticket"
+
+
+def test_the_owner_gets_a_ticket_and_the_socket_url(api_client: Any, project: Any) -> None:
+    response = api_client.post(url(project))
+
+    body = response.json()
+    assert response.status_code == 201
+    assert body["ws_url"] == f"ws://testserver/ws/terminal/{project.pk}/?ticket={body['ticket']}"
+
+
+def test_the_ticket_is_bound_to_the_user_and_the_project(
+    api_client: Any, project: Any, user: Any
+) -> None:
+    ticket = api_client.post(url(project)).json()["ticket"]
+
+    claim = ticket_consume(ticket=ticket, project_id=project.pk)
+
+    assert (claim.user_id, claim.project_id) == (user.pk, project.pk)
+
+
+def test_the_ticket_is_stored_only_as_a_hash_that_expires(api_client: Any, project: Any) -> None:
+    ticket = api_client.post(url(project)).json()["ticket"]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    keys = [k.decode() for k in client.keys("aiflow:terminal:*")]
+
+    assert keys == [ticket_key(ticket)]
+    assert ticket not in keys[0]
+    assert 0 < client.ttl(keys[0]) <= settings.TERMINAL_TICKET_TTL
+
+
+def test_another_users_project_is_not_found(other_client: Any, project: Any) -> None:
+    response = other_client.post(url(project))
+
+    assert response.status_code == 404
+
+
+def test_an_anonymous_request_is_refused(anon_client: Any, project: Any) -> None:
+    response = anon_client.post(url(project))
+
+    assert response.status_code == 401
+
+
+def test_no_ticket_is_issued_when_the_terminal_is_disabled(
+    api_client: Any, project: Any, settings: Any
+) -> None:
+    settings.TERMINAL_ENABLED = False
+
+    response = api_client.post(url(project))
+
+    assert (response.status_code, response.json()["code"]) == (403, "terminal_disabled")

@@ -1,0 +1,223 @@
+"""/ws/terminal/<project_id>/ runs a real shell in the sandbox on a PTY for a valid ticket
+and an allowed Origin, and leaves nothing behind when the socket goes away."""
+
+import asyncio
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+
+from terminal.tickets import ticket_issue
+from tests.factories import ProjectFactory
+from tests.sandbox.helpers import sandbox_processes, sandbox_processes_after_settling
+from tests.terminal.conftest import communicator, read_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("project_workspace")]
+
+PROMPT = "$ "
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def lines(output: str) -> list[str]:
+    """The terminal's output as plain lines: escape sequences and carriage returns removed."""
+    return [line.replace("\r", "") for line in _ESCAPES.sub("", output).split("\n")]
+
+
+async def open_terminal(project_id: int, ticket: str) -> Any:
+    comm = communicator(project_id, ticket)
+    connected, _ = await comm.connect(timeout=15)
+    assert connected
+    await read_until(comm, PROMPT)
+    return comm
+
+
+async def run(comm: Any, command: str, marker: str) -> str:
+    await comm.send_json_to({"type": "input", "data": f"{command}; echo {marker}\n"})
+    return await read_until(comm, f"\n{marker}\r\n")
+
+
+async def test_a_valid_ticket_runs_echo_hi(project: Any, ticket: str) -> None:
+    comm = await open_terminal(project.pk, ticket)
+
+    output = await run(comm, "echo hi", "END")
+    await comm.disconnect()
+
+    assert "hi" in lines(output)
+
+
+async def test_the_shell_starts_in_the_projects_workspace(
+    project: Any, ticket: str, project_workspace: Any
+) -> None:
+    (project_workspace / "hello.txt").write_text("from the workspace\n")
+    comm = await open_terminal(project.pk, ticket)
+
+    output = await run(comm, "cat hello.txt", "END")
+    await comm.disconnect()
+
+    assert "from the workspace" in lines(output)
+
+
+async def test_a_resize_changes_stty_size(project: Any, ticket: str) -> None:
+    comm = await open_terminal(project.pk, ticket)
+
+    await comm.send_json_to({"type": "resize", "cols": 123, "rows": 45})
+    output = await run(comm, "stty size", "END")
+    await comm.disconnect()
+
+    assert "45 123" in lines(output)
+
+
+async def test_utf8_output_arrives_whole(project: Any, ticket: str) -> None:
+    comm = await open_terminal(project.pk, ticket)
+
+    output = await run(comm, "printf 'caf\\303\\251 \\342\\202\\254\\n'", "END")
+    await comm.disconnect()
+
+    assert "café €" in lines(output)
+
+
+async def received_frames(comm: Any) -> list[str]:
+    """Every text frame until the server closes the socket."""
+    frames = []
+    while True:
+        frame = await comm.receive_output(timeout=15)
+        if frame["type"] != "websocket.send":
+            return frames
+        frames.append(frame["text"])
+
+
+async def test_the_exit_frame_carries_the_shells_exit_code(project: Any, ticket: str) -> None:
+    comm = await open_terminal(project.pk, ticket)
+
+    await comm.send_json_to({"type": "input", "data": "exit 7\n"})
+    frames = await received_frames(comm)
+
+    assert json.loads(frames[-1]) == {"type": "exit", "code": 7}
+
+
+async def test_a_disconnect_leaves_no_process_behind(project: Any, ticket: str) -> None:
+    comm = await open_terminal(project.pk, ticket)
+    await run(comm, "sleep 1000 & sleep 1000 & true", "STARTED")
+    running = sandbox_processes()
+
+    await comm.disconnect()
+    left = await asyncio.to_thread(sandbox_processes_after_settling)
+
+    assert (bool(running), left) == (True, [])
+
+
+async def test_a_reused_ticket_is_refused(project: Any, ticket: str) -> None:
+    first = await open_terminal(project.pk, ticket)
+    await first.disconnect()
+
+    connected, code = await communicator(project.pk, ticket).connect(timeout=15)
+
+    assert (connected, code) == (False, 4401)
+
+
+async def test_an_expired_ticket_is_refused(project: Any, user: Any, settings: Any) -> None:
+    settings.TERMINAL_TICKET_TTL = 1
+    ticket = ticket_issue(user_id=user.pk, project_id=project.pk)
+    await asyncio.sleep(2.1)
+
+    connected, code = await communicator(project.pk, ticket).connect(timeout=15)
+
+    assert (connected, code) == (False, 4401)
+
+
+async def test_a_ticket_for_another_project_is_refused(user: Any, ticket: str) -> None:
+    other_project = await database_sync_to_async(ProjectFactory)(owner=user)
+
+    connected, code = await communicator(other_project.pk, ticket).connect(timeout=15)
+
+    assert (connected, code) == (False, 4401)
+
+
+async def test_a_missing_ticket_is_refused(project: Any) -> None:
+    connected, code = await communicator(project.pk, None).connect(timeout=15)
+
+    assert (connected, code) == (False, 4401)
+
+
+async def test_a_made_up_ticket_is_refused(project: Any) -> None:
+    connected, code = await communicator(project.pk, "not-a-ticket").connect(timeout=15)
+
+    assert (connected, code) == (False, 4401)
+
+
+async def test_a_foreign_origin_is_refused(project: Any, ticket: str) -> None:
+    comm = communicator(project.pk, ticket, origin="https://evil.example")
+
+    connected, code = await comm.connect(timeout=15)
+
+    assert (connected, code) == (False, 4403)
+
+
+async def test_a_missing_origin_is_refused(project: Any, ticket: str) -> None:
+    connected, code = await communicator(project.pk, ticket, origin=None).connect(timeout=15)
+
+    assert (connected, code) == (False, 4403)
+
+
+async def test_a_project_deleted_after_the_ticket_was_issued_is_not_found(
+    project: Any, ticket: str
+) -> None:
+    project_id = project.pk
+    await database_sync_to_async(project.delete)()
+
+    connected, code = await communicator(project_id, ticket).connect(timeout=15)
+
+    assert (connected, code) == (False, 4404)
+
+
+async def test_terminals_per_user_are_capped(
+    project: Any, user: Any, ticket: str, settings: Any
+) -> None:
+    settings.TERMINAL_MAX_PER_USER = 1
+    first = await open_terminal(project.pk, ticket)
+
+    second = ticket_issue(user_id=user.pk, project_id=project.pk)
+    connected, code = await communicator(project.pk, second).connect(timeout=15)
+    await first.disconnect()
+
+    assert (connected, code) == (False, 4429)
+
+
+async def test_the_terminal_refuses_sockets_when_disabled(
+    project: Any, ticket: str, settings: Any
+) -> None:
+    settings.TERMINAL_ENABLED = False
+
+    connected, _ = await communicator(project.pk, ticket).connect(timeout=15)
+
+    assert connected is False
+
+
+async def test_an_idle_terminal_is_closed(project: Any, ticket: str, settings: Any) -> None:
+    settings.TERMINAL_IDLE_SECONDS = 1
+    comm = await open_terminal(project.pk, ticket)
+
+    frames = await received_frames(comm)
+    left = await asyncio.to_thread(sandbox_processes_after_settling)
+
+    assert (json.loads(frames[-1])["reason"], left) == ("idle", [])
+
+
+async def test_output_beyond_the_rate_cap_takes_at_least_its_share_of_seconds(
+    project: Any, ticket: str, settings: Any
+) -> None:
+    settings.TERMINAL_OUTPUT_BYTES_PER_SECOND = 2000
+    comm = await open_terminal(project.pk, ticket)
+    started = time.monotonic()
+
+    await comm.send_json_to(
+        {"type": "input", "data": "head -c 6000 /dev/zero | tr '\\0' x; echo\n"}
+    )
+    received = await read_until(comm, "x" * 10 + "\r\n")
+    elapsed = time.monotonic() - started
+    await comm.disconnect()
+
+    assert (received.count("x") >= 6000, elapsed >= 2) == (True, True)
