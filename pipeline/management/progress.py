@@ -86,7 +86,8 @@ class ProgressPrinter:
             totals.tokens_in += tokens_in
             totals.tokens_out += tokens_out
             totals.cost_usd += cost
-            model = f"{payload.get('provider') or '?'}:{payload.get('model') or '?'}"
+            provider, model_name = payload.get("provider"), payload.get("model")
+            model = f"{provider}:{model_name}" if provider or model_name else "none"
             latency = int(payload.get("latency_ms") or 0) / 1000
             self._line(
                 event,
@@ -103,6 +104,8 @@ class ProgressPrinter:
         elif kind == "provider.failover":
             totals.failovers += 1
             self._line(event, f"provider failover: {_compact(payload)}")
+        elif kind == "run.started":
+            self._line(event, f"run.started: {str(payload.get('prompt', ''))[:100]!r}")
         elif kind in FINAL_EVENT_TYPES:
             detail = payload.get("detail") or payload.get("reason") or ""
             self._line(
