@@ -18,11 +18,11 @@ the tasks a run queued are kept in Redis so that cancel can revoke them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery import chain, chord, group
-from celery.canvas import Signature
+from celery.canvas import Signature, _chain, _chord
 from django.conf import settings
 
 from common.logging import get_logger
@@ -42,11 +42,13 @@ def _redis() -> redis.Redis:
 def _task_ids(sig: Any) -> list[str]:
     """Every task id a (frozen) signature will run under."""
     ids: list[str] = []
-    if isinstance(sig, chord):
-        for item in sig.tasks:
+    if isinstance(sig, _chord):
+        header = sig.tasks  # a group, or a list of signatures
+        items = [header] if isinstance(header, Signature) else list(header)
+        for item in items:
             ids.extend(_task_ids(item))
         ids.extend(_task_ids(sig.body))
-    elif isinstance(sig, chain | group):
+    elif isinstance(sig, _chain | group):
         for item in sig.tasks:
             ids.extend(_task_ids(item))
     elif isinstance(sig, Signature):
@@ -73,7 +75,7 @@ def canvas_revoke(*, run_id: int) -> int:
 
     client = _redis()
     key = TASK_IDS_KEY.format(run_id=run_id)
-    ids = [raw.decode() for raw in client.smembers(key)]
+    ids = [raw.decode() for raw in cast(set[bytes], client.smembers(key))]
     if ids:
         app.control.revoke(ids)
     client.delete(key)

@@ -14,6 +14,8 @@ from typing import Any
 from django.conf import settings
 
 CHARS_PER_TOKEN = 4
+# Room kept for the note naming the files that did not fit.
+OMITTED_NOTE_CHARS = 300
 _SIGNATURE = re.compile(r"^\s*(?:async\s+def|def|class)\s+\w+.*$", re.MULTILINE)
 
 
@@ -34,25 +36,30 @@ def signatures_of(content: str) -> str:
 
 
 def trim_files(files: dict[str, str], budget: int) -> dict[str, str]:
-    """``files`` made to fit ``budget`` characters: full, then signatures, then omitted.
+    """``files`` made to fit ``budget`` characters (as JSON): full, then signatures, then out.
 
-    Smaller files keep their full content first, so one huge file cannot crowd out the rest.
+    Smaller files keep their full content first, so one huge file cannot crowd out the rest;
+    files that do not fit even as signatures are left out and named under ``(omitted)``.
     """
-    result: dict[str, str] = {}
-    remaining = budget
-    order = sorted(files, key=lambda path: len(files[path]))
-    for path in order:
+    kept: dict[str, str] = {}
+    omitted: list[str] = []
+    remaining = budget - OMITTED_NOTE_CHARS
+    for path in sorted(files, key=lambda p: len(files[p])):
         content = files[path]
-        if len(content) + len(path) <= remaining:
-            result[path] = content
+        brief = signatures_of(content) if path.endswith(".py") else content[:200]
+        for candidate in (content, f"# (trimmed to signatures)\n{brief}"):
+            cost = size_of({path: candidate})
+            if cost <= remaining:
+                kept[path] = candidate
+                remaining -= cost
+                break
         else:
-            brief = signatures_of(content) if path.endswith(".py") else content[:200]
-            if len(brief) + len(path) <= remaining:
-                result[path] = f"# (trimmed to signatures)\n{brief}"
-            else:
-                result[path] = f"[omitted: {len(content)} characters]"
-        remaining -= len(result[path]) + len(path)
-    return {path: result[path] for path in files}
+            omitted.append(path)
+    result = {path: kept[path] for path in files if path in kept}
+    if omitted:
+        names = ", ".join(omitted)
+        result["(omitted)"] = truncate(f"{len(omitted)} file(s): {names}", OMITTED_NOTE_CHARS - 60)
+    return result
 
 
 def design_brief(design: dict[str, Any], *, paths: set[str] | None = None) -> dict[str, Any]:

@@ -62,7 +62,8 @@ class StepLedger:
     """The ``UsageLedger`` of one step: usage lands on the Step and its Run atomically."""
 
     def __init__(self, *, run_id: int, step_id: int, step_key: str, budget_usd: Decimal | None):
-        self.run_id: int | None = run_id
+        self.run_id: int | None = run_id  # the UsageLedger protocol's attribute
+        self._run_id = run_id
         self.step_id = step_id
         self.step_key = step_key
         self.budget_usd = budget_usd
@@ -71,7 +72,7 @@ class StepLedger:
         if self.budget_usd is None:
             return None
         try:
-            spent = Run.objects.values_list("cost_usd", flat=True).get(id=self.run_id)
+            spent = Run.objects.values_list("cost_usd", flat=True).get(id=self._run_id)
         finally:
             release_connection()
         return self.budget_usd - spent
@@ -88,7 +89,7 @@ class StepLedger:
                     provider=completion.provider,
                     model=completion.model,
                 )
-                Run.objects.filter(id=self.run_id).update(
+                Run.objects.filter(id=self._run_id).update(
                     tokens_in=F("tokens_in") + completion.tokens_in,
                     tokens_out=F("tokens_out") + completion.tokens_out,
                     cost_usd=F("cost_usd") + completion.cost_usd,
@@ -103,12 +104,12 @@ class StepLedger:
             return
         threshold = self.budget_usd * Decimal("0.8")
         warned = Run.objects.filter(
-            id=self.run_id, budget_warned=False, cost_usd__gte=threshold
+            id=self._run_id, budget_warned=False, cost_usd__gte=threshold
         ).update(budget_warned=True)
         if warned:
-            spent = Run.objects.values_list("cost_usd", flat=True).get(id=self.run_id)
+            spent = Run.objects.values_list("cost_usd", flat=True).get(id=self._run_id)
             emit(
-                run_id=self.run_id,
+                run_id=self._run_id,
                 type="budget.warning",
                 payload={"budget_usd": str(self.budget_usd), "cost_usd": str(spent)},
             )
@@ -116,7 +117,7 @@ class StepLedger:
     def failover(self, info: dict[str, Any]) -> None:
         try:
             emit(
-                run_id=self.run_id,
+                run_id=self._run_id,
                 type="provider.failover",
                 payload={"step": self.step_key, **{k: str(v) for k, v in info.items()}},
             )

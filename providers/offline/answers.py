@@ -35,7 +35,7 @@ import keyword
 import re
 import textwrap
 import threading
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -110,12 +110,12 @@ def script_clear() -> None:
 
 def calls_for(run_id: int) -> dict[str, int]:
     """How many offline calls each step key of run ``run_id`` has made."""
-    raw = _redis().hgetall(CALLS_KEY.format(run=run_id))
+    raw = cast(dict[bytes, bytes], _redis().hgetall(CALLS_KEY.format(run=run_id)))
     return {key.decode(): int(value) for key, value in raw.items()}
 
 
 def _take_rule(call: dict[str, Any]) -> dict[str, Any] | None:
-    found = _redis().eval(_TAKE_RULE, 1, SCRIPT_KEY, json.dumps(call))
+    found = cast(bytes | None, _redis().eval(_TAKE_RULE, 1, SCRIPT_KEY, json.dumps(call)))
     return json.loads(found) if found else None
 
 

@@ -33,8 +33,8 @@ def test_generate_runs_design_rounds_layers_integration_and_finalize(
     assert (run.status, run.error) == (Run.Status.COMPLETED, "")
     detail = api_client.get(f"/runs/{run.id}").json()
     assert [r["approved"] for r in detail["rounds"]] == [False, True]
-    assert detail["rounds"][1]["resolutions"][0]["objection"] == (
-        detail["rounds"][0]["objections"][0]
+    assert (
+        detail["rounds"][1]["resolutions"][0]["objection"] == (detail["rounds"][0]["objections"][0])
     )
     assert sorted((t["key"], t["layer"]) for t in detail["tasks"]) == [
         ("cli", 1),
@@ -107,5 +107,3 @@ def test_a_failing_first_attempt_is_fixed_by_the_next_coder_attempt(
     assert results[0].payload["mode"] == "sandbox"
     assert "summarize" in " ".join(results[0].payload["failures"])
     assert PlanTask.objects.get(run=run, key="core").result["attempt"] == 2
-
-

@@ -1,0 +1,116 @@
+"""The durability rules of one step and one run, without a worker."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from pipeline import canvas
+from pipeline.models import Event, Run, Step
+from pipeline.services import run_reap_stale
+from pipeline.services.steps import StepBusy, StepSpec, step_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def run(project: Any) -> Run:
+    return Run.objects.create(
+        project=project,
+        created_by=project.owner,
+        prompt="A stopwatch",
+        status=Run.Status.RUNNING,
+        heartbeat_at=timezone.now(),
+    )
+
+
+def never(*_: Any) -> dict:
+    raise AssertionError("the model must not be called")
+
+
+def test_a_succeeded_step_returns_its_stored_output_without_calling_the_model(run: Run) -> None:
+    Step.objects.create(run=run, role="coder", key="k", status="succeeded", output={"a": 1})
+
+    output = step_run(
+        run_id=run.id, spec=StepSpec(role="coder", key="k"), prepare=never, execute=never
+    )
+
+    assert output == {"a": 1}
+    assert Step.objects.filter(run=run).count() == 1
+
+
+def test_a_step_held_by_a_live_worker_is_busy(run: Run) -> None:
+    Step.objects.create(
+        run=run, role="coder", key="k", status="running", heartbeat_at=timezone.now()
+    )
+
+    with pytest.raises(StepBusy):
+        step_run(run_id=run.id, spec=StepSpec(role="coder", key="k"), prepare=never, execute=never)
+
+
+def test_a_step_whose_worker_died_is_taken_over(run: Run, settings: Any) -> None:
+    old = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS + 5)
+    Step.objects.create(run=run, role="coder", key="k", status="running", heartbeat_at=old)
+
+    output = step_run(
+        run_id=run.id,
+        spec=StepSpec(role="coder", key="k"),
+        prepare=lambda run, step: None,
+        execute=lambda prepared, ledger: {"done": True},
+    )
+
+    assert output == {"done": True}
+    assert Step.objects.get(run=run, key="k").status == Step.Status.SUCCEEDED
+
+
+def test_no_database_connection_is_held_during_the_model_call(run: Run) -> None:
+    output = step_run(
+        run_id=run.id,
+        spec=StepSpec(role="coder", key="k"),
+        prepare=lambda run, step: None,
+        execute=lambda prepared, ledger: {"connected": connection.connection is not None},
+    )
+
+    assert output == {"connected": False}
+
+
+def test_a_step_of_a_cancelled_run_does_not_start(run: Run) -> None:
+    from pipeline.services import RunStopped
+
+    Run.objects.filter(id=run.id).update(status=Run.Status.CANCELLED)
+
+    with pytest.raises(RunStopped):
+        step_run(run_id=run.id, spec=StepSpec(role="coder", key="k"), prepare=never, execute=never)
+    assert not Step.objects.filter(run=run).exists()
+
+
+def test_the_reaper_resumes_a_run_whose_heartbeat_is_stale(run: Run, settings: Any) -> None:
+    old = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS + 5)
+    Run.objects.filter(id=run.id).update(heartbeat_at=old)
+    Step.objects.create(run=run, role="coder", key="k", status="running", heartbeat_at=old)
+    Step.objects.create(run=run, role="architect", key="d", status="succeeded", output={})
+
+    assert run_reap_stale() == [run.id]
+
+    run.refresh_from_db()
+    assert (run.status, run.resume_count) == (Run.Status.QUEUED, 1)
+    assert dict(Step.objects.filter(run=run).values_list("key", "status")) == {
+        "k": "pending",
+        "d": "succeeded",
+    }
+    assert Event.objects.filter(run=run).order_by("-seq").first().type == "run.resumed"
+
+
+def test_the_reaper_leaves_a_live_run_alone(run: Run) -> None:
+    assert run_reap_stale() == []
+
+
+def test_cancel_revokes_the_tasks_the_run_queued(run: Run, project: Any) -> None:
+    sig = canvas.design_round(run.id, 1)
+    sig.freeze()
+    canvas.canvas_remember(run_id=run.id, sig=sig)
+
+    assert canvas.canvas_revoke(run_id=run.id) == 2
+    assert canvas.canvas_revoke(run_id=run.id) == 0
