@@ -98,6 +98,9 @@ def artifact_store_tree(*, run: Run, files: dict[str, str | bytes]) -> list[Arti
 
     stored: list[Artifact] = []
     with transaction.atomic():
+        # Lock the run row first: concurrent stores of one run (a re-delivered finalize, say)
+        # then take turns instead of deadlocking between a row insert and publish's counter.
+        type(run).objects.select_for_update().filter(pk=run.pk).values_list("pk").first()
         for path, sha, size, key in sorted(prepared):
             artifact, created = Artifact.objects.get_or_create(
                 run=run,

@@ -1,12 +1,14 @@
 """Artifact store: content addressing, idempotency, reads, zip and diff (local filesystem)."""
 
 import io
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from common.errors import NotFound
 from pipeline.models import Event, Run
@@ -209,3 +211,34 @@ def test_files_never_default_to_a_run_that_has_not_completed(project: Any, run: 
 
     with pytest.raises(NotFound):
         artifact_run_for_project(project=project)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_stores_of_one_tree_write_each_row_and_event_once(run: Run) -> None:
+    # Each thread's own path sorts before or after the shared ones, so the threads' inserts
+    # interleave in both orders.
+    own = ["0-only.txt", "zz-only.txt", "1-only.txt", "zz2-only.txt"]
+    trees = [{**TREE, path: path} for path in own]
+    errors: list[BaseException] = []
+
+    def store(files: dict) -> None:
+        try:
+            artifact_store_tree(run=run, files=files)
+        except BaseException as exc:  # collected: a thread's failure must fail the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=store, args=(tree,)) for tree in trees]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    paths = sorted(Artifact.objects.filter(run=run).values_list("path", flat=True))
+    written = Event.objects.filter(run=run, type="file.written").count()
+    assert (errors, paths, written) == (
+        [],
+        sorted([*TREE, *own]),
+        len(TREE) + 4,
+    )
