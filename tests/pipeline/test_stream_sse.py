@@ -208,3 +208,11 @@ def test_a_token_of_a_revoked_session_is_refused(finished_run: Run, user: Any) -
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair.access}")
 
     assert client.get(f"/runs/{finished_run.pk}/events").status_code == 401
+
+
+def test_an_eventsource_client_of_another_user_gets_404(
+    finished_run: Run, other_client: Any
+) -> None:
+    response = other_client.get(f"/runs/{finished_run.pk}/events", HTTP_ACCEPT="text/event-stream")
+
+    assert (response.status_code, json.loads(response.content)["code"]) == (404, "not_found")
