@@ -50,7 +50,9 @@ class SessionJWTAuthentication(JWTAuthentication):
         try:
             uuid.UUID(str(sid))
         except ValueError as exc:
-            raise AuthenticationFailed("Token has no valid session.", code="token_not_valid") from exc
+            raise AuthenticationFailed(
+                "Token has no valid session.", code="token_not_valid"
+            ) from exc
         if sid_is_revoked(str(sid)):
             raise AuthenticationFailed("This session has been signed out.", code="session_revoked")
         session = UserSession.objects.select_related("user").filter(pk=sid).first()

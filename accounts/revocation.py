@@ -7,6 +7,7 @@ class checks the row too, so a lost or unreachable set never lets a revoked sess
 
 import time
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -20,7 +21,7 @@ REVOKED_SIDS_KEY = "aiflow:accounts:revoked_sids"
 
 
 def _keep_seconds() -> int:
-    return int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()) + 60
+    return int(timedelta(minutes=settings.ACCOUNTS_ACCESS_TOKEN_MINUTES).total_seconds()) + 60
 
 
 def revoked_sids_add(sids: Iterable[str]) -> None:

@@ -72,7 +72,9 @@ def user_register(*, username: str, email: str, password: str) -> User:
         with transaction.atomic():
             user = User.objects.create_user(username=username, email=email, password=password)
     except IntegrityError as exc:  # a concurrent registration won the race
-        raise ApplicationError("A user with that email already exists.", code="email_taken") from exc
+        raise ApplicationError(
+            "A user with that email already exists.", code="email_taken"
+        ) from exc
     logger.info("accounts.user.registered", user_id=user.id)
     return user
 
@@ -157,7 +159,9 @@ def user_sessions_revoke_all(*, user: User, reason: str) -> int:
     sids = [str(sid) for sid, _ in live]
     transaction.on_commit(lambda: revoked_sids_add(sids))
     if sids:
-        logger.info("accounts.sessions.revoked_all", user_id=user.id, count=len(sids), reason=reason)
+        logger.info(
+            "accounts.sessions.revoked_all", user_id=user.id, count=len(sids), reason=reason
+        )
     return len(sids)
 
 
@@ -359,7 +363,9 @@ def mfa_login_verify(
     try:
         token = MfaToken(mfa_token)  # type: ignore[arg-type]
     except TokenError as exc:
-        raise AuthenticationError("MFA token is invalid or expired.", code="token_not_valid") from exc
+        raise AuthenticationError(
+            "MFA token is invalid or expired.", code="token_not_valid"
+        ) from exc
     user = User.objects.filter(pk=token.get("user_id"), is_active=True).first()
     if user is None:
         raise AuthenticationError("MFA token is invalid or expired.", code="token_not_valid")

@@ -73,7 +73,7 @@ class SlidingWindowThrottle(BaseThrottle):
                 # common.errors imports) is still initialising.
                 from common.errors import ServiceUnavailable
 
-                logger.error("accounts.ratelimit.unavailable", scope=scope, fail="closed")
+                logger.warning("accounts.ratelimit.unavailable", scope=scope, fail="closed")
                 raise ServiceUnavailable(
                     "Rate limiting is unavailable; try again shortly.",
                     code="rate_limit_unavailable",

@@ -48,7 +48,7 @@ class SessionRefreshToken(RefreshToken):
 class MfaToken(Token):
     """A short-lived proof that the password step passed; only ``/auth/mfa/verify`` takes it."""
 
-    token_type = "mfa"
+    token_type = "mfa"  # noqa: S105  (a token type name, not a secret)
 
     @property  # type: ignore[override]
     def lifetime(self) -> timedelta:  # type: ignore[override]
@@ -88,4 +88,4 @@ def build_pair(*, user_id: int, sid: str, refresh_jti: str, issued_at: datetime)
 
 def refresh_expiry(issued_at: datetime) -> datetime:
     """When a refresh token issued at ``issued_at`` expires."""
-    return issued_at.replace(microsecond=0) + settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    return issued_at.replace(microsecond=0) + timedelta(days=settings.ACCOUNTS_REFRESH_TOKEN_DAYS)

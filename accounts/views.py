@@ -100,7 +100,7 @@ def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
         response = do_complete(
             request.backend,  # type: ignore[attr-defined]
             _social_login,
-            user=request.user,
+            user=request.user,  # type: ignore[arg-type]
             redirect_name="next",
             request=request,
         )
@@ -198,4 +198,3 @@ def dashboard_logout(request: HttpRequest) -> HttpResponse:
     """Sign the dashboard session out."""
     logout(request)
     return HttpResponseRedirect("/")
-

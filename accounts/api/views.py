@@ -1,6 +1,6 @@
 """The auth API: views parse input, call one service, serialize the answer."""
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -10,9 +10,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors, services
+from ..models import User
 from ..services import LoginResult
 from ..throttling import client_ip
 from . import serializers as s
+
+
+def _user(request: Request) -> User:
+    """The authenticated user (the default IsAuthenticated permission has run)."""
+    return cast(User, request.user)
 
 
 def _user_agent(request: Request) -> str:
@@ -107,7 +113,7 @@ class PasswordChangeView(APIView):
     def post(self, request: Request) -> Response:
         data = s.PasswordChangeInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.user_password_change(user=request.user, **data.validated_data)
+        services.user_password_change(user=_user(request), **data.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -119,7 +125,7 @@ def _current_sid(request: Request) -> str | None:
 class SessionListView(APIView):
     @extend_schema(responses={200: s.SessionOutput(many=True)})
     def get(self, request: Request) -> Response:
-        sessions = selectors.session_list_for_user(user=request.user)
+        sessions = selectors.session_list_for_user(user=_user(request))
         context = {"current_sid": _current_sid(request)}
         return Response(s.SessionOutput(sessions, many=True, context=context).data)
 
@@ -127,7 +133,7 @@ class SessionListView(APIView):
 class SessionDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, session_id: str) -> Response:
-        session = selectors.session_get_for_user(user=request.user, session_id=session_id)
+        session = selectors.session_get_for_user(user=_user(request), session_id=session_id)
         services.session_revoke(session=session, reason="signed_out_by_user")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -135,7 +141,7 @@ class SessionDetailView(APIView):
 class TotpSetupView(APIView):
     @extend_schema(request=None, responses={200: dict})
     def post(self, request: Request) -> Response:
-        return Response(services.mfa_totp_setup(user=request.user))
+        return Response(services.mfa_totp_setup(user=_user(request)))
 
 
 class TotpConfirmView(APIView):
@@ -145,7 +151,7 @@ class TotpConfirmView(APIView):
     def post(self, request: Request) -> Response:
         data = s.CodeInput(data=request.data)
         data.is_valid(raise_exception=True)
-        codes = services.mfa_totp_confirm(user=request.user, code=data.validated_data["code"])
+        codes = services.mfa_totp_confirm(user=_user(request), code=data.validated_data["code"])
         return Response({"backup_codes": codes})
 
 
@@ -157,7 +163,7 @@ class BackupCodesView(APIView):
         data = s.CodeInput(data=request.data)
         data.is_valid(raise_exception=True)
         codes = services.mfa_backup_codes_regenerate(
-            user=request.user, code=data.validated_data["code"]
+            user=_user(request), code=data.validated_data["code"]
         )
         return Response({"backup_codes": codes})
 
@@ -169,7 +175,7 @@ class MfaDisableView(APIView):
     def post(self, request: Request) -> Response:
         data = s.CodeInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.mfa_disable(user=request.user, code=data.validated_data["code"])
+        services.mfa_disable(user=_user(request), code=data.validated_data["code"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -162,7 +162,9 @@ def test_regenerating_backup_codes_kills_the_old_ones(user, enrolled):
     assert response.status_code == 200
     fresh = response.json()["backup_codes"]
     assert len(fresh) == 10
-    assert _verify(_password_step(user)["mfa_token"], enrolled["backup_codes"][1]).status_code == 401
+    assert (
+        _verify(_password_step(user)["mfa_token"], enrolled["backup_codes"][1]).status_code == 401
+    )
     assert _verify(_password_step(user)["mfa_token"], fresh[0]).status_code == 200
 
 

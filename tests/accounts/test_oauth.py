@@ -200,3 +200,47 @@ def test_a_non_loopback_client_redirect_is_refused(stub):
 
 def test_an_unknown_provider_is_404():
     assert Client().get("/auth/oauth/myspace/").status_code == 404
+
+
+def _enable_mfa(user) -> list[str]:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.services import mfa_totp_confirm, mfa_totp_setup
+    from tests.accounts.conftest import totp_code
+
+    mfa_totp_setup(user=user)
+    device = TOTPDevice.objects.get(user=user)
+    return mfa_totp_confirm(user=user, code=totp_code(device, offset_steps=-1))
+
+
+def test_with_mfa_on_the_exchange_returns_an_mfa_challenge_not_tokens(stub, user):
+    backup_codes = _enable_mfa(user)
+    stub.identity(user.email)
+    client = Client(enforce_csrf_checks=True)
+    done = client.get(authorize(begin(client, "google")))
+    code = parse_qs(urlsplit(done["Location"]).query)["code"][0]
+    body = APIClient().post("/auth/oauth/exchange", {"code": code}, format="json").json()
+    assert set(body) == {"mfa_required", "mfa_token"}
+    verified = APIClient().post(
+        "/auth/mfa/verify", {"mfa_token": body["mfa_token"], "code": backup_codes[0]}, format="json"
+    )
+    assert verified.status_code == 200
+
+
+def test_with_mfa_on_the_dashboard_waits_at_the_mfa_step_after_oauth(stub, user):
+    _enable_mfa(user)
+    stub.identity(user.email)
+    client = Client(enforce_csrf_checks=True)
+    client.get(authorize(begin(client, "google", client_redirect=None)))
+    assert "_auth_user_id" not in client.session
+    assert "Two-factor check" in client.get("/").content.decode()
+
+
+def test_a_deactivated_user_cannot_sign_in_through_a_provider(stub, user):
+    user.is_active = False
+    user.save()
+    stub.identity(user.email)
+    client = Client(enforce_csrf_checks=True)
+    done = client.get(authorize(begin(client, "google")))
+    assert "code=" not in done.get("Location", "")
+    assert "_auth_user_id" not in client.session

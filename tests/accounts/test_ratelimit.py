@@ -208,5 +208,3 @@ def test_a_successful_login_clears_the_failure_count(user):
     _login(user.email, password="wrong-guess-123")
     _login(user.email, password="wrong-guess-123")
     assert _login(user.email).status_code == 200
-
-
