@@ -228,9 +228,7 @@ def kill_uid(uid: int) -> None:
                     "--clear-groups",
                     "--",
                     shutil.which("kill") or "/usr/bin/kill",
-                    "-s",
-                    "KILL",
-                    "--",
+                    "-KILL",
                     "-1",
                 ],
                 stdin=subprocess.DEVNULL,
@@ -246,30 +244,41 @@ def kill_uid(uid: int) -> None:
 # --- Building the command line --------------------------------------------------------------
 
 
+def _hand_over_fd(fd: int, gid: int) -> None:
+    st = os.fstat(fd)
+    if st.st_gid != gid:
+        os.fchown(fd, -1, gid)
+    extra = stat.S_IRGRP | stat.S_IWGRP
+    if stat.S_ISDIR(st.st_mode):
+        extra |= stat.S_IXGRP | stat.S_ISGID
+    elif st.st_mode & stat.S_IXUSR:
+        extra |= stat.S_IXGRP
+    if (st.st_mode & extra) != extra:
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) | extra)
+
+
 def _workspace_hand_over(workspace: Path, gid: int) -> None:
     """Make the tree group-owned by the sandbox group and group-writable (dirs setgid).
 
     Each run has its own uid but every run has the same group, so files one run (or a
-    terminal) created stay writable by the next one on the same workspace.
+    terminal) created stay writable by the next one on the same workspace. The tree may
+    hold what earlier sandboxed code left (symlinks to host paths, swapped directories),
+    so it is walked by directory descriptors and every entry is changed through a
+    descriptor opened with ``O_NOFOLLOW``: root never follows a link the sandbox made.
     """
-    for root, dirs, files in os.walk(workspace):
-        for name in [
-            root,
-            *(os.path.join(root, d) for d in dirs),
-            *(os.path.join(root, f) for f in files),
-        ]:
-            st = os.lstat(name)
-            if stat.S_ISLNK(st.st_mode):
-                continue
-            if st.st_gid != gid:
-                os.lchown(name, -1, gid)
-            extra = stat.S_IRGRP | stat.S_IWGRP
-            if stat.S_ISDIR(st.st_mode):
-                extra |= stat.S_IXGRP | stat.S_ISGID
-            elif st.st_mode & stat.S_IXUSR:
-                extra |= stat.S_IXGRP
-            if (st.st_mode & extra) != extra:
-                os.chmod(name, stat.S_IMODE(st.st_mode) | extra)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    for _root, dirs, files, root_fd in os.fwalk(workspace, follow_symlinks=False):
+        _hand_over_fd(root_fd, gid)
+        for name in files + dirs:
+            try:
+                fd = os.open(name, flags, dir_fd=root_fd)
+            except OSError:
+                continue  # a symlink (ELOOP), a socket, or gone meanwhile
+            try:
+                if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                    _hand_over_fd(fd, gid)
+            finally:
+                os.close(fd)
 
 
 def _ancestors(path: str) -> list[str]:

@@ -44,13 +44,18 @@ def workspace_write_files(*, workspace: Path, files: Mapping[str, str | bytes]) 
     bytes raise ``InvalidArtifactPath`` before anything is written.
     """
     normalized = {artifact_path_normalize(path): content for path, content in files.items()}
+    base = workspace.resolve()
     for rel, content in normalized.items():
-        target = workspace / rel
+        target = base / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_symlink() or target.is_dir():
-            raise FileExistsError(f"{rel} exists in the workspace and is not a regular file.")
+        # The workspace may hold what sandboxed code left: never write through its links.
+        if not target.parent.resolve().is_relative_to(base):
+            raise FileExistsError(f"{rel} would be written outside the workspace.")
         data = content.encode("utf-8") if isinstance(content, str) else content
-        target.write_bytes(data)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(target, flags, 0o664)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
 
 
 def workspace_materialize(*, files: Mapping[str, str | bytes], root: Path | None = None) -> Path:

@@ -88,6 +88,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.user_id: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._watchdog_task: asyncio.Task[Any] | None = None
+        self._sender_task: asyncio.Task[Any] | None = None
+        # Output and the exit frame leave through one queue and one sender: never reordered.
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._reading = False
         self._finished = False
         project_id = int(self.scope["url_route"]["kwargs"]["project_id"])
@@ -135,6 +138,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         logger.info(
             "terminal.opened", user_id=claim.user_id, project_id=project_id, uid=session.uid
         )
+        self._sender_task = asyncio.ensure_future(self._sender())
         self._resume_reading()
         self._watchdog_task = asyncio.ensure_future(self._watchdog())
 
@@ -190,7 +194,16 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             return
         self._bucket -= len(data.encode("utf-8"))
         if data:
-            self._tasks.append(asyncio.ensure_future(self.send(text_data=data)))
+            self._outbox.put_nowait(data)
+
+    async def _sender(self) -> None:
+        """Send queued frames in order; ``None`` closes the socket."""
+        while True:
+            frame = await self._outbox.get()
+            if frame is None:
+                await self.close()
+                return
+            await self.send(text_data=frame)
 
     async def _watchdog(self) -> None:
         """End the session when idle too long or open too long."""
@@ -213,8 +226,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         frame: dict[str, Any] = {"type": "exit", "code": code}
         if reason != "exited":
             frame["reason"] = reason
-        await self.send(text_data=json.dumps(frame))
-        await self.close()
+        self._outbox.put_nowait(json.dumps(frame))
+        self._outbox.put_nowait(None)
 
     async def _stop_session(self) -> int | None:
         session, self.session = self.session, None
@@ -237,7 +250,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         """The browser went away: kill the shell's whole process tree."""
         self._finished = True
         self._pause_reading()
-        watchdog = getattr(self, "_watchdog_task", None)
-        if watchdog is not None and not watchdog.done():
-            watchdog.cancel()
+        for task in (getattr(self, "_watchdog_task", None), getattr(self, "_sender_task", None)):
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
         await self._stop_session()

@@ -1,14 +1,16 @@
 """Helpers shared by the sandbox and terminal tests."""
 
+import os
 import time
 from typing import Any
 
 from projects.sandbox import processes_of_uid
 
-# A uid pool of the tests' own, so "no process is left" looks only at what these tests ran
-# (another checkout's tests on this machine use the default pool).
-TEST_UID_BASE = 310000
+# A uid pool of this test process's own, so "no process is left" looks only at what these
+# tests ran: production uses 200000.., and other pytest runs on the machine (parallel
+# checkouts) get other ranges.
 TEST_UID_COUNT = 8
+TEST_UID_BASE = 300000 + (os.getpid() % 8192) * TEST_UID_COUNT
 
 
 def use_test_uid_pool(settings: Any, slot_dir: str) -> None:

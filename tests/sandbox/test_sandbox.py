@@ -3,6 +3,8 @@ workspace, bounded processes, memory, disk, output and time, and nothing left be
 
 import os
 import socket
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from projects.sandbox import (
     MODE_UNSAFE_LOCAL,
     SandboxLimits,
     SandboxUnavailable,
+    kill_uid,
+    processes_of_uid,
     sandbox_run,
 )
 from tests.sandbox.helpers import TEST_UID_BASE, TEST_UID_COUNT, sandbox_processes_after_settling
@@ -149,6 +153,25 @@ def test_the_wall_time_limit_kills_every_process_of_the_run(
 
     assert result.timed_out
     assert sandbox_processes_after_settling() == []
+
+
+def test_a_uid_sweep_kills_processes_that_left_the_sandbox() -> None:
+    uid = TEST_UID_BASE + TEST_UID_COUNT - 1
+    stray = subprocess.Popen(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "sleep", "1000"]
+    )
+    wait_for_process_of(uid)
+
+    kill_uid(uid)
+    stray.wait(timeout=10)
+
+    assert processes_of_uid(uid) == []
+
+
+def wait_for_process_of(uid: int) -> None:
+    deadline = time.monotonic() + 10
+    while not processes_of_uid(uid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def test_the_run_reports_unsafe_local_mode_when_set_explicitly(
