@@ -78,6 +78,7 @@ class OTPSessionAuthentication(SessionAuthentication):
         if result is None:
             return None
         user = result[0]
-        if user_has_device(user) and not user.is_verified():
+        is_verified = getattr(user, "is_verified", None)  # set by django_otp's OTPMiddleware
+        if user_has_device(user) and not (is_verified is not None and is_verified()):
             return None
         return result

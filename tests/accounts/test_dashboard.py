@@ -131,3 +131,11 @@ def test_signing_out_ends_the_dashboard_session(browser, user):
     _post(browser, {"email": user.email, "password": DEFAULT_PASSWORD})
     browser.post("/signout", {"csrfmiddlewaretoken": _csrf(browser)})
     assert "Your projects" not in browser.get("/").content.decode()
+
+
+def test_a_password_only_session_of_an_mfa_user_cannot_use_the_api(mfa_user):
+    # A session opened without the OTP step (for instance through the admin's own login form)
+    # does not authenticate API calls.
+    client = Client()
+    client.force_login(mfa_user["user"])
+    assert client.get("/auth/me").status_code == 401

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from limits import parse as parse_rate
 
 from ..env import env
 
@@ -78,6 +79,11 @@ ACCOUNTS_RATE_LIMITS = {
     "anon": env.str("RATE_LIMIT_ANON", default="600/minute"),
     "generate": env.str("RATE_LIMIT_GENERATE", default="60/hour"),
 }
+for _scope, _rate in ACCOUNTS_RATE_LIMITS.items():
+    try:
+        parse_rate(_rate)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"RATE_LIMIT_{_scope.upper()}={_rate!r}: {_exc}") from _exc
 # With Redis unreachable these scopes refuse with 503 (fail closed); the others let the call
 # through and log it, so the whole API does not go down with the rate-limit store.
 ACCOUNTS_RATE_LIMIT_FAIL_CLOSED = ["register", "login", "mfa", "refresh", "oauth", "generate"]
