@@ -285,9 +285,17 @@ def run_cancel(*, run: Run) -> Run:
 
 
 def _reset_unfinished(run_id: int) -> None:
-    Step.objects.filter(
-        run_id=run_id,
-        status__in=(Step.Status.FAILED, Step.Status.RUNNING, Step.Status.SKIPPED),
+    """Failed and skipped steps go back to pending, and running ones whose worker died.
+
+    A step still running on a live worker (fresh heartbeat) is left to finish: the new
+    canvas's task for it waits (``StepBusy``) and then answers from its row.
+    """
+    stale = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
+    Step.objects.filter(run_id=run_id, status__in=(Step.Status.FAILED, Step.Status.SKIPPED)).update(
+        status=Step.Status.PENDING, error="", heartbeat_at=None
+    )
+    Step.objects.filter(run_id=run_id, status=Step.Status.RUNNING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
     ).update(status=Step.Status.PENDING, error="", heartbeat_at=None)
     PlanTask.objects.filter(
         run_id=run_id, status__in=(PlanTask.Status.FAILED, PlanTask.Status.RUNNING)

@@ -114,3 +114,53 @@ def test_cancel_revokes_the_tasks_the_run_queued(run: Run, project: Any) -> None
 
     assert canvas.canvas_revoke(run_id=run.id) == 2
     assert canvas.canvas_revoke(run_id=run.id) == 0
+
+
+def test_usage_lands_on_step_and_run_and_warns_once_past_80_percent_of_budget(
+    run: Run,
+) -> None:
+    from decimal import Decimal
+
+    from pipeline.services.steps import StepLedger
+    from providers.types import Completion
+
+    Run.objects.filter(id=run.id).update(budget_usd=Decimal("1.00"))
+    step = Step.objects.create(run=run, role="coder", key="k", status="running")
+    ledger = StepLedger(run_id=run.id, step_id=step.id, step_key="k", budget_usd=Decimal("1.00"))
+    usage = Completion(
+        text="{}",
+        parsed=None,
+        tokens_in=100,
+        tokens_out=50,
+        cost_usd=Decimal("0.45"),
+        model="m",
+        provider="p",
+        latency_ms=12,
+    )
+
+    ledger.record_usage(usage)
+    ledger.record_usage(usage)
+
+    run.refresh_from_db()
+    step.refresh_from_db()
+    assert (step.tokens_in, step.tokens_out, step.llm_calls, step.model) == (200, 100, 2, "m")
+    assert (run.tokens_in, run.cost_usd) == (200, Decimal("0.90"))
+    assert ledger.remaining_budget_usd() == Decimal("0.10")
+    assert Event.objects.filter(run=run, type="budget.warning").count() == 1
+
+
+def test_resume_leaves_a_step_a_live_worker_still_runs(run: Run) -> None:
+    from pipeline.services import run_resume
+
+    Run.objects.filter(id=run.id).update(status=Run.Status.CANCELLED)
+    Step.objects.create(
+        run=run, role="coder", key="live", status="running", heartbeat_at=timezone.now()
+    )
+    Step.objects.create(run=run, role="coder", key="failed", status="failed")
+
+    run_resume(run=run)
+
+    assert dict(Step.objects.filter(run=run).values_list("key", "status")) == {
+        "live": "running",
+        "failed": "pending",
+    }

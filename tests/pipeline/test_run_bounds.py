@@ -87,3 +87,23 @@ def test_a_run_past_its_wall_time_fails_with_reason_wall_time(
 
     assert (run.status, run.error_code) == (Run.Status.FAILED, "wall_time")
     assert last_event(run).type == "run.failed"
+
+
+def test_a_failover_to_the_next_provider_is_reported_and_the_run_completes(
+    celery_worker: Any, project: Any, script: Any, no_sandbox: None, settings: Any
+) -> None:
+    settings.LLM_PROVIDERS = {**settings.LLM_PROVIDERS, "flaky": {"kind": "offline"}}
+    script([{"role": "architect", "action": "error", "status_code": 401, "times": 1}])
+
+    run = run_start(
+        project=project,
+        user=project.owner,
+        prompt=PROMPT,
+        options={"providers": ["flaky:offline", "offline:offline"]},
+    )
+    run = wait_for_run(run.id)
+
+    failover = Event.objects.get(run=run, type="provider.failover")
+    assert run.status == Run.Status.COMPLETED
+    assert failover.payload["step"] == "design:1:architect"
+    assert Step.objects.get(run=run, key="design:1:architect").provider == "offline"
