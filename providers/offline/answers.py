@@ -19,7 +19,8 @@ Tests script it through one Redis key every worker process sees (``script_set``)
 of rules ``{"role", "action", "times"?, "task"?, "round"?, "kind"?, ...}`` consumed
 atomically, first match wins; ``times`` defaults to 1, -1 means forever. Actions:
 ``object`` (planner objects), ``bug`` (coder plants a failing test), ``conflict`` (coder
-also writes another task's file), ``error`` (the call raises ``OfflineScriptedError`` with
+also writes another task's file), ``mismatch`` (coder leaves out the last interface the
+design promised in its module), ``error`` (the call raises ``OfflineScriptedError`` with
 ``status_code`` 400 by default: a permanent provider error; 503 makes it transient).
 
 Every call is counted per run and step key (``calls_for(run_id)``), so tests can prove a
@@ -440,6 +441,8 @@ def _code(context: dict[str, Any], action: str | None) -> dict[str, Any]:
             files[path] = textwrap.dedent(template).strip().format(pkg=pkg) + "\n"
         elif path.endswith(".py"):
             names = [i["name"] for i in interfaces if i.get("path") == path]
+            if action == "mismatch":
+                names = names[:-1]  # forget the module's last promised interface
             files[path] = _module(pkg, path, names, bug=action == "bug")
         else:
             files[path] = f"{task.get('title', path)}\n"

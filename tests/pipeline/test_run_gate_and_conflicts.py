@@ -65,3 +65,20 @@ def test_two_tasks_writing_one_path_are_resolved_by_architect_and_planner(
         ("integrate:consult:1:planner", "planner"),
     }
     assert b"def summarize" in artifact_read(artifact=core)
+
+
+def test_a_module_missing_a_designed_interface_is_completed_through_a_consult(
+    celery_worker: Any, project: Any, script: Any, no_sandbox: None
+) -> None:
+    script([{"role": "coder", "task": "storage", "action": "mismatch", "times": 1}])
+
+    run = run_start(project=project, user=project.owner, prompt=PROMPT)
+    run = wait_for_run(run.id)
+
+    storage = Artifact.objects.get(run=run, path="budget_planner/storage.py")
+    conflicts = Event.objects.get(run=run, type="integration.conflicts")
+    assert run.status == Run.Status.COMPLETED
+    assert conflicts.payload["conflicts"] == [
+        {"type": "interface", "path": "budget_planner/storage.py", "name": "load_items"}
+    ]
+    assert b"def load_items" in artifact_read(artifact=storage)
