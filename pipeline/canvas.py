@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import redis
 from celery import chain, chord, group
-from celery.canvas import Signature, _chain, _chord
+from celery.canvas import Signature, _chain, _chord  # type: ignore[attr-defined]
 from django.conf import settings
 
 from common.logging import get_logger
