@@ -12,6 +12,7 @@ store is unreachable the scopes in ``ACCOUNTS_RATE_LIMIT_FAIL_CLOSED`` answer 50
 let the call through (logged), so the API does not go down with the rate-limit store.
 """
 
+import ipaddress
 from typing import Any
 
 from django.conf import settings
@@ -38,6 +39,14 @@ def client_ip(request: Any) -> str:
         if hops:
             return hops[-min(proxies, len(hops))]
     return meta.get("REMOTE_ADDR", "") or "unknown"
+
+
+def client_ip_address(request: Any) -> str | None:
+    """``client_ip`` when it is a valid IP address (what a session row stores), else None."""
+    try:
+        return str(ipaddress.ip_address(client_ip(request)))
+    except ValueError:
+        return None
 
 
 class SlidingWindowThrottle(BaseThrottle):

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from .. import selectors, services
 from ..models import User
 from ..services import LoginResult
-from ..throttling import client_ip
+from ..throttling import client_ip_address
 from . import serializers as s
 
 
@@ -58,7 +58,7 @@ class LoginView(_Public):
         data = s.LoginInput(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.auth_login(
-            **data.validated_data, ip=client_ip(request), user_agent=_user_agent(request)
+            **data.validated_data, ip=client_ip_address(request), user_agent=_user_agent(request)
         )
         return Response(_login_body(result))
 
@@ -71,7 +71,7 @@ class MfaVerifyView(_Public):
         data = s.MfaVerifyInput(data=request.data)
         data.is_valid(raise_exception=True)
         user, pair = services.mfa_login_verify(
-            **data.validated_data, ip=client_ip(request), user_agent=_user_agent(request)
+            **data.validated_data, ip=client_ip_address(request), user_agent=_user_agent(request)
         )
         return Response({**pair.as_dict(), "user": s.UserOutput(user).data})
 
@@ -84,7 +84,7 @@ class RefreshView(_Public):
         data = s.RefreshInput(data=request.data)
         data.is_valid(raise_exception=True)
         pair = services.session_refresh(
-            refresh=data.validated_data["refresh"], ip=client_ip(request)
+            refresh=data.validated_data["refresh"], ip=client_ip_address(request)
         )
         return Response(pair.as_dict())
 
@@ -188,7 +188,7 @@ class OAuthExchangeView(_Public):
         data.is_valid(raise_exception=True)
         result = services.oauth_exchange_code_redeem(
             code=data.validated_data["code"],
-            ip=client_ip(request),
+            ip=client_ip_address(request),
             user_agent=_user_agent(request),
         )
         return Response(_login_body(result))

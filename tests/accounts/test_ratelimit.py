@@ -55,22 +55,22 @@ def _sleep_until(moment: float) -> None:
 
 
 def test_the_window_slides_across_a_fixed_bucket_edge(user):
-    """Limit 3 per 3 s. One hit opens a fixed bucket at t0; two more land at t0+1.5. Just past
-    the bucket's edge (t0+3.3) a fixed window would start from zero; the moving window still
-    holds the two hits from t0+1.5, so it allows one more and refuses the next."""
+    """Limit 3 per 4 s. One hit opens a fixed bucket (ending by t0+4); two more land at t0+2.
+    Just past the bucket's edge (t0+4.3) a fixed window starts from zero; the moving window
+    still holds the two hits from t0+2, so it allows one more and refuses the next."""
     fixed = FixedWindowRateLimiter(RedisStorage(_redis_url()))
-    item = parse("3 per 3 seconds")
+    item = parse("3 per 4 seconds")
     outcomes = []
     fixed_outcomes = []
-    with override_settings(ACCOUNTS_RATE_LIMITS=_rates(login="3 per 3 seconds")):
-        t0 = time.time()
-        outcomes.append(_login(user.email).status_code)
+    with override_settings(ACCOUNTS_RATE_LIMITS=_rates(login="3 per 4 seconds")):
         fixed_outcomes.append(fixed.hit(item, "straddle"))
-        _sleep_until(t0 + 1.5)
+        outcomes.append(_login(user.email).status_code)
+        t0 = time.time()  # both first hits are at or before t0
+        _sleep_until(t0 + 2.0)
         for _ in range(2):
             outcomes.append(_login(user.email).status_code)
             fixed_outcomes.append(fixed.hit(item, "straddle"))
-        _sleep_until(t0 + 3.3)
+        _sleep_until(t0 + 4.3)
         for _ in range(2):
             outcomes.append(_login(user.email).status_code)
             fixed_outcomes.append(fixed.hit(item, "straddle"))

@@ -113,3 +113,26 @@ def test_the_conftest_helper_mints_tokens_that_carry_a_live_session(api_client, 
     response = api_client.get("/auth/sessions")
     assert response.status_code == 200
     assert [s["current"] for s in response.json()] == [True]
+
+
+def test_a_garbage_forwarded_address_behind_a_proxy_does_not_break_login(user, settings):
+    settings.ACCOUNTS_NUM_PROXIES = 1
+    response = APIClient().post(
+        "/auth/login",
+        {"email": user.email, "password": "Correct-Horse-Battery-9"},
+        format="json",
+        HTTP_X_FORWARDED_FOR="not-an-ip",
+    )
+    assert response.status_code == 200
+    assert UserSession.objects.get(user=user).ip is None
+
+
+def test_behind_a_trusted_proxy_the_session_records_the_forwarded_client_address(user, settings):
+    settings.ACCOUNTS_NUM_PROXIES = 1
+    APIClient().post(
+        "/auth/login",
+        {"email": user.email, "password": "Correct-Horse-Battery-9"},
+        format="json",
+        HTTP_X_FORWARDED_FOR="203.0.113.7, 198.51.100.1",
+    )
+    assert UserSession.objects.get(user=user).ip == "198.51.100.1"
