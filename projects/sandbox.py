@@ -26,6 +26,16 @@ On timeout the whole tree dies: bwrap is killed (its pid-namespace init dies wit
 ``--die-with-parent``, which kills every process of the namespace), and then every process
 still owned by the run's uid is killed with ``kill(-1)`` from that uid, until none is left.
 
+When the process is not root (the Docker image runs as ``app``), bwrap runs unprivileged
+instead: ``--unshare-all --unshare-user --disable-userns``, the command keeps that uid
+inside its own user namespace, and the process-count limit is counted on top of what
+that uid already runs (so it binds, but is shared with the app's own processes); the
+per-run uids and the uid sweep need root.
+
+Known gap in root mode: without a user namespace of its own, the command may create one
+(``unshare -U``); that grants nothing on the host (the mounts it sees stay locked) but
+widens the kernel surface it can reach.
+
 Without ``bwrap`` nothing runs (``SandboxUnavailable``) unless ``SANDBOX_MODE=unsafe-local``
 is set explicitly; then the command runs directly on the host with the rlimits only, and
 every result says ``mode == "unsafe-local"``.
@@ -34,6 +44,7 @@ every result says ``mode == "unsafe-local"``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import selectors
@@ -142,12 +153,12 @@ def sandbox_ensure_available() -> str:
     for tool in ("setpriv", "prlimit"):
         if shutil.which(tool) is None:
             raise SandboxUnavailable(f"The sandbox needs '{tool}' (util-linux) on PATH.")
-    if os.geteuid() != 0:
-        raise SandboxUnavailable(
-            "The sandbox must be started by root: it runs each command under its own "
-            "unprivileged uid (process-count limits do not bind otherwise)."
-        )
     return mode
+
+
+def _privileged() -> bool:
+    """Root launches each run under a uid of its own; anyone else shares their own uid."""
+    return os.geteuid() == 0
 
 
 # --- The uid pool --------------------------------------------------------------------------
@@ -349,23 +360,30 @@ def _bwrap_args(
     etc_dir: Path,
     limits: SandboxLimits,
     env: dict[str, str],
+    privileged: bool = True,
 ) -> list[str]:
     bwrap = _bwrap_path() or "bwrap"
+    if privileged:
+        # No user namespace: the command must keep a real, unprivileged uid of the host.
+        namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+        namespaces += ["--unshare-cgroup-try", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        namespaces = [
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--uid",
+            str(uid),
+            "--gid",
+            str(gid),
+        ]
     args = [
         bwrap,
-        "--unshare-ipc",
-        "--unshare-pid",
-        "--unshare-net",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
+        *namespaces,
         "--hostname",
         "sandbox",
         "--new-session",
         "--die-with-parent",
-        "--cap-add",
-        "CAP_SETUID",
-        "--cap-add",
-        "CAP_SETGID",
         "--ro-bind",
         "/usr",
         "/usr",
@@ -418,6 +436,8 @@ def _bwrap_args(
     ]
     for key, value in env.items():
         args += ["--setenv", key, value]
+    if not privileged:
+        return [*args, "--"]
     args += [
         "--",
         "setpriv",
@@ -540,9 +560,19 @@ def sandbox_spawn(
                 close_fds=True,
             )
             return SandboxProcess(popen=popen, mode=mode, uid=None, stack=stack)
-        uid = stack.enter_context(_uid_lease())
-        gid = sandbox_gid()
-        _workspace_hand_over(workspace, gid)
+        privileged = _privileged()
+        if privileged:
+            uid = stack.enter_context(_uid_lease())
+            gid = sandbox_gid()
+            _workspace_hand_over(workspace, gid)
+        else:
+            # Not root: the command keeps this process's uid (inside its own user namespace),
+            # so the process-count limit is counted against that uid: allow what already
+            # runs under it plus the run's own budget.
+            uid, gid = os.getuid(), os.getgid()
+            limits = dataclasses.replace(
+                limits, processes=len(processes_of_uid(uid)) + int(limits.processes)
+            )
         etc_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aiflow-etc-")))
         etc_dir.chmod(0o755)
         _write_etc(etc_dir, uid, gid)
@@ -556,6 +586,7 @@ def sandbox_spawn(
                 etc_dir=etc_dir,
                 limits=limits,
                 env=_env_for(env, home=SANDBOX_WORKDIR),
+                privileged=privileged,
             ),
             *inner,
         ]
@@ -570,7 +601,7 @@ def sandbox_spawn(
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
         )
         logger.info("sandbox.started", uid=uid, pid=popen.pid, argv=argv[:3])
-        return SandboxProcess(popen=popen, mode=mode, uid=uid, stack=stack)
+        return SandboxProcess(popen=popen, mode=mode, uid=uid if privileged else None, stack=stack)
     except BaseException:
         stack.close()
         raise
