@@ -41,7 +41,15 @@ def test_generate_runs_design_rounds_layers_integration_and_finalize(
         ("core", 0),
         ("storage", 0),
     ]
+    assert {stage: "completed_at" in times for stage, times in detail["stages"].items()} == {
+        "design": True,
+        "coding": True,
+        "integrate": True,
+        "finalize": True,
+    }
+    assert Step.objects.filter(run=run, key="integrate:integrator", status="succeeded").exists()
     assert Artifact.objects.filter(run=run, path="todo_list/cli.py").exists()
+    assert Artifact.objects.filter(run=run, path="README.md").exists()
     assert Event.objects.filter(run=run).order_by("-seq").first().type == "run.completed"
 
 
