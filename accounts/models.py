@@ -1,6 +1,7 @@
 """Accounts: the custom user (login by email), device sessions, backup codes, OAuth codes."""
 
 import uuid
+from typing import ClassVar, cast
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
@@ -11,11 +12,12 @@ from django_otp.models import Device
 class EmailUserManager(UserManager):
     """Creates users whose login is their email, normalised to lower case."""
 
-    def get_by_natural_key(self, username: str | None) -> "User":
-        return self.get(**{f"{self.model.USERNAME_FIELD}__iexact": username})
+    def get_by_natural_key(self, username: str | None) -> "User":  # type: ignore[override]
+        # USERNAME_FIELD is "email"; the lookup ignores case like the unique constraint does.
+        return cast("User", self.get(email__iexact=username))
 
 
-class User(AbstractUser):
+class User(AbstractUser):  # type: ignore[django-manager-missing]
     """A person using the platform. Email is unique and is the login; username is a label."""
 
     email = models.EmailField("email address", unique=True)
@@ -23,7 +25,7 @@ class User(AbstractUser):
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = ["username"]
 
-    objects = EmailUserManager()
+    objects: ClassVar[EmailUserManager] = EmailUserManager()  # type: ignore[assignment]
 
     class Meta:
         constraints = [
