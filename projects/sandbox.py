@@ -585,7 +585,7 @@ def sandbox_spawn(
                 gid=gid,
                 etc_dir=etc_dir,
                 limits=limits,
-                env=_env_for(env, home=SANDBOX_WORKDIR),
+                env=_env_for(env, home=SANDBOX_WORKDIR if tty else "/tmp"),  # noqa: S108
                 privileged=privileged,
             ),
             *inner,

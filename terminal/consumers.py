@@ -47,6 +47,8 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY = 4429
 CLOSE_UNAVAILABLE = 4503
 _TICK = 1.0
+# One input frame at most (a paste); bigger frames are dropped.
+_MAX_INPUT = 65536
 
 
 def origin_allowed(origin: str | None) -> bool:
@@ -126,7 +128,12 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         try:
             await sync_to_async(session.start)()
         except SandboxUnavailable as exc:
-            logger.error("terminal.sandbox_unavailable", detail=exc.detail)  # noqa: TRY400 - the detail says it all; no traceback wanted
+            logger.error("terminal.sandbox_unavailable", detail=exc.detail)  # noqa: TRY400
+            await self._release()
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
+        except Exception:
+            logger.exception("terminal.start_failed", project_id=project_id)
             await self._release()
             await self.close(code=CLOSE_UNAVAILABLE)
             return
@@ -154,7 +161,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame, dict):
             return
         try:
-            if frame.get("type") == "input" and isinstance(frame.get("data"), str):
+            data = frame.get("data")
+            if frame.get("type") == "input" and isinstance(data, str) and len(data) <= _MAX_INPUT:
                 self._last_input = time.monotonic()
                 await sync_to_async(self.session.write)(frame["data"])
             elif frame.get("type") == "resize":
