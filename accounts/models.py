@@ -114,6 +114,9 @@ class OAuthExchangeCode(models.Model):
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="oauth_codes")
     digest = models.CharField(max_length=64, unique=True)
+    # PKCE for the exchange (RFC 7636, S256): when the client sent a challenge at begin, the
+    # exchange needs the matching verifier, so an intercepted redirect is worth nothing.
+    code_challenge = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

@@ -6,6 +6,7 @@ Every function is keyword-only and typed. Session revocation is written to the d
 
 import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -197,6 +198,11 @@ def session_refresh(*, refresh: str, ip: str | None) -> TokenPair:
         raise AuthenticationError("This session has been signed out.", code="session_revoked")
     if not session.user.is_active:
         raise AuthenticationError("This account is disabled.", code="user_inactive")
+    if timezone.now() - session.created_at > timedelta(days=settings.ACCOUNTS_SESSION_MAX_DAYS):
+        session_revoke(session=session, reason="max_age")
+        raise AuthenticationError(
+            "This session has expired; sign in again.", code="session_expired"
+        )
 
     now = timezone.now().replace(microsecond=0)
     new_jti = next_refresh_jti(jti)
@@ -485,21 +491,33 @@ def _code_digest(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def oauth_exchange_code_create(*, user: User) -> str:
+def pkce_s256(verifier: str) -> str:
+    """The S256 code challenge of ``verifier`` (RFC 7636)."""
+    digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def oauth_exchange_code_create(*, user: User, code_challenge: str = "") -> str:
     """A one-time code (60 s by default) the API client trades for tokens."""
     code = secrets.token_urlsafe(32)
     now = timezone.now()
     OAuthExchangeCode.objects.create(
         user=user,
         digest=_code_digest(code),
+        code_challenge=code_challenge,
         created_at=now,
         expires_at=now + timedelta(seconds=settings.ACCOUNTS_OAUTH_EXCHANGE_CODE_SECONDS),
     )
     return code
 
 
-def oauth_exchange_code_redeem(*, code: str, ip: str | None, user_agent: str) -> LoginResult:
-    """Spend a one-time code: tokens, or an MFA challenge when the user has MFA on."""
+def oauth_exchange_code_redeem(
+    *, code: str, ip: str | None, user_agent: str, code_verifier: str = ""
+) -> LoginResult:
+    """Spend a one-time code: tokens, or an MFA challenge when the user has MFA on.
+
+    The code is spent by the first attempt, right or wrong verifier alike.
+    """
     digest = _code_digest(str(code or ""))
     now = timezone.now()
     with transaction.atomic():
@@ -509,6 +527,8 @@ def oauth_exchange_code_redeem(*, code: str, ip: str | None, user_agent: str) ->
         row = OAuthExchangeCode.objects.select_related("user").filter(digest=digest).first()
     if not spent or row is None or not row.user.is_active:
         raise AuthenticationError("The code is invalid or expired.", code="invalid_code")
+    if row.code_challenge and not hmac.compare_digest(pkce_s256(code_verifier), row.code_challenge):
+        raise AuthenticationError("The code verifier does not match.", code="invalid_code")
     user = row.user
     if user_has_mfa(user):
         return LoginResult(user=user, mfa_token=mfa_token_issue(user=user))

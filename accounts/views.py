@@ -2,10 +2,12 @@
 
 OAuth begin is a CSRF-protected POST (a GET renders the form that posts it). Completion signs
 the dashboard session in (after the MFA step when the user has MFA on) and, when an API client
-started the flow with a ``client_redirect``, sends it back there with a one-time code it trades
-at ``POST /auth/oauth/exchange``: tokens never travel in a URL.
+started the flow with a ``client_redirect`` (and, best, a PKCE ``code_challenge``), sends it back
+there with a one-time code it trades at ``POST /auth/oauth/exchange`` (with its
+``code_verifier``): tokens never travel in a URL.
 """
 
+import re
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -33,7 +35,9 @@ logger = get_logger(__name__)
 
 _CLIENT_REDIRECT = "accounts_oauth_client_redirect"
 _EXCHANGE_CODE = "accounts_oauth_exchange_code"
+_CLIENT_CHALLENGE = "accounts_oauth_client_challenge"
 _PENDING_MFA = "accounts_pending_mfa_user"
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
@@ -57,20 +61,25 @@ def oauth_begin(request: HttpRequest, backend: str) -> HttpResponse:
     """GET: a page whose form POSTs here. POST (CSRF checked): off to the provider."""
     source: Any = request.POST if request.method == "POST" else request.GET
     client_redirect = source.get("client_redirect", "")
+    code_challenge = source.get("code_challenge", "")
     if client_redirect and not _client_redirect_allowed(client_redirect):
         return _error(request, "That client redirect URI is not allowed.")
+    if code_challenge and not _CHALLENGE.fullmatch(code_challenge):
+        return _error(request, "code_challenge must be an S256 challenge (43 base64url chars).")
     if request.method == "GET":
-        return render(
-            request,
-            "accounts/oauth_begin.html",
-            {"backend": request.backend, "client_redirect": client_redirect},  # type: ignore[attr-defined]
-        )
+        context = {
+            "backend": request.backend,  # type: ignore[attr-defined]
+            "client_redirect": client_redirect,
+            "code_challenge": code_challenge,
+        }
+        return render(request, "accounts/oauth_begin.html", context)
     wait = scope_hit(request, "oauth")
     if wait is not None:
         response = _error(request, "Too many sign-in attempts; try again shortly.", 429)
         response["Retry-After"] = str(wait)
         return response
     request.session[_CLIENT_REDIRECT] = client_redirect or None
+    request.session[_CLIENT_CHALLENGE] = code_challenge
     return do_auth(request.backend, redirect_name="next")  # type: ignore[attr-defined]
 
 
@@ -87,7 +96,9 @@ def _social_login(backend: Any, user: User, social_user: Any) -> None:
     request = backend.strategy.request
     _sign_in(request, user, f"{backend.__module__}.{backend.__class__.__name__}")
     if request.session.get(_CLIENT_REDIRECT):
-        request.session[_EXCHANGE_CODE] = services.oauth_exchange_code_create(user=user)
+        request.session[_EXCHANGE_CODE] = services.oauth_exchange_code_create(
+            user=user, code_challenge=request.session.pop(_CLIENT_CHALLENGE, "") or ""
+        )
 
 
 @never_cache

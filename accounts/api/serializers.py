@@ -31,6 +31,11 @@ class CodeInput(serializers.Serializer):
     code = serializers.CharField(max_length=128)
 
 
+class ExchangeInput(serializers.Serializer):
+    code = serializers.CharField(max_length=128)
+    code_verifier = serializers.CharField(max_length=128, required=False, default="")
+
+
 class PasswordChangeInput(serializers.Serializer):
     current_password = serializers.CharField(max_length=256, trim_whitespace=False)
     new_password = serializers.CharField(max_length=256, trim_whitespace=False)

@@ -182,12 +182,13 @@ class MfaDisableView(APIView):
 class OAuthExchangeView(_Public):
     throttle_scope = "oauth"
 
-    @extend_schema(request=s.CodeInput, responses={200: dict})
+    @extend_schema(request=s.ExchangeInput, responses={200: dict})
     def post(self, request: Request) -> Response:
-        data = s.CodeInput(data=request.data)
+        data = s.ExchangeInput(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.oauth_exchange_code_redeem(
             code=data.validated_data["code"],
+            code_verifier=data.validated_data["code_verifier"],
             ip=client_ip_address(request),
             user_agent=_user_agent(request),
         )

@@ -46,7 +46,13 @@ def _csrf_from(html: str) -> str:
     return match.group(1)
 
 
-def begin(client: Client, backend: str, *, client_redirect: str | None = CLIENT_REDIRECT) -> str:
+def begin(
+    client: Client,
+    backend: str,
+    *,
+    client_redirect: str | None = CLIENT_REDIRECT,
+    code_challenge: str = "",
+) -> str:
     """GET the begin page, POST its form (with CSRF): the provider's authorization URL."""
     query = f"?client_redirect={client_redirect}" if client_redirect else ""
     page = client.get(f"/auth/oauth/{backend}/{query}")
@@ -54,6 +60,8 @@ def begin(client: Client, backend: str, *, client_redirect: str | None = CLIENT_
     form = {"csrfmiddlewaretoken": _csrf_from(page.content.decode())}
     if client_redirect:
         form["client_redirect"] = client_redirect
+    if code_challenge:
+        form["code_challenge"] = code_challenge
     response = client.post(f"/auth/oauth/{backend}/", form)
     assert response.status_code == 302
     return response["Location"]
@@ -244,3 +252,41 @@ def test_a_deactivated_user_cannot_sign_in_through_a_provider(stub, user):
     done = client.get(authorize(begin(client, "google")))
     assert "code=" not in done.get("Location", "")
     assert "_auth_user_id" not in client.session
+
+
+VERIFIER = "client-verifier-" + "x" * 40
+
+
+def _code_after_flow_with_challenge(stub) -> str:
+    from accounts.services import pkce_s256
+
+    stub.identity("grace@example.com")
+    client = Client(enforce_csrf_checks=True)
+    done = client.get(authorize(begin(client, "google", code_challenge=pkce_s256(VERIFIER))))
+    return parse_qs(urlsplit(done["Location"]).query)["code"][0]
+
+
+def test_a_client_that_sent_a_pkce_challenge_exchanges_with_its_verifier(stub):
+    code = _code_after_flow_with_challenge(stub)
+    response = APIClient().post(
+        "/auth/oauth/exchange", {"code": code, "code_verifier": VERIFIER}, format="json"
+    )
+    assert response.status_code == 200
+    assert bearer(response.json()["access"]).get("/auth/me").status_code == 200
+
+
+def test_an_intercepted_code_without_the_clients_verifier_is_useless(stub):
+    code = _code_after_flow_with_challenge(stub)
+    stolen = APIClient().post("/auth/oauth/exchange", {"code": code}, format="json")
+    late = APIClient().post(
+        "/auth/oauth/exchange", {"code": code, "code_verifier": VERIFIER}, format="json"
+    )
+    assert stolen.status_code == 401
+    assert late.status_code == 401
+
+
+def test_a_malformed_client_challenge_is_refused_at_begin(stub):
+    response = Client().get(
+        "/auth/oauth/google/?client_redirect=http://127.0.0.1:1/cb&code_challenge=short"
+    )
+    assert response.status_code == 400

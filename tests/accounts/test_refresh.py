@@ -121,3 +121,16 @@ def test_parallel_refreshes_inside_the_grace_window_all_get_the_one_new_pair(use
     assert {status for status, _ in results} == {200}
     assert len({body["refresh"] for _, body in results}) == 1
     assert bearer(results[0][1]["access"]).get("/auth/me").status_code == 200
+
+
+def test_a_session_older_than_its_absolute_lifetime_cannot_refresh(tokens, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    UserSession.objects.update(created_at=timezone.now() - timedelta(days=31))
+    settings.ACCOUNTS_SESSION_MAX_DAYS = 30
+    response = refresh(tokens["refresh"])
+    assert response.status_code == 401
+    assert response.json()["code"] == "session_expired"
+    assert bearer(tokens["access"]).get("/auth/me").status_code == 401

@@ -18,6 +18,8 @@ ACCOUNTS_REFRESH_TOKEN_DAYS = env.int("ACCOUNTS_REFRESH_TOKEN_DAYS", default=14)
 # A refresh token presented again within this many seconds of its rotation gets the same new
 # pair (two tabs refreshing at once); later, it counts as reuse and revokes its session.
 ACCOUNTS_REFRESH_GRACE_SECONDS = env.int("ACCOUNTS_REFRESH_GRACE_SECONDS", default=5)
+# Absolute session lifetime: past it, refresh is refused however active the session was.
+ACCOUNTS_SESSION_MAX_DAYS = env.int("ACCOUNTS_SESSION_MAX_DAYS", default=30)
 ACCOUNTS_MFA_TOKEN_MINUTES = env.int("ACCOUNTS_MFA_TOKEN_MINUTES", default=5)
 ACCOUNTS_MFA_TOKEN_MAX_ATTEMPTS = env.int("ACCOUNTS_MFA_TOKEN_MAX_ATTEMPTS", default=5)
 ACCOUNTS_OAUTH_EXCHANGE_CODE_SECONDS = env.int("ACCOUNTS_OAUTH_EXCHANGE_CODE_SECONDS", default=60)
@@ -25,6 +27,7 @@ ACCOUNTS_BACKUP_CODE_COUNT = 10
 for _name in (
     "ACCOUNTS_ACCESS_TOKEN_MINUTES",
     "ACCOUNTS_REFRESH_TOKEN_DAYS",
+    "ACCOUNTS_SESSION_MAX_DAYS",
     "ACCOUNTS_MFA_TOKEN_MINUTES",
     "ACCOUNTS_MFA_TOKEN_MAX_ATTEMPTS",
     "ACCOUNTS_OAUTH_EXCHANGE_CODE_SECONDS",
