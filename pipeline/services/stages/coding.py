@@ -1,0 +1,328 @@
+"""Coding: the approval gate and the orchestrator, then per task coder -> tester (fix loop)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from common.logging import get_logger
+
+from ... import context as ctx
+from ...models import PlanTask, Run, Step
+from ...roles import CODER, ORCHESTRATOR, TESTER
+from ..runs import RunStopped, emit, run_fail, run_set_status, stage_mark
+from ..steps import StepLedger, StepSpec, model_call, step_run
+from .common import (
+    STATIC_REVIEW,
+    Next,
+    base_context,
+    normalize_files,
+    run_chain,
+    run_option,
+    step_output,
+)
+
+logger = get_logger(__name__)
+
+
+def _layers(run_id: int) -> list[list[PlanTask]]:
+    layers: dict[int, list[PlanTask]] = {}
+    for task in PlanTask.objects.filter(run_id=run_id).order_by("layer", "id"):
+        layers.setdefault(task.layer, []).append(task)
+    return [layers[index] for index in sorted(layers)]
+
+
+def orchestrate(*, run_id: int) -> Next | None:
+    """The approval gate, then the orchestrator's brief, then the layers' fan-out."""
+    run = Run.objects.get(id=run_id)
+    if run.status not in Run.ACTIVE:
+        raise RunStopped(run_id)
+    if run_option(run, "require_approval") and run.approved_at is None:
+        with transaction.atomic():
+            if run_set_status(
+                run_id=run_id,
+                status=Run.Status.AWAITING_APPROVAL,
+                from_statuses=(Run.Status.DESIGNING, Run.Status.QUEUED),
+            ):
+                emit(
+                    run_id=run_id,
+                    type="run.awaiting_approval",
+                    payload={"approve_url": f"/runs/{run_id}/approve"},
+                )
+        return None
+    run_set_status(
+        run_id=run_id,
+        status=Run.Status.RUNNING,
+        from_statuses=(Run.Status.QUEUED, Run.Status.DESIGNING),
+    )
+    Run.objects.filter(id=run_id, started_at__isnull=True).update(started_at=timezone.now())
+    stage_mark(run_id=run_id, stage="coding", edge="started")
+    layers = _layers(run_id)
+    if not layers:
+        run_fail(run_id=run_id, code="invalid_plan", detail="The approved plan has no tasks.")
+        return None
+
+    def prepare(run: Run, step: Step) -> dict[str, Any]:
+        context = base_context(run, step, "orchestrate")
+        context["design"] = ctx.design_brief((run.design or {}), paths=set())
+        context["layers"] = [
+            [{"key": t.key, "title": t.title, "depends_on": t.depends_on} for t in layer]
+            for layer in layers
+        ]
+        return {"context": context, "chain": run_chain(run)}
+
+    def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
+        answer = model_call(
+            prompt=ORCHESTRATOR,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+        )
+        return answer.model_dump(mode="json")
+
+    step_run(
+        run_id=run_id,
+        spec=StepSpec(role="orchestrator", key="orchestrate"),
+        prepare=prepare,
+        execute=execute,
+    )
+    return Next("layers", ([[t.id for t in layer] for layer in layers],))
+
+
+# --- a task: coder -> tester ------------------------------------------------------------------
+
+
+def task_files(task: PlanTask) -> dict[str, str]:
+    return dict((task.result or {}).get("files") or {})
+
+
+def _dependency_files(task: PlanTask) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for dep in PlanTask.objects.filter(run_id=task.run_id, key__in=task.depends_on):
+        files.update(task_files(dep))
+    return files
+
+
+def _note_for(run_id: int, key: str) -> str:
+    brief = step_output(run_id, "orchestrate") or {}
+    return next((n["note"] for n in brief.get("notes", []) if n.get("task") == key), "")
+
+
+def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
+    """Attempt ``attempt`` of a task's coder (with the previous attempt's failures)."""
+    task = PlanTask.objects.get(id=plan_task_id)
+    PlanTask.objects.filter(id=task.id, status=PlanTask.Status.PENDING).update(
+        status=PlanTask.Status.RUNNING
+    )
+
+    def prepare(run: Run, step: Step) -> dict[str, Any]:
+        design = run.design or {}
+        context = base_context(run, step, "code")
+        context["attempt"] = attempt
+        context["task"] = {
+            "key": task.key,
+            "title": task.title,
+            "spec": task.spec,
+            "files": task.files,
+            "depends_on": task.depends_on,
+        }
+        deps = {p: c for p, c in _dependency_files(task).items() if not _is_test(p)}
+        context["design"] = ctx.design_brief(design, paths=set(task.files) | set(deps))
+        context["note"] = _note_for(run_id, task.key)
+        context["dependencies"] = deps
+        if attempt > 1:
+            verdict = step_output(run_id, f"task:{task.key}:tester:{attempt - 1}") or {}
+            previous = step_output(run_id, f"task:{task.key}:coder:{attempt - 1}") or {}
+            context["feedback"] = verdict.get("failures") or [verdict.get("summary", "")]
+            context["previous_files"] = previous.get("files") or {}
+        return {
+            "context": ctx.fit(context, files_keys=("dependencies", "previous_files")),
+            "chain": run_chain(run),
+        }
+
+    def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
+        answer = model_call(
+            prompt=CODER, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+        )
+        dumped = answer.model_dump(mode="json")
+        return {"files": normalize_files(dumped["files"]), "notes": dumped.get("notes", "")}
+
+    step_run(
+        run_id=run_id,
+        spec=StepSpec(
+            role="coder",
+            key=f"task:{task.key}:coder:{attempt}",
+            attempt=attempt,
+            plan_task_id=task.id,
+            input={"task": task.key},
+        ),
+        prepare=prepare,
+        execute=execute,
+    )
+
+
+def _is_test(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.startswith("test_") or name == "conftest.py" or "/tests/" in f"/{path}"
+
+
+def _sandbox_checks() -> Any | None:
+    """``projects.checks.run_test_checks`` when the sandbox may run tests, else None."""
+    if not settings.SANDBOX_TESTS_ENABLED:
+        return None
+    try:
+        from projects.checks import run_test_checks
+    except ImportError:
+        return None
+    return run_test_checks
+
+
+def _report_brief(report: dict[str, Any]) -> dict[str, Any]:
+    tests = report.get("tests") or {}
+    failing = tests.get("failing") or []
+    failures = [f"{item.get('nodeid') or 'tests'}: {item.get('message', '')}" for item in failing]
+    return {
+        "passed": bool(report.get("passed")),
+        "mode": report.get("mode"),
+        "summary": (
+            f"{tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed, "
+            f"{tests.get('errors', 0)} errors; {len(report.get('lint') or [])} lint and "
+            f"{len(report.get('security') or [])} security findings"
+        ),
+        "failures": [ctx.truncate(f, 1500) for f in failures[:20]],
+        "lint": (report.get("lint") or [])[:20],
+        "security": (report.get("security") or [])[:20],
+        "output": ctx.truncate(str(report.get("output") or ""), 3000),
+    }
+
+
+def check_files(files: dict[str, str]) -> tuple[dict[str, Any] | None, str]:
+    """Run the sandbox checks on ``files``: (report brief, mode) or (None, static review)."""
+    run_checks = _sandbox_checks()
+    if run_checks is None:
+        return None, STATIC_REVIEW
+    try:
+        report = run_checks(files=files)
+    except Exception as exc:
+        # No sandbox here (SandboxUnavailable) or it broke: fall back, labelled as such.
+        logger.warning("tester.sandbox_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return None, STATIC_REVIEW
+    data = report.as_dict() if hasattr(report, "as_dict") else dict(vars(report))
+    return _report_brief(data), "sandbox"
+
+
+def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
+    """The tester's verdict on attempt ``attempt``; red -> the next fix attempt (bounded)."""
+    task = PlanTask.objects.get(id=plan_task_id)
+    run = Run.objects.get(id=run_id)
+    max_attempts = int(run_option(run, "max_fix_attempts"))
+
+    def prepare(run: Run, step: Step) -> dict[str, Any]:
+        coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
+        files = {**_dependency_files(task), **(coded.get("files") or {})}
+        context = base_context(run, step, "test")
+        context["attempt"] = attempt
+        context["task"] = {"key": task.key, "title": task.title, "spec": task.spec}
+        return {
+            "context": context,
+            "files": files,
+            "own": coded.get("files") or {},
+            "chain": run_chain(run),
+        }
+
+    def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
+        report, mode = check_files(prepared["files"])
+        context = prepared["context"]
+        context["mode"] = mode
+        context["report"] = report
+        context["files"] = prepared["own"]
+        context = ctx.fit(context, files_keys=("files",))
+        verdict = model_call(
+            prompt=TESTER, context=context, ledger=ledger, chain=prepared["chain"]
+        ).model_dump(mode="json")
+        passed = bool(verdict["passed"]) and (report is None or report["passed"])
+        failures = list(verdict.get("failures") or [])
+        if report is not None and not report["passed"] and not failures:
+            failures = report["failures"] or [report["summary"]]
+        summary = verdict.get("summary", "")
+        if mode == STATIC_REVIEW and not summary.lower().startswith(STATIC_REVIEW):
+            summary = f"{STATIC_REVIEW}: {summary}"
+        return {
+            "passed": passed,
+            "mode": mode,
+            "summary": summary,
+            "failures": failures,
+            "report": report,
+        }
+
+    def on_success(step: Step, verdict: dict[str, Any]) -> None:
+        emit(
+            run_id=run_id,
+            type="test.result",
+            payload={
+                "task": task.key,
+                "attempt": attempt,
+                "passed": verdict["passed"],
+                "mode": verdict["mode"],
+                "summary": verdict["summary"],
+                "failures": verdict["failures"][:5],
+            },
+        )
+
+    verdict = step_run(
+        run_id=run_id,
+        spec=StepSpec(
+            role="tester",
+            key=f"task:{task.key}:tester:{attempt}",
+            attempt=attempt,
+            plan_task_id=task.id,
+            input={"task": task.key},
+        ),
+        prepare=prepare,
+        execute=execute,
+        on_success=on_success,
+    )
+    coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
+    if verdict.get("passed"):
+        PlanTask.objects.filter(id=task.id).update(
+            status=PlanTask.Status.SUCCEEDED,
+            result={"files": coded.get("files") or {}, "attempt": attempt, "verdict": verdict},
+        )
+        return None
+    if attempt < max_attempts:
+        return Next("fix", (task.id, attempt + 1))
+    PlanTask.objects.filter(id=task.id).update(
+        status=PlanTask.Status.FAILED,
+        result={"files": coded.get("files") or {}, "attempt": attempt, "verdict": verdict},
+    )
+    run_fail(
+        run_id=run_id,
+        code="max_fix_attempts",
+        detail=f"Task {task.key} still fails after {attempt} attempt(s): "
+        + "; ".join(verdict.get("failures") or [verdict.get("summary", "")])[:1000],
+    )
+    return None
+
+
+def layer_done(*, run_id: int, layer: int, last: bool) -> None:
+    """A layer's chord has finished: every task of it must have succeeded."""
+    run = Run.objects.get(id=run_id)
+    if run.status not in Run.ACTIVE:
+        raise RunStopped(run_id)
+    unfinished = list(
+        PlanTask.objects.filter(run_id=run_id, layer=layer)
+        .exclude(status=PlanTask.Status.SUCCEEDED)
+        .values_list("key", flat=True)
+    )
+    if unfinished:
+        run_fail(
+            run_id=run_id,
+            code="task_failed",
+            detail=f"Tasks {unfinished} of layer {layer + 1} did not succeed.",
+        )
+        raise RunStopped(run_id)
+    if last:
+        stage_mark(run_id=run_id, stage="coding", edge="completed")

@@ -1,0 +1,156 @@
+"""Design rounds: the architect proposes, the planner objects or approves with a DAG."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from ... import context as ctx
+from ...models import PlanTask, Run, Step
+from ...roles import ARCHITECT, PLANNER
+from ..runs import emit, run_fail, run_set_status, stage_mark
+from ..steps import StepLedger, StepSpec, model_call, step_run
+from .common import Next, base_context, run_chain, run_option, step_output
+
+
+def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
+    """Round ``round`` of the design: the architect proposes (answering last objections)."""
+    if run_set_status(
+        run_id=run_id, status=Run.Status.DESIGNING, from_statuses=(Run.Status.QUEUED,)
+    ):
+        Run.objects.filter(id=run_id, started_at__isnull=True).update(started_at=timezone.now())
+    stage_mark(run_id=run_id, stage="design", edge="started")
+
+    def prepare(run: Run, step: Step) -> dict[str, Any]:
+        context = base_context(run, step, "design")
+        context["round"] = round
+        previous = step_output(run_id, f"design:{round - 1}:planner") if round > 1 else None
+        context["objections"] = (previous or {}).get("objections", [])
+        earlier = step_output(run_id, f"design:{round - 1}:architect") if round > 1 else None
+        if earlier:
+            context["previous_design"] = ctx.design_brief(earlier)
+        return {"context": context, "chain": run_chain(run)}
+
+    def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
+        answer = model_call(
+            prompt=ARCHITECT, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+        )
+        return answer.model_dump(mode="json")
+
+    step_run(
+        run_id=run_id,
+        spec=StepSpec(role="architect", key=f"design:{round}:architect", round=round),
+        prepare=prepare,
+        execute=execute,
+    )
+
+
+def plan_layers(tasks: list[dict[str, Any]]) -> dict[str, int]:
+    """Topological level of every task key; ``ValueError`` on unknown keys or cycles."""
+    keys = [t["key"] for t in tasks]
+    if len(set(keys)) != len(keys):
+        raise ValueError("task keys must be unique")
+    deps = {t["key"]: list(dict.fromkeys(t.get("depends_on") or [])) for t in tasks}
+    for key, needs in deps.items():
+        unknown = [d for d in needs if d not in deps]
+        if unknown:
+            raise ValueError(f"task {key} depends on unknown tasks {unknown}")
+        if key in needs:
+            raise ValueError(f"task {key} depends on itself")
+    if not tasks:
+        raise ValueError("an approved plan needs at least one task")
+    layers: dict[str, int] = {}
+    remaining = dict(deps)
+    level = 0
+    while remaining:
+        ready = [k for k, needs in remaining.items() if all(d in layers for d in needs)]
+        if not ready:
+            raise ValueError(f"the tasks {sorted(remaining)} depend on each other in a cycle")
+        for key in ready:
+            layers[key] = level
+            del remaining[key]
+        level += 1
+    return layers
+
+
+def _plan_store(run_id: int, round: int, design: dict[str, Any], tasks: list[dict]) -> None:  # noqa: A002
+    layers = plan_layers(tasks)
+    for task in tasks:
+        PlanTask.objects.get_or_create(
+            run_id=run_id,
+            key=task["key"],
+            defaults={
+                "title": task["title"][:300],
+                "spec": task.get("spec", ""),
+                "files": task.get("files") or [],
+                "depends_on": list(dict.fromkeys(task.get("depends_on") or [])),
+                "layer": layers[task["key"]],
+            },
+        )
+    Run.objects.filter(id=run_id).update(design={"approved_round": round, **design, "plan": tasks})
+
+
+def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
+    """Round ``round``: the planner objects (-> next round, bounded) or approves with a DAG."""
+    run = Run.objects.get(id=run_id)
+    max_rounds = int(run_option(run, "max_design_rounds"))
+
+    def prepare(run: Run, step: Step) -> dict[str, Any]:
+        context = base_context(run, step, "plan_review")
+        context["round"] = round
+        context["design"] = step_output(run_id, f"design:{round}:architect") or {}
+        return {"context": context, "chain": run_chain(run)}
+
+    def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
+        answer = model_call(
+            prompt=PLANNER, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+        )
+        review = answer.model_dump(mode="json")
+        if review["approved"]:
+            try:
+                plan_layers(review["tasks"])
+            except ValueError as exc:
+                # An unusable plan is no approval: the next round must fix it.
+                review["approved"] = False
+                review["objections"] = [*review["objections"], f"The plan is invalid: {exc}"]
+        return review
+
+    def on_success(step: Step, review: dict[str, Any]) -> None:
+        design = step_output(run_id, f"design:{round}:architect") or {}
+        if review["approved"]:
+            _plan_store(run_id, round, design, review["tasks"])
+        emit(
+            run_id=run_id,
+            type="consensus.round",
+            payload={
+                "round": round,
+                "approved": review["approved"],
+                "objections": review["objections"],
+                "resolutions": design.get("resolutions", []),
+                "summary": design.get("summary", ""),
+            },
+        )
+
+    review = step_run(
+        run_id=run_id,
+        spec=StepSpec(role="planner", key=f"design:{round}:planner", round=round),
+        prepare=prepare,
+        execute=execute,
+        on_success=on_success,
+    )
+    if review.get("approved"):
+        if not PlanTask.objects.filter(run_id=run_id).exists():  # replay after a crash
+            design = step_output(run_id, f"design:{round}:architect") or {}
+            _plan_store(run_id, round, design, review["tasks"])
+        stage_mark(run_id=run_id, stage="design", edge="completed")
+        return Next("orchestrate")
+    if round >= max_rounds:
+        run_fail(
+            run_id=run_id,
+            code="max_design_rounds",
+            detail=f"The planner did not approve the design in {max_rounds} round(s); last "
+            f"objections: {'; '.join(review.get('objections') or [])[:1000]}",
+        )
+        return None
+    return Next("design", (round + 1,))

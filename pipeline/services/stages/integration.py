@@ -1,0 +1,306 @@
+"""Integration and finalize: merge the tasks' files, resolve conflicts through consults,
+run the combined suite, store the artifacts, complete the run."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from common.logging import get_logger
+
+from ... import context as ctx
+from ...models import PlanTask, Run, Step
+from ...roles import ARCHITECT_CONSULT, INTEGRATOR, PLANNER_CONSULT
+from ..runs import RunStopped, emit, run_fail, run_set_status, stage_mark
+from ..steps import StepLedger, StepSpec, model_call, step_run
+from .coding import check_files, task_files
+from .common import STATIC_REVIEW, base_context, normalize_files, run_chain, step_output
+
+logger = get_logger(__name__)
+
+
+def _defines(content: str, name: str) -> bool:
+    return bool(re.search(rf"^\s*(?:async\s+def|def|class)\s+{re.escape(name)}\b", content, re.M))
+
+
+def find_conflicts(
+    tasks: list[PlanTask], design: dict[str, Any]
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Merge the tasks' files: (tree, conflicts).
+
+    A path written by two tasks with different content is a ``path`` conflict (the tree
+    keeps the owner's version for now); an interface of the design that its file does not
+    define is an ``interface`` conflict.
+    """
+    tree: dict[str, str] = {}
+    writers: dict[str, list[dict[str, Any]]] = {}
+    for task in tasks:
+        for path, content in task_files(task).items():
+            writers.setdefault(path, []).append(
+                {"task": task.key, "content": content, "owner": path in task.files}
+            )
+    conflicts: list[dict[str, Any]] = []
+    for path, candidates in writers.items():
+        contents = {c["content"] for c in candidates}
+        owner = next((c for c in candidates if c["owner"]), candidates[0])
+        tree[path] = owner["content"]
+        if len(contents) > 1:
+            conflicts.append({"type": "path", "path": path, "candidates": candidates})
+    for interface in design.get("interfaces") or []:
+        path, name = interface.get("path"), interface.get("name")
+        if not path or not name or not str(path).endswith(".py"):
+            continue
+        content = tree.get(path, "")
+        if not _defines(content, name):
+            conflicts.append(
+                {
+                    "type": "interface",
+                    "path": path,
+                    "name": name,
+                    "signature": interface.get("signature", ""),
+                    "content": content,
+                }
+            )
+    return tree, conflicts
+
+
+def _interface_conflicts(tree: dict[str, str], design: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "interface",
+            "path": i["path"],
+            "name": i["name"],
+            "signature": i.get("signature", ""),
+            "content": tree.get(i["path"], ""),
+        }
+        for i in design.get("interfaces") or []
+        if str(i.get("path", "")).endswith(".py")
+        and not _defines(tree.get(i["path"], ""), i["name"])
+    ]
+
+
+def _consult(run_id: int, number: int, conflicts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Consult round ``number``: the architect resolves, the planner reviews."""
+
+    def prepare_architect(run: Run, step: Step) -> dict[str, Any]:
+        context = base_context(run, step, "consult_architect")
+        context["round"] = number
+        context["design"] = ctx.design_brief(run.design or {})
+        context["conflicts"] = conflicts
+        if number > 1:
+            last = step_output(run_id, f"integrate:consult:{number - 1}:planner") or {}
+            context["objections"] = last.get("objections", [])
+        return {"context": context, "chain": run_chain(run)}
+
+    def execute_architect(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
+        answer = model_call(
+            prompt=ARCHITECT_CONSULT,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+        ).model_dump(mode="json")
+        return {"rationale": answer["rationale"], "files": normalize_files(answer["files"])}
+
+    resolution = step_run(
+        run_id=run_id,
+        spec=StepSpec(role="architect", key=f"integrate:consult:{number}:architect", round=number),
+        prepare=prepare_architect,
+        execute=execute_architect,
+    )
+
+    def prepare_planner(run: Run, step: Step) -> dict[str, Any]:
+        context = base_context(run, step, "consult_planner")
+        context["round"] = number
+        context["conflicts"] = [
+            {k: v for k, v in c.items() if k not in ("candidates", "content")} for c in conflicts
+        ]
+        context["resolution"] = resolution
+        return {"context": ctx.fit(context, files_keys=()), "chain": run_chain(run)}
+
+    def execute_planner(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
+        return model_call(
+            prompt=PLANNER_CONSULT,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+        ).model_dump(mode="json")
+
+    review = step_run(
+        run_id=run_id,
+        spec=StepSpec(role="planner", key=f"integrate:consult:{number}:planner", round=number),
+        prepare=prepare_planner,
+        execute=execute_planner,
+    )
+    return resolution if review.get("approved") else None
+
+
+def _suite(run_id: int, number: int, tree: dict[str, str]) -> dict[str, Any]:
+    """The combined test suite of the merged tree (a tester step without a model call)."""
+
+    def prepare(run: Run, step: Step) -> dict[str, Any]:
+        return {"files": tree}
+
+    def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
+        report, mode = check_files(prepared["files"])
+        return {"mode": mode, "report": report, "passed": report is None or report["passed"]}
+
+    def on_success(step: Step, result: dict[str, Any]) -> None:
+        emit(
+            run_id=run_id,
+            type="test.result",
+            payload={
+                "task": None,
+                "suite": "integration",
+                "attempt": number,
+                "passed": result["passed"],
+                "mode": result["mode"],
+                "summary": (result["report"] or {}).get("summary", STATIC_REVIEW),
+            },
+        )
+
+    return step_run(
+        run_id=run_id,
+        spec=StepSpec(role="tester", key=f"integrate:suite:{number}", attempt=number),
+        prepare=prepare,
+        execute=execute,
+        on_success=on_success,
+    )
+
+
+def integrate(*, run_id: int) -> None:
+    """Merge the tasks' files; resolve conflicts and red combined tests through consults."""
+    run = Run.objects.get(id=run_id)
+    if run.status not in Run.ACTIVE:
+        raise RunStopped(run_id)
+    run_set_status(
+        run_id=run_id,
+        status=Run.Status.INTEGRATING,
+        from_statuses=(Run.Status.RUNNING, Run.Status.QUEUED, Run.Status.DESIGNING),
+    )
+    stage_mark(run_id=run_id, stage="integrate", edge="started")
+    design = run.design or {}
+    tasks = list(PlanTask.objects.filter(run_id=run_id).order_by("layer", "id"))
+    tree, conflicts = find_conflicts(tasks, design)
+    max_consults = int(settings.PIPELINE_MAX_CONSULT_ROUNDS)
+    number = 0
+    suite_failures: list[dict[str, Any]] = []
+    while True:
+        problems = conflicts + suite_failures
+        if problems:
+            number += 1
+            if number > max_consults:
+                run_fail(
+                    run_id=run_id,
+                    code="max_consult_rounds",
+                    detail=f"Integration still has {len(problems)} problem(s) after "
+                    f"{max_consults} consult round(s): "
+                    + "; ".join(f"{p['type']} {p.get('path', '')}".strip() for p in problems),
+                )
+                raise RunStopped(run_id)
+            emit(
+                run_id=run_id,
+                type="integration.conflicts",
+                payload={
+                    "round": number,
+                    "conflicts": [
+                        {"type": p["type"], "path": p.get("path"), "name": p.get("name")}
+                        for p in problems
+                    ],
+                },
+            )
+            resolution = _consult(run_id, number, problems)
+            if resolution is not None:
+                tree.update(resolution.get("files") or {})
+                resolved = set((resolution.get("files") or {}).keys())
+                conflicts = [
+                    c for c in conflicts if c["type"] != "path" or c["path"] not in resolved
+                ]
+                conflicts = [c for c in conflicts if c["type"] == "path"] + _interface_conflicts(
+                    tree, design
+                )
+                suite_failures = []
+            continue
+        suite = _suite(run_id, number + 1, tree)
+        if suite.get("passed"):
+            break
+        report = suite.get("report") or {}
+        suite_failures = [{"type": "tests", "path": None, "failures": report.get("failures") or []}]
+
+    tree_step = _integrator(run_id, tree)
+    for path, content in (tree_step.get("files") or {}).items():
+        tree.setdefault(path, content)
+    Step.objects.update_or_create(
+        run_id=run_id,
+        key="integrate:tree",
+        defaults={
+            "role": "integrator",
+            "status": Step.Status.SUCCEEDED,
+            "output": {"files": tree},
+            "started_at": timezone.now(),
+            "finished_at": timezone.now(),
+        },
+    )
+    stage_mark(run_id=run_id, stage="integrate", edge="completed")
+
+
+def _integrator(run_id: int, tree: dict[str, str]) -> dict[str, Any]:
+    def prepare(run: Run, step: Step) -> dict[str, Any]:
+        context = base_context(run, step, "integrate")
+        context["design"] = ctx.design_brief(run.design or {}, paths=set())
+        context["tree"] = sorted(tree)
+        context["tasks"] = list(
+            PlanTask.objects.filter(run_id=run_id).values("key", "title", "layer")
+        )
+        return {"context": context, "chain": run_chain(run)}
+
+    def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
+        answer = model_call(
+            prompt=INTEGRATOR, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+        ).model_dump(mode="json")
+        return {"summary": answer["summary"], "files": normalize_files(answer["files"])}
+
+    return step_run(
+        run_id=run_id,
+        spec=StepSpec(role="integrator", key="integrate:integrator"),
+        prepare=prepare,
+        execute=execute,
+    )
+
+
+def finalize(*, run_id: int) -> None:
+    """Store the tree as the run's artifacts and complete the run (its final event)."""
+    from projects.artifacts import artifact_store_tree
+
+    run = Run.objects.get(id=run_id)
+    if run.status not in Run.ACTIVE:
+        raise RunStopped(run_id)
+    stage_mark(run_id=run_id, stage="finalize", edge="started")
+    files = (step_output(run_id, "integrate:tree") or {}).get("files") or {}
+    if not files:
+        run_fail(run_id=run_id, code="no_files", detail="Integration produced no files.")
+        raise RunStopped(run_id)
+    with transaction.atomic():
+        artifacts = artifact_store_tree(run=run, files=files)
+        stage_mark(run_id=run_id, stage="finalize", edge="completed")
+        completed = Run.objects.filter(id=run_id, status__in=Run.ACTIVE).update(
+            status=Run.Status.COMPLETED, finished_at=timezone.now(), heartbeat_at=timezone.now()
+        )
+        if completed:
+            run.refresh_from_db()
+            emit(
+                run_id=run_id,
+                type="run.completed",
+                payload={
+                    "artifacts": len(artifacts),
+                    "files_url": f"/projects/{run.project_id}/files?run={run_id}",
+                    "download_url": f"/projects/{run.project_id}/download?run={run_id}",
+                    "tokens_in": run.tokens_in,
+                    "tokens_out": run.tokens_out,
+                    "cost_usd": str(run.cost_usd),
+                },
+            )
+    logger.info("run.completed", run_id=run_id, artifacts=len(artifacts))
