@@ -352,6 +352,17 @@ def _prlimit_args(limits: SandboxLimits) -> list[str]:
     ]
 
 
+def _oom_first() -> list[str]:
+    """Make the run the kernel's first choice when memory runs out.
+
+    ``RLIMIT_AS`` bounds each process, not their sum; cgroups that would bound the sum are
+    not ours to count on here, so if many processes of a run together exhaust the host's
+    memory, the OOM killer takes them rather than the database or the workers.
+    """
+    choom = shutil.which("choom")
+    return [choom, "-n", "1000", "--"] if choom else []
+
+
 def _bwrap_args(
     *,
     workspace: Path,
@@ -578,6 +589,7 @@ def sandbox_spawn(
         _write_etc(etc_dir, uid, gid)
         inner = ["setsid", "--ctty", "--wait", *argv] if tty else list(argv)
         command = [
+            *_oom_first(),
             *_prlimit_args(limits),
             *_bwrap_args(
                 workspace=workspace,

@@ -59,6 +59,12 @@ def test_the_command_has_no_capabilities_and_cannot_gain_privileges(workspace: P
     ]  # fmt: skip
 
 
+def test_the_command_is_the_first_the_oom_killer_takes(workspace: Path) -> None:
+    result = sh(workspace, "cat /proc/self/oom_score_adj")
+
+    assert result.stdout == "1000\n"
+
+
 def test_a_listener_on_the_host_cannot_be_reached(workspace: Path) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
