@@ -132,10 +132,18 @@ def session_revoke(*, session: UserSession, reason: str) -> bool:
     """
     now = timezone.now()
     with transaction.atomic():
+        # Lock the row and read its live jti now: the caller's copy may predate a rotation.
+        live_jti = (
+            UserSession.objects.select_for_update()
+            .filter(pk=session.pk)
+            .values_list("refresh_jti", flat=True)
+            .first()
+        )
         changed = UserSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(
             revoked_at=now, revoked_reason=reason[:32]
         )
-        _blacklist(jti=session.refresh_jti)
+        if live_jti:
+            _blacklist(jti=live_jti)
     sid = str(session.pk)
     transaction.on_commit(lambda: revoked_sids_add([sid]))
     if changed:
@@ -178,6 +186,19 @@ def _decode_refresh(raw: str) -> SessionRefreshToken:
     return token
 
 
+def _session_of(token: SessionRefreshToken) -> UserSession:
+    """The session a (well-signed) refresh token names, with its user; 401 when none fits."""
+    sid = str(token[SID_CLAIM])
+    try:
+        uuid.UUID(sid)
+    except ValueError as exc:
+        raise AuthenticationError("Refresh token is invalid.", code="token_not_valid") from exc
+    session = UserSession.objects.select_related("user").filter(pk=sid).first()
+    if session is None or str(session.user_id) != str(token.get("user_id")):
+        raise AuthenticationError("Refresh token is invalid.", code="token_not_valid")
+    return session
+
+
 def session_refresh(*, refresh: str, ip: str | None) -> TokenPair:
     """Rotate a refresh token: compare-and-set on the session's live jti.
 
@@ -186,14 +207,8 @@ def session_refresh(*, refresh: str, ip: str | None) -> TokenPair:
     already rotated token is reuse and revokes the whole session.
     """
     token = _decode_refresh(refresh)
-    sid, jti = str(token[SID_CLAIM]), str(token["jti"])
-    try:
-        uuid.UUID(sid)
-    except ValueError as exc:
-        raise AuthenticationError("Refresh token is invalid.", code="token_not_valid") from exc
-    session = UserSession.objects.select_related("user").filter(pk=sid).first()
-    if session is None or str(session.user_id) != str(token.get("user_id")):
-        raise AuthenticationError("Refresh token is invalid.", code="token_not_valid")
+    session = _session_of(token)
+    sid, jti = str(session.pk), str(token["jti"])
     if session.revoked_at is not None:
         raise AuthenticationError("This session has been signed out.", code="session_revoked")
     if not session.user.is_active:
@@ -247,11 +262,7 @@ def session_refresh(*, refresh: str, ip: str | None) -> TokenPair:
 
 def session_logout(*, refresh: str) -> None:
     """Sign out the session a refresh token belongs to."""
-    token = _decode_refresh(refresh)
-    session = UserSession.objects.filter(pk=str(token[SID_CLAIM])).first()
-    if session is None or str(session.user_id) != str(token.get("user_id")):
-        raise AuthenticationError("Refresh token is invalid.", code="token_not_valid")
-    session_revoke(session=session, reason="logout")
+    session_revoke(session=_session_of(_decode_refresh(refresh)), reason="logout")
 
 
 # --- Login and brute-force lockout ----------------------------------------------------------
@@ -390,6 +401,7 @@ def mfa_login_verify(
             "Too many wrong codes; sign in again.", code="mfa_attempts_exceeded"
         )
     if not second_factor_verify(user=user, code=code):
+        login_failed(email=user.email)  # wrong second factors count toward the account lockout
         raise AuthenticationError("The code is not valid.", code="invalid_code")
     try:
         if not redis.set(used_key, "1", nx=True, ex=ttl):

@@ -201,3 +201,13 @@ def test_disabling_mfa_needs_a_valid_code(enrolled):
 
 def test_setup_again_while_mfa_is_on_is_409(enrolled):
     assert enrolled["client"].post("/auth/mfa/totp/setup").status_code == 409
+
+
+def test_wrong_mfa_codes_count_toward_the_account_lockout(user, enrolled, settings):
+    settings.ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD = 2
+    _verify(_password_step(user)["mfa_token"], "zzzzz-zzzzz")
+    _verify(_password_step(user)["mfa_token"], "zzzzz-zzzzz")
+    response = APIClient().post(
+        "/auth/login", {"email": user.email, "password": "Correct-Horse-Battery-9"}, format="json"
+    )
+    assert response.status_code == 429
