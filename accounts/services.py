@@ -302,6 +302,13 @@ def login_failed(*, email: str) -> None:
         ) from exc
 
 
+def _lockout_clear(email: str) -> None:
+    try:
+        limiter().clear(_lockout_item(), "login-fail", _lockout_key(email))
+    except StorageError:
+        logger.warning("accounts.lockout.clear_failed")
+
+
 def user_has_mfa(user: User) -> bool:
     """Whether ``user`` has a confirmed TOTP device."""
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
@@ -322,12 +329,10 @@ def auth_login(*, email: str, password: str, ip: str | None, user_agent: str) ->
         login_failed(email=email)
         logger.info("accounts.login.failed")
         raise AuthenticationError("Invalid email or password.", code="invalid_credentials")
-    try:
-        limiter().clear(_lockout_item(), "login-fail", _lockout_key(email))
-    except StorageError:
-        logger.warning("accounts.lockout.clear_failed")
     if user_has_mfa(user):
+        # The failure count stays until the second factor passes too.
         return LoginResult(user=user, mfa_token=mfa_token_issue(user=user))
+    _lockout_clear(email)
     _, pair = session_start(user=user, ip=ip, user_agent=user_agent)
     return LoginResult(user=user, pair=pair)
 
@@ -408,6 +413,7 @@ def mfa_login_verify(
             raise AuthenticationError("MFA token was already used.", code="token_not_valid")
     except RedisError as exc:
         raise ServiceUnavailable("Sign-in is temporarily unavailable.") from exc
+    _lockout_clear(user.email)
     _, pair = session_start(user=user, ip=ip, user_agent=user_agent)
     return user, pair
 
