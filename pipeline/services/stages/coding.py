@@ -13,7 +13,7 @@ from common.logging import get_logger
 from ... import context as ctx
 from ...models import PlanTask, Run, Step
 from ...roles import CODER, ORCHESTRATOR, TESTER
-from ..runs import RunStopped, emit, run_fail, run_set_status, stage_mark
+from ..runs import RunStopped, emit, run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .common import (
     STATIC_REVIEW,
@@ -113,6 +113,7 @@ def _note_for(run_id: int, key: str) -> str:
 
 def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     """Attempt ``attempt`` of a task's coder (with the previous attempt's failures)."""
+    run_check_bounds(run_id=run_id)
     task = PlanTask.objects.get(id=plan_task_id)
     PlanTask.objects.filter(id=task.id, status=PlanTask.Status.PENDING).update(
         status=PlanTask.Status.RUNNING
@@ -216,8 +217,8 @@ def check_files(files: dict[str, str]) -> tuple[dict[str, Any] | None, str]:
 
 def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
     """The tester's verdict on attempt ``attempt``; red -> the next fix attempt (bounded)."""
+    run = run_check_bounds(run_id=run_id)
     task = PlanTask.objects.get(id=plan_task_id)
-    run = Run.objects.get(id=run_id)
     max_attempts = int(run_option(run, "max_fix_attempts"))
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:

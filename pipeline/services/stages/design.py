@@ -9,13 +9,14 @@ from django.utils import timezone
 from ... import context as ctx
 from ...models import PlanTask, Run, Step
 from ...roles import ARCHITECT, PLANNER
-from ..runs import emit, run_fail, run_set_status, stage_mark
+from ..runs import emit, run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .common import Next, base_context, run_chain, run_option, step_output
 
 
 def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
     """Round ``round`` of the design: the architect proposes (answering last objections)."""
+    run_check_bounds(run_id=run_id)
     if run_set_status(
         run_id=run_id, status=Run.Status.DESIGNING, from_statuses=(Run.Status.QUEUED,)
     ):
@@ -93,7 +94,7 @@ def _plan_store(run_id: int, round: int, design: dict[str, Any], tasks: list[dic
 
 def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
     """Round ``round``: the planner objects (-> next round, bounded) or approves with a DAG."""
-    run = Run.objects.get(id=run_id)
+    run = run_check_bounds(run_id=run_id)
     max_rounds = int(run_option(run, "max_design_rounds"))
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
