@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rest_framework.views  # noqa: F401 - loads DRF before common.errors (import cycle via throttling)
 
 from projects.sandbox import SandboxLimits
 from projects.workspace import workspace_materialize, workspace_remove

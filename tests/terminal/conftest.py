@@ -4,7 +4,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import rest_framework.views  # noqa: F401 - loads DRF before common.errors (import cycle via throttling)
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
