@@ -302,7 +302,8 @@ def login_failed(*, email: str) -> None:
         ) from exc
 
 
-def _lockout_clear(email: str) -> None:
+def login_lockout_clear(*, email: str) -> None:
+    """Forget the failed sign-ins of ``email`` (after a complete sign-in)."""
     try:
         limiter().clear(_lockout_item(), "login-fail", _lockout_key(email))
     except StorageError:
@@ -332,7 +333,7 @@ def auth_login(*, email: str, password: str, ip: str | None, user_agent: str) ->
     if user_has_mfa(user):
         # The failure count stays until the second factor passes too.
         return LoginResult(user=user, mfa_token=mfa_token_issue(user=user))
-    _lockout_clear(email)
+    login_lockout_clear(email=email)
     _, pair = session_start(user=user, ip=ip, user_agent=user_agent)
     return LoginResult(user=user, pair=pair)
 
@@ -413,7 +414,7 @@ def mfa_login_verify(
             raise AuthenticationError("MFA token was already used.", code="token_not_valid")
     except RedisError as exc:
         raise ServiceUnavailable("Sign-in is temporarily unavailable.") from exc
-    _lockout_clear(user.email)
+    login_lockout_clear(email=user.email)
     _, pair = session_start(user=user, ip=ip, user_agent=user_agent)
     return user, pair
 

@@ -179,6 +179,8 @@ def _password_step(request: HttpRequest) -> HttpResponse:
         services.login_failed(email=context["email"])
         context["error"] = "Invalid email or password."
         return render(request, "accounts/login.html", context, status=400)
+    if not services.user_has_mfa(user):
+        services.login_lockout_clear(email=context["email"])
     _sign_in(request, user, "django.contrib.auth.backends.ModelBackend")
     return HttpResponseRedirect("/")
 
@@ -195,8 +197,10 @@ def _mfa_step(request: HttpRequest, user: User) -> HttpResponse:
         return refused
     device = services.second_factor_device(user=user, code=request.POST.get("code", ""))
     if device is None:
+        services.login_failed(email=user.email)
         context["error"] = "The code is not valid."
         return render(request, "accounts/mfa.html", context, status=400)
+    services.login_lockout_clear(email=user.email)
     del request.session[_PENDING_MFA]
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     otp_login(request, device)
