@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
+from pipeline.models import Run
+from projects.artifacts import artifact_store_tree
 from terminal.tickets import ticket_issue
 from tests.factories import ProjectFactory
 from tests.sandbox.helpers import sandbox_processes, sandbox_processes_after_settling
@@ -221,3 +223,18 @@ async def test_output_beyond_the_rate_cap_takes_at_least_its_share_of_seconds(
     await comm.disconnect()
 
     assert (received.count("x") >= 6000, elapsed >= 2) == (True, True)
+
+
+async def test_a_new_workspace_starts_with_the_latest_runs_files(project: Any, ticket: str) -> None:
+    await database_sync_to_async(store_run_tree)(project, {"src/app.py": "print('generated')\n"})
+    comm = await open_terminal(project.pk, ticket)
+
+    output = await run(comm, "python src/app.py", "END")
+    await comm.disconnect()
+
+    assert "generated" in lines(output)
+
+
+def store_run_tree(project: Any, files: dict[str, str]) -> None:
+    run = Run.objects.create(project=project, prompt="p", status="completed")
+    artifact_store_tree(run=run, files=files)
