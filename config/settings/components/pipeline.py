@@ -1,6 +1,7 @@
 """Settings of the pipeline part of the platform, read from the environment."""
 
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -13,6 +14,14 @@ PIPELINE_MAX_FIX_ATTEMPTS = env.int("PIPELINE_MAX_FIX_ATTEMPTS", default=3)
 PIPELINE_REQUIRE_APPROVAL = env.bool("PIPELINE_REQUIRE_APPROVAL", default=False)
 # Budget of a run in USD when the request names none (empty: no budget).
 PIPELINE_DEFAULT_BUDGET_USD = env.str("PIPELINE_DEFAULT_BUDGET_USD", default="")
+if PIPELINE_DEFAULT_BUDGET_USD:
+    try:
+        if Decimal(PIPELINE_DEFAULT_BUDGET_USD) <= 0:
+            raise ImproperlyConfigured("PIPELINE_DEFAULT_BUDGET_USD must be positive")
+    except InvalidOperation as exc:
+        raise ImproperlyConfigured(
+            f"PIPELINE_DEFAULT_BUDGET_USD is not a number: {PIPELINE_DEFAULT_BUDGET_USD!r}"
+        ) from exc
 # Bounds no run may pass: integration consult rounds, tokens, wall time.
 PIPELINE_MAX_CONSULT_ROUNDS = env.int("PIPELINE_MAX_CONSULT_ROUNDS", default=2)
 PIPELINE_MAX_RUN_TOKENS = env.int("PIPELINE_MAX_RUN_TOKENS", default=2_000_000)
