@@ -83,6 +83,24 @@ def _interface_conflicts(tree: dict[str, str], design: dict[str, Any]) -> list[d
     ]
 
 
+def _trimmed(conflicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conflicts with their file contents cut to a share of the context budget."""
+    texts = sum(1 + len(c.get("candidates") or []) for c in conflicts) or 1
+    share = max(ctx.budget_chars() // (2 * texts), 400)
+    trimmed = []
+    for conflict in conflicts:
+        item = dict(conflict)
+        if "content" in item:
+            item["content"] = ctx.truncate(str(item["content"]), share)
+        if "candidates" in item:
+            item["candidates"] = [
+                {**c, "content": ctx.truncate(str(c.get("content", "")), share)}
+                for c in item["candidates"]
+            ]
+        trimmed.append(item)
+    return trimmed
+
+
 def _consult(run_id: int, number: int, conflicts: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Consult round ``number``: the architect resolves, the planner reviews."""
 
@@ -90,7 +108,7 @@ def _consult(run_id: int, number: int, conflicts: list[dict[str, Any]]) -> dict[
         context = base_context(run, step, "consult_architect")
         context["round"] = number
         context["design"] = ctx.design_brief(run.design or {})
-        context["conflicts"] = conflicts
+        context["conflicts"] = _trimmed(conflicts)
         if number > 1:
             last = step_output(run_id, f"integrate:consult:{number - 1}:planner") or {}
             context["objections"] = last.get("objections", [])
