@@ -410,14 +410,6 @@ def _bwrap_args(
             args += ["--ro-bind", name, name]
     for name in ("passwd", "group", "hosts", "hostname"):
         args += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
-    made: set[str] = {"/etc"}
-    for path in _toolchain_dirs():
-        for parent in _ancestors(path):
-            if parent not in made:
-                args += ["--perms", "0755", "--dir", parent]
-                made.add(parent)
-        args += ["--ro-bind", path, path]
-        made.add(path)
     tmp_size = str(_mb(limits.tmp_mb))
     args += [
         "--proc",
@@ -436,6 +428,18 @@ def _bwrap_args(
         tmp_size,
         "--tmpfs",
         "/dev/shm",  # noqa: S108 - a private, size-capped tmpfs
+    ]
+    # After the tmpfs mounts, so a toolchain that lives under /tmp (a CI checkout) is
+    # mounted inside the sandbox's /tmp rather than hidden by it.
+    made: set[str] = {"/etc", "/tmp", "/dev", "/proc"}  # noqa: S108
+    for path in _toolchain_dirs():
+        for parent in _ancestors(path):
+            if parent not in made:
+                args += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        args += ["--ro-bind", path, path]
+        made.add(path)
+    args += [
         "--bind",
         str(workspace),
         SANDBOX_WORKDIR,

@@ -122,6 +122,19 @@ def test_the_toolchain_is_read_only(workspace: Path) -> None:
     assert not venv_marker.exists()
 
 
+def test_a_toolchain_that_lives_under_tmp_is_mounted(
+    workspace: Path, settings: Any, tmp_path: Path
+) -> None:
+    venv = tmp_path / "checkout" / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "marker").write_text("toolchain\n")
+    settings.SANDBOX_VENV = str(venv)
+
+    result = sh(workspace, f"cat {venv}/bin/marker")
+
+    assert result.stdout == "toolchain\n"
+
+
 def test_the_environment_holds_no_secret_of_the_host(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
