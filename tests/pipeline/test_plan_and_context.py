@@ -136,3 +136,44 @@ def test_offline_answers_are_valid_design_plan_and_code(settings: Any) -> None:
     assert plan.approved
     assert set(plan_layers([t.model_dump() for t in plan.tasks]).values()) == {0, 1}
     assert {f.path for f in files.files} == set(task["files"])
+
+
+@pytest.mark.django_db
+def test_a_coder_of_a_30_task_plan_sees_only_its_dependencies_within_the_budget(
+    project: Any, settings: Any
+) -> None:
+    from pipeline.models import Run
+    from pipeline.services.stages.coding import coder_context
+
+    settings.PIPELINE_CONTEXT_BUDGET_TOKENS = 3000
+    interfaces = [
+        {"path": f"pkg/m{i}.py", "name": f"f{i}", "signature": f"def f{i}()"} for i in range(30)
+    ]
+    run = Run.objects.create(
+        project=project, prompt="p", design={"summary": "s", "interfaces": interfaces}
+    )
+    for i in range(30):
+        PlanTask.objects.create(
+            run=run,
+            key=f"t{i}",
+            title=f"T{i}",
+            files=[f"pkg/m{i}.py", f"tests/test_m{i}.py"],
+            depends_on=["t3", "t7"] if i == 29 else [],
+            result={
+                "files": {
+                    f"pkg/m{i}.py": f"def f{i}():\n" + "    x = 1\n" * 300,
+                    f"tests/test_m{i}.py": "def test_x():\n    assert True\n",
+                }
+            },
+        )
+    task = PlanTask.objects.get(run=run, key="t29")
+
+    seen = coder_context(run=run, task=task, step_key="task:t29:coder:1", attempt=1)
+
+    assert set(seen["dependencies"]) == {"pkg/m3.py", "pkg/m7.py"}
+    assert {i["path"] for i in seen["design"]["interfaces"]} == {
+        "pkg/m3.py",
+        "pkg/m7.py",
+        "pkg/m29.py",
+    }
+    assert context.size_of(seen) <= 3000 * context.CHARS_PER_TOKEN

@@ -111,6 +111,33 @@ def _note_for(run_id: int, key: str) -> str:
     return next((n["note"] for n in brief.get("notes", []) if n.get("task") == key), "")
 
 
+def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> dict[str, Any]:
+    """What a coder sees: the design's summary and the interfaces touching its files, its
+    task, the modules of the tasks it depends on (not their tests, not the other tasks'),
+    the previous attempt's failures; trimmed to the context budget."""
+    design = run.design or {}
+    context: dict[str, Any] = {"kind": "code", "run": run.id, "step": step_key}
+    context["prompt"] = run.prompt
+    context["attempt"] = attempt
+    context["task"] = {
+        "key": task.key,
+        "title": task.title,
+        "spec": task.spec,
+        "files": task.files,
+        "depends_on": task.depends_on,
+    }
+    deps = {p: c for p, c in _dependency_files(task).items() if not _is_test(p)}
+    context["design"] = ctx.design_brief(design, paths=set(task.files) | set(deps))
+    context["note"] = _note_for(run.id, task.key)
+    context["dependencies"] = deps
+    if attempt > 1:
+        verdict = step_output(run.id, f"task:{task.key}:tester:{attempt - 1}") or {}
+        previous = step_output(run.id, f"task:{task.key}:coder:{attempt - 1}") or {}
+        context["feedback"] = verdict.get("failures") or [verdict.get("summary", "")]
+        context["previous_files"] = previous.get("files") or {}
+    return ctx.fit(context, files_keys=("dependencies", "previous_files"))
+
+
 def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     """Attempt ``attempt`` of a task's coder (with the previous attempt's failures)."""
     run_check_bounds(run_id=run_id)
@@ -120,27 +147,8 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     )
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
-        design = run.design or {}
-        context = base_context(run, step, "code")
-        context["attempt"] = attempt
-        context["task"] = {
-            "key": task.key,
-            "title": task.title,
-            "spec": task.spec,
-            "files": task.files,
-            "depends_on": task.depends_on,
-        }
-        deps = {p: c for p, c in _dependency_files(task).items() if not _is_test(p)}
-        context["design"] = ctx.design_brief(design, paths=set(task.files) | set(deps))
-        context["note"] = _note_for(run_id, task.key)
-        context["dependencies"] = deps
-        if attempt > 1:
-            verdict = step_output(run_id, f"task:{task.key}:tester:{attempt - 1}") or {}
-            previous = step_output(run_id, f"task:{task.key}:coder:{attempt - 1}") or {}
-            context["feedback"] = verdict.get("failures") or [verdict.get("summary", "")]
-            context["previous_files"] = previous.get("files") or {}
         return {
-            "context": ctx.fit(context, files_keys=("dependencies", "previous_files")),
+            "context": coder_context(run=run, task=task, step_key=step.key, attempt=attempt),
             "chain": run_chain(run),
         }
 
