@@ -18,10 +18,13 @@ from it the offline model derives real content:
 Tests script it through one Redis key every worker process sees (``script_set``): a list
 of rules ``{"role", "action", "times"?, "task"?, "round"?, "kind"?, ...}`` consumed
 atomically, first match wins; ``times`` defaults to 1, -1 means forever. Actions:
-``object`` (planner objects), ``bug`` (coder plants a failing test), ``conflict`` (coder
-also writes another task's file), ``mismatch`` (coder leaves out the last interface the
-design promised in its module), ``error`` (the call raises ``OfflineScriptedError`` with
-``status_code`` 400 by default: a permanent provider error; 503 makes it transient).
+
+- ``object``: the planner objects (to a design, or to a conflict resolution);
+- ``bug``: the coder plants a bug its own test catches;
+- ``conflict``: the coder also writes another task's file, differently;
+- ``mismatch``: the coder leaves out the last interface the design promised its module;
+- ``error``: the call raises ``OfflineScriptedError`` with ``status_code`` (400 by default:
+  a permanent provider error; 503 makes it transient).
 
 Every call is counted per run and step key (``calls_for(run_id)``), so tests can prove a
 finished step's model call is never made again.
@@ -518,6 +521,8 @@ def _consult_architect(context: dict[str, Any], action: str | None) -> dict[str,
 
 
 def _consult_planner(context: dict[str, Any], action: str | None) -> dict[str, Any]:
+    if action == "object":
+        return {"approved": False, "objections": ["The resolution changes a task's interface."]}
     return {"approved": True, "objections": []}
 
 

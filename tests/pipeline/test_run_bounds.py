@@ -107,3 +107,22 @@ def test_a_failover_to_the_next_provider_is_reported_and_the_run_completes(
     assert run.status == Run.Status.COMPLETED
     assert failover.payload["step"] == "design:1:architect"
     assert Step.objects.get(run=run, key="design:1:architect").provider == "offline"
+
+
+def test_conflicts_still_unresolved_after_max_consult_rounds_fail_the_run(
+    celery_worker: Any, project: Any, script: Any, no_sandbox: None, settings: Any
+) -> None:
+    settings.PIPELINE_MAX_CONSULT_ROUNDS = 2
+    script(
+        [
+            {"role": "coder", "task": "storage", "action": "conflict", "times": 1},
+            {"role": "planner", "kind": "consult_planner", "action": "object", "times": -1},
+        ]
+    )
+
+    run = run_start(project=project, user=project.owner, prompt=PROMPT)
+    run = wait_for_run(run.id)
+
+    assert (run.status, run.error_code) == (Run.Status.FAILED, "max_consult_rounds")
+    assert Step.objects.filter(run=run, key__startswith="integrate:consult:").count() == 4
+    assert last_event(run).type == "run.failed"
