@@ -5,7 +5,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from terminal.tickets import ticket_consume, ticket_key
+from terminal.tickets import TicketClaim, ticket_consume, ticket_key
 
 
 def url(project: Any) -> str:
@@ -27,18 +27,18 @@ def test_the_ticket_is_bound_to_the_user_and_the_project(
 
     claim = ticket_consume(ticket=ticket, project_id=project.pk)
 
-    assert (claim.user_id, claim.project_id) == (user.pk, project.pk)
+    assert claim == TicketClaim(user_id=user.pk, project_id=project.pk)
 
 
 def test_the_ticket_is_stored_only_as_a_hash_that_expires(api_client: Any, project: Any) -> None:
     ticket = api_client.post(url(project)).json()["ticket"]
     client = redis.Redis.from_url(settings.REDIS_URL)
 
-    keys = [k.decode() for k in client.keys("aiflow:terminal:*")]
+    keys = [k.decode() for k in client.keys("aiflow:terminal:*")]  # type: ignore[union-attr]
 
     assert keys == [ticket_key(ticket)]
     assert ticket not in keys[0]
-    assert 0 < client.ttl(keys[0]) <= settings.TERMINAL_TICKET_TTL
+    assert 0 < int(client.ttl(keys[0])) <= settings.TERMINAL_TICKET_TTL  # type: ignore[arg-type]
 
 
 def test_another_users_project_is_not_found(other_client: Any, project: Any) -> None:
