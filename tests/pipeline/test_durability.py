@@ -164,3 +164,26 @@ def test_resume_leaves_a_step_a_live_worker_still_runs(run: Run) -> None:
         "live": "running",
         "failed": "pending",
     }
+
+
+def test_retrying_a_failed_step_resumes_its_run_with_the_step_pending(run: Run) -> None:
+    from pipeline.services import step_retry
+
+    Run.objects.filter(id=run.id).update(status=Run.Status.FAILED, error_code="provider_failed")
+    step = Step.objects.create(run=run, role="coder", key="k", status="failed", error="boom")
+
+    step = step_retry(step=step)
+
+    run.refresh_from_db()
+    assert (step.status, step.error) == (Step.Status.PENDING, "")
+    assert (run.status, run.error_code) == (Run.Status.QUEUED, "")
+
+
+def test_retrying_a_succeeded_step_is_a_conflict(run: Run) -> None:
+    from common.errors import Conflict
+    from pipeline.services import step_retry
+
+    step = Step.objects.create(run=run, role="coder", key="k", status="succeeded")
+
+    with pytest.raises(Conflict):
+        step_retry(step=step)

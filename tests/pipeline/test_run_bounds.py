@@ -126,3 +126,16 @@ def test_conflicts_still_unresolved_after_max_consult_rounds_fail_the_run(
     assert (run.status, run.error_code) == (Run.Status.FAILED, "max_consult_rounds")
     assert Step.objects.filter(run=run, key__startswith="integrate:consult:").count() == 4
     assert last_event(run).type == "run.failed"
+
+
+def test_a_run_past_its_token_bound_fails_with_reason_max_tokens(
+    celery_worker: Any, project: Any, no_sandbox: None, settings: Any
+) -> None:
+    settings.PIPELINE_MAX_RUN_TOKENS = 1000
+
+    run = run_start(project=project, user=project.owner, prompt=PROMPT)
+    run = wait_for_run(run.id)
+
+    assert (run.status, run.error_code) == (Run.Status.FAILED, "max_tokens")
+    assert run.tokens_in + run.tokens_out > 1000
+    assert not Step.objects.filter(run=run, role="coder").exists()
