@@ -187,3 +187,19 @@ def test_retrying_a_succeeded_step_is_a_conflict(run: Run) -> None:
 
     with pytest.raises(Conflict):
         step_retry(step=step)
+
+
+def test_a_long_model_call_keeps_the_step_heartbeat_fresh(run: Run, settings: Any) -> None:
+    import time
+
+    settings.PIPELINE_HEARTBEAT_SECONDS = 0.2
+
+    step_run(
+        run_id=run.id,
+        spec=StepSpec(role="coder", key="k"),
+        prepare=lambda run, step: None,
+        execute=lambda prepared, ledger: time.sleep(1) or {},
+    )
+
+    step = Step.objects.get(run=run, key="k")
+    assert step.started_at < step.heartbeat_at < step.finished_at
