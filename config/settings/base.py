@@ -189,6 +189,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Hierarchical multi-agent code generation: REST and WebSocket contract.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "pipeline.models.Run.Status",
+        "StepStatusEnum": "pipeline.models.Step.Status",
+    },
 }
 
 # --- Logging (structlog over the standard library) ------------------------------------------

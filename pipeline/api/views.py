@@ -68,28 +68,28 @@ class RunStepListApi(APIView):
 
 
 class _RunActionApi(APIView):
-    action = staticmethod(run_cancel)
+    service = staticmethod(run_cancel)
 
     @extend_schema(request=None, responses={202: RunDetailSerializer})
     def post(self, request: Request, run_id: int) -> Response:
         run = run_get_for_user(user=request.user, run_id=run_id)
-        run = type(self).action(run=run)
+        run = type(self).service(run=run)
         return Response(RunDetailSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RunCancelApi(_RunActionApi):
     """Cancel the run: no further step starts."""
 
-    action = staticmethod(run_cancel)
+    service = staticmethod(run_cancel)
 
 
 class RunResumeApi(_RunActionApi):
     """Resume a failed, cancelled or stalled run where it stopped."""
 
-    action = staticmethod(run_resume)
+    service = staticmethod(run_resume)
 
 
 class RunApproveApi(_RunActionApi):
     """Approve the design of a run waiting at the approval gate."""
 
-    action = staticmethod(run_approve)
+    service = staticmethod(run_approve)

@@ -17,3 +17,13 @@ def test_swagger_docs_page_is_served(client):
 
 def test_admin_login_page_is_served(client):
     assert client.get("/admin/login/").status_code == 200
+
+
+def test_openapi_schema_validates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    text = out.read_text()
+    for path in ("/auth/login", "/projects/{project_id}/generate", "/runs/{run_id}/events"):
+        assert f"  {path}:" in text
