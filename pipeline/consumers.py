@@ -174,8 +174,10 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=_dumps(event))
         self.last_seq = event["seq"]
         if event["type"] in FINAL_EVENT_TYPES:
-            self.done = True
-            await self.close(code=1000)
+            final_seq = await database_sync_to_async(event_final_seq)(run_id=self.run_id)
+            if final_seq is not None and event["seq"] >= final_seq:
+                self.done = True
+                await self.close(code=1000)
 
     async def _catch_up(self) -> None:
         """Send every stored event after ``last_seq``; close if the run already ended."""

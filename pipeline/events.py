@@ -75,13 +75,23 @@ def event_list_after(*, run_id: int, after_seq: int = 0, limit: int = 500) -> Qu
 
 
 def event_final_seq(*, run_id: int) -> int | None:
-    """The ``seq`` of the run's final event, or ``None`` while the run has not ended."""
-    return (
+    """The ``seq`` of the run's final event, or ``None`` while the run has not ended.
+
+    A resumed run has an earlier final event followed by ``run.resumed``: that one is no
+    longer final, so a stream reading through it goes on to the run's current end.
+    """
+    last_final = (
         Event.objects.filter(run_id=run_id, type__in=FINAL_EVENT_TYPES)
-        .order_by("seq")
+        .order_by("-seq")
         .values_list("seq", flat=True)
         .first()
     )
+    if last_final is None:
+        return None
+    resumed_later = Event.objects.filter(
+        run_id=run_id, type="run.resumed", seq__gt=last_final
+    ).exists()
+    return None if resumed_later else last_final
 
 
 def run_get_for_owner(*, user: Any, run_id: int) -> Run | None:

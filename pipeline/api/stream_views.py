@@ -29,7 +29,6 @@ from common.errors import ApplicationError, NotFound
 from common.logging import get_logger
 
 from ..events import (
-    FINAL_EVENT_TYPES,
     event_final_seq,
     event_list_after,
     event_serialize,
@@ -92,7 +91,7 @@ def _fetch(run_id: int, after_seq: int) -> tuple[list[dict[str, Any]], bool, int
         events = [event_serialize(e) for e in event_list_after(run_id=run_id, after_seq=after_seq)]
         status = Run.objects.filter(id=run_id).values_list("status", flat=True).first()
         finished = status is None or status in Run.FINISHED
-        final_seq = None if events else event_final_seq(run_id=run_id)
+        final_seq = event_final_seq(run_id=run_id)
         return events, finished, final_seq
     finally:
         _release_connection()
@@ -156,7 +155,7 @@ async def event_stream(run_id: int, after_seq: int) -> AsyncIterator[bytes]:
                 yield format_sse(event)
                 last_seq = event["seq"]
                 last_write = time.monotonic()
-                if event["type"] in FINAL_EVENT_TYPES:
+                if final_seq is not None and event["seq"] >= final_seq:
                     return
             if not events:
                 if final_seq is not None and final_seq <= last_seq:

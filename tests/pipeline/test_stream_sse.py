@@ -216,3 +216,16 @@ def test_an_eventsource_client_of_another_user_gets_404(
     response = other_client.get(f"/runs/{finished_run.pk}/events", HTTP_ACCEPT="text/event-stream")
 
     assert (response.status_code, json.loads(response.content)["code"]) == (404, "not_found")
+
+
+async def test_a_resumed_run_streams_past_its_old_failure_to_its_new_end(
+    run: Run, auth: dict[str, str]
+) -> None:
+    story = ["run.started", "run.failed", "run.resumed", "step.completed", "run.completed"]
+    for event_type in story:
+        await sync_to_async(publish)(run_id=run.pk, type=event_type, payload={})
+    await sync_to_async(Run.objects.filter(pk=run.pk).update)(status=Run.Status.COMPLETED)
+
+    response = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+
+    assert [m["event"] for m in parse_sse(await read_all(response))] == story
