@@ -1,10 +1,11 @@
 """Settings of the sandbox and the terminal, read from the environment.
 
-The sandbox runs generated code under bubblewrap as an unprivileged uid taken from a pool
-(``SANDBOX_UID_BASE`` .. ``SANDBOX_UID_BASE + SANDBOX_UID_COUNT - 1``), one uid per running
-sandbox, so the process-count limit of one run never starves another. Without ``bwrap``
-nothing runs, unless ``SANDBOX_MODE=unsafe-local`` is set explicitly; every result then
-says ``mode: "unsafe-local"``.
+The sandbox runs generated code under bubblewrap. Started by root, each run gets its own
+unprivileged uid from a pool (``SANDBOX_UID_BASE`` .. ``SANDBOX_UID_BASE + SANDBOX_UID_COUNT
+- 1``, group ``SANDBOX_UID_BASE``), so the process-count limit of one run never starves
+another; started by another user, bwrap runs unprivileged under that user's uid. Without
+``bwrap`` nothing runs, unless ``SANDBOX_MODE=unsafe-local`` is set explicitly; every
+result then says ``mode: "unsafe-local"``.
 """
 
 import sys
@@ -13,44 +14,64 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..env import env
 
+# "bubblewrap" (confined; refuses to run without bwrap) or "unsafe-local" (runs generated code
+# directly on the host with rlimits only; every result says so). Never unsafe-local in production.
 SANDBOX_MODE = env.str("SANDBOX_MODE", default="bubblewrap")
 if SANDBOX_MODE not in ("bubblewrap", "unsafe-local"):
     raise ImproperlyConfigured(
         f"SANDBOX_MODE must be 'bubblewrap' or 'unsafe-local', not {SANDBOX_MODE!r}."
     )
+# The bubblewrap executable (name on PATH or absolute path).
 SANDBOX_BWRAP = env.str("SANDBOX_BWRAP", default="bwrap")
+# First uid of the pool the sandbox runs commands as when started by root; also their group.
 SANDBOX_UID_BASE = env.int("SANDBOX_UID_BASE", default=200000)
+# Number of uids in the pool: how many sandboxed commands may run at once on one host.
 SANDBOX_UID_COUNT = env.int("SANDBOX_UID_COUNT", default=256)
 if SANDBOX_UID_BASE < 1000 or SANDBOX_UID_COUNT < 1:
     raise ImproperlyConfigured("SANDBOX_UID_BASE must be >= 1000 and SANDBOX_UID_COUNT >= 1.")
-# Lock files that hand out the uids, one per uid (flock, so a crashed holder frees its uid).
+# Directory of the lock files that hand out the pool's uids (one flock per uid).
 SANDBOX_SLOT_DIR = env.str("SANDBOX_SLOT_DIR", default="/run/aiflow-sandbox")
-# The Python environment mounted read-only inside (pytest, ruff, bandit come from it):
-# by default the one this process runs in, and the interpreter it was made from.
+# Python environment mounted read-only in the sandbox (pytest, ruff, bandit come from it);
+# by default the one this process runs in.
 SANDBOX_VENV = env.str("SANDBOX_VENV", default=sys.prefix)
+# Prefix of the interpreter that environment was made from, mounted read-only too.
 SANDBOX_PYTHON_HOME = env.str("SANDBOX_PYTHON_HOME", default=sys.base_prefix)
 
-# Default limits of one run (projects.sandbox.SandboxLimits).
+# CPU seconds a sandboxed process may use (RLIMIT_CPU).
 SANDBOX_CPU_SECONDS = env.int("SANDBOX_CPU_SECONDS", default=120)
+# Address space of each sandboxed process in MB (RLIMIT_AS).
 SANDBOX_MEMORY_MB = env.int("SANDBOX_MEMORY_MB", default=1024)
+# Processes a sandboxed run may have at once (RLIMIT_NPROC under its own uid).
 SANDBOX_PROCESSES = env.int("SANDBOX_PROCESSES", default=64)
+# Largest file a sandboxed run may write, in MB (RLIMIT_FSIZE).
 SANDBOX_FILE_SIZE_MB = env.int("SANDBOX_FILE_SIZE_MB", default=64)
+# Open files per sandboxed process (RLIMIT_NOFILE).
 SANDBOX_OPEN_FILES = env.int("SANDBOX_OPEN_FILES", default=256)
+# Wall-clock seconds before a sandboxed run and everything it started is killed.
 SANDBOX_WALL_SECONDS = env.int("SANDBOX_WALL_SECONDS", default=300)
+# Bytes of stdout+stderr kept from a sandboxed run; the rest is drained and dropped.
 SANDBOX_OUTPUT_BYTES = env.int("SANDBOX_OUTPUT_BYTES", default=1_000_000)
+# Size in MB of the sandbox's private /tmp and /dev/shm (tmpfs, memory-backed).
 SANDBOX_TMP_MB = env.int("SANDBOX_TMP_MB", default=64)
-# Where project workspaces live on disk (default: MEDIA_ROOT/workspaces, see projects.workspace).
+# Where project workspaces live on disk; empty means MEDIA_ROOT/workspaces.
 SANDBOX_WORKSPACE_ROOT = env.str("SANDBOX_WORKSPACE_ROOT", default="")
 
 # --- Terminal -------------------------------------------------------------------------------
-# On by default (development); production sets TERMINAL_ENABLED=false unless it wants users
-# to have a shell in the sandbox.
+# The interactive terminal (a shell in the sandbox over WebSocket). On by default for
+# development; set false where users should not get a shell.
 TERMINAL_ENABLED = env.bool("TERMINAL_ENABLED", default=True)
+# Seconds a terminal ticket stays valid (single use).
 TERMINAL_TICKET_TTL = env.int("TERMINAL_TICKET_TTL", default=60)
+# Seconds without input before a terminal is closed.
 TERMINAL_IDLE_SECONDS = env.int("TERMINAL_IDLE_SECONDS", default=600)
+# Longest a terminal session may last, in seconds.
 TERMINAL_MAX_SECONDS = env.int("TERMINAL_MAX_SECONDS", default=3600)
+# Terminals one user may have open at once.
 TERMINAL_MAX_PER_USER = env.int("TERMINAL_MAX_PER_USER", default=3)
+# Output a terminal sends at most, in bytes per second (the shell is paused beyond it).
 TERMINAL_OUTPUT_BYTES_PER_SECOND = env.int("TERMINAL_OUTPUT_BYTES_PER_SECOND", default=65536)
+# The shell a terminal runs (comma-separated argv).
 TERMINAL_SHELL = env.list("TERMINAL_SHELL", default=["/bin/bash", "-i"])
 
+# Nothing periodic: tickets expire in Redis by themselves, terminal leases likewise.
 SANDBOX_BEAT_SCHEDULE: dict = {}
