@@ -1,6 +1,7 @@
 """The sandbox confines what it runs: no network, no host files, no writes outside the
 workspace, bounded processes, memory, disk, output and time, and nothing left behind."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -111,6 +112,18 @@ def test_writing_outside_the_workspace_fails(workspace: Path, target: str) -> No
     result = sh(workspace, f"echo x > {target}")
 
     assert result.exit_code != 0
+
+
+def test_a_link_left_in_the_workspace_never_changes_the_host_file_it_names(
+    workspace: Path,
+) -> None:
+    before = os.stat("/etc/shadow")
+    sh(workspace, "ln -s /etc/shadow shadow-link && mkdir d && ln -s /etc d/etc")
+
+    sh(workspace, "true")  # the next run hands the tree over to its uid again
+
+    after = os.stat("/etc/shadow")
+    assert (after.st_mode, after.st_gid) == (before.st_mode, before.st_gid)
 
 
 def test_the_toolchain_is_read_only(workspace: Path) -> None:
