@@ -150,7 +150,7 @@ def sandbox_ensure_available() -> str:
             "install it (apt-get install -y bubblewrap). Generated code is never run "
             "unconfined unless SANDBOX_MODE=unsafe-local is set explicitly."
         )
-    for tool in ("setpriv", "prlimit"):
+    for tool in ("prlimit", "setpriv") if _privileged() else ("prlimit",):
         if shutil.which(tool) is None:
             raise SandboxUnavailable(f"The sandbox needs '{tool}' (util-linux) on PATH.")
     return mode
