@@ -99,3 +99,12 @@ def run_get_for_owner(*, user: Any, run_id: int) -> Run | None:
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     return Run.objects.filter(id=run_id, project__owner=user).first()
+
+
+def publish_file_written(artifact: Any) -> None:
+    """The ``file.written`` event of a stored artifact (``artifact_store_tree``'s callback)."""
+    publish(
+        run_id=artifact.run_id,
+        type="file.written",
+        payload={"path": artifact.path, "sha256": artifact.sha256, "size": artifact.size},
+    )

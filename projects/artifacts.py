@@ -4,9 +4,8 @@ Each run keeps its own tree (one ``Artifact`` row per ``(run, path)``); the byte
 per sha256 in the ``artifacts`` storage (``projects.storage``), shared by every row and run
 with that content.
 
-Note on layering: storing a tree emits ``file.written`` progress events through
-``pipeline.events.publish``; that is the one place ``projects`` reaches into ``pipeline``
-(the Artifact row itself already points at ``pipeline.Run``).
+Layering: ``projects`` does not import ``pipeline``. The caller that wants progress events
+for stored files (the pipeline's finalize) passes ``on_written``.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from __future__ import annotations
 import difflib
 import io
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -73,17 +73,21 @@ def _as_bytes(content: str | bytes) -> bytes:
     raise TypeError(f"file content must be str or bytes, not {type(content).__name__}")
 
 
-def artifact_store_tree(*, run: Run, files: dict[str, str | bytes]) -> list[Artifact]:
+def artifact_store_tree(
+    *,
+    run: Run,
+    files: dict[str, str | bytes],
+    on_written: Callable[[Artifact], None] | None = None,
+) -> list[Artifact]:
     """Store ``files`` (path -> content) as the run's artifacts; return their rows by path.
 
     Idempotent: blobs are written once per sha256 (before any row points at them), rows are
     keyed by ``(run, path)``, and calling again with the same tree writes nothing and
     publishes nothing. A path stored again with different content is updated in place (the
     run's tree holds the latest content). Paths not in ``files`` are left alone, so a run's
-    tree may be built in several calls. Emits one ``file.written`` event per new or changed
-    path, delivered to clients when the transaction commits.
+    tree may be built in several calls. ``on_written`` is called, inside the transaction,
+    once per new or changed path (the pipeline publishes ``file.written`` from it).
     """
-    from pipeline.events import publish  # see the layering note in the module docstring
 
     prepared: list[tuple[str, str, int, str]] = []
     seen: set[str] = set()
@@ -120,12 +124,8 @@ def artifact_store_tree(*, run: Run, files: dict[str, str | bytes]) -> list[Arti
                     artifact.sha256, artifact.size, artifact.storage_key = sha, size, key
                     artifact.save(update_fields=["sha256", "size", "storage_key"])
                     changed = True
-            if created or changed:
-                publish(
-                    run_id=run.pk,
-                    type="file.written",
-                    payload={"path": path, "sha256": sha, "size": size},
-                )
+            if (created or changed) and on_written is not None:
+                on_written(artifact)
             stored.append(artifact)
     logger.info("artifact.tree_stored", run_id=run.pk, files=len(stored))
     return stored
@@ -161,16 +161,14 @@ def artifact_run_for_project(*, project: Project, run_id: int | None = None) -> 
     ``run_id`` picks one of the project's runs (another project's run is ``NotFound``);
     without it, the latest completed run that has artifacts.
     """
-    from pipeline.models import Run
-
-    runs = Run.objects.filter(project=project)
+    runs = project.runs.all()  # the reverse relation: projects does not import pipeline
     if run_id is not None:
         try:
             return runs.get(id=run_id)
-        except Run.DoesNotExist as exc:
+        except runs.model.DoesNotExist as exc:
             raise NotFound("Run not found.") from exc
     run = (
-        runs.filter(status=Run.Status.COMPLETED)
+        runs.filter(status="completed")
         .filter(Exists(Artifact.objects.filter(run=OuterRef("pk"))))
         .order_by("-created_at", "-id")
         .first()

@@ -1,5 +1,6 @@
 """Artifact store: content addressing, idempotency, reads, zip and diff (local filesystem)."""
 
+import functools
 import io
 import threading
 import zipfile
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from common.errors import NotFound
+from pipeline.events import publish_file_written
 from pipeline.models import Event, Run
 from projects.artifacts import (
     InvalidArtifactPath,
@@ -24,6 +26,9 @@ from projects.artifacts import (
 )
 from projects.models import Artifact
 from projects.storage import sha256_hex
+
+# As the pipeline stores a run's tree: with a file.written event per new or changed path.
+store_tree = functools.partial(artifact_store_tree, on_written=publish_file_written)
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +65,7 @@ def _empty_media(tmp_path: Path, settings: Any) -> None:
 
 
 def test_store_tree_writes_one_row_per_path_with_its_digest(run: Run) -> None:
-    artifact_store_tree(run=run, files=TREE)
+    store_tree(run=run, files=TREE)
 
     rows = {a.path: (a.sha256, a.size) for a in Artifact.objects.filter(run=run)}
     assert rows == {
@@ -71,7 +76,7 @@ def test_store_tree_writes_one_row_per_path_with_its_digest(run: Run) -> None:
 
 
 def test_blobs_are_stored_under_their_content_address(run: Run) -> None:
-    artifact_store_tree(run=run, files={"a.txt": "same"})
+    store_tree(run=run, files={"a.txt": "same"})
     sha = sha256_hex(b"same")
 
     blob = Path(settings.MEDIA_ROOT) / "blobs" / sha[:2] / sha
@@ -80,10 +85,10 @@ def test_blobs_are_stored_under_their_content_address(run: Run) -> None:
 
 
 def test_storing_the_same_tree_twice_writes_no_duplicate_row_blob_or_event(run: Run) -> None:
-    artifact_store_tree(run=run, files=TREE)
+    store_tree(run=run, files=TREE)
     before = (_blob_files(), Artifact.objects.count(), Event.objects.count())
 
-    artifact_store_tree(run=run, files=TREE)
+    store_tree(run=run, files=TREE)
 
     assert (_blob_files(), Artifact.objects.count(), Event.objects.count()) == before
 
@@ -91,14 +96,14 @@ def test_storing_the_same_tree_twice_writes_no_duplicate_row_blob_or_event(run: 
 def test_identical_content_in_two_paths_and_two_runs_shares_one_blob(
     run: Run, other_run: Run
 ) -> None:
-    artifact_store_tree(run=run, files={"a.txt": "same", "b.txt": "same"})
-    artifact_store_tree(run=other_run, files={"c.txt": "same"})
+    store_tree(run=run, files={"a.txt": "same", "b.txt": "same"})
+    store_tree(run=other_run, files={"c.txt": "same"})
 
     assert (len(_blob_files()), Artifact.objects.count()) == (1, 3)
 
 
 def test_store_tree_publishes_file_written_per_new_path(run: Run) -> None:
-    artifact_store_tree(run=run, files=TREE)
+    store_tree(run=run, files=TREE)
 
     events = list(Event.objects.filter(run=run).values_list("type", "payload"))
     assert events == [
@@ -108,9 +113,9 @@ def test_store_tree_publishes_file_written_per_new_path(run: Run) -> None:
 
 
 def test_storing_a_path_again_with_new_content_updates_it(run: Run) -> None:
-    artifact_store_tree(run=run, files={"a.txt": "v1"})
+    store_tree(run=run, files={"a.txt": "v1"})
 
-    artifact_store_tree(run=run, files={"a.txt": "v2"})
+    store_tree(run=run, files={"a.txt": "v2"})
 
     artifact = Artifact.objects.get(run=run, path="a.txt")
     assert (artifact_read(artifact=artifact), Artifact.objects.filter(run=run).count()) == (
@@ -120,7 +125,7 @@ def test_storing_a_path_again_with_new_content_updates_it(run: Run) -> None:
 
 
 def test_read_returns_the_stored_bytes(run: Run) -> None:
-    artifact_store_tree(run=run, files=TREE)
+    store_tree(run=run, files=TREE)
 
     contents = {a.path: artifact_read(artifact=a) for a in Artifact.objects.filter(run=run)}
 
@@ -128,7 +133,7 @@ def test_read_returns_the_stored_bytes(run: Run) -> None:
 
 
 def test_tree_for_run_maps_paths_to_digests(run: Run) -> None:
-    artifact_store_tree(run=run, files={"b.txt": "b", "a.txt": "a"})
+    store_tree(run=run, files={"b.txt": "b", "a.txt": "a"})
 
     assert artifact_tree_for_run(run=run) == {"a.txt": sha256_hex(b"a"), "b.txt": sha256_hex(b"b")}
 
@@ -143,7 +148,7 @@ def test_paths_leaving_the_tree_are_refused(path: str) -> None:
 
 def test_store_tree_refuses_a_traversing_path_and_stores_nothing(run: Run) -> None:
     with pytest.raises(InvalidArtifactPath):
-        artifact_store_tree(run=run, files={"ok.txt": "x", "../evil.txt": "y"})
+        store_tree(run=run, files={"ok.txt": "x", "../evil.txt": "y"})
 
     assert Artifact.objects.count() == 0
 
@@ -153,7 +158,7 @@ def test_paths_are_normalized() -> None:
 
 
 def test_zip_holds_every_file_of_the_run(run: Run) -> None:
-    artifact_store_tree(run=run, files=TREE)
+    store_tree(run=run, files=TREE)
 
     with zipfile.ZipFile(io.BytesIO(artifact_zip_bytes(run=run))) as archive:
         contents = {name: archive.read(name) for name in archive.namelist()}
@@ -162,8 +167,8 @@ def test_zip_holds_every_file_of_the_run(run: Run) -> None:
 
 
 def test_diff_lists_added_removed_and_changed_paths(run: Run, other_run: Run) -> None:
-    artifact_store_tree(run=run, files={"same.txt": "s", "gone.txt": "g", "edit.txt": "one\n"})
-    artifact_store_tree(run=other_run, files={"same.txt": "s", "new.txt": "n", "edit.txt": "two\n"})
+    store_tree(run=run, files={"same.txt": "s", "gone.txt": "g", "edit.txt": "one\n"})
+    store_tree(run=other_run, files={"same.txt": "s", "new.txt": "n", "edit.txt": "two\n"})
 
     diff = artifact_tree_diff(from_run=run, to_run=other_run)
 
@@ -176,8 +181,8 @@ def test_diff_lists_added_removed_and_changed_paths(run: Run, other_run: Run) ->
 
 
 def test_diff_of_a_changed_text_file_is_unified(run: Run, other_run: Run) -> None:
-    artifact_store_tree(run=run, files={"edit.txt": "keep\none\n"})
-    artifact_store_tree(run=other_run, files={"edit.txt": "keep\ntwo\n"})
+    store_tree(run=run, files={"edit.txt": "keep\none\n"})
+    store_tree(run=other_run, files={"edit.txt": "keep\ntwo\n"})
 
     diff = artifact_tree_diff(from_run=run, to_run=other_run)
 
@@ -187,8 +192,8 @@ def test_diff_of_a_changed_text_file_is_unified(run: Run, other_run: Run) -> Non
 
 
 def test_diff_lists_binary_files_without_a_text_diff(run: Run, other_run: Run) -> None:
-    artifact_store_tree(run=run, files={"x.bin": b"\x00a"})
-    artifact_store_tree(run=other_run, files={"x.bin": b"\x00b"})
+    store_tree(run=run, files={"x.bin": b"\x00a"})
+    store_tree(run=other_run, files={"x.bin": b"\x00b"})
 
     diff = artifact_tree_diff(from_run=run, to_run=other_run)
 
@@ -198,16 +203,16 @@ def test_diff_lists_binary_files_without_a_text_diff(run: Run, other_run: Run) -
 def test_files_default_to_the_latest_completed_run_with_artifacts(
     project: Any, run: Run, other_run: Run
 ) -> None:
-    artifact_store_tree(run=run, files={"a.txt": "a"})
+    store_tree(run=run, files={"a.txt": "a"})
     Run.objects.filter(pk=run.pk).update(status=Run.Status.COMPLETED)
     Run.objects.create(project=project, prompt="newer, completed, no files", status="completed")
-    artifact_store_tree(run=other_run, files={"b.txt": "b"})  # newer but still running
+    store_tree(run=other_run, files={"b.txt": "b"})  # newer but still running
 
     assert artifact_run_for_project(project=project) == run
 
 
 def test_files_never_default_to_a_run_that_has_not_completed(project: Any, run: Run) -> None:
-    artifact_store_tree(run=run, files={"a.txt": "a"})
+    store_tree(run=run, files={"a.txt": "a"})
 
     with pytest.raises(NotFound):
         artifact_run_for_project(project=project)
@@ -223,7 +228,7 @@ def test_concurrent_stores_of_one_tree_write_each_row_and_event_once(run: Run) -
 
     def store(files: dict) -> None:
         try:
-            artifact_store_tree(run=run, files=files)
+            store_tree(run=run, files=files)
         except BaseException as exc:  # collected: a thread's failure must fail the test
             errors.append(exc)
         finally:
@@ -242,3 +247,9 @@ def test_concurrent_stores_of_one_tree_write_each_row_and_event_once(run: Run) -
         sorted([*TREE, *own]),
         len(TREE) + 4,
     )
+
+
+def test_storing_without_a_callback_publishes_nothing(run: Run) -> None:
+    artifact_store_tree(run=run, files=TREE)
+
+    assert not Event.objects.filter(run=run).exists()

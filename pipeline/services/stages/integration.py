@@ -293,6 +293,8 @@ def finalize(*, run_id: int) -> None:
     """Store the tree as the run's artifacts and complete the run (its final event)."""
     from projects.artifacts import artifact_store_tree
 
+    from ...events import publish_file_written
+
     run = Run.objects.get(id=run_id)
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
@@ -302,7 +304,7 @@ def finalize(*, run_id: int) -> None:
         run_fail(run_id=run_id, code="no_files", detail="Integration produced no files.")
         raise RunStopped(run_id)
     with transaction.atomic():
-        artifacts = artifact_store_tree(run=run, files=files)
+        artifacts = artifact_store_tree(run=run, files=files, on_written=publish_file_written)
         stage_mark(run_id=run_id, stage="finalize", edge="completed")
         completed = Run.objects.filter(id=run_id, status__in=Run.ACTIVE).update(
             status=Run.Status.COMPLETED, finished_at=timezone.now(), heartbeat_at=timezone.now()
