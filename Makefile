@@ -6,6 +6,8 @@ PIP := $(VENV)/bin/pip
 PYTHON ?= python3
 export PORT ?= 8001
 export FLOWER_PORT ?= 5555
+# Web and workers write their Prometheus counters here; /metrics adds them up.
+export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 
 .PHONY: up test test-fast lint format migrate superuser bench sysdeps services clean
 
@@ -34,7 +36,7 @@ migrate: services
 	$(PY) manage.py migrate --noinput
 
 up: migrate
-	mkdir -p var
+	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p var "$(PROMETHEUS_MULTIPROC_DIR)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AIFLOW_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
 test: $(VENV)/.dev sysdeps

@@ -1,7 +1,8 @@
 """Prometheus metrics shared by the web process, kept in one registry per process.
 
-Each process exposes its own counters; with several web processes Prometheus scrapes each
-(or sets ``PROMETHEUS_MULTIPROC_DIR``, which prometheus-client honours).
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``make up`` sets it), every process writes its
+counters to that directory and ``/metrics`` serves their sum; pipeline figures come from
+the database (``pipeline.metrics``).
 """
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -15,4 +16,9 @@ HTTP_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-QUEUE_DEPTH = Gauge("celery_queue_depth", "Messages waiting in a Celery queue", ["queue"])
+QUEUE_DEPTH = Gauge(
+    "celery_queue_depth",
+    "Messages waiting in a Celery queue",
+    ["queue"],
+    multiprocess_mode="mostrecent",
+)

@@ -11,10 +11,12 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from kombu import Connection
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from common.logging import get_logger
 from common.metrics import QUEUE_DEPTH
+from pipeline.metrics import PipelineCollector
 
 from .celery import app as celery_app
 
@@ -131,4 +133,13 @@ def metrics(request: HttpRequest) -> HttpResponse:
             QUEUE_DEPTH.labels(queue).set(depth)
     except redis.RedisError as exc:
         log.warning("metrics.queue_depth_failed", error=str(exc))
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        # Every process (web, workers) writes its counters to this directory.
+        process_registry = CollectorRegistry()
+        MultiProcessCollector(process_registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
+    else:
+        process_registry = REGISTRY
+    pipeline_registry = CollectorRegistry()
+    pipeline_registry.register(PipelineCollector())
+    body = generate_latest(process_registry) + generate_latest(pipeline_registry)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -229,7 +229,11 @@ from .components.providers import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
 
 # --- Operations -----------------------------------------------------------------------------
+# A bearer token /metrics requires; empty leaves it open (bind it to a private network).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A directory shared by the web and worker processes of one host: each writes its counters
+# there (prometheus-client's multiprocess mode) and /metrics adds them up. `make up` sets it.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # Periodic tasks: each part of the platform names its own in its component module.
 CELERY_BEAT_SCHEDULE = {

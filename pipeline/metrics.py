@@ -1,0 +1,46 @@
+"""Pipeline figures for ``/metrics``, read from the database at scrape time.
+
+Runs and steps are counted from their rows rather than from in-process counters, so the
+figures are right however many workers on however many machines did the work.
+"""
+
+from collections.abc import Iterator
+
+from django.db.models import Count, Sum
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .models import Run, Step
+
+
+class PipelineCollector(Collector):
+    """Runs by status, steps by role and status, and the tokens and dollars they used."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        runs = GaugeMetricFamily("aiflow_runs", "Runs by status", labels=["status"])
+        for row in Run.objects.values("status").annotate(n=Count("id")).order_by():
+            runs.add_metric([row["status"]], row["n"])
+        steps = GaugeMetricFamily(
+            "aiflow_steps", "Steps by role and status", labels=["role", "status"]
+        )
+        for row in Step.objects.values("role", "status").annotate(n=Count("id")).order_by():
+            steps.add_metric([row["role"], row["status"]], row["n"])
+        usage = Step.objects.values("provider", "model").annotate(
+            tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"), cost=Sum("cost_usd")
+        )
+        tokens = CounterMetricFamily(
+            "aiflow_step_tokens",
+            "Tokens used by pipeline steps",
+            labels=["provider", "model", "direction"],
+        )
+        cost = CounterMetricFamily(
+            "aiflow_step_cost_usd", "USD spent by pipeline steps", labels=["provider", "model"]
+        )
+        for row in usage.order_by():
+            if not row["provider"]:
+                continue
+            labels = [row["provider"], row["model"]]
+            tokens.add_metric([*labels, "in"], row["tokens_in"] or 0)
+            tokens.add_metric([*labels, "out"], row["tokens_out"] or 0)
+            cost.add_metric(labels, float(row["cost"] or 0))
+        yield from (runs, steps, tokens, cost)
