@@ -18,13 +18,13 @@ class PipelineCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         runs = GaugeMetricFamily("aiflow_runs", "Runs by status", labels=["status"])
-        for row in Run.objects.values("status").annotate(n=Count("id")).order_by():
-            runs.add_metric([row["status"]], row["n"])
+        for by_status in Run.objects.values("status").annotate(n=Count("id")).order_by():
+            runs.add_metric([by_status["status"]], by_status["n"])
         steps = GaugeMetricFamily(
             "aiflow_steps", "Steps by role and status", labels=["role", "status"]
         )
-        for row in Step.objects.values("role", "status").annotate(n=Count("id")).order_by():
-            steps.add_metric([row["role"], row["status"]], row["n"])
+        for by_role in Step.objects.values("role", "status").annotate(n=Count("id")).order_by():
+            steps.add_metric([by_role["role"], by_role["status"]], by_role["n"])
         usage = Step.objects.values("provider", "model").annotate(
             tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"), cost=Sum("cost_usd")
         )

@@ -7,10 +7,15 @@ environment through django-environ, and listed with its default in
 
 from .env import BASE_DIR, env
 
+# Signs sessions, CSRF tokens and (unless JWT_SIGNING_KEY is set) JWTs. Production
+# requires it; the development default is public and must never be used in production.
 SECRET_KEY = env.str(
     "DJANGO_SECRET_KEY", default="dev-insecure-key-change-me-in-production-0123456789"
 )
+# Django's debug mode (local settings turn it on by default).
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Host names this server answers to; the terminal's WebSocket also checks Origin against
+# these and the trusted origins.
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list(
     "DJANGO_CSRF_TRUSTED_ORIGINS", default=["http://localhost:8001", "http://127.0.0.1:8001"]

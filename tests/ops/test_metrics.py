@@ -50,8 +50,15 @@ def test_metrics_counts_runs_steps_tokens_and_cost_from_the_database(client, pro
 
     run = Run.objects.create(project=project, prompt="p", status=Run.Status.COMPLETED)
     Step.objects.create(
-        run=run, role="coder", key="k1", status=Step.Status.SUCCEEDED, provider="openrouter",
-        model="m1", tokens_in=100, tokens_out=40, cost_usd=Decimal("0.25"),
+        run=run,
+        role="coder",
+        key="k1",
+        status=Step.Status.SUCCEEDED,
+        provider="openrouter",
+        model="m1",
+        tokens_in=100,
+        tokens_out=40,
+        cost_usd=Decimal("0.25"),
     )
     text = client.get("/metrics").content.decode()
     assert _sample(text, "aiflow_runs", status="completed") == 1

@@ -32,7 +32,7 @@ store_tree = functools.partial(artifact_store_tree, on_written=publish_file_writ
 
 pytestmark = pytest.mark.django_db
 
-TREE = {
+TREE: dict[str, str | bytes] = {
     "README.md": "# Demo\n",
     "app/main.py": "print('hello')\n",
     "app/data.bin": b"\x00\x01\x02binary",
@@ -70,7 +70,7 @@ def test_store_tree_writes_one_row_per_path_with_its_digest(run: Run) -> None:
     rows = {a.path: (a.sha256, a.size) for a in Artifact.objects.filter(run=run)}
     assert rows == {
         "README.md": (sha256_hex(b"# Demo\n"), 7),
-        "app/data.bin": (sha256_hex(TREE["app/data.bin"]), len(TREE["app/data.bin"])),
+        "app/data.bin": (sha256_hex(TREE_BYTES["app/data.bin"]), len(TREE["app/data.bin"])),
         "app/main.py": (sha256_hex(b"print('hello')\n"), 15),
     }
 
