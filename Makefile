@@ -6,8 +6,8 @@ PIP := $(VENV)/bin/pip
 PYTHON ?= python3
 export PORT ?= 8001
 export FLOWER_PORT ?= 5555
-# Web and workers write their Prometheus counters here; /metrics adds them up.
-export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
+# Web and workers of `make up` write their Prometheus counters here; /metrics adds them up.
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 
 .PHONY: up test test-fast lint format migrate superuser bench sysdeps services clean
 
@@ -37,7 +37,7 @@ migrate: services
 
 up: migrate
 	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p var "$(PROMETHEUS_MULTIPROC_DIR)"
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AIFLOW_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AIFLOW_PORT=$(PORT) PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(VENV)/bin/honcho start -f Procfile
 
 test: $(VENV)/.dev sysdeps
 	PY=$(PY) scripts/services.sh
