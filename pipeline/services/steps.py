@@ -181,6 +181,14 @@ def _claim(step: Step) -> bool:
     )
 
 
+def _step_ref(step: Step, spec: StepSpec | None = None) -> dict[str, Any]:
+    """The fields every step event starts with."""
+    ref: dict[str, Any] = {"step_id": step.id, "key": step.key, "role": step.role}
+    if spec is not None:
+        ref["task"] = spec.input.get("task")
+    return ref
+
+
 def step_run(
     *,
     run_id: int,
@@ -225,10 +233,7 @@ def step_run(
         run_id=run_id,
         type="step.started",
         payload={
-            "step_id": step.id,
-            "key": step.key,
-            "role": step.role,
-            "task": spec.input.get("task"),
+            **_step_ref(step, spec),
             "round": step.round,
             "attempt": step.attempt,
         },
@@ -256,10 +261,7 @@ def step_run(
                 run_id=run_id,
                 type="step.completed",
                 payload={
-                    "step_id": step.id,
-                    "key": step.key,
-                    "role": step.role,
-                    "task": spec.input.get("task"),
+                    **_step_ref(step, spec),
                     "provider": step.provider,
                     "model": step.model,
                     "tokens_in": step.tokens_in,
@@ -284,7 +286,7 @@ def _step_fail(step: Step, exc: BaseException) -> None:
         emit(
             run_id=step.run_id,
             type="step.failed",
-            payload={"step_id": step.id, "key": step.key, "role": step.role, "reason": code},
+            payload={**_step_ref(step), "reason": code},
         )
     logger.warning("step.failed", run_id=step.run_id, step=step.key, reason=code)
 
