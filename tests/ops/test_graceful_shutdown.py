@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -13,29 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.net import free_port, wait_listening
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError("server did not start listening")
 
 
 @pytest.mark.slow
 def test_sigterm_lets_the_request_in_flight_finish():
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -60,7 +44,7 @@ def test_sigterm_lets_the_request_in_flight_finish():
         text=True,
     )
     try:
-        _wait_listening(port, proc)
+        wait_listening(port, proc)
         answer: dict[str, object] = {}
 
         def call() -> None:

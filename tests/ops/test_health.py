@@ -1,14 +1,8 @@
 """/health checks the database, Redis, the broker and the workers for real."""
 
-import socket
-
 import pytest
 
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.net import free_port
 
 
 @pytest.mark.slow
@@ -30,7 +24,7 @@ def test_health_is_503_naming_workers_when_no_worker_answers(client):
 
 @pytest.mark.django_db
 def test_health_is_503_naming_broker_when_the_broker_port_is_closed(client, settings):
-    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
     response = client.get("/health")
     body = response.json()
     assert response.status_code == 503
@@ -43,7 +37,7 @@ def test_health_is_503_naming_broker_when_the_broker_port_is_closed(client, sett
 
 @pytest.mark.django_db
 def test_health_is_503_naming_redis_when_redis_is_unreachable(client, settings):
-    settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     response = client.get("/health")
     assert response.status_code == 503
     assert "redis" in response.json()["failing"]

@@ -2,10 +2,8 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,22 +16,17 @@ from django.db import connection
 from pipeline.events import publish
 from pipeline.models import Run
 from tests.conftest import access_token_for
+from tests.net import free_port, wait_listening
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def daphne_url(django_db_setup: Any) -> Iterator[str]:
     """A daphne serving config.asgi on a free port, pointed at this test run's database."""
-    port = _free_port()
+    port = free_port()
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -59,13 +52,7 @@ def daphne_url(django_db_setup: Any) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_listening(port, process)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=10)
