@@ -21,12 +21,16 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
-# Debian packages the tests use: bubblewrap for the sandbox. Installed when missing and we
-# are root (CI, this machine); otherwise the sandbox tests say what to install.
+# Debian packages the tests use: bubblewrap for the sandbox, Chromium for the browser test.
+# Installed when missing and we are root (CI, this machine); otherwise we say what to run.
+SYSDEPS := bwrap:bubblewrap chromium:chromium
 sysdeps:
-	@if ! command -v bwrap >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
-	  else echo "bubblewrap is missing: sudo apt-get install bubblewrap" >&2; fi; \
+	@missing=""; for pair in $(SYSDEPS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; \
 	fi
 
 services: $(VENV)/.runtime
