@@ -146,7 +146,11 @@ def main() -> None:
         print(f"offline model latency per call: {LATENCY_MS} ms")
         wall, (run,) = run_and_wait(["Create a REST API for a todo application"])
         steps = Step.objects.filter(run=run).exclude(started_at=None).exclude(finished_at=None)
-        busy = sum((s.finished_at - s.started_at).total_seconds() for s in steps)
+        busy = sum(
+            (s.finished_at - s.started_at).total_seconds()
+            for s in steps
+            if s.finished_at is not None and s.started_at is not None
+        )
         print(
             f"1 run: status={run.status} wall={wall:.1f}s steps={steps.count()} "
             f"step-time={busy:.1f}s parallel speed-up={busy / wall:.2f}x"
