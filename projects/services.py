@@ -2,7 +2,10 @@
 
 from typing import Any
 
+from django.db import transaction
+
 from .models import Project
+from .workspace import workspace_path_for_project, workspace_remove
 
 
 def project_create(*, owner: Any, name: str, description: str = "") -> Project:
@@ -21,5 +24,11 @@ def project_update(*, project: Project, data: dict[str, Any]) -> Project:
 
 
 def project_delete(*, project: Project) -> None:
-    """Delete a project and everything that hangs off it."""
+    """Delete a project, everything that hangs off it, and its workspace on disk.
+
+    The workspace goes once the rows are gone for good (on commit). Blobs stay: they are
+    content-addressed and may be shared with other projects' artifacts.
+    """
+    workspace = workspace_path_for_project(project_id=project.pk)
     project.delete()
+    transaction.on_commit(lambda: workspace_remove(workspace=workspace))

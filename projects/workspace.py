@@ -77,9 +77,14 @@ def workspace_materialize(*, files: Mapping[str, str | bytes], root: Path | None
     return workspace
 
 
+def workspace_path_for_project(*, project_id: int) -> Path:
+    """Where the project's persistent workspace lives (whether or not it exists yet)."""
+    return workspace_root() / "projects" / str(int(project_id))
+
+
 def workspace_for_project(*, project_id: int) -> Path:
     """The persistent workspace of a project (the terminal's working directory)."""
-    path = workspace_root() / "projects" / str(int(project_id))
+    path = workspace_path_for_project(project_id=project_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         path.mkdir()

@@ -75,3 +75,13 @@ def test_form_encoded_body_still_works(api_client):
     response = api_client.post("/projects", {"name": "Formed"})
     assert response.status_code == 201
     assert response.json()["name"] == "Formed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_project_removes_its_workspace(api_client, project):
+    from projects.workspace import workspace_for_project
+
+    workspace = workspace_for_project(project_id=project.id)
+    (workspace / "notes.txt").write_text("left by the terminal")
+    assert api_client.delete(f"/projects/{project.id}").status_code == 204
+    assert not workspace.exists()
