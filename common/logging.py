@@ -33,6 +33,20 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class DropReplacedTasks(logging.Filter):
+    """Drops Celery's "Task … ignored" line: the pipeline's canvas ends every ``replace`` so.
+
+    A replaced task is how design rounds, layers and fix loops move on, not news.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name == "celery.app.trace"
+            and record.levelno == logging.INFO
+            and record.getMessage().endswith(" ignored")
+        )
+
+
 def _add_request_id(_: Any, __: str, event: Any) -> Any:
     request_id = _request_id.get()
     if request_id and "request_id" not in event:

@@ -212,12 +212,15 @@ LOGGING = {
             "json": LOG_JSON,
         }
     },
-    "filters": {"request_id": {"()": "common.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "common.logging.RequestIdFilter"},
+        "replaced_tasks": {"()": "common.logging.DropReplacedTasks"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "structured",
-            "filters": ["request_id"],
+            "filters": ["request_id", "replaced_tasks"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -36,3 +36,15 @@ def test_the_request_id_is_in_the_line():
     finally:
         bind_request_id(None)
     assert '"request_id": "req-42"' in line
+
+
+def test_celerys_line_for_a_replaced_task_is_dropped_and_others_kept():
+    from common.logging import DropReplacedTasks
+
+    def record(message: str, level: int = logging.INFO) -> logging.LogRecord:
+        return logging.LogRecord("celery.app.trace", level, "", 0, message, (), None)
+
+    keep = DropReplacedTasks().filter
+    assert not keep(record("Task pipeline.design[abc] ignored"))
+    assert keep(record("Task pipeline.design[abc] succeeded in 0.1s: None"))
+    assert keep(record("Task pipeline.design[abc] ignored", logging.WARNING))
