@@ -23,7 +23,7 @@ CSRF_TRUSTED_ORIGINS = env.list(
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "accounts.admin_config.MFAAdminConfig",  # django.contrib.admin behind the MFA step
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -15,8 +15,9 @@ def test_swagger_docs_page_is_served(client):
     assert client.get("/api/docs/").status_code == 200
 
 
-def test_admin_login_page_is_served(client):
-    assert client.get("/admin/login/").status_code == 200
+def test_admin_is_mounted_and_asks_anonymous_users_to_sign_in(client):
+    response = client.get("/admin/")
+    assert (response.status_code, response["Location"]) == (302, "/admin/login/?next=/admin/")
 
 
 def test_openapi_schema_validates_without_warnings(tmp_path):
