@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 [ -f .env ] && set -a && . ./.env && set +a
 PY="${PY:-.venv/bin/python}"
-DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/aiflow}"
+DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/aiflow}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 export DATABASE_URL REDIS_URL
 

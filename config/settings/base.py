@@ -83,8 +83,12 @@ TEMPLATES = [
 DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=30.0)
+# The default works with a local trust-auth PostgreSQL (the password is then ignored) and
+# with the compose file's db service (whose default password it is).
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/aiflow"),
+    "default": env.db_url(
+        "DATABASE_URL", default="postgres://postgres:postgres@127.0.0.1:5432/aiflow"
+    ),
 }
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = 0
