@@ -1,5 +1,7 @@
 """End to end through a real Celery worker on Redis and the offline model."""
 
+import io
+import zipfile
 from typing import Any
 
 import pytest
@@ -51,6 +53,13 @@ def test_generate_runs_design_rounds_layers_integration_and_finalize(
     assert Artifact.objects.filter(run=run, path="todo_list/cli.py").exists()
     assert Artifact.objects.filter(run=run, path="README.md").exists()
     assert Event.objects.filter(run=run).order_by("-seq").first().type == "run.completed"
+    download = api_client.get(f"/projects/{project.id}/download?run={run.id}")
+    assert download.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
+    assert sorted(archive.namelist()) == sorted(
+        Artifact.objects.filter(run=run).values_list("path", flat=True)
+    )
+    assert b"def " in archive.read("todo_list/cli.py")
 
 
 def test_independent_tasks_of_one_layer_run_concurrently(
