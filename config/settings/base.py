@@ -17,6 +17,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # Host names this server answers to; the terminal's WebSocket also checks Origin against
 # these and the trusted origins.
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# Origins (scheme://host:port) trusted for CSRF-checked POSTs and terminal WebSockets.
 CSRF_TRUSTED_ORIGINS = env.list(
     "DJANGO_CSRF_TRUSTED_ORIGINS", default=["http://localhost:8001", "http://127.0.0.1:8001"]
 )
@@ -80,8 +81,11 @@ TEMPLATES = [
 # --- Database: PostgreSQL through psycopg 3 with Django's connection pool -----------------
 # The pool's max size is sized together with the llm worker's concurrency and the broker's
 # producer pool below (see "Fan-out" in the README).
+# Connections the pool keeps open, at least.
 DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
+# Connections the pool opens at most (per process).
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+# Seconds to wait for a free pooled connection before failing.
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=30.0)
 # The default works with a local trust-auth PostgreSQL (the password is then ignored) and
 # with the compose file's db service (whose default password it is).
@@ -118,9 +122,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# Where local files live: artifact blobs (without S3) and sandbox workspaces.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))
 
 # --- Redis: cache, Celery broker and results, Channels layer, rate limits -----------------
+# Redis for cache, broker, results, channel layer, circuit breakers and rate limits.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
@@ -142,13 +148,19 @@ CHANNEL_LAYERS = {
 # each of which may queue further tasks while it runs, so the broker's producer pool must be
 # larger than the thread count (the kombu default of 10 deadlocks 50 chaining threads), and
 # the database pool must cover the threads that touch the database at the same moment.
+# Threads of the llm worker (I/O-bound model calls).
 LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=32)
+# Processes of the sandbox worker (each runs generated code and tests).
 SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=2)
+# Celery broker (defaults to REDIS_URL).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# Celery result backend (defaults to REDIS_URL).
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# Broker producer pool: larger than the llm thread count (see the fan-out note above).
 CELERY_BROKER_POOL_LIMIT = env.int(
     "CELERY_BROKER_POOL_LIMIT", default=max(2 * LLM_WORKER_CONCURRENCY, 64)
 )
+# Seconds before Redis re-delivers an unacknowledged task (longer than any countdown).
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -168,7 +180,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 3,
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
+# Seconds /health waits for a worker to answer its ping.
 HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
+# Seconds the web process lets requests in flight finish when told to stop.
 WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
 
 # --- DRF, OpenAPI ---------------------------------------------------------------------------
@@ -205,7 +219,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging (structlog over the standard library) ------------------------------------------
+# Log level of every process.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# JSON log lines (production default) instead of key=value.
 LOG_JSON = env.bool("LOG_JSON", default=False)
 LOGGING = {
     "version": 1,
