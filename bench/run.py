@@ -35,11 +35,12 @@ ENV = {
     "CELERY_RESULT_BACKEND": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"),
     "OFFLINE_LATENCY_MS": str(LATENCY_MS),
     "LOG_LEVEL": "WARNING",
-    "PROMETHEUS_MULTIPROC_DIR": "",
     "RATE_LIMIT_GENERATE": "1000/hour",
     "RATE_LIMIT_USER": "100000/minute",
 }
+ENV.pop("PROMETHEUS_MULTIPROC_DIR", None)  # per-process metrics are enough here
 os.environ.update(ENV)
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def _free_port() -> int:
