@@ -6,22 +6,17 @@ projects and nobody else's, against daphne serving this test run's database.
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.services import mfa_totp_confirm, mfa_totp_setup
 from tests.accounts.conftest import totp_code
 from tests.factories import DEFAULT_PASSWORD, ProjectFactory
-from tests.net import free_port, wait_listening
+from tests.net import web_server
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The flags this machine needs: no sandbox as root, and no calls to the closed internet.
 CHROMIUM_ARGS = [
@@ -40,35 +35,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transacti
 @pytest.fixture
 def web_url(transactional_db: Any) -> Iterator[str]:
     """daphne serving config.asgi on a free port, on this test run's database."""
-    port = free_port()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "config.serve",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_listening(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with web_server() as (url, _):
+        yield url
 
 
 @pytest.fixture

@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from pipeline.models import Run, Step
 from pipeline.services import run_start
 from pipeline.tasks import reap_stale_runs
 from projects.models import Artifact
 from providers.offline.answers import calls_for
+from tests.net import subprocess_env
 from tests.pipeline.conftest import wait_for_run, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -35,19 +34,12 @@ STALE_SECONDS = 3
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen]]:
     """Start ``celery -A config worker`` subprocesses on this test's database and Redis."""
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "TEST_REDIS_URL": settings.REDIS_URL,
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "OFFLINE_LATENCY_MS": "1500",
-        "PIPELINE_HEARTBEAT_SECONDS": "0.5",
-        "PIPELINE_STALE_SECONDS": str(STALE_SECONDS),
-        "SANDBOX_TESTS_ENABLED": "false",
-    }
+    env = subprocess_env(
+        OFFLINE_LATENCY_MS="1500",
+        PIPELINE_HEARTBEAT_SECONDS="0.5",
+        PIPELINE_STALE_SECONDS=str(STALE_SECONDS),
+        SANDBOX_TESTS_ENABLED="false",
+    )
     started: list[subprocess.Popen] = []
 
     def start(name: str) -> subprocess.Popen:

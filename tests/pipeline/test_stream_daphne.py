@@ -1,61 +1,26 @@
 """SSE through a live daphne process (the production ASGI server) on the test database."""
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from pipeline.events import publish
 from pipeline.models import Run
 from tests.conftest import access_token_for
-from tests.net import free_port, wait_listening
+from tests.net import subprocess_env, web_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def daphne_url(django_db_setup: Any) -> Iterator[str]:
     """A daphne serving config.asgi on a free port, pointed at this test run's database."""
-    port = free_port()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "TEST_REDIS_URL": settings.REDIS_URL,
-        "EVENTS_POLL_SECONDS": "0.1",
-        "EVENTS_SSE_HEARTBEAT_SECONDS": "1",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    wait_listening(port, process)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    env = subprocess_env(EVENTS_POLL_SECONDS="0.1", EVENTS_SSE_HEARTBEAT_SECONDS="1")
+    with web_server(module="daphne", env=env) as (url, _):
+        yield url
 
 
 def _read_messages(lines: Iterator[str], *, until_seq: int) -> list[dict[str, Any]]:
