@@ -70,15 +70,20 @@ class Run(models.Model):
         return self.status in self.FINISHED
 
 
+class WorkStatus(models.TextChoices):
+    """Where a plan task or a step stands (the API's step statuses)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
 class PlanTask(models.Model):
     """One task of the planner's DAG."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        SKIPPED = "skipped"
+    Status = WorkStatus
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tasks")
     key = models.CharField(max_length=64)
@@ -104,12 +109,7 @@ class PlanTask(models.Model):
 class Step(models.Model):
     """One agent action, claimed once and stored under its idempotency key."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        SKIPPED = "skipped"
+    Status = WorkStatus
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
     role = models.CharField(max_length=32)

@@ -214,7 +214,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "pipeline.models.Run.Status",
-        "StepStatusEnum": "pipeline.models.Step.Status",
+        "StepStatusEnum": "pipeline.models.WorkStatus",
     },
 }
 
