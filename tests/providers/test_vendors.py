@@ -275,16 +275,8 @@ def service_account_file(tmp_path):
     return write
 
 
-def _vertex_responder(request):
-    if request.path == "/token":
-        return google_token_reply()
-    return vertex_reply("hi from gemini", tokens=(17, 6))
-
-
-def test_vertex_generate_content_goes_over_rest_to_the_base_url_with_stub_credentials(
-    llm_settings, stub_server, service_account_file
-):
-    server = stub_server(_vertex_responder)
+def _use_vertex(llm_settings, server, service_account_file) -> None:
+    """Vertex as the only provider, at the stub's base URL, with stub credentials."""
     llm_settings.LLM_PROVIDERS = {
         "vertex": {
             "kind": "vertex",
@@ -295,6 +287,19 @@ def test_vertex_generate_content_goes_over_rest_to_the_base_url_with_stub_creden
         }
     }
     llm_settings.LLM_CHAINS = {"default": ["vertex:gemini-2.5-flash"]}
+
+
+def _vertex_responder(request):
+    if request.path == "/token":
+        return google_token_reply()
+    return vertex_reply("hi from gemini", tokens=(17, 6))
+
+
+def test_vertex_generate_content_goes_over_rest_to_the_base_url_with_stub_credentials(
+    llm_settings, stub_server, service_account_file
+):
+    server = stub_server(_vertex_responder)
+    _use_vertex(llm_settings, server, service_account_file)
 
     completion = complete(role="architect", messages=MESSAGES)
 
@@ -322,16 +327,7 @@ def test_vertex_schema_is_requested_as_a_json_response_schema(
         return vertex_reply('{"passed": true, "reason": "ok"}')
 
     server = stub_server(responder)
-    llm_settings.LLM_PROVIDERS = {
-        "vertex": {
-            "kind": "vertex",
-            "project": "stub-project",
-            "location": "us-central1",
-            "base_url": server.url,
-            "credentials_file": service_account_file(server.url + "/token"),
-        }
-    }
-    llm_settings.LLM_CHAINS = {"default": ["vertex:gemini-2.5-flash"]}
+    _use_vertex(llm_settings, server, service_account_file)
 
     completion = complete(role="tester", messages=MESSAGES, schema=Verdict)
 
@@ -384,16 +380,7 @@ def test_a_vertex_503_is_retried_by_the_router_alone(
         return vertex_reply("after a retry")
 
     server = stub_server(responder)
-    llm_settings.LLM_PROVIDERS = {
-        "vertex": {
-            "kind": "vertex",
-            "project": "stub-project",
-            "location": "us-central1",
-            "base_url": server.url,
-            "credentials_file": service_account_file(server.url + "/token"),
-        }
-    }
-    llm_settings.LLM_CHAINS = {"default": ["vertex:gemini-2.5-flash"]}
+    _use_vertex(llm_settings, server, service_account_file)
 
     completion = complete(role="coder", messages=MESSAGES)
 

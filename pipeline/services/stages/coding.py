@@ -95,6 +95,17 @@ def orchestrate(*, run_id: int) -> Next | None:
 # --- a task: coder -> tester ------------------------------------------------------------------
 
 
+def _task_step_spec(task: PlanTask, role: str, attempt: int) -> StepSpec:
+    """The step of ``role`` for one attempt at a plan task (keyed for idempotency)."""
+    return StepSpec(
+        role=role,
+        key=f"task:{task.key}:{role}:{attempt}",
+        attempt=attempt,
+        plan_task_id=task.id,
+        input={"task": task.key},
+    )
+
+
 def task_files(task: PlanTask) -> dict[str, str]:
     return dict((task.result or {}).get("files") or {})
 
@@ -161,13 +172,7 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
 
     step_run(
         run_id=run_id,
-        spec=StepSpec(
-            role="coder",
-            key=f"task:{task.key}:coder:{attempt}",
-            attempt=attempt,
-            plan_task_id=task.id,
-            input={"task": task.key},
-        ),
+        spec=_task_step_spec(task, "coder", attempt),
         prepare=prepare,
         execute=execute,
     )
@@ -283,13 +288,7 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
 
     verdict = step_run(
         run_id=run_id,
-        spec=StepSpec(
-            role="tester",
-            key=f"task:{task.key}:tester:{attempt}",
-            attempt=attempt,
-            plan_task_id=task.id,
-            input={"task": task.key},
-        ),
+        spec=_task_step_spec(task, "tester", attempt),
         prepare=prepare,
         execute=execute,
         on_success=on_success,
