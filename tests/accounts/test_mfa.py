@@ -282,7 +282,9 @@ def test_confirm_ends_the_users_dashboard_sessions(user, tokens):
     client = bearer(tokens["access"])
     client.post("/auth/mfa/totp/setup")
     _confirm(client, user, password=DEFAULT_PASSWORD)
-    assert dashboard.get("/auth/me").status_code == 401
+    dashboard.get("/")
+    # Signed out, not merely short of the MFA step: Django dropped the session's user.
+    assert "_auth_user_id" not in dashboard.session
 
 
 def test_confirm_from_the_dashboard_keeps_that_session_past_the_mfa_step(user, tokens):
