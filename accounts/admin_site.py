@@ -1,26 +1,49 @@
-"""The Django admin, behind the same MFA step as the dashboard."""
+"""The Django admin: active staff only, from a session that passed MFA."""
 
 from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django_otp import user_has_device
+from django.shortcuts import render
+from django.urls import reverse
+
+from . import services
+from .errors import MfaRequired
+
+
+def _session_mfa_passed(request: HttpRequest) -> bool:
+    is_verified = getattr(request.user, "is_verified", None)  # set by django_otp's OTPMiddleware
+    return bool(is_verified is not None and is_verified())
 
 
 class MFAAdminSite(admin.AdminSite):
-    """Admin for active staff; staff who have MFA on must have passed it in this session.
+    """Admin for active staff with MFA on who passed it in this session
+    (``services.staff_mfa_require``).
 
     The admin's own login form checks the password only, so it is not used: signing in
     happens on the dashboard (``/``), which has the MFA step, and the session then opens
-    the admin too.
+    the admin too. A staff member who is refused is told why and what to do.
     """
 
     def has_permission(self, request: HttpRequest) -> bool:
         if not super().has_permission(request):
             return False
-        user: Any = request.user
-        is_verified = getattr(user, "is_verified", None)  # set by django_otp's OTPMiddleware
-        return not user_has_device(user) or bool(is_verified is not None and is_verified())
+        try:
+            services.staff_mfa_require(
+                user=request.user,  # type: ignore[arg-type]
+                mfa_passed=_session_mfa_passed(request),
+            )
+        except MfaRequired:
+            return False
+        return True
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        return HttpResponseRedirect("/")
+        user: Any = request.user
+        if not (user.is_authenticated and user.is_active and user.is_staff):
+            return HttpResponseRedirect("/")
+        try:
+            services.staff_mfa_require(user=user, mfa_passed=_session_mfa_passed(request))
+        except MfaRequired as exc:
+            context = {"message": exc.detail, "code": exc.code}
+            return render(request, "accounts/admin_mfa_required.html", context, status=403)
+        return HttpResponseRedirect(reverse("admin:index"))

@@ -17,3 +17,14 @@ class LockedOut(ApplicationError):
 
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     code = "login_locked"
+
+
+class MfaRequired(ApplicationError):
+    """A staff page or endpoint reached without a second factor (403).
+
+    ``mfa_setup_required``: the account has no MFA device yet. ``mfa_step_required``: it has
+    one, but this session or token did not pass the MFA step.
+    """
+
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "mfa_required"

@@ -1,13 +1,19 @@
 """OAuth 2.0 with Google and GitHub (social-auth-app-django): backends and pipeline steps.
 
 Both backends use PKCE (S256) and the state parameter; their endpoints come from settings so a
-self-hosted or test provider can stand in. Accounts are linked by *verified* email only.
+self-hosted or test provider can stand in. An identity is linked to an existing account only
+when both sides vouch for the email: the provider verified it, and the account's owner proved
+it through the link we mailed (``User.email_verified_at``). Otherwise anyone could register
+someone else's address with a password and wait for its owner to sign in with a provider.
+Linking ends every other session of the account.
 """
 
 import re
 import secrets
 from typing import Any
 
+from django.contrib.auth import update_session_auth_hash
+from django.utils import timezone
 from social_core.backends.github import GithubOAuth2 as _GithubOAuth2
 from social_core.backends.google import GoogleOAuth2 as _GoogleOAuth2
 from social_core.backends.oauth import BaseOAuth2PKCE
@@ -64,20 +70,51 @@ class GithubOAuth2(_GithubOAuth2, BaseOAuth2PKCE):
         return response.get("email_verified") is True
 
 
+class AccountEmailUnverified(AuthPolicyError):
+    """The identity would be linked to an account whose owner never verified its email.
+
+    ``message`` is for the person signing in: what happened and what to do.
+    """
+
+    def __init__(self, backend: Any, *, email: str) -> None:
+        super().__init__(backend, stage="pipeline")
+        provider = str(getattr(backend, "name", "the provider")).title()
+        self.message = (
+            f"An account with the address {email} already exists, but that address has not "
+            f"been verified, so it cannot be signed in to with {provider}. Sign in with the "
+            "account's password and follow the verification link we emailed (you can ask for "
+            f"a new one once signed in); {provider} sign-in will work after that."
+        )
+
+
 def associate_by_verified_email(
-    backend: Any, details: dict[str, Any], response: dict[str, Any], user: Any = None, **_: Any
+    backend: Any,
+    details: dict[str, Any],
+    response: dict[str, Any],
+    user: Any = None,
+    social: Any = None,
+    **_: Any,
 ) -> dict[str, Any] | None:
-    """Link to the account with the same email, only when the provider verified that email."""
+    """Link to the account with the same (canonical) email, when both the provider and the
+    account's owner verified it; an unverified account is refused, never linked.
+
+    With a signed-in user (connecting a provider to their own account), that account's
+    email must be verified too: the rule is the same whoever starts the flow.
+    """
     if user is not None:
+        if social is None and not user.email_verified:
+            raise AccountEmailUnverified(backend, email=user.email)
         return None
     email = (details.get("email") or "").strip()
     verified = bool(getattr(backend, "email_is_verified", lambda _: False)(response))
     if not email or not verified:
         raise AuthPolicyError(backend, stage="callback")
-    existing = User.objects.filter(email__iexact=email).first()
+    existing = User.objects.with_email(email).first()
     if existing is None:
         return None
-    logger.info("accounts.oauth.linked", backend=backend.name, user_id=existing.id)
+    if not existing.email_verified:
+        logger.info("accounts.oauth.link_refused_unverified", backend=backend.name)
+        raise AccountEmailUnverified(backend, email=existing.email)
     return {"user": existing, "is_new": False}
 
 
@@ -92,17 +129,47 @@ def _free_username(wanted: str) -> str:
 def create_user(
     backend: Any, details: dict[str, Any], user: Any = None, **_: Any
 ) -> dict[str, Any] | None:
-    """A new account for a verified email no account has yet (no usable password)."""
+    """A new account for a verified email no account has yet (no usable password).
+
+    The provider vouched for the address, so the account starts verified.
+    """
     if user is not None:
         return None
     email = details["email"].strip().lower()
     username = _free_username(details.get("username") or email.split("@")[0])
-    new = User.objects.create_user(username=username, email=email)
+    new = User.objects.create_user(username=username, email=email, email_verified_at=timezone.now())
     logger.info("accounts.oauth.user_created", backend=backend.name, user_id=new.id)
     return {"user": new, "is_new": True}
 
 
 def refuse_inactive(backend: Any, user: Any = None, **_: Any) -> None:
-    """A deactivated account never signs in through a provider."""
+    """A deactivated account never signs in through a provider (nor gets one linked)."""
     if user is not None and not user.is_active:
         raise AuthPolicyError(backend, stage="callback")
+
+
+def revoke_sessions_on_link(
+    backend: Any, user: Any = None, is_new: bool = False, new_association: bool = False, **_: Any
+) -> dict[str, Any] | None:
+    """A provider identity newly linked to an existing account ends its other sessions.
+
+    Whoever held a session before the link (device tokens or the dashboard) signs in again;
+    the sign-in this flow is completing starts after it, with the user's new session epoch.
+    """
+    if user is None or is_new or not new_association:
+        return None
+    from .services import user_sessions_revoke_all
+
+    user_sessions_revoke_all(user=user, reason="oauth_linked")
+    request = getattr(backend.strategy, "request", None)
+    current: Any = getattr(request, "user", None)
+    if (
+        request is not None
+        and current is not None
+        and current.is_authenticated
+        and (current.pk == user.pk)
+    ):
+        # A signed-in user connecting a provider keeps the browser session doing it.
+        update_session_auth_hash(request, user)
+    logger.info("accounts.oauth.linked", backend=backend.name, user_id=user.id)
+    return {"user": user}

@@ -1,14 +1,27 @@
-"""Account changes made anywhere (services, admin, shell) end the user's sessions."""
+"""Account changes made anywhere (services, admin, shell) end the user's sessions; a
+dashboard sign-in notes when it happened."""
 
 from typing import Any
 
+from django.contrib.auth.signals import user_logged_in
 from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
+from django.utils import timezone
 
 from .models import User
 
 _WATCHED = {"password", "is_active"}
+# The dashboard session key holding when it signed in (ISO 8601), for re-authentication.
+SIGNED_IN_AT_SESSION_KEY = "accounts_signed_in_at"
+
+
+@receiver(user_logged_in)
+def _note_sign_in_time(sender: Any, request: Any = None, **_: Any) -> None:
+    """Record in the dashboard session when it signed in (see ``services._reauthenticate``)."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[SIGNED_IN_AT_SESSION_KEY] = timezone.now().isoformat()
 
 
 @receiver(pre_save, sender=User)

@@ -1,10 +1,11 @@
-"""Browser views: OAuth begin/complete (social-auth) and the dashboard at ``/``.
+"""Browser views: OAuth begin/complete (social-auth), the email verification link, and the
+dashboard at ``/``.
 
 OAuth begin is a CSRF-protected POST (a GET renders the form that posts it). Completion signs
 the dashboard session in (after the MFA step when the user has MFA on) and, when an API client
-started the flow with a ``client_redirect`` (and, best, a PKCE ``code_challenge``), sends it back
-there with a one-time code it trades at ``POST /auth/oauth/exchange`` (with its
-``code_verifier``): tokens never travel in a URL.
+started the flow with a ``client_redirect`` and its PKCE ``code_challenge`` (required with a
+redirect), sends it back there with a one-time code it trades at ``POST /auth/oauth/exchange``
+with its ``code_verifier``: tokens never travel in a URL, and a stolen code is worth nothing.
 """
 
 import re
@@ -29,6 +30,7 @@ from common.logging import get_logger
 
 from . import services
 from .models import User
+from .oauth import AccountEmailUnverified
 from .throttling import scope_hit
 
 logger = get_logger(__name__)
@@ -64,6 +66,11 @@ def oauth_begin(request: HttpRequest, backend: str) -> HttpResponse:
     code_challenge = source.get("code_challenge", "")
     if client_redirect and not _client_redirect_allowed(client_redirect):
         return _error(request, "That client redirect URI is not allowed.")
+    if client_redirect and not code_challenge:
+        return _error(
+            request,
+            "A client_redirect needs a PKCE code_challenge (S256 of the client's code_verifier).",
+        )
     if code_challenge and not _CHALLENGE.fullmatch(code_challenge):
         return _error(request, "code_challenge must be an S256 challenge (43 base64url chars).")
     if request.method == "GET":
@@ -115,6 +122,9 @@ def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
             redirect_name="next",
             request=request,
         )
+    except AccountEmailUnverified as exc:
+        logger.info("accounts.oauth.refused", backend=backend, reason="account_email_unverified")
+        return _error(request, exc.message, 403)
     except SocialAuthBaseException as exc:
         logger.info("accounts.oauth.refused", backend=backend, reason=exc.__class__.__name__)
         return _error(request, "Sign-in with the provider failed or was refused.")
@@ -126,6 +136,23 @@ def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
     if request.session.get(_PENDING_MFA):
         return HttpResponseRedirect("/")
     return response
+
+
+# --- Email verification link ----------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET"])
+def email_verify_page(request: HttpRequest, token: str) -> HttpResponse:
+    """The link mailed at registration: verifies the address and says so (or why not)."""
+    try:
+        user = services.email_verify(token=token)
+    except ApplicationError as exc:
+        context = {"verified": exc.code == "verification_link_used", "message": exc.detail}
+        status = 200 if context["verified"] else 400
+        return render(request, "accounts/email_verify.html", context, status=status)
+    message = f"{user.email} is verified. You can now also sign in with a provider using it."
+    return render(request, "accounts/email_verify.html", {"verified": True, "message": message})
 
 
 # --- Dashboard ------------------------------------------------------------------------------

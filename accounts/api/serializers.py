@@ -31,6 +31,18 @@ class CodeInput(serializers.Serializer):
     code = serializers.CharField(max_length=128)
 
 
+class MfaConfirmInput(serializers.Serializer):
+    code = serializers.CharField(max_length=128)
+    # Required for an account with a password; one created through a provider has none.
+    password = serializers.CharField(
+        max_length=256, trim_whitespace=False, required=False, default=""
+    )
+
+
+class EmailVerifyInput(serializers.Serializer):
+    token = serializers.CharField(max_length=1024)
+
+
 class ExchangeInput(serializers.Serializer):
     code = serializers.CharField(max_length=128)
     code_verifier = serializers.CharField(max_length=128, required=False, default="")
@@ -43,10 +55,11 @@ class PasswordChangeInput(serializers.Serializer):
 
 class UserOutput(serializers.ModelSerializer):
     mfa_enabled = serializers.SerializerMethodField()
+    email_verified = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = User
-        fields = ["id", "username", "email", "mfa_enabled"]
+        fields = ["id", "username", "email", "email_verified", "mfa_enabled"]
 
     def get_mfa_enabled(self, user: User) -> bool:
         from ..services import user_has_mfa

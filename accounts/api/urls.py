@@ -19,6 +19,13 @@ urlpatterns = [
     path("mfa/totp/confirm", views.TotpConfirmView.as_view(), name="auth-mfa-confirm"),
     path("mfa/backup-codes", views.BackupCodesView.as_view(), name="auth-mfa-backup-codes"),
     path("mfa/disable", views.MfaDisableView.as_view(), name="auth-mfa-disable"),
+    path("email/verify", views.EmailVerifyView.as_view(), name="auth-email-verify"),
+    path(
+        "email/verify/resend",
+        views.EmailVerifyResendView.as_view(),
+        name="auth-email-verify-resend",
+    ),
+    path("email/verify/<str:token>", web.email_verify_page, name="auth-email-verify-link"),
     path("oauth/exchange", views.OAuthExchangeView.as_view(), name="auth-oauth-exchange"),
     path("oauth/<str:backend>/", web.oauth_begin, name="oauth-begin"),
     path("oauth/<str:backend>/complete/", web.oauth_complete, name="oauth-complete"),

@@ -1,7 +1,11 @@
 """The auth API: views parse input, call one service, serialize the answer."""
 
+from datetime import datetime
 from typing import Any, cast
 
+from django.contrib.auth import update_session_auth_hash
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -10,8 +14,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors, services
-from ..models import User
+from ..models import User, UserSession
 from ..services import LoginResult
+from ..signals import SIGNED_IN_AT_SESSION_KEY
 from ..throttling import client_ip_address
 from . import serializers as s
 
@@ -144,14 +149,38 @@ class TotpSetupView(APIView):
         return Response(services.mfa_totp_setup(user=_user(request)))
 
 
+def _current_session(request: Request) -> UserSession | None:
+    """The device session of a JWT-authenticated request (None for a dashboard cookie)."""
+    return getattr(request, "auth_session", None)
+
+
+def _dashboard_signed_in_at(request: Request) -> datetime | None:
+    """When the dashboard (cookie) session of this request signed in, if it says."""
+    raw = request._request.session.get(SIGNED_IN_AT_SESSION_KEY)
+    try:
+        return datetime.fromisoformat(raw) if raw else None
+    except (TypeError, ValueError):
+        return None
+
+
 class TotpConfirmView(APIView):
     throttle_scope = "mfa"
 
-    @extend_schema(request=s.CodeInput, responses={200: dict})
+    @extend_schema(request=s.MfaConfirmInput, responses={200: dict})
     def post(self, request: Request) -> Response:
-        data = s.CodeInput(data=request.data)
+        data = s.MfaConfirmInput(data=request.data)
         data.is_valid(raise_exception=True)
-        codes = services.mfa_totp_confirm(user=_user(request), code=data.validated_data["code"])
+        user, session = _user(request), _current_session(request)
+        codes = services.mfa_totp_confirm(
+            user=user,
+            code=data.validated_data["code"],
+            password=data.validated_data["password"],
+            signed_in_at=None if session is not None else _dashboard_signed_in_at(request),
+            current_session=session,
+        )
+        if session is None:  # a dashboard cookie: it stays signed in, now past the MFA step
+            update_session_auth_hash(request._request, user)
+            otp_login(request._request, TOTPDevice.objects.get(user=user, confirmed=True))
         return Response({"backup_codes": codes})
 
 
@@ -176,6 +205,24 @@ class MfaDisableView(APIView):
         data = s.CodeInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.mfa_disable(user=_user(request), code=data.validated_data["code"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EmailVerifyView(_Public):
+    @extend_schema(request=s.EmailVerifyInput, responses={200: s.UserOutput})
+    def post(self, request: Request) -> Response:
+        data = s.EmailVerifyInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.email_verify(token=data.validated_data["token"])
+        return Response(s.UserOutput(user).data)
+
+
+class EmailVerifyResendView(APIView):
+    throttle_scope = "verify_email"
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        services.email_verification_resend(user=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

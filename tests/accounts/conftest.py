@@ -74,3 +74,63 @@ def jwt_assemble(header: dict, payload: dict, signature: str) -> str:
 def tokens(user: Any) -> dict:
     """A fresh login of ``user``: access, refresh and user."""
     return login(user)
+
+
+def enable_mfa(user: Any) -> tuple[Any, list[str]]:
+    """Turn MFA on for ``user`` through the services: its TOTP device and backup codes.
+
+    The confirming code is the previous time step's, so the current one is still unused.
+    """
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.services import mfa_totp_confirm, mfa_totp_setup
+
+    mfa_totp_setup(user=user)
+    device = TOTPDevice.objects.get(user=user)
+    codes = mfa_totp_confirm(
+        user=user, code=totp_code(device, offset_steps=-1), password=DEFAULT_PASSWORD
+    )
+    device.refresh_from_db()
+    return device, codes
+
+
+def sign_in_past_mfa(client: Any, user: Any, device: Any) -> Any:
+    """A dashboard (cookie) session of ``user`` that passed the MFA step with ``device``."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+def mfa_tokens(user: Any, device: Any) -> dict:
+    """Sign ``user`` (MFA on) in over the API, password then TOTP: the token pair body."""
+    first = login(user)
+    response = APIClient().post(
+        "/auth/mfa/verify",
+        {"mfa_token": first["mfa_token"], "code": totp_code(device)},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+STRONG_PASSWORD = "Lovelace-Engine-1843"  # noqa: S105
+
+
+@pytest.fixture
+def register(django_capture_on_commit_callbacks: Any) -> Any:
+    """``register(email, username=..., password=..., **headers)``: POST /auth/register, then
+    run what it queued for after its commit (the verification mail), as a real commit would.
+    """
+
+    def _register(
+        email: str, *, username: str = "ada", password: str = STRONG_PASSWORD, **headers: Any
+    ) -> Any:
+        body = {"username": username, "email": email, "password": password}
+        with django_capture_on_commit_callbacks(execute=True):
+            return APIClient().post("/auth/register", body, format="json", **headers)
+
+    return _register

@@ -4,10 +4,8 @@ import re
 
 import pytest
 from django.test import Client, override_settings
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.services import mfa_totp_confirm, mfa_totp_setup
-from tests.accounts.conftest import totp_code
+from tests.accounts.conftest import enable_mfa, totp_code
 from tests.factories import DEFAULT_PASSWORD, ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,9 +29,7 @@ def browser() -> Client:
 
 @pytest.fixture
 def mfa_user(user):
-    mfa_totp_setup(user=user)
-    device = TOTPDevice.objects.get(user=user)
-    codes = mfa_totp_confirm(user=user, code=totp_code(device, offset_steps=-1))
+    device, codes = enable_mfa(user)
     return {"user": user, "device": device, "backup_codes": codes}
 
 

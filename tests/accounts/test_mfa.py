@@ -1,11 +1,17 @@
 """TOTP MFA: enrolment, login with the second step, backup codes, replay and disable."""
 
+from datetime import timedelta
+
 import pytest
+from django.test import Client
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
-from accounts.models import BackupCode
-from tests.accounts.conftest import bearer, login, refresh, totp_code
+from accounts.models import BackupCode, UserSession
+from tests.accounts.conftest import UA_PHONE, bearer, login, refresh, totp_code
+from tests.conftest import access_token_for
+from tests.factories import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +39,9 @@ def enrolled(user, tokens) -> dict:
     # The confirming code uses the previous time step, so the test's own "current" code
     # is still unused afterwards.
     confirm = client.post(
-        "/auth/mfa/totp/confirm", {"code": totp_code(device, offset_steps=-1)}, format="json"
+        "/auth/mfa/totp/confirm",
+        {"code": totp_code(device, offset_steps=-1), "password": DEFAULT_PASSWORD},
+        format="json",
     )
     assert confirm.status_code == 200
     device.refresh_from_db()
@@ -57,7 +65,9 @@ def test_setup_alone_does_not_turn_mfa_on(user, tokens):
 def test_confirm_with_a_wrong_code_is_400_and_mfa_stays_off(user, tokens):
     client = bearer(tokens["access"])
     client.post("/auth/mfa/totp/setup")
-    response = client.post("/auth/mfa/totp/confirm", {"code": "000000"}, format="json")
+    response = client.post(
+        "/auth/mfa/totp/confirm", {"code": "000000", "password": DEFAULT_PASSWORD}, format="json"
+    )
     assert response.status_code == 400
     assert client.get("/auth/me").json()["mfa_enabled"] is False
 
@@ -211,3 +221,107 @@ def test_wrong_mfa_codes_count_toward_the_account_lockout(user, enrolled, settin
         "/auth/login", {"email": user.email, "password": "Correct-Horse-Battery-9"}, format="json"
     )
     assert response.status_code == 429
+
+
+# --- Turning MFA on: the password again, and every other session ends ------------------------
+
+
+def _confirm(client, user, **body):
+    device = TOTPDevice.objects.get(user=user)
+    return client.post(
+        "/auth/mfa/totp/confirm",
+        {"code": totp_code(device, offset_steps=-1), **body},
+        format="json",
+    )
+
+
+def test_confirm_without_the_password_is_400_and_mfa_stays_off(user, tokens):
+    client = bearer(tokens["access"])
+    client.post("/auth/mfa/totp/setup")
+    response = _confirm(client, user)
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_password")
+    assert client.get("/auth/me").json()["mfa_enabled"] is False
+
+
+def test_confirm_with_a_wrong_password_is_400_and_mfa_stays_off(user, tokens):
+    client = bearer(tokens["access"])
+    client.post("/auth/mfa/totp/setup")
+    response = _confirm(client, user, password="not-the-password-1")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_password")
+    assert client.get("/auth/me").json()["mfa_enabled"] is False
+
+
+def test_wrong_passwords_at_confirm_count_toward_the_account_lockout(user, tokens, settings):
+    settings.ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD = 2
+    client = bearer(tokens["access"])
+    client.post("/auth/mfa/totp/setup")
+    _confirm(client, user, password="guess-number-one")
+    _confirm(client, user, password="guess-number-two")
+    right = _confirm(client, user, password=DEFAULT_PASSWORD)
+    assert (right.status_code, right.json()["code"]) == (429, "login_locked")
+    assert client.get("/auth/me").json()["mfa_enabled"] is False
+
+
+def test_confirm_revokes_the_other_device_sessions_and_keeps_this_one(user, tokens):
+    other = login(user, user_agent=UA_PHONE)
+    client = bearer(tokens["access"])
+    client.post("/auth/mfa/totp/setup")
+    assert _confirm(client, user, password=DEFAULT_PASSWORD).status_code == 200
+    assert bearer(other["access"]).get("/auth/me").status_code == 401
+    assert refresh(other["refresh"]).status_code == 401
+    assert client.get("/auth/me").status_code == 200
+    assert refresh(tokens["refresh"]).status_code == 200
+    revoked = UserSession.objects.get(revoked_at__isnull=False)
+    assert revoked.revoked_reason == "mfa_enabled"
+
+
+def test_confirm_ends_the_users_dashboard_sessions(user, tokens):
+    dashboard = Client()
+    dashboard.force_login(user)
+    assert dashboard.get("/auth/me").status_code == 200
+    client = bearer(tokens["access"])
+    client.post("/auth/mfa/totp/setup")
+    _confirm(client, user, password=DEFAULT_PASSWORD)
+    dashboard.get("/")
+    # Signed out, not merely short of the MFA step: Django dropped the session's user.
+    assert "_auth_user_id" not in dashboard.session
+
+
+def test_confirm_from_the_dashboard_keeps_that_session_past_the_mfa_step(user, tokens):
+    other = login(user, user_agent=UA_PHONE)
+    dashboard = Client()
+    dashboard.force_login(user)
+    dashboard.post("/auth/mfa/totp/setup")
+    response = _confirm(dashboard, user, password=DEFAULT_PASSWORD)
+    assert response.status_code == 200
+    # Still signed in, and past the MFA step: the API accepts the cookie of an MFA user.
+    assert dashboard.get("/auth/me").json()["mfa_enabled"] is True
+    assert bearer(other["access"]).get("/auth/me").status_code == 401
+
+
+def test_confirm_marks_this_session_as_past_the_mfa_step(user, tokens):
+    client = bearer(tokens["access"])
+    client.post("/auth/mfa/totp/setup")
+    _confirm(client, user, password=DEFAULT_PASSWORD)
+    assert UserSession.objects.get(revoked_at__isnull=True).mfa_verified_at is not None
+
+
+def test_an_account_without_a_password_confirms_soon_after_signing_in(user):
+    user.set_unusable_password()
+    user.save()
+    client = bearer(access_token_for(user))
+    client.post("/auth/mfa/totp/setup")
+    assert _confirm(client, user).status_code == 200
+
+
+def test_an_account_without_a_password_cannot_confirm_from_an_old_session(user, settings):
+    user.set_unusable_password()
+    user.save()
+    client = bearer(access_token_for(user))
+    UserSession.objects.update(
+        created_at=timezone.now() - timedelta(minutes=settings.ACCOUNTS_REAUTH_MINUTES + 1)
+    )
+    client.post("/auth/mfa/totp/setup")
+    response = _confirm(client, user, password="anything-at-all")
+    assert (response.status_code, response.json()["code"]) == (400, "reauthentication_required")
+    assert client.get("/auth/me").json()["mfa_enabled"] is False

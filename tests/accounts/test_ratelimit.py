@@ -208,3 +208,61 @@ def test_a_successful_login_clears_the_failure_count(user):
     _login(user.email, password="wrong-guess-123")
     _login(user.email, password="wrong-guess-123")
     assert _login(user.email).status_code == 200
+
+
+# --- One account, one counter, however its address is spelled -------------------------------
+
+
+@pytest.fixture
+def admin(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(email="admin@example.com")
+
+
+LOOK_ALIKE = "admın@example.com"  # dotless ı: PostgreSQL's UPPER() turns it into ADMIN
+
+
+def test_a_look_alike_email_does_not_reach_the_account(admin):
+    response = _login(LOOK_ALIKE)
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_credentials")
+
+
+@override_settings(ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD=3)
+def test_a_locked_account_cannot_be_entered_through_a_look_alike_email(admin):
+    for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        _login(admin.email, password="wrong-guess-123", ip=ip)
+    assert _login(admin.email, ip="10.0.0.4").status_code == 429
+    response = _login(LOOK_ALIKE, ip="10.0.0.5")
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_credentials")
+
+
+@override_settings(ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD=3)
+def test_every_spelling_of_the_address_counts_against_the_one_account(admin):
+    for spelling in ("ADMIN@example.com", "ａｄｍｉｎ@example.com", " Admin@Example.COM "):
+        assert _login(spelling, password="wrong-guess-123").status_code == 401
+    response = _login("admin@example.com")
+    assert (response.status_code, response.json()["code"]) == (429, "login_locked")
+
+
+@override_settings(ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD=3)
+def test_failures_with_a_look_alike_email_do_not_lock_the_real_account(admin):
+    for _ in range(3):
+        _login(LOOK_ALIKE, password="wrong-guess-123")
+    assert _login(LOOK_ALIKE, password="wrong-guess-123").status_code == 429
+    assert _login(admin.email).status_code == 200
+
+
+@override_settings(ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD=2)
+def test_the_dashboard_counts_every_spelling_against_the_one_account(admin):
+    from django.test import Client
+
+    for spelling in ("ADMIN@example.com", "ａｄｍｉｎ@example.com"):
+        Client().post("/", {"email": spelling, "password": "wrong-guess-123"})
+    assert _login("admin@example.com").status_code == 429
+
+
+def test_every_spelling_of_the_address_signs_in_to_the_one_account(admin):
+    for spelling in ("ADMIN@example.com", "ａｄｍｉｎ@example.com", " admin@EXAMPLE.com"):
+        response = _login(spelling)
+        assert (response.status_code, response.json()["user"]["id"]) == (200, admin.id)

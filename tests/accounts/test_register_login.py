@@ -94,6 +94,7 @@ def test_me_returns_the_user(tokens, user):
         "id": user.id,
         "username": user.username,
         "email": user.email,
+        "email_verified": False,
         "mfa_enabled": False,
     }
 

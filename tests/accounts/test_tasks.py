@@ -22,7 +22,7 @@ def test_sessions_revoked_long_ago_are_deleted_and_live_ones_kept(user):
 
 
 def test_expired_oauth_codes_are_deleted(user):
-    oauth_exchange_code_create(user=user)
+    oauth_exchange_code_create(user=user, code_challenge="c" * 43)
     OAuthExchangeCode.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     accounts_expire()
     assert not OAuthExchangeCode.objects.exists()

@@ -63,7 +63,7 @@ def test_a_user_with_mfa_signs_in_and_sees_only_their_projects(
 ):
     mfa_totp_setup(user=user)
     device = TOTPDevice.objects.get(user=user)
-    mfa_totp_confirm(user=user, code=totp_code(device, offset_steps=-1))
+    mfa_totp_confirm(user=user, code=totp_code(device, offset_steps=-1), password=DEFAULT_PASSWORD)
     ProjectFactory(owner=user, name="Mine in the browser")
     ProjectFactory(owner=other_user, name="Somebody else's")
 

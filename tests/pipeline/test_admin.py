@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from pipeline.events import publish
 from pipeline.models import Event, Run, Step
+from tests.accounts.conftest import enable_mfa, sign_in_past_mfa
 from tests.factories import ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,9 +19,9 @@ STEP_LIST = reverse("admin:pipeline_step_changelist")
 
 @pytest.fixture
 def admin_client() -> Client:
-    client = Client()
-    client.force_login(UserFactory.create(is_staff=True, is_superuser=True))
-    return client
+    """Staff signed in past the MFA step (the admin refuses staff without it)."""
+    staff = UserFactory.create(is_staff=True, is_superuser=True)
+    return sign_in_past_mfa(Client(), staff, enable_mfa(staff)[0])
 
 
 @pytest.fixture

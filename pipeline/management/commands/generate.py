@@ -106,7 +106,7 @@ class Command(BaseCommand):
     def _user(email: str | None) -> Any:
         if not email:
             return None
-        user = get_user_model().objects.filter(email__iexact=email).first()
+        user = get_user_model().objects.with_email(email).first()
         if user is None:
             raise CommandError(f"No user with email {email}.")
         return user

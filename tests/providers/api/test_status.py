@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from providers.services import complete
-from tests.conftest import access_token_for
+from tests.accounts.conftest import enable_mfa, mfa_tokens
 from tests.factories import UserFactory
 from tests.providers.stubs import openai_error, openai_reply
 
@@ -13,8 +13,11 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client():
+    """Staff signed in through the MFA step (the endpoint refuses staff without it)."""
+    staff = UserFactory(is_staff=True)
+    tokens = mfa_tokens(staff, enable_mfa(staff)[0])
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_for(UserFactory(is_staff=True))}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
     return client
 
 

@@ -1,0 +1,208 @@
+"""Email verification: the mail sent at registration, its signed, expiring, single-use link
+(browser page and API endpoint), asking for it again, and what an unverified account may do."""
+
+import re
+import socket
+from datetime import timedelta
+
+import pytest
+from django.core import mail, signing
+from django.test import Client, override_settings
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from accounts.services import email_verification_send, email_verification_token
+from tests.accounts.conftest import STRONG_PASSWORD, bearer, login
+from tests.factories import DEFAULT_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+ADA = "ada@example.com"
+
+
+def _link_path(message) -> str:
+    found = re.search(r"(https?://[^/\s]+)(/auth/email/verify/\S+)", message.body)
+    assert found is not None, message.body
+    return found.group(2)
+
+
+def _token(message) -> str:
+    return _link_path(message).rsplit("/", 1)[1]
+
+
+def _verify(token: str):
+    return APIClient().post("/auth/email/verify", {"token": token}, format="json")
+
+
+def test_registration_mails_a_verification_link_to_the_new_address(settings, register):
+    settings.PUBLIC_BASE_URL = "https://aiflow.example.org"
+    assert register(ADA).status_code == 201
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["ada@example.com"]
+    assert message.subject == "Verify your email address"
+    assert "https://aiflow.example.org/auth/email/verify/" in message.body
+    assert User.objects.get().email_verified is False
+
+
+def test_the_link_is_built_on_the_configured_address_not_the_request_host(settings, register):
+    settings.PUBLIC_BASE_URL = "https://aiflow.example.org"
+    settings.ALLOWED_HOSTS = ["*"]
+    assert register(ADA, HTTP_HOST="attacker.example").status_code == 201
+    assert "attacker.example" not in mail.outbox[0].body
+    assert "https://aiflow.example.org/auth/email/verify/" in mail.outbox[0].body
+
+
+def test_opening_the_link_in_a_browser_verifies_the_address(register):
+    register(ADA)
+    page = Client().get(_link_path(mail.outbox[0]))
+    assert page.status_code == 200
+    assert "Email verified" in page.content.decode()
+    assert User.objects.get().email_verified is True
+
+
+def test_the_api_endpoint_verifies_the_address_and_returns_the_user(register):
+    register(ADA)
+    response = _verify(_token(mail.outbox[0]))
+    assert response.status_code == 200
+    assert response.json()["email_verified"] is True
+    assert User.objects.get().email_verified is True
+
+
+def test_the_link_works_once(register):
+    register(ADA)
+    token = _token(mail.outbox[0])
+    first, second = _verify(token), _verify(token)
+    assert first.status_code == 200
+    assert (second.status_code, second.json()["code"]) == (400, "verification_link_used")
+
+
+def test_a_used_link_opened_again_in_the_browser_says_the_address_is_verified(register):
+    register(ADA)
+    path = _link_path(mail.outbox[0])
+    Client().get(path)
+    again = Client().get(path)
+    assert again.status_code == 200
+    assert "already used" in again.content.decode()
+
+
+def test_an_expired_link_is_refused_and_leaves_the_address_unverified(
+    monkeypatch, settings, register
+):
+    register(ADA)
+    user = User.objects.get()
+    issued = signing.TimestampSigner.timestamp
+
+    def hours_ago(self):
+        # Sign as if ACCOUNTS_EMAIL_VERIFICATION_HOURS and one minute had gone by.
+        age = timedelta(hours=settings.ACCOUNTS_EMAIL_VERIFICATION_HOURS, minutes=1)
+        return signing.b62_encode(int(signing.b62_decode(issued(self)) - age.total_seconds()))
+
+    monkeypatch.setattr(signing.TimestampSigner, "timestamp", hours_ago)
+    token = email_verification_token(user=user)
+    monkeypatch.undo()
+    response = _verify(token)
+    assert (response.status_code, response.json()["code"]) == (400, "verification_link_expired")
+    page = Client().get(f"/auth/email/verify/{token}")
+    assert page.status_code == 400
+    assert "expired" in page.content.decode()
+    assert User.objects.get().email_verified is False
+
+
+def test_a_tampered_link_is_refused(register):
+    register(ADA)
+    token = _token(mail.outbox[0])
+    payload, rest = token.split(":", 1)
+    forged = signing.dumps({"uid": User.objects.get().pk + 1, "email": "x@example.com"})
+    for bad in (f"{payload}x:{rest}", forged, "garbage"):
+        response = _verify(bad)
+        assert (response.status_code, response.json()["code"]) == (
+            400,
+            "verification_link_invalid",
+        )
+    assert User.objects.get().email_verified is False
+
+
+def test_a_link_for_an_address_the_account_no_longer_has_is_refused(user):
+    email_verification_send(user=user)
+    token = _token(mail.outbox[0])
+    user.email = "new-address@example.com"
+    user.save()
+    response = _verify(token)
+    assert (response.status_code, response.json()["code"]) == (400, "verification_link_invalid")
+    user.refresh_from_db()
+    assert user.email_verified is False
+
+
+def test_changing_the_address_of_a_verified_account_makes_it_unverified(user):
+    email_verification_send(user=user)
+    _verify(_token(mail.outbox[0]))
+    user.refresh_from_db()
+    user.email = "elsewhere@example.com"
+    user.save(update_fields=["email"])
+    user.refresh_from_db()
+    assert (user.email_canonical, user.email_verified) == ("elsewhere@example.com", False)
+
+
+# --- Asking again ------------------------------------------------------------------------------
+
+
+def test_a_signed_in_user_asks_for_the_link_again_and_it_works(user, tokens):
+    response = bearer(tokens["access"]).post("/auth/email/verify/resend")
+    assert response.status_code == 204
+    assert [m.to for m in mail.outbox] == [[user.email]]
+    assert _verify(_token(mail.outbox[0])).status_code == 200
+
+
+def test_asking_again_is_rate_limited_per_user(user, tokens, settings):
+    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "verify_email": "2/hour"}
+    client = bearer(tokens["access"])
+    statuses = [client.post("/auth/email/verify/resend").status_code for _ in range(3)]
+    assert statuses == [204, 204, 429]
+    assert len(mail.outbox) == 2
+
+
+def test_asking_again_once_verified_is_409(user, tokens):
+    client = bearer(tokens["access"])
+    client.post("/auth/email/verify/resend")
+    _verify(_token(mail.outbox[0]))
+    response = client.post("/auth/email/verify/resend")
+    assert (response.status_code, response.json()["code"]) == (409, "email_already_verified")
+
+
+def test_asking_again_needs_a_signed_in_user():
+    assert APIClient().post("/auth/email/verify/resend").status_code == 401
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_with_the_mail_server_down_registration_still_succeeds_and_asking_again_is_503(
+    register,
+):
+    smtp = {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": _closed_port(),
+        "EMAIL_TIMEOUT": 5,
+    }
+    with override_settings(**smtp):
+        assert register(ADA).status_code == 201
+        user = User.objects.get()
+        response = bearer(login(user, password=STRONG_PASSWORD)["access"]).post(
+            "/auth/email/verify/resend"
+        )
+    assert (response.status_code, response.json()["code"]) == (503, "mail_unavailable")
+
+
+# --- What an unverified account may do ----------------------------------------------------------
+
+
+def test_an_unverified_account_signs_in_with_its_password(user):
+    assert user.email_verified is False
+    body = login(user, password=DEFAULT_PASSWORD)
+    assert body["user"]["email_verified"] is False
+    assert bearer(body["access"]).get("/auth/me").status_code == 200
