@@ -36,7 +36,7 @@ class _Private:
     pass
 '''
 
-TESTS = '''from pkg.core import parse
+TESTS = """from pkg.core import parse
 
 
 def test_parse_splits():
@@ -53,7 +53,7 @@ class TestStore:
 
     def setup_method(self):
         pass
-'''
+"""
 
 REPORT = {
     "suite": "integration",
@@ -101,7 +101,9 @@ def test_public_interfaces_are_signatures_with_annotations_and_no_private_names(
 def test_test_modules_contribute_their_test_names_not_interfaces() -> None:
     summary = context.base_tree_summary(tree(), budget=10_000)
 
-    assert summary["tests"] == {"tests/test_core.py": ["test_parse_splits", "TestStore::test_saves"]}
+    assert summary["tests"] == {
+        "tests/test_core.py": ["test_parse_splits", "TestStore::test_saves"]
+    }
 
 
 def test_the_last_test_report_is_carried_with_its_failures() -> None:
