@@ -167,7 +167,7 @@ def _tests_figures(run: Run) -> dict[str, Any]:
     report = run_last_test_report(run=run)
     counts = report_test_counts(report) if report else None
     return {
-        "source": "integration suite" if report else None,
+        "suite": "integration" if report else None,
         "mode": report["mode"] if report else None,
         "passed": counts["passed"] if counts else None,
         "failed": counts["failed"] if counts else None,

@@ -143,15 +143,16 @@ class CompareTasksSerializer(serializers.Serializer):
 
 
 class CompareTestsSerializer(serializers.Serializer):
-    source = serializers.CharField(
-        allow_null=True, help_text="Where the figures come from (the last integration suite)."
+    suite = serializers.CharField(
+        allow_null=True, help_text="The suite the figures come from: the last 'integration'."
     )
     mode = serializers.CharField(
         allow_null=True, help_text="'sandbox' when the tests ran, 'static review' when not."
     )
     passed = serializers.IntegerField(allow_null=True)
     failed = serializers.IntegerField(allow_null=True)
-    errors = serializers.IntegerField(allow_null=True)
+    # The declared field is popped from the class by DRF's metaclass: Serializer.errors stays.
+    errors = serializers.IntegerField(allow_null=True)  # type: ignore[assignment]
 
 
 class CompareLinesSerializer(serializers.Serializer):

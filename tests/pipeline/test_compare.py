@@ -40,7 +40,7 @@ def suite(run: Run, number: int, summary: str, *, passed: bool) -> Step:
 
 @pytest.fixture
 def first(project: Any) -> Run:
-    """Two design rounds, one fix attempt, a red then a green integration suite, four files."""
+    """Two design rounds, two fix attempts, a red then a green integration suite, four files."""
     created = timezone.now() - timedelta(minutes=5)
     run = Run.objects.create(
         project=project,
@@ -137,7 +137,7 @@ def test_compare_shows_each_runs_figures(
         "fix_attempts": 2,
         "tasks": {"total": 2, "succeeded": 1, "failed": 1},
         "tests": {
-            "source": "integration suite",
+            "suite": "integration",
             "mode": "sandbox",
             "passed": 4,
             "failed": 0,
@@ -163,7 +163,7 @@ def test_a_run_whose_tests_did_not_run_in_the_sandbox_has_no_counts(
     assert (figures["base_run"], figures["tests"]) == (
         first.id,
         {
-            "source": "integration suite",
+            "suite": "integration",
             "mode": "static review",
             "passed": None,
             "failed": None,
@@ -215,7 +215,7 @@ def test_a_run_without_files_has_no_lines_and_no_diff(
         None,
         None,
     )
-    assert body["runs"][1]["tests"]["source"] is None
+    assert body["runs"][1]["tests"]["suite"] is None
 
 
 def test_compare_on_another_users_project_is_404(

@@ -46,7 +46,7 @@ def test_compare_reports_the_rounds_fixes_and_sandbox_tests_the_runs_really_had(
         ) == (run.tokens_in, run.tokens_out, Step.objects.filter(run=run).count())
         # The offline package ships five tests; the integration suite ran them all, green.
         assert figures[run.id]["tests"] == {
-            "source": "integration suite",
+            "suite": "integration",
             "mode": "sandbox",
             "passed": 5,
             "failed": 0,
