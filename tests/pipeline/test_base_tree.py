@@ -3,7 +3,12 @@
 import json
 from typing import Any
 
+import pytest
+
 from pipeline import context
+from pipeline.models import Run, Step
+from pipeline.selectors import run_base_tree
+from projects.artifacts import artifact_store_tree
 
 CORE = '''"""Core."""
 import json
@@ -181,3 +186,38 @@ def test_by_default_the_summary_takes_half_the_context_budget(settings: Any) -> 
     summary = context.base_tree_summary(big_tree(40))
 
     assert len(json.dumps(summary)) <= 1_000 * context.CHARS_PER_TOKEN // 2
+
+
+@pytest.mark.django_db
+def test_a_base_run_gives_its_text_tree_and_its_last_integration_report(
+    project: Any, tmp_path: Any, settings: Any
+) -> None:
+    settings.MEDIA_ROOT = str(tmp_path)
+    run = Run.objects.create(project=project, prompt="p", status=Run.Status.COMPLETED)
+    artifact_store_tree(run=run, files={"pkg/core.py": CORE, "logo.png": b"\x89PNG\x00"})
+    for number, summary in ((1, "1 passed, 1 failed, 0 errors"), (2, "2 passed, 0 failed")):
+        Step.objects.create(
+            run=run,
+            role="tester",
+            key=f"integrate:suite:{number}",
+            attempt=number,
+            status=Step.Status.SUCCEEDED,
+            output={
+                "mode": "sandbox",
+                "passed": number == 2,
+                "report": {"summary": summary, "failures": []},
+            },
+        )
+
+    base = run_base_tree(run=run)
+
+    assert base == {
+        "files": {"pkg/core.py": CORE},
+        "last_report": {
+            "suite": "integration",
+            "mode": "sandbox",
+            "passed": True,
+            "summary": "2 passed, 0 failed",
+            "failures": [],
+        },
+    }
