@@ -10,10 +10,12 @@ from typing import Any
 from django.db.models import Max, QuerySet
 
 from common.errors import ApplicationError, NotFound
+from projects.artifacts import artifact_list_for_run, artifact_read, artifact_tree_diff
 
 from .context import is_test_path
 from .models import PlanTask, Run, Step
 
+# How the stages label a tester that could not run the tests (pipeline.services.stages).
 STATIC_REVIEW = "static review"
 # The tester's report summary: "3 passed, 1 failed, 0 errors; ..." (pipeline.services.stages).
 _COUNTS = re.compile(r"(\d+) passed, (\d+) failed, (\d+) errors")
@@ -106,8 +108,6 @@ def run_latest_completed(*, project: Any) -> Run | None:
 
 def run_tree_texts(*, run: Run) -> dict[str, str]:
     """The run's artifact tree as text (path -> content); binary files are left out."""
-    from projects.artifacts import artifact_list_for_run, artifact_read
-
     texts: dict[str, str] = {}
     for artifact in artifact_list_for_run(run=run):
         data = artifact_read(artifact=artifact)
@@ -192,8 +192,6 @@ def _blob_lines(data: bytes) -> tuple[int, int] | None:
 def _line_figures(run: Run, cache: LineCache) -> dict[str, int] | None:
     """Files of the run's tree, non-blank lines of its Python code and of its tests, and
     lines of all its text files; None when the run has no files."""
-    from projects.artifacts import artifact_list_for_run, artifact_read
-
     artifacts = list(artifact_list_for_run(run=run))
     if not artifacts:
         return None
@@ -276,8 +274,6 @@ def run_compare(*, runs: list[Run], diff_pair: tuple[Run, Run] | None = None) ->
 
     The diff is None when either run of the pair has no files yet.
     """
-    from projects.artifacts import artifact_list_for_run, artifact_tree_diff
-
     cache: LineCache = {}
     pair = diff_pair or (runs[0], runs[1])
     diff = None
