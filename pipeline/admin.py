@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from common.errors import ApplicationError
 
@@ -60,6 +60,7 @@ class StepInline(admin.TabularInline):
         "latency_ms",
         "started_at",
         "finished_at",
+        "reused",
     )
     readonly_fields = fields
     ordering = ("id",)
@@ -96,17 +97,33 @@ class RunAdmin(admin.ModelAdmin):
         "cost_usd",
         "created_at",
         "finished_at",
+        "origin",
         "steps_link",
     )
     list_filter = ("status", ("project", admin.RelatedOnlyFieldListFilter), "created_at")
     search_fields = ("=id", "prompt", "project__name", "created_by__email")
-    list_select_related = ("project", "created_by")
+    list_select_related = ("project", "created_by", "base_run", "forked_from")
     date_hierarchy = "created_at"
     inlines = [PlanTaskInline, StepInline]
     actions = ["cancel_runs", "resume_runs"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in Run._meta.fields] + ["steps_link", "events_link"]
+        return [f.name for f in Run._meta.fields] + ["origin", "steps_link", "events_link"]
+
+    @admin.display(description="origin")
+    def origin(self, obj: Run) -> str:
+        """Where the run came from: a follow-up of its base run, a fork of its source run."""
+        parts = []
+        if obj.base_run_id is not None:
+            url = reverse("admin:pipeline_run_change", args=[obj.base_run_id])
+            parts.append(format_html('follow-up of <a href="{}">run {}</a>', url, obj.base_run_id))
+        if obj.forked_from_id is not None:
+            url = reverse("admin:pipeline_run_change", args=[obj.forked_from_id])
+            point = f" from {obj.fork_point}" if obj.fork_point else ""
+            parts.append(
+                format_html('fork of <a href="{}">run {}</a>{}', url, obj.forked_from_id, point)
+            )
+        return format_html_join("; ", "{}", ((part,) for part in parts)) if parts else "-"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -154,8 +171,9 @@ class StepAdmin(admin.ModelAdmin):
         "latency_ms",
         "started_at",
         "finished_at",
+        "reused",
     )
-    list_filter = ("role", "status")
+    list_filter = ("role", "status", "reused")
     search_fields = ("=run__id", "key", "model")
     list_select_related = ("run",)
     actions = ["retry_steps"]

@@ -54,6 +54,16 @@ class Run(models.Model):
     stages = models.JSONField(default=dict, blank=True)
     budget_warned = models.BooleanField(default=False)
     resume_count = models.PositiveIntegerField(default=0)
+    # A follow-up run plans a change to this run's tree (null: the run started from nothing).
+    base_run = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="follow_ups"
+    )
+    # A fork took over this run's finished steps up to ``fork_point`` as reused rows.
+    forked_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="forks"
+    )
+    # Where the fork went on from: a stage (design, orchestrate, coding, integrate) or a step key.
+    fork_point = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -134,11 +144,21 @@ class Step(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # A reused step is a copy of a finished step of another run (a fork's source): it made no
+    # model call and costs nothing here. ``reused`` stays true even when the origin is deleted.
+    reused = models.BooleanField(default=False)
+    reused_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reuses"
+    )
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["run", "key"], name="step_run_key_unique"),
+            models.CheckConstraint(
+                condition=models.Q(reused=True) | models.Q(reused_from__isnull=True),
+                name="step_reused_from_only_when_reused",
+            ),
         ]
         indexes = [models.Index(fields=["run", "status"])]
 

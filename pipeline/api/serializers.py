@@ -4,6 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from projects.api.files_views import TreeDiffOutputSerializer
+
 from ..models import Run, Step
 from ..selectors import run_rounds, run_tasks
 
@@ -11,6 +13,13 @@ from ..selectors import run_rounds, run_tasks
 class GenerateInputSerializer(serializers.Serializer):
     prompt = serializers.CharField(allow_blank=False, trim_whitespace=True)
     options = serializers.DictField(required=False, allow_null=True, default=None)
+    base_run = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="The completed run whose tree this run changes. Left out: the project's "
+        "latest completed run; null: a fresh start.",
+    )
 
 
 class GenerateOutputSerializer(serializers.Serializer):
@@ -39,6 +48,9 @@ class RunListSerializer(serializers.ModelSerializer):
             "tokens_out",
             "cost_usd",
             "budget_usd",
+            "base_run",
+            "forked_from",
+            "fork_point",
             "events_url",
         ]
 
@@ -91,6 +103,9 @@ class RunDetailSerializer(RunListSerializer):
 
 class StepSerializer(serializers.ModelSerializer):
     task = serializers.SerializerMethodField()
+    reused = serializers.BooleanField(
+        read_only=True, help_text="Copied from another run's finished step (no model call)."
+    )
 
     class Meta:
         model = Step
@@ -113,7 +128,69 @@ class StepSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "reused",
+            "reused_from",
         ]
 
     def get_task(self, step: Step) -> str | None:
         return step.plan_task.key if step.plan_task_id and step.plan_task else None
+
+
+class CompareTasksSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class CompareTestsSerializer(serializers.Serializer):
+    suite = serializers.CharField(
+        allow_null=True, help_text="The suite the figures come from: the last 'integration'."
+    )
+    mode = serializers.CharField(
+        allow_null=True, help_text="'sandbox' when the tests ran, 'static review' when not."
+    )
+    passed = serializers.IntegerField(allow_null=True)
+    failed = serializers.IntegerField(allow_null=True)
+    # The declared field is popped from the class by DRF's metaclass: Serializer.errors stays.
+    errors = serializers.IntegerField(allow_null=True)  # type: ignore[assignment]
+
+
+class CompareLinesSerializer(serializers.Serializer):
+    files = serializers.IntegerField()
+    code = serializers.IntegerField(help_text="Non-blank lines of Python outside the tests.")
+    tests = serializers.IntegerField(help_text="Non-blank lines of Python test modules.")
+    total = serializers.IntegerField(help_text="Lines of every text file.")
+
+
+class CompareRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    error_code = serializers.CharField()
+    prompt = serializers.CharField()
+    base_run = serializers.IntegerField(allow_null=True)
+    forked_from = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    wall_seconds = serializers.FloatField(
+        allow_null=True, help_text="From creation to the end; null while the run goes on."
+    )
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=12, decimal_places=6)
+    steps = serializers.IntegerField()
+    steps_reused = serializers.IntegerField()
+    design_rounds = serializers.IntegerField()
+    fix_attempts = serializers.IntegerField(help_text="Coder attempts after a task's first.")
+    tasks = CompareTasksSerializer()
+    tests = CompareTestsSerializer()
+    lines = CompareLinesSerializer(allow_null=True)
+
+
+class CompareOutputSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    runs = CompareRunSerializer(many=True)
+    diff = TreeDiffOutputSerializer(
+        allow_null=True,
+        help_text="Changes between the two runs of ?diff= (default: the first "
+        "two); null when either has no files yet.",
+    )

@@ -4,6 +4,7 @@ from django.urls import path
 
 from .views import (
     GenerateApi,
+    ProjectCompareApi,
     ProjectRunListApi,
     RunApproveApi,
     RunCancelApi,
@@ -15,6 +16,7 @@ from .views import (
 urlpatterns = [
     path("projects/<int:project_id>/generate", GenerateApi.as_view(), name="project-generate"),
     path("projects/<int:project_id>/runs", ProjectRunListApi.as_view(), name="project-runs"),
+    path("projects/<int:project_id>/compare", ProjectCompareApi.as_view(), name="project-compare"),
     path("runs/<int:run_id>", RunDetailApi.as_view(), name="run-detail"),
     path("runs/<int:run_id>/steps", RunStepListApi.as_view(), name="run-steps"),
     path("runs/<int:run_id>/cancel", RunCancelApi.as_view(), name="run-cancel"),

@@ -15,6 +15,9 @@ from it the offline model derives real content:
   review that spots the deliberate bug a scripted coder plants;
 - ``integrate``, ``consult_architect``, ``consult_planner``, ``orchestrate``.
 
+In a follow-up run (the context carries ``base_tree`` or ``base_files``) the architect and
+the coder answer from ``providers.offline.followups`` instead: a change to the base tree.
+
 Tests script it through one Redis key every worker process sees (``script_set``): a list
 of rules ``{"role", "action", "times"?, "task"?, "round"?, "kind"?, ...}`` consumed
 atomically, first match wins; ``times`` defaults to 1, -1 means forever. Actions:
@@ -164,6 +167,11 @@ def answer(*, role: str, messages: list[Any], schema: dict[str, Any] | None) -> 
             status_code=int(rule.get("status_code", 400)),
         )
     action = rule.get("action") if rule else None
+    from . import followups  # imports this module: loaded on first use
+
+    follow_up = followups.builder_for(kind, context)
+    if follow_up is not None and schema is not None:
+        return json.dumps(follow_up(context, action))
     builder = _BUILDERS.get(kind or "")
     if builder is not None and schema is not None:
         return json.dumps(builder(context, action))

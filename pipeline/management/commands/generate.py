@@ -1,5 +1,8 @@
 """``manage.py generate PROJECT "prompt"``: start a run and follow it to the end.
 
+The run is a follow-up of the project's latest completed run unless ``--base RUN`` names
+another base or ``--fresh`` starts from nothing.
+
 Exit status: 0 when the run completed, 1 when it failed, 2 when it was cancelled, 3 when
 ``--timeout`` passed first, 130 on Ctrl-C (the run goes on without the terminal).
 """
@@ -56,6 +59,17 @@ class Command(BaseCommand):
             help="Stop at the approval gate after design (with --approve: and go on).",
         )
         parser.add_argument("--user", metavar="EMAIL", help="Run as this user (default: owner).")
+        base = parser.add_mutually_exclusive_group()
+        base.add_argument(
+            "--base",
+            type=int,
+            metavar="RUN",
+            help="Change the tree of this completed run of the project "
+            "(default: the project's latest completed run).",
+        )
+        base.add_argument(
+            "--fresh", action="store_true", help="Start from nothing, not from an earlier run."
+        )
         parser.add_argument("--max-design-rounds", type=int)
         parser.add_argument("--max-fix-attempts", type=int)
         parser.add_argument("--budget-usd", metavar="DOLLARS")
@@ -90,14 +104,28 @@ class Command(BaseCommand):
         project = self._project(opts["project"], user)
         user = user or project.owner
         options = self._options(opts)
-        from pipeline.services import run_start
+        from pipeline.services.followups import LATEST, BaseRunChoice, run_generate
 
+        base: BaseRunChoice = LATEST
+        if opts["fresh"]:
+            base = None
+        elif opts["base"] is not None:
+            base = opts["base"]
         try:
-            run = run_start(project=project, user=user, prompt=opts["prompt"], options=options)
+            run = run_generate(
+                project=project,
+                user=user,
+                prompt=opts["prompt"],
+                options=options,
+                base_run_id=base,
+            )
         except ApplicationError as exc:
             raise CommandError(exc.detail) from exc
         self.stdout.write(
             self.style.SUCCESS(f"Run {run.pk} started for project {project.pk} ({project.name})")
+        )
+        self.stdout.write(
+            f"  base: run {run.base_run_id}" if run.base_run_id else "  base: none (fresh start)"
         )
         self.stdout.write(f"  options: {run.options}")
         return run
