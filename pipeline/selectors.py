@@ -80,3 +80,11 @@ def run_tasks(*, run: Run) -> list[dict[str, Any]]:
         }
         for task in PlanTask.objects.filter(run=run).order_by("layer", "id")
     ]
+
+
+def step_get_for_run(*, run: Run, step_id: int) -> Step:
+    """One step of ``run`` (whose owner the caller checked), or ``NotFound``."""
+    try:
+        return Step.objects.select_related("plan_task").get(run=run, id=step_id)
+    except Step.DoesNotExist as exc:
+        raise NotFound("Step not found.") from exc
