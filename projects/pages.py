@@ -43,7 +43,7 @@ from .services import project_create, project_delete, project_update
 
 def _projects_with_latest_run(user: Any) -> Any:
     """The user's projects, each with its latest run's id and status (``None`` without runs)."""
-    run_model = Project.runs.rel.related_model  # projects does not import pipeline
+    run_model: Any = Project.runs.rel.related_model  # projects does not import pipeline
     latest = run_model.objects.filter(project=OuterRef("pk")).order_by("-created_at", "-id")
     return (
         project_list_for_user(user=user)
