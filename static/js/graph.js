@@ -3,7 +3,7 @@
 // Each task is a button named by its key, title, status and attempts; selecting one opens
 // its latest step. Colours come from classes (the stylesheet), never inline styles.
 const SVG = "http://www.w3.org/2000/svg";
-const NODE = { width: 178, height: 58 };
+const NODE = { width: 178, height: 74 };
 const GAP = { layer: 64, node: 16 };
 const NARROW = 560;
 
@@ -25,10 +25,7 @@ export const taskLabel = (task) => {
   return parts.join("; ");
 };
 
-const attemptsText = (task) => {
-  const parts = [`coder ${task.coder_attempts || 0}`, `tester ${task.tester_attempts || 0}`];
-  return `${parts.join(" · ")}${task.static_review ? " · static review" : ""}`;
-};
+const attemptsText = (task) => `coder ${task.coder_attempts || 0} · tester ${task.tester_attempts || 0}`;
 
 const layerOf = (tasks) => {
   // The server's layer when present; otherwise the longest path from a root.
@@ -90,6 +87,7 @@ const setNode = (group, task) => {
   group.setAttribute("aria-label", taskLabel(task));
   group.querySelector(".node-status").textContent = task.status;
   group.querySelector(".node-attempts").textContent = attemptsText(task);
+  group.querySelector(".node-review").textContent = task.static_review ? "static review" : "";
   group.querySelector("title").textContent = taskLabel(task);
 };
 
@@ -146,7 +144,8 @@ export function drawGraph(container, tasks, { onOpen }) {
     const subtitle = svgElement("text", { x: 10, y: 34 });
     subtitle.textContent = clip(task.title, Math.floor(box.width / 7));
     const attempts = svgElement("text", { x: 10, y: 50, class: "node-attempts" });
-    group.append(title, status, subtitle, attempts);
+    const review = svgElement("text", { x: 10, y: 66, class: "node-review" });
+    group.append(title, status, subtitle, attempts, review);
     setNode(group, task);
     group.addEventListener("click", () => onOpen(group.dataset.step));
     group.addEventListener("keydown", (event) => {

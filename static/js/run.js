@@ -263,6 +263,18 @@ if (data) {
   // --- start --------------------------------------------------------------------------------
   appendLog(data.events);
   redraw();
+  // A window that turns from wide to narrow (or back) gets the graph and timeline anew.
+  let resizeTimer = null;
+  let lastWidth = graphBox.clientWidth;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      if (Math.abs(graphBox.clientWidth - lastWidth) < 8) return;
+      lastWidth = graphBox.clientWidth;
+      model.structureKey = "";
+      redraw();
+    }, 150);
+  });
   // Keep the bars of running steps growing between events.
   setInterval(() => {
     if (!model.final && [...model.steps.values()].some((step) => step.status === "running")) {

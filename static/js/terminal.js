@@ -38,6 +38,7 @@ if (box) {
     cursorBlink: true,
     fontFamily: '"DejaVu Sans Mono", Menlo, Consolas, monospace',
     fontSize: 14,
+    lineHeight: 1.2,
     scrollback: 5000,
     theme: { background: "#111827", foreground: "#e5e7eb" },
   });
