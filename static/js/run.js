@@ -15,7 +15,7 @@ const EVENT_TYPES = [
   "step.completed", "step.failed", "consensus.round", "test.result", "provider.failover",
   "budget.warning", "file.written", "integration.conflicts", "message",
 ];
-const FRAGMENT_INTERVAL_MS = 1000;
+const FRAGMENT_INTERVAL_MS = 1500;
 const STATE_INTERVAL_MS = 1000;
 
 const dataNode = document.getElementById("run-data");
@@ -228,6 +228,9 @@ if (data) {
       return;
     }
     if (typeof event.seq !== "number") return;
+    // The server ends the stream after the final event; closing first keeps the browser
+    // from reconnecting (and reporting the closed stream as an error).
+    if (FINAL.has(event.type) && source) source.close();
     queue.push(event);
     if (!flushScheduled) {
       flushScheduled = true;

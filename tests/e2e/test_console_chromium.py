@@ -94,10 +94,14 @@ def test_a_person_runs_a_generation_end_to_end_in_the_browser(
     panel.get_by_role("heading", name=re.compile(r"Step task:core:coder:1")).wait_for()
     panel.get_by_text(re.compile(r"Files written \(\d+\)")).wait_for()
     assert panel.get_by_text("coder", exact=True).count() == 1
-    page.screenshot(path=str(screenshot_dir() / "run-desktop.png"), full_page=True)
+    shots = screenshot_dir()
+    page.mouse.wheel(0, -10_000)
+    page.screenshot(path=str(shots / "run-desktop.png"))
+    page.screenshot(path=str(shots / "run-desktop-full.png"), full_page=True)
     page.set_viewport_size(PHONE)
     page.get_by_role("heading", name=f"Run {run_id}").scroll_into_view_if_needed()
-    page.screenshot(path=str(screenshot_dir() / "run-phone.png"), full_page=True)
+    page.screenshot(path=str(shots / "run-phone.png"))
+    page.screenshot(path=str(shots / "run-phone-full.png"), full_page=True)
     page.set_viewport_size(DESKTOP)
 
     # A generated file, highlighted.

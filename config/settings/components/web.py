@@ -27,10 +27,9 @@ STATICFILES_DIRS = [
     ("vendor/xterm", _NODE_MODULES / "@xterm" / "xterm"),
     ("vendor/xterm-addon-fit", _NODE_MODULES / "@xterm" / "addon-fit" / "lib"),
 ]
-# Serve static files straight from the folders above (no collectstatic needed); production
-# turns it off and serves what collectstatic gathered.
+# Serve static files straight from static/ and node_modules (no collectstatic step).
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
-# Browsers may cache static files this many seconds (hashed names in production: forever).
+# Seconds browsers may cache static files.
 WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=60)
 
 
