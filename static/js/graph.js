@@ -15,15 +15,13 @@ const svgElement = (name, attributes = {}) => {
 
 const clip = (text, length) => (text.length > length ? `${text.slice(0, length - 1)}…` : text);
 
-export const taskLabel = (task) => {
-  const parts = [`Task ${task.key}: ${task.title}`, task.status];
-  const attempts = [];
-  if (task.coder_attempts) attempts.push(`coder attempt ${task.coder_attempts}`);
-  if (task.tester_attempts) attempts.push(`tester attempt ${task.tester_attempts}`);
-  if (attempts.length) parts.push(attempts.join(", "));
-  if (task.static_review) parts.push("static review");
-  return parts.join("; ");
-};
+const TITLE_CHARS = 24;
+
+// The name holds the node's visible text in its order (key, title, status, attempts); a
+// title cut short on screen is given whole as the node's description.
+export const taskLabel = (task) =>
+  `Task ${task.key}: ${clip(task.title, TITLE_CHARS)}, ${task.status}, ${attemptsText(task)}` +
+  (task.static_review ? ", static review" : "");
 
 const attemptsText = (task) => `coder ${task.coder_attempts || 0} · tester ${task.tester_attempts || 0}`;
 
@@ -85,10 +83,11 @@ const layout = (tasks, narrow) => {
 const setNode = (group, task) => {
   group.setAttribute("class", `graph-node status-${task.status}`);
   group.setAttribute("aria-label", taskLabel(task));
-  group.querySelector(".node-status").textContent = task.status;
-  group.querySelector(".node-attempts").textContent = attemptsText(task);
+  // Trailing spaces keep the texts apart as words when read as one (the name's rule).
+  group.querySelector(".node-status").textContent = `${task.status} `;
+  group.querySelector(".node-attempts").textContent = `${attemptsText(task)} `;
   group.querySelector(".node-review").textContent = task.static_review ? "static review" : "";
-  group.querySelector("title").textContent = taskLabel(task);
+  group.setAttribute("aria-description", task.title);
 };
 
 export function drawGraph(container, tasks, { onOpen }) {
@@ -136,16 +135,15 @@ export function drawGraph(container, tasks, { onOpen }) {
   for (const task of tasks) {
     const box = boxes.get(task.key);
     const group = svgElement("g", { transform: `translate(${box.x},${box.y})`, role: "button", tabindex: 0, "data-task": task.key });
-    group.append(svgElement("title"));
     group.append(svgElement("rect", { width: box.width, height: NODE.height, rx: 8, ry: 8 }));
     const title = svgElement("text", { x: 10, y: 18, class: "node-title" });
-    title.textContent = clip(task.key, 20);
+    title.textContent = `${task.key} `;
     const status = svgElement("text", { x: box.width - 10, y: 18, "text-anchor": "end", class: "node-status" });
     const subtitle = svgElement("text", { x: 10, y: 34 });
-    subtitle.textContent = clip(task.title, Math.floor(box.width / 7));
+    subtitle.textContent = `${clip(task.title, TITLE_CHARS)} `;
     const attempts = svgElement("text", { x: 10, y: 50, class: "node-attempts" });
     const review = svgElement("text", { x: 10, y: 66, class: "node-review" });
-    group.append(title, status, subtitle, attempts, review);
+    group.append(title, subtitle, status, attempts, review);
     setNode(group, task);
     group.addEventListener("click", () => onOpen(group.dataset.step));
     group.addEventListener("keydown", (event) => {

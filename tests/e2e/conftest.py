@@ -133,3 +133,22 @@ def page(browser_context: Any, watch: PageWatch) -> Iterator[Any]:
     watch.attach(page)
     yield page
     watch.check(page)
+
+
+_AXE_RUN = """async () => {
+  const result = await axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
+  return result.violations.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes
+    .slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+}"""
+
+
+def assert_accessible(page: Any) -> None:
+    """axe-core's WCAG 2.1 A and AA rules (contrast, names, labels) pass on the current page.
+
+    axe is evaluated through the browser's devtools channel, which the page's Content
+    Security Policy does not govern, so the page itself keeps its strict policy.
+    """
+    source = (ROOT / "node_modules" / "axe-core" / "axe.min.js").read_text()
+    page.evaluate(f"{source}\n;true")
+    violations = page.evaluate(_AXE_RUN)
+    assert violations == [], f"{page.url}:\n" + "\n".join(violations)

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from pipeline.models import Run
 from projects.models import Artifact, Project
-from tests.e2e.conftest import DESKTOP, PHONE, RUN_WAIT_MS, screenshot_dir
+from tests.e2e.conftest import DESKTOP, PHONE, RUN_WAIT_MS, assert_accessible, screenshot_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -34,6 +34,7 @@ def offline_model(settings: Any) -> None:
 
 def _sign_up_and_in(page: Any, web_url: str) -> None:
     page.goto(web_url + "/signup")
+    assert_accessible(page)
     page.get_by_label("Username").fill("ada")
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_label("Password").fill(PASSWORD)
@@ -43,6 +44,7 @@ def _sign_up_and_in(page: Any, web_url: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("heading", name="Your projects").wait_for()
+    assert_accessible(page)
 
 
 def _generate(page: Any, prompt: str) -> int:
@@ -53,7 +55,7 @@ def _generate(page: Any, prompt: str) -> int:
 
 
 def _task_node(page: Any, key: str, status: str = "") -> Any:
-    pattern = rf"^Task {re.escape(key)}: .*; {status}" if status else rf"^Task {re.escape(key)}: "
+    pattern = rf"^Task {re.escape(key)}: .*, {status}," if status else rf"^Task {re.escape(key)}: "
     return page.get_by_role("button", name=re.compile(pattern))
 
 
@@ -70,6 +72,7 @@ def test_a_person_runs_a_generation_end_to_end_in_the_browser(
     page.get_by_label("Project name").fill("Todo tool")
     page.get_by_role("button", name="Create project").click()
     page.get_by_role("heading", name="Todo tool").wait_for()
+    assert_accessible(page)
 
     run_id = _generate(page, "A todo list manager with tags")
     loads_of_run_page = len(navigations)
@@ -94,6 +97,7 @@ def test_a_person_runs_a_generation_end_to_end_in_the_browser(
     panel.get_by_role("heading", name=re.compile(r"Step task:core:coder:1")).wait_for()
     panel.get_by_text(re.compile(r"Files written \(\d+\)")).wait_for()
     assert panel.get_by_text("coder", exact=True).count() == 1
+    assert_accessible(page)
     shots = screenshot_dir()
     page.mouse.wheel(0, -10_000)
     page.screenshot(path=str(shots / "run-desktop.png"))
@@ -114,11 +118,12 @@ def test_a_person_runs_a_generation_end_to_end_in_the_browser(
     viewer = page.get_by_role("region", name=f"Content of {cli.path}")
     viewer.wait_for()
     assert "def " in viewer.inner_text()
+    assert_accessible(page)
     page.screenshot(path=str(screenshot_dir() / "files.png"), full_page=True)
 
     # The zip holds exactly the run's files.
     with page.expect_download() as download_info:
-        page.get_by_role("link", name="Download zip").click()
+        page.get_by_role("button", name="Download zip").click()
     archive = zipfile.ZipFile(io.BytesIO(open(download_info.value.path(), "rb").read()))  # noqa: SIM115
     assert sorted(archive.namelist()) == sorted(
         Artifact.objects.filter(run_id=run_id).values_list("path", flat=True)
@@ -137,6 +142,7 @@ def test_a_person_runs_a_generation_end_to_end_in_the_browser(
     page.get_by_role("button", name="Compare").click()
     page.get_by_role("heading", name=f"Run {run_id} → run {second}").wait_for()
     page.screenshot(path=str(screenshot_dir() / "diff.png"), full_page=True)
+    assert_accessible(page)
 
     # The terminal: the workspace holds the latest run's files.
     page.get_by_role("link", name="Terminal", exact=True).click()
@@ -153,4 +159,5 @@ def test_a_person_runs_a_generation_end_to_end_in_the_browser(
     for name in latest_top:
         expect(terminal).to_contain_text(name, timeout=RUN_WAIT_MS)
     page.screenshot(path=str(screenshot_dir() / "terminal.png"))
+    assert_accessible(page)
     assert project.runs.count() == 2

@@ -7,7 +7,7 @@ import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.accounts.conftest import totp_code
-from tests.e2e.conftest import screenshot_dir
+from tests.e2e.conftest import assert_accessible, screenshot_dir
 from tests.factories import DEFAULT_PASSWORD
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -40,11 +40,13 @@ def test_mfa_setup_then_sign_in_with_a_totp_code_and_with_a_backup_code(web_url,
     codes_list.wait_for()
     codes = [text.strip() for text in codes_list.get_by_role("listitem").all_inner_texts()]
     assert len(codes) == 10
+    assert_accessible(page)
     page.screenshot(path=str(screenshot_dir() / "account-backup-codes.png"), full_page=True)
 
     _sign_out(page)
     _password_step(page, web_url, user)
     page.get_by_role("heading", name="Two-factor check").wait_for()
+    assert_accessible(page)
     page.get_by_label("Code", exact=True).fill(totp_code(device))
     page.get_by_role("button", name="Verify").click()
     page.get_by_role("heading", name="Your projects").wait_for()

@@ -7,7 +7,6 @@ must not ask the server for its fragments once per event: it batches them.
 
 import re
 import threading
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -103,7 +102,7 @@ def test_a_thirty_task_run_is_followed_live_with_batched_updates(web_url, page, 
     player.join(timeout=RUN_WAIT_MS / 1000)
 
     page.get_by_role("status").filter(has_text="The run has ended").wait_for(timeout=RUN_WAIT_MS)
-    succeeded = page.get_by_role("button", name=re.compile(r"^Task t\d-\d: .*; succeeded"))
+    succeeded = page.get_by_role("button", name=re.compile(r"^Task t\d-\d: .*, succeeded,"))
     expect(succeeded).to_have_count(LAYERS * PER_LAYER, timeout=RUN_WAIT_MS)
     events = page.get_by_role("list", name="Events").get_by_role("listitem")
     stored = Event.objects.filter(run=run).count()

@@ -93,8 +93,9 @@ def test_the_files_page_shows_the_tree_and_a_highlighted_file(browser, project):
     ).content.decode()
     assert 'aria-current="page">core.py</a>' in html
     assert '<span class="k">def</span>' in html
-    assert f'href="/projects/{project.id}/download?run={run.id}"' in html
-    assert ">Download zip</a>" in html
+    assert f'action="/projects/{project.id}/download"' in html
+    assert f'name="run" value="{run.id}"' in html
+    assert ">Download zip</button>" in html
 
 
 def test_a_binary_file_is_not_shown_as_text(browser, project):
