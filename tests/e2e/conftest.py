@@ -26,8 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: Any = {"width": 1280, "height": 900}
+PHONE: Any = {"width": 390, "height": 844}
 # The machine is shared and loaded: waits are generous, never assertions on time.
 WAIT_MS = 60_000
 RUN_WAIT_MS = 300_000
