@@ -54,8 +54,8 @@ export E2E_SCREENSHOT_DIR ?= $(CURDIR)/var/screenshots
 test: $(VENV)/.dev sysdeps node_modules/.package-lock.json
 	PY=$(PY) scripts/services.sh
 	@echo "Browser test screenshots: $(E2E_SCREENSHOT_DIR)"
-	$(VENV)/bin/pytest --create-db $(PYTEST_ARGS)
-	@echo "Browser test screenshots: $(E2E_SCREENSHOT_DIR)"
+	$(VENV)/bin/pytest --create-db $(PYTEST_ARGS); status=$$?; \
+	  echo "Browser test screenshots: $(E2E_SCREENSHOT_DIR)"; exit $$status
 
 test-fast: $(VENV)/.dev node_modules/.package-lock.json
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
