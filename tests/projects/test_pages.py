@@ -140,3 +140,17 @@ def test_the_unified_diff_marks_lines_added_and_removed(browser, project):
     assert re.search(
         r'<tr class="diff-add"><td class="ln"></td><td class="ln">2</td><td>\+TWO</td>', html
     )
+
+
+def test_pages_carry_a_strict_content_security_policy(browser, client, project):
+    for response in (client.get("/"), browser.get("/"), browser.get(f"/app/projects/{project.id}")):
+        policy = response["Content-Security-Policy"]
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+        assert directives["script-src"] == "'self'"
+        assert directives["style-src-attr"] == "'none'"
+        assert directives["object-src"] == "'none'"
+        assert directives["frame-ancestors"] == "'none'"
+        assert "unsafe-inline" not in policy
+        assert "unsafe-eval" not in policy
+        assert "<script>" not in response.content.decode()
+        assert " style=" not in response.content.decode()

@@ -1,6 +1,7 @@
 """The Terminal tab: a ticket from the page endpoint, plain words when no terminal can start."""
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -58,3 +59,13 @@ def test_a_disabled_terminal_is_explained(browser, project, settings):
     settings.TERMINAL_ENABLED = False
     html = browser.get(f"/app/projects/{project.id}/terminal").content.decode()
     assert "The terminal is turned off on this server" in html
+
+
+def test_the_terminal_page_admits_xterms_styles_by_this_responses_nonce(browser, project):
+    response = browser.get(f"/app/projects/{project.id}/terminal")
+    nonce = re.search(
+        r'<script type="module" src="[^"]+terminal\.js" nonce="([^"]+)"', response.content.decode()
+    )
+    assert nonce is not None
+    assert f"'nonce-{nonce.group(1)}'" in response["Content-Security-Policy"]
+    assert "unsafe-inline" not in response["Content-Security-Policy"]
