@@ -1,4 +1,10 @@
 # The platform image: web, workers, beat and flower all run from it (docker-compose.yml).
+# The dashboard's browser packages, exactly as package-lock.json pins them.
+FROM node:20-bookworm-slim AS browser-packages
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,6 +21,7 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
+COPY --from=browser-packages /app/node_modules ./node_modules
 RUN useradd --create-home --uid 10001 app \
  && mkdir -p /app/var/media /app/var/static \
  && DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput \

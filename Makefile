@@ -21,9 +21,14 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
+# The dashboard's browser packages, exactly as package-lock.json pins them (npm ci).
+node_modules/.package-lock.json: package.json package-lock.json
+	command -v npm >/dev/null 2>&1 || { echo "npm is missing (sudo apt-get install npm)" >&2; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund
+
 # Debian packages the tests use: bubblewrap for the sandbox, Chromium for the browser test.
 # Installed when missing and we are root (CI, this machine); otherwise we say what to run.
-SYSDEPS := bwrap:bubblewrap chromium:chromium
+SYSDEPS := bwrap:bubblewrap chromium:chromium npm:npm
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
@@ -39,15 +44,20 @@ services: $(VENV)/.runtime
 migrate: services
 	$(PY) manage.py migrate --noinput
 
-up: migrate
+up: migrate node_modules/.package-lock.json
 	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p var "$(PROMETHEUS_MULTIPROC_DIR)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AIFLOW_PORT=$(PORT) PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(VENV)/bin/honcho start -f Procfile
 
-test: $(VENV)/.dev sysdeps
-	PY=$(PY) scripts/services.sh
-	$(VENV)/bin/pytest --create-db $(PYTEST_ARGS)
+# Browser tests save their screenshots here.
+export E2E_SCREENSHOT_DIR ?= $(CURDIR)/var/screenshots
 
-test-fast: $(VENV)/.dev
+test: $(VENV)/.dev sysdeps node_modules/.package-lock.json
+	PY=$(PY) scripts/services.sh
+	@echo "Browser test screenshots: $(E2E_SCREENSHOT_DIR)"
+	$(VENV)/bin/pytest --create-db $(PYTEST_ARGS); status=$$?; \
+	  echo "Browser test screenshots: $(E2E_SCREENSHOT_DIR)"; exit $$status
+
+test-fast: $(VENV)/.dev node_modules/.package-lock.json
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev

@@ -9,11 +9,7 @@ from django.urls import reverse
 
 from . import services
 from .errors import MfaRequired
-
-
-def _session_mfa_passed(request: HttpRequest) -> bool:
-    is_verified = getattr(request.user, "is_verified", None)  # set by django_otp's OTPMiddleware
-    return bool(is_verified is not None and is_verified())
+from .page_access import session_mfa_passed
 
 
 class MFAAdminSite(admin.AdminSite):
@@ -31,7 +27,7 @@ class MFAAdminSite(admin.AdminSite):
         try:
             services.staff_mfa_require(
                 user=request.user,  # type: ignore[arg-type]
-                mfa_passed=_session_mfa_passed(request),
+                mfa_passed=session_mfa_passed(request),
             )
         except MfaRequired:
             return False
@@ -42,7 +38,7 @@ class MFAAdminSite(admin.AdminSite):
         if not (user.is_authenticated and user.is_active and user.is_staff):
             return HttpResponseRedirect("/")
         try:
-            services.staff_mfa_require(user=user, mfa_passed=_session_mfa_passed(request))
+            services.staff_mfa_require(user=user, mfa_passed=session_mfa_passed(request))
         except MfaRequired as exc:
             context = {"message": exc.detail, "code": exc.code}
             return render(request, "accounts/admin_mfa_required.html", context, status=403)

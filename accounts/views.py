@@ -1,5 +1,5 @@
-"""Browser views: OAuth begin/complete (social-auth), the email verification link, and the
-dashboard at ``/``.
+"""Browser views: OAuth begin/complete (social-auth) and the email verification link.
+The dashboard pages are in ``pages``.
 
 OAuth begin is a CSRF-protected POST (a GET renders the form that posts it). Completion signs
 the dashboard session in (after the MFA step when the user has MFA on) and, when an API client
@@ -12,15 +12,13 @@ import re
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from django.apps import apps
 from django.conf import settings
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_http_methods, require_POST
-from django_otp import login as otp_login
+from django.views.decorators.http import require_http_methods
 from social_core.actions import do_auth, do_complete
 from social_core.exceptions import SocialAuthBaseException
 from social_django.utils import psa
@@ -153,90 +151,3 @@ def email_verify_page(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "accounts/email_verify.html", context, status=status)
     message = f"{user.email} is verified. You can now also sign in with a provider using it."
     return render(request, "accounts/email_verify.html", {"verified": True, "message": message})
-
-
-# --- Dashboard ------------------------------------------------------------------------------
-
-
-def _pending_user(request: HttpRequest) -> User | None:
-    user_id = request.session.get(_PENDING_MFA)
-    return User.objects.filter(pk=user_id, is_active=True).first() if user_id else None
-
-
-@never_cache
-@csrf_protect
-@require_http_methods(["GET", "POST"])
-def dashboard(request: HttpRequest) -> HttpResponse:
-    """``/``: sign-in (password, then the MFA step) or, signed in, the user's projects."""
-    if request.user.is_authenticated:
-        project_model = apps.get_model("projects", "Project")
-        projects = project_model.objects.filter(owner=request.user).order_by("-id")
-        return render(request, "accounts/dashboard.html", {"projects": projects})
-    pending = _pending_user(request)
-    if pending is not None:
-        return _mfa_step(request, pending)
-    return _password_step(request)
-
-
-def _throttled(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
-    wait = scope_hit(request, "login")
-    if wait is None:
-        return HttpResponse(status=204)  # sentinel: not throttled
-    context["error"] = "Too many attempts; try again shortly."
-    response = render(request, template, context, status=429)
-    response["Retry-After"] = str(wait)
-    return response
-
-
-def _password_step(request: HttpRequest) -> HttpResponse:
-    context: dict[str, Any] = {"email": ""}
-    if request.method != "POST":
-        return render(request, "accounts/login.html", context)
-    context["email"] = request.POST.get("email", "")[:254]
-    refused = _throttled(request, "accounts/login.html", context)
-    if refused.status_code != 204:
-        return refused
-    try:
-        services.login_guard(email=context["email"])
-    except ApplicationError as exc:
-        context["error"] = exc.detail
-        return render(request, "accounts/login.html", context, status=exc.status_code)
-    user = authenticate(request, email=context["email"], password=request.POST.get("password", ""))
-    if user is None:
-        services.login_failed(email=context["email"])
-        context["error"] = "Invalid email or password."
-        return render(request, "accounts/login.html", context, status=400)
-    if not services.user_has_mfa(user):
-        services.login_lockout_clear(email=context["email"])
-    _sign_in(request, user, "django.contrib.auth.backends.ModelBackend")
-    return HttpResponseRedirect("/")
-
-
-def _mfa_step(request: HttpRequest, user: User) -> HttpResponse:
-    context: dict[str, Any] = {"pending_email": user.email}
-    if request.method != "POST":
-        return render(request, "accounts/mfa.html", context)
-    if request.POST.get("cancel"):
-        request.session.flush()
-        return HttpResponseRedirect("/")
-    refused = _throttled(request, "accounts/mfa.html", context)
-    if refused.status_code != 204:
-        return refused
-    device = services.second_factor_device(user=user, code=request.POST.get("code", ""))
-    if device is None:
-        services.login_failed(email=user.email)
-        context["error"] = "The code is not valid."
-        return render(request, "accounts/mfa.html", context, status=400)
-    services.login_lockout_clear(email=user.email)
-    del request.session[_PENDING_MFA]
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    otp_login(request, device)
-    return HttpResponseRedirect("/")
-
-
-@require_POST
-@csrf_protect
-def dashboard_logout(request: HttpRequest) -> HttpResponse:
-    """Sign the dashboard session out."""
-    logout(request)
-    return HttpResponseRedirect("/")

@@ -62,6 +62,74 @@ def _redact_secrets(_: Any, __: str, event: Any) -> Any:
     return event
 
 
+_SECRET_VALUES = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----"
+    r"|\b(?:sk|rk|pk)-[A-Za-z0-9_-]{16,}"
+    r"|\bsk-ant-[A-Za-z0-9_-]{16,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
+    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|\bAIza[0-9A-Za-z_-]{35}"
+    r"|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]{16,}",
+    re.DOTALL,
+)
+REDACTED = "[redacted]"
+
+
+def _configured_secrets() -> list[str]:
+    """This deployment's own secrets (signing keys, provider keys): never shown anywhere."""
+    from django.conf import settings
+
+    found = [
+        getattr(settings, "SECRET_KEY", ""),
+        getattr(settings, "SIMPLE_JWT", {}).get("SIGNING_KEY", ""),
+        getattr(settings, "METRICS_TOKEN", ""),
+        getattr(settings, "SOCIAL_AUTH_GOOGLE_SECRET", ""),
+        getattr(settings, "SOCIAL_AUTH_GITHUB_SECRET", ""),
+    ]
+    for options in getattr(settings, "LLM_PROVIDERS", {}).values():
+        found.extend(str(options.get(key) or "") for key in ("api_key", "secret_key"))
+    return sorted({value for value in found if len(value) >= 8}, key=len, reverse=True)
+
+
+def _redact_text(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return _SECRET_VALUES.sub(REDACTED, text)
+
+
+def redact_secrets(value: Any) -> Any:
+    """``value`` (JSON-like) with secrets replaced by ``[redacted]``, for showing to people.
+
+    The log rule (a key that names a password, token or key hides its text) applies to
+    mapping keys, except file paths (``app/secrets.py`` names a file, not a secret); every
+    string is also cleared of this deployment's own secrets and of well-known key formats.
+    """
+    secrets = _configured_secrets()
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {
+                key: (
+                    REDACTED
+                    if isinstance(key, str)
+                    and _SECRET_KEYS.search(key)
+                    and not re.search(r"[./]", key)
+                    and isinstance(item[key], str)
+                    and item[key] != ""
+                    else walk(item[key])
+                )
+                for key in item
+            }
+        if isinstance(item, list | tuple):
+            return [walk(element) for element in item]
+        if isinstance(item, str):
+            return _redact_text(item, secrets)
+        return item
+
+    return walk(value)
+
+
 def _extra_from_record(_: Any, __: str, event: Any) -> Any:
     """Lift the ``extra={...}`` of standard-library calls into the structured event."""
     record = event.get("_record")

@@ -16,7 +16,11 @@ urlpatterns = [
         name="docs",
     ),
     path("auth/", include("accounts.api.urls")),
-    path("", include("accounts.urls")),  # dashboard at / (session login with the MFA step)
+    # Dashboard pages (session sign-in with the MFA step); ``/`` is the projects list.
+    path("", include("accounts.urls")),
+    path("", include("projects.page_urls")),
+    path("", include("pipeline.page_urls")),
+    path("", include("terminal.page_urls")),
     path("", include("providers.api.urls")),
     path("admin/", admin.site.urls),
     path("", include("projects.api.urls")),

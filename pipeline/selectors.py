@@ -283,3 +283,11 @@ def run_compare(*, runs: list[Run], diff_pair: tuple[Run, Run] | None = None) ->
         "runs": [run_figures(run=run, cache=cache) for run in runs],
         "diff": diff,
     }
+
+
+def step_get_for_run(*, run: Run, step_id: int) -> Step:
+    """One step of ``run`` (whose owner the caller checked), or ``NotFound``."""
+    try:
+        return Step.objects.select_related("plan_task").get(run=run, id=step_id)
+    except Step.DoesNotExist as exc:
+        raise NotFound("Step not found.") from exc

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "social_django",
     "channels",
     "drf_spectacular",
+    "csp",
     "accounts",
     "projects",
     "providers",
@@ -49,6 +50,8 @@ MIDDLEWARE = [
     "common.middleware.RequestIdMiddleware",
     "common.middleware.PrometheusMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -255,6 +258,7 @@ from .components.accounts import *  # noqa: E402, F403
 from .components.pipeline import *  # noqa: E402, F403
 from .components.providers import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
+from .components.web import *  # noqa: E402, F403
 
 # --- Operations -----------------------------------------------------------------------------
 # A bearer token /metrics requires; empty leaves it open (bind it to a private network).

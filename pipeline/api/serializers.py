@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from common.logging import redact_secrets
 from projects.api.files_views import TreeDiffOutputSerializer
 
 from ..models import Run, Step
@@ -194,3 +195,28 @@ class CompareOutputSerializer(serializers.Serializer):
         help_text="Changes between the two runs of ?diff= (default: the first "
         "two); null when either has no files yet.",
     )
+
+
+class StepDetailSerializer(StepSerializer):
+    """A step with what it was given and what it produced, secrets redacted.
+
+    ``output`` is the role's answer: the design (architect), objections (planner), files
+    written (coder), the verdict and test report with ``mode`` "sandbox" or "static review"
+    (tester), the merge report (integrator).
+    """
+
+    input = serializers.SerializerMethodField()
+    output = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    class Meta(StepSerializer.Meta):
+        fields = [*StepSerializer.Meta.fields, "input", "output"]
+
+    def get_input(self, step: Step) -> dict[str, Any]:
+        return redact_secrets(step.input or {})
+
+    def get_output(self, step: Step) -> dict[str, Any] | None:
+        return None if step.output is None else redact_secrets(step.output)
+
+    def get_error(self, step: Step) -> str:
+        return redact_secrets(step.error or "")

@@ -10,6 +10,7 @@ from .views import (
     RunCancelApi,
     RunDetailApi,
     RunResumeApi,
+    RunStepDetailApi,
     RunStepListApi,
 )
 
@@ -19,6 +20,9 @@ urlpatterns = [
     path("projects/<int:project_id>/compare", ProjectCompareApi.as_view(), name="project-compare"),
     path("runs/<int:run_id>", RunDetailApi.as_view(), name="run-detail"),
     path("runs/<int:run_id>/steps", RunStepListApi.as_view(), name="run-steps"),
+    path(
+        "runs/<int:run_id>/steps/<int:step_id>", RunStepDetailApi.as_view(), name="run-step-detail"
+    ),
     path("runs/<int:run_id>/cancel", RunCancelApi.as_view(), name="run-cancel"),
     path("runs/<int:run_id>/resume", RunResumeApi.as_view(), name="run-resume"),
     path("runs/<int:run_id>/approve", RunApproveApi.as_view(), name="run-approve"),

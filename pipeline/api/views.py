@@ -14,6 +14,7 @@ from ..selectors import (
     run_get_for_user,
     run_list_for_compare,
     run_list_for_project,
+    step_get_for_run,
     step_list_for_run,
 )
 from ..services import run_approve, run_cancel, run_resume
@@ -24,6 +25,7 @@ from .serializers import (
     GenerateOutputSerializer,
     RunDetailSerializer,
     RunListSerializer,
+    StepDetailSerializer,
     StepSerializer,
 )
 
@@ -79,6 +81,17 @@ class RunStepListApi(APIView):
     def get(self, request: Request, run_id: int) -> Response:
         run = run_get_for_user(user=request.user, run_id=run_id)
         return Response(StepSerializer(step_list_for_run(run=run), many=True).data)
+
+
+class RunStepDetailApi(APIView):
+    """One step of the run with its input and output (design, objections, files, test report),
+    secrets redacted."""
+
+    @extend_schema(responses=StepDetailSerializer)
+    def get(self, request: Request, run_id: int, step_id: int) -> Response:
+        run = run_get_for_user(user=request.user, run_id=run_id)
+        step = step_get_for_run(run=run, step_id=step_id)
+        return Response(StepDetailSerializer(step).data)
 
 
 class _RunActionApi(APIView):

@@ -33,12 +33,24 @@ def mfa_user(user):
     return {"user": user, "device": device, "backup_codes": codes}
 
 
-def test_the_sign_in_page_offers_password_and_both_providers_as_csrf_protected_posts(browser):
+def test_the_sign_in_page_offers_password_and_both_providers_as_csrf_protected_posts(
+    browser, settings
+):
+    settings.SOCIAL_AUTH_GOOGLE_KEY = "google-client"
+    settings.SOCIAL_AUTH_GITHUB_KEY = "github-client"
     html = browser.get("/").content.decode()
     assert 'name="password"' in html
     assert re.search(r'<form[^>]*method="post"[^>]*action="/auth/oauth/google/"', html)
     assert re.search(r'<form[^>]*method="post"[^>]*action="/auth/oauth/github/"', html)
     assert html.count("csrfmiddlewaretoken") >= 3
+
+
+def test_the_sign_in_page_offers_no_provider_that_is_not_configured(browser, settings):
+    settings.SOCIAL_AUTH_GOOGLE_KEY = ""
+    settings.SOCIAL_AUTH_GITHUB_KEY = "github-client"
+    html = browser.get("/").content.decode()
+    assert "Sign in with GitHub" in html
+    assert "Sign in with Google" not in html
 
 
 def test_signing_in_shows_only_the_users_projects(browser, user, other_user):

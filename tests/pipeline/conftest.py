@@ -5,9 +5,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from pipeline.models import Run
 from providers.offline import answers
+from tests.accounts.conftest import enable_mfa, sign_in_past_mfa
+from tests.factories import UserFactory
 
 
 @pytest.fixture
@@ -21,6 +24,13 @@ def script() -> Iterator[Callable[[list[dict[str, Any]]], None]]:
 def no_sandbox(settings: Any) -> None:
     """Testers give a static review (fast); the sandbox has tests of its own."""
     settings.SANDBOX_TESTS_ENABLED = False
+
+
+@pytest.fixture
+def admin_client(db: Any) -> Client:
+    """Staff signed in past the MFA step (the admin refuses staff without it)."""
+    staff = UserFactory.create(is_staff=True, is_superuser=True)
+    return sign_in_past_mfa(Client(), staff, enable_mfa(staff)[0])
 
 
 def wait_for_run(

@@ -8,20 +8,12 @@ from django.urls import reverse
 
 from pipeline.events import publish
 from pipeline.models import Event, Run, Step
-from tests.accounts.conftest import enable_mfa, sign_in_past_mfa
-from tests.factories import ProjectFactory, UserFactory
+from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
 RUN_LIST = reverse("admin:pipeline_run_changelist")
 STEP_LIST = reverse("admin:pipeline_step_changelist")
-
-
-@pytest.fixture
-def admin_client() -> Client:
-    """Staff signed in past the MFA step (the admin refuses staff without it)."""
-    staff = UserFactory.create(is_staff=True, is_superuser=True)
-    return sign_in_past_mfa(Client(), staff, enable_mfa(staff)[0])
 
 
 @pytest.fixture

@@ -7,16 +7,8 @@ from django.test import Client
 from django.urls import reverse
 
 from pipeline.models import Run, Step
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client() -> Client:
-    client = Client()
-    client.force_login(UserFactory.create(is_staff=True, is_superuser=True))
-    return client
 
 
 def test_the_run_list_shows_each_runs_base_run_and_fork_source(

@@ -1,0 +1,426 @@
+"""Dashboard pages of runs: a project's runs and the generate form, the live run page.
+
+Reads go through ``pipeline.selectors`` (owner-checked), writes through the run services the
+API calls (``run_start``, ``run_approve``, ``run_cancel``, ``run_resume``). The run page is
+rendered with the run's state as of its latest event and then follows the run over SSE
+(``GET /runs/{id}/events`` from that event on): the browser batches the events and asks for
+the fragments below at most once per batch.
+"""
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import Max
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import TextLexer, guess_lexer_for_filename
+from pygments.util import ClassNotFound
+
+from accounts.page_access import signed_in_required, staff_required
+from accounts.templatetags.page_tags import seconds_text
+from accounts.throttling import scope_hit
+from common.errors import ApplicationError
+from common.logging import redact_secrets
+from projects.selectors import project_get_for_user
+from providers.selectors import configured_models, providers_status
+
+from .events import FINAL_EVENT_TYPES, event_serialize
+from .models import Event, Run, Step
+from .selectors import (
+    run_get_for_user,
+    run_list_for_project,
+    run_rounds,
+    run_tasks,
+    step_get_for_run,
+    step_list_for_run,
+)
+from .services import run_approve, run_cancel, run_resume, run_start
+
+STATIC_REVIEW = "static review"
+# Events a run page shows in its log at first; later ones arrive over SSE.
+_LOG_EVENTS = 2000
+
+# Why a run stopped, in a few plain words (the run's ``error`` says the rest).
+_STOP_TITLES = {
+    "budget": "The run spent its budget",
+    "wall_time": "The run took too long",
+    "max_tokens": "The run used too many tokens",
+    "max_fix_attempts": "A task kept failing its tests",
+    "max_design_rounds": "The architect and planner did not agree",
+    "max_consult_rounds": "Integration conflicts were not resolved",
+    "task_failed": "A task did not succeed",
+    "invalid_plan": "The plan was not usable",
+    "no_files": "No files were produced",
+    "cancelled": "Cancelled",
+}
+
+
+# --- shared reads -----------------------------------------------------------------------------
+
+
+def _run_seconds(run: Run) -> float | None:
+    start = run.started_at or run.created_at
+    if start is None:
+        return None
+    end = run.finished_at or (None if run.is_finished else timezone.now())
+    return None if end is None else max(0.0, (end - start).total_seconds())
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def run_state(run: Run) -> dict[str, Any]:
+    """What the run page draws (task graph, timeline): tasks with attempts, and steps."""
+    steps = list(step_list_for_run(run=run))
+    per_task: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        key = step.plan_task.key if step.plan_task_id and step.plan_task else None
+        if key is None:
+            continue
+        entry = per_task.setdefault(
+            key, {"coder": 0, "tester": 0, "mode": None, "latest_step_id": None}
+        )
+        if step.role in ("coder", "tester"):
+            entry[step.role] = max(entry[step.role], step.attempt)
+        if step.role == "tester" and step.output:
+            entry["mode"] = step.output.get("mode") or entry["mode"]
+        entry["latest_step_id"] = step.pk
+    tasks = []
+    for task in run_tasks(run=run):
+        entry = per_task.get(task["key"], {})
+        tasks.append(
+            {
+                "key": task["key"],
+                "title": task["title"],
+                "depends_on": task["depends_on"],
+                "layer": task["layer"],
+                "status": task["status"],
+                "coder_attempts": entry.get("coder", 0),
+                "tester_attempts": entry.get("tester", 0),
+                "static_review": entry.get("mode") == STATIC_REVIEW,
+                "latest_step_id": entry.get("latest_step_id"),
+            }
+        )
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "finished": run.is_finished,
+        "now": _iso(timezone.now()),
+        "tasks": tasks,
+        "steps": [
+            {
+                "id": step.pk,
+                "key": step.key,
+                "role": step.role,
+                "task": step.plan_task.key if step.plan_task_id and step.plan_task else None,
+                "round": step.round,
+                "attempt": step.attempt,
+                "status": step.status,
+                "started_at": _iso(step.started_at),
+                "finished_at": _iso(step.finished_at),
+            }
+            for step in steps
+        ],
+    }
+
+
+def _summary_context(run: Run) -> dict[str, Any]:
+    budget_used = None
+    if run.budget_usd:
+        budget_used = min(Decimal(100), run.cost_usd * 100 / run.budget_usd)
+    seconds = _run_seconds(run)
+    return {
+        "run": run,
+        "duration": seconds_text(seconds) if seconds is not None else "",
+        "budget_used_percent": budget_used,
+        "stop_title": _STOP_TITLES.get(run.error_code, "The run failed") if run.error else "",
+        "can_approve": run.status == Run.Status.AWAITING_APPROVAL,
+        "can_cancel": run.status in (*Run.ACTIVE, Run.Status.AWAITING_APPROVAL),
+        "can_resume": run.status in (Run.Status.FAILED, Run.Status.CANCELLED),
+    }
+
+
+# --- the project page: runs and the generate form ------------------------------------------
+
+
+def _chain_choices() -> list[str]:
+    """Every ``provider:model`` the operator configured (the only ones a run may name)."""
+    return sorted(
+        f"{provider}:{model}"
+        for provider, models in configured_models().items()
+        for model in models
+        if model
+    )
+
+
+def _generate_defaults() -> dict[str, Any]:
+    return {
+        "prompt": "",
+        "providers": "",
+        "require_approval": settings.PIPELINE_REQUIRE_APPROVAL,
+        "budget_usd": settings.PIPELINE_DEFAULT_BUDGET_USD,
+        "max_design_rounds": settings.PIPELINE_MAX_DESIGN_ROUNDS,
+        "max_fix_attempts": settings.PIPELINE_MAX_FIX_ATTEMPTS,
+    }
+
+
+def _project_page(request: HttpRequest, project: Any, *, status: int = 200, **extra: Any) -> Any:
+    runs = []
+    for run in run_list_for_project(project=project)[:100]:
+        seconds = _run_seconds(run)
+        runs.append({"run": run, "duration": seconds_text(seconds) if seconds is not None else ""})
+    context = {
+        "nav": "projects",
+        "tab": "runs",
+        "project": project,
+        "runs": runs,
+        "chains": _chain_choices(),
+        "default_chain": ", ".join(settings.LLM_CHAINS.get("default", [])),
+        "values": _generate_defaults(),
+        "errors": {},
+        "limits": {
+            "rounds": settings.PIPELINE_OPTION_MAX_ROUNDS,
+            "fix": settings.PIPELINE_OPTION_MAX_FIX_ATTEMPTS,
+            "prompt": settings.PIPELINE_PROMPT_MAX_CHARS,
+        },
+        **extra,
+    }
+    return render(request, "pipeline/project.html", context, status=status)
+
+
+@signed_in_required
+@require_http_methods(["GET"])
+def project_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """A project: its runs (status, duration, tokens, cost) and the form that starts one."""
+    project = project_get_for_user(user=request.user, project_id=project_id)
+    return _project_page(request, project)
+
+
+def _options_from_form(data: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The ``options`` of ``POST /projects/{id}/generate`` from the form, or field errors."""
+    options: dict[str, Any] = {"require_approval": data.get("require_approval") == "on"}
+    errors: dict[str, list[str]] = {}
+    if data.get("providers"):
+        options["providers"] = [data["providers"]]
+    budget = (data.get("budget_usd") or "").strip()
+    if budget:
+        try:
+            options["budget_usd"] = str(Decimal(budget))
+        except InvalidOperation:
+            errors["budget_usd"] = ["Enter an amount in US dollars, like 0.50."]
+    for name in ("max_design_rounds", "max_fix_attempts"):
+        raw = (data.get(name) or "").strip()
+        if raw:
+            if not raw.isdigit():
+                errors[name] = ["Enter a whole number."]
+            else:
+                options[name] = int(raw)
+    return options, errors
+
+
+def _option_field(detail: str) -> str:
+    for name in ("budget_usd", "max_design_rounds", "max_fix_attempts", "providers"):
+        if name in detail:
+            return name
+    return "__all__"
+
+
+@signed_in_required
+@require_POST
+def project_generate_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Start a run (``run_start``, like ``POST /projects/{id}/generate``); open its page."""
+    project = project_get_for_user(user=request.user, project_id=project_id)
+    values = {**_generate_defaults(), **request.POST.dict()}
+    values["require_approval"] = request.POST.get("require_approval") == "on"
+    wait = scope_hit(request, "generate")
+    if wait is not None:
+        errors = {"__all__": [f"Too many runs started; try again in {wait} s."]}
+        return _project_page(request, project, status=429, values=values, errors=errors)
+    options, errors = _options_from_form(request.POST)
+    if errors:
+        return _project_page(request, project, status=400, values=values, errors=errors)
+    try:
+        run = run_start(
+            project=project,
+            user=request.user,
+            prompt=request.POST.get("prompt", ""),
+            options=options,
+        )
+    except ApplicationError as exc:
+        field = "prompt" if exc.code == "invalid_prompt" else _option_field(exc.detail)
+        errors = {field: [exc.detail]}
+        return _project_page(request, project, status=400, values=values, errors=errors)
+    return HttpResponseRedirect(reverse("page-run", args=[run.pk]))
+
+
+# --- the run page ---------------------------------------------------------------------------
+
+
+@signed_in_required
+@require_http_methods(["GET"])
+def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A run, live: graph, timeline, design rounds, steps, events; Approve, Cancel, Resume."""
+    run = run_get_for_user(user=request.user, run_id=run_id)
+    # The page shows the state as of this event; the stream picks up after it.
+    last_seq = Event.objects.filter(run=run).aggregate(last=Max("seq"))["last"] or 0
+    run.refresh_from_db()
+    events = [
+        event_serialize(event)
+        for event in Event.objects.filter(run=run, seq__lte=last_seq).order_by("-seq")[:_LOG_EVENTS]
+    ][::-1]
+    final = bool(events) and events[-1]["type"] in FINAL_EVENT_TYPES
+    context = {
+        "nav": "projects",
+        "tab": "runs",
+        "project": run.project,
+        **_summary_context(run),
+        "rounds": run_rounds(run=run),
+        "steps": list(step_list_for_run(run=run)),
+        "page_data": {
+            "run": run.pk,
+            "last_seq": last_seq,
+            "final": final,
+            "events_url": f"/runs/{run.pk}/events",
+            "state_url": reverse("page-run-state", args=[run.pk]),
+            "step_url": reverse("page-run", args=[run.pk]) + "/steps/",
+            "state": run_state(run),
+            "events": redact_secrets(events),
+        },
+    }
+    return render(request, "pipeline/run.html", context)
+
+
+@signed_in_required
+@require_http_methods(["GET"])
+def run_state_json(request: HttpRequest, run_id: int) -> JsonResponse:
+    """The graph and timeline data of the run page (tasks with attempts, steps)."""
+    run = run_get_for_user(user=request.user, run_id=run_id)
+    return JsonResponse(run_state(run))
+
+
+@signed_in_required
+@require_http_methods(["GET"])
+def run_summary_fragment(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Status, tokens, cost, budget, duration, why it stopped, and the action buttons."""
+    run = run_get_for_user(user=request.user, run_id=run_id)
+    return render(request, "pipeline/_run_summary.html", _summary_context(run))
+
+
+@signed_in_required
+@require_http_methods(["GET"])
+def run_steps_fragment(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The table of the run's steps."""
+    run = run_get_for_user(user=request.user, run_id=run_id)
+    context = {"run": run, "steps": list(step_list_for_run(run=run))}
+    return render(request, "pipeline/_run_steps.html", context)
+
+
+@signed_in_required
+@require_http_methods(["GET"])
+def run_rounds_fragment(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The design rounds: proposal, objections, and how each was resolved."""
+    run = run_get_for_user(user=request.user, run_id=run_id)
+    return render(request, "pipeline/_run_rounds.html", {"run": run, "rounds": run_rounds(run=run)})
+
+
+def _code_html(path: str, text: str) -> str:
+    try:
+        lexer = guess_lexer_for_filename(path, text)
+    except ClassNotFound:
+        lexer = TextLexer()
+    return highlight(text, lexer, HtmlFormatter(cssclass="highlight", wrapcode=True))
+
+
+def _step_view(step: Step) -> dict[str, Any]:
+    """What the step panel shows of a step's (redacted) output, by role."""
+    output = redact_secrets(step.output) if step.output is not None else None
+    view: dict[str, Any] = {"output": output, "error": redact_secrets(step.error or "")}
+    if not isinstance(output, dict):
+        return view
+    files = output.get("files")
+    if isinstance(files, dict):
+        view["files"] = [
+            {
+                "path": path,
+                "html": _code_html(path, str(content)),
+                "lines": str(content).count("\n"),
+            }
+            for path, content in sorted(files.items())
+        ]
+    elif isinstance(files, list):
+        view["files"] = [
+            {
+                "path": item.get("path", ""),
+                "html": _code_html(item.get("path", ""), str(item.get("content", ""))),
+                "lines": str(item.get("content", "")).count("\n"),
+            }
+            for item in files
+            if isinstance(item, dict)
+        ]
+    if step.role == "tester":
+        view["verdict"] = output
+        view["static_review"] = output.get("mode") == STATIC_REVIEW
+    return view
+
+
+@signed_in_required
+@require_http_methods(["GET"])
+def step_panel(request: HttpRequest, run_id: int, step_id: int) -> HttpResponse:
+    """The step panel: role, model, tokens, cost, latency, and what the step produced."""
+    run = run_get_for_user(user=request.user, run_id=run_id)
+    step = step_get_for_run(run=run, step_id=step_id)
+    seconds = None
+    if step.started_at and step.finished_at:
+        seconds = (step.finished_at - step.started_at).total_seconds()
+    context = {
+        "run": run,
+        "step": step,
+        "task_key": step.plan_task.key if step.plan_task_id and step.plan_task else None,
+        "duration": seconds_text(seconds) if seconds is not None else "",
+        **_step_view(step),
+    }
+    return render(request, "pipeline/_step_panel.html", context)
+
+
+_ACTIONS = {
+    "approve": (run_approve, "Approved: coding starts now."),
+    "cancel": (run_cancel, "Cancelled: no further step starts."),
+    "resume": (run_resume, "Resumed where it stopped."),
+}
+
+
+@signed_in_required
+@require_POST
+def run_action(request: HttpRequest, run_id: int, action: str) -> HttpResponse:
+    """Approve, Cancel or Resume (the API's services); back to the run page."""
+    run = run_get_for_user(user=request.user, run_id=run_id)
+    service, done = _ACTIONS[action]
+    try:
+        service(run=run)
+    except ApplicationError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, done)
+    return HttpResponseRedirect(reverse("page-run", args=[run.pk]))
+
+
+# --- providers (staff) ----------------------------------------------------------------------
+# Here rather than in ``providers``, which imports nothing of the other apps.
+
+
+@staff_required
+@require_http_methods(["GET"])
+def providers_page(request: HttpRequest) -> HttpResponse:
+    """``GET /admin/providers`` as a table: circuits, calls, errors, latency percentiles."""
+    return render(
+        request, "providers/status.html", {"nav": "providers", "status": providers_status()}
+    )

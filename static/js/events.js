@@ -1,0 +1,42 @@
+// One line of plain words per progress event, for the run page's events log.
+const money = (value) => {
+  const amount = Number(value);
+  if (!Number.isFinite(amount)) return "";
+  return amount !== 0 && Math.abs(amount) < 0.01 ? `$${amount.toFixed(4)}` : `$${amount.toFixed(2)}`;
+};
+const who = (p) => [p.role, p.task, p.attempt > 1 ? `attempt ${p.attempt}` : ""].filter(Boolean).join(" ");
+
+export function eventText(event) {
+  const p = event.payload || {};
+  switch (event.type) {
+    case "run.started": return "The run started.";
+    case "run.resumed": return `The run resumed (${p.reason || "asked"}).`;
+    case "run.approved": return "The design was approved; coding starts.";
+    case "run.awaiting_approval": return "The design waits for your approval.";
+    case "run.completed": return `The run completed with ${p.artifacts ?? "its"} files.`;
+    case "run.failed": return `The run failed: ${p.detail || p.reason || "see the summary"}.`;
+    case "run.cancelled": return "The run was cancelled.";
+    case "stage.started": return `Stage ${p.stage} started.`;
+    case "stage.completed": return `Stage ${p.stage} completed.`;
+    case "step.started": return `${who(p) || p.key} started.`;
+    case "step.completed": {
+      const tokens = (p.tokens_in || 0) + (p.tokens_out || 0);
+      return `${who(p) || p.key} finished: ${tokens} tokens, ${money(p.cost_usd)}${p.model ? ` on ${p.model}` : ""}.`;
+    }
+    case "step.failed": return `${who(p) || p.key} failed (${p.reason || "error"}).`;
+    case "consensus.round":
+      return p.approved
+        ? `Design round ${p.round}: the planner approved.`
+        : `Design round ${p.round}: ${(p.objections || []).length} objection(s).`;
+    case "test.result": {
+      const subject = p.task ? `Task ${p.task}` : `Integration (${p.suite || "all"})`;
+      const mode = p.mode === "static review" ? " (static review)" : p.mode ? ` (${p.mode})` : "";
+      return `${subject} attempt ${p.attempt}: ${p.passed ? "passed" : "failed"}${mode}.`;
+    }
+    case "provider.failover": return `Failed over from ${p.from || "a provider"} to ${p.to || "the next"}.`;
+    case "budget.warning": return `Budget warning: ${money(p.cost_usd)} of ${money(p.budget_usd)} spent.`;
+    case "file.written": return `Wrote ${p.path}.`;
+    case "integration.conflicts": return `Integration round ${p.round}: ${(p.conflicts || []).length} conflict(s).`;
+    default: return "";
+  }
+}
