@@ -30,12 +30,13 @@ from django.http.request import validate_host
 from common.errors import NotFound
 from common.logging import get_logger
 from projects.sandbox import SandboxLimits, SandboxUnavailable
+from projects.workspace import WorkspaceLease
 
 from .pty_session import PtySession, PtySessionError
 from .services import (
     terminal_lease_acquire,
     terminal_lease_release,
-    terminal_workspace_for,
+    terminal_workspace_open,
 )
 from .tickets import ticket_consume
 
@@ -87,6 +88,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.session = None
         self.lease: str | None = None
+        self.workspace: WorkspaceLease | None = None
         self.user_id: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._watchdog_task: asyncio.Task[Any] | None = None
@@ -111,19 +113,22 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.user_id = claim.user_id
-        try:
-            workspace = await sync_to_async(terminal_workspace_for)(
-                user_id=claim.user_id, project_id=project_id
-            )
-        except NotFound:
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
         self.lease = await sync_to_async(terminal_lease_acquire)(user_id=claim.user_id)
         if self.lease is None:
             await self.close(code=CLOSE_TOO_MANY)
             return
+        try:
+            self.workspace = await sync_to_async(terminal_workspace_open)(
+                user_id=claim.user_id, project_id=project_id
+            )
+        except NotFound:
+            await self._release()
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
         session = PtySession(
-            workspace=workspace, argv=list(settings.TERMINAL_SHELL), limits=terminal_limits()
+            workspace=self.workspace.path,
+            argv=list(settings.TERMINAL_SHELL),
+            limits=terminal_limits(),
         )
         try:
             await sync_to_async(session.start)()
@@ -250,6 +255,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         return code
 
     async def _release(self) -> None:
+        workspace, self.workspace = getattr(self, "workspace", None), None
+        if workspace is not None:
+            await sync_to_async(workspace.release)()
         if self.lease is not None and self.user_id is not None:
             lease, self.lease = self.lease, None
             await sync_to_async(terminal_lease_release)(user_id=self.user_id, lease=lease)

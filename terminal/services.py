@@ -14,7 +14,7 @@ from common.errors import ApplicationError, NotFound
 from common.logging import get_logger
 from projects.models import Project
 from projects.selectors import project_get_for_user
-from projects.workspace import workspace_for_project, workspace_write_files
+from projects.workspace import WorkspaceLease, workspace_lease_acquire, workspace_write_files
 
 from .tickets import redis_client, ticket_issue
 
@@ -78,19 +78,24 @@ def terminal_lease_release(*, user_id: int, lease: str) -> None:
     redis_client().zrem(f"{_SESSIONS_PREFIX}{int(user_id)}", lease)
 
 
-def terminal_workspace_for(*, user_id: int, project_id: int) -> Path:
-    """The project's workspace on disk, made (and filled from the latest run) on first use.
+def terminal_workspace_open(*, user_id: int, project_id: int) -> WorkspaceLease:
+    """A lease on the project's workspace for one terminal, filled on first use.
 
-    ``NotFound`` unless the project still exists and belongs to ``user_id``.
+    ``NotFound`` unless the project still exists and belongs to ``user_id``. The workspace
+    is filled from the latest run only when it is empty and no other terminal of the
+    project is live (under the project's lock), by directory descriptors that never follow
+    a link: what sandboxed code left in it cannot steer the web process's writes.
     """
     try:
         project = Project.objects.get(id=project_id, owner_id=user_id)
     except Project.DoesNotExist as exc:
         raise NotFound("Project not found.") from exc
-    workspace = workspace_for_project(project_id=project.pk)
-    if not any(workspace.iterdir()):
-        _fill_from_latest_run(project=project, workspace=workspace)
-    return workspace
+
+    def fill_if_empty(workspace: Path) -> None:
+        if not any(workspace.iterdir()):
+            _fill_from_latest_run(project=project, workspace=workspace)
+
+    return workspace_lease_acquire(project_id=project.pk, on_first=fill_if_empty)
 
 
 def _fill_from_latest_run(*, project: Project, workspace: Path) -> None:
@@ -101,5 +106,10 @@ def _fill_from_latest_run(*, project: Project, workspace: Path) -> None:
     except NotFound:
         return
     files = {a.path: artifact_read(artifact=a) for a in artifact_list_for_run(run=run)}
-    workspace_write_files(workspace=workspace, files=files)
+    try:
+        workspace_write_files(workspace=workspace, files=files)
+    except OSError as exc:
+        # Over the quota, or a link in the way: the terminal opens on what was written.
+        logger.warning("terminal.workspace_fill_failed", project_id=project.pk, error=str(exc))
+        return
     logger.info("terminal.workspace_filled", project_id=project.pk, run_id=run.pk, files=len(files))

@@ -24,6 +24,7 @@ from .command import (
     _workspace_hand_over,
     _write_etc,
 )
+from .seccomp import seccomp_fd
 from .types import (
     MODE_UNSAFE_LOCAL,
     SANDBOX_WORKDIR,
@@ -148,30 +149,37 @@ def sandbox_spawn(
         etc_dir.chmod(0o755)
         _write_etc(etc_dir, uid, gid)
         inner = ["setsid", "--ctty", "--wait", *argv] if tty else list(argv)
-        command = [
-            *_oom_first(),
-            *_prlimit_args(limits),
-            *_bwrap_args(
-                workspace=workspace,
-                uid=uid,
-                gid=gid,
-                etc_dir=etc_dir,
-                limits=limits,
-                env=_env_for(env, home=SANDBOX_WORKDIR if tty else "/tmp"),  # noqa: S108
-                privileged=privileged,
-            ),
-            *inner,
-        ]
-        popen = subprocess.Popen(  # noqa: S603 - argv is confined by bwrap, see module doc
-            command,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            close_fds=True,
-            umask=0o002,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
+        # bwrap reads the filter before it starts the command; our copy goes once it runs.
+        filter_fd = seccomp_fd()
+        try:
+            command = [
+                *_oom_first(),
+                *_prlimit_args(limits),
+                *_bwrap_args(
+                    workspace=workspace,
+                    uid=uid,
+                    gid=gid,
+                    etc_dir=etc_dir,
+                    limits=limits,
+                    env=_env_for(env, home=SANDBOX_WORKDIR if tty else "/tmp"),  # noqa: S108
+                    privileged=privileged,
+                    seccomp_fd=filter_fd,
+                ),
+                *inner,
+            ]
+            popen = subprocess.Popen(  # noqa: S603 - argv is confined by bwrap, see module doc
+                command,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(filter_fd,),
+                umask=0o002,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            )
+        finally:
+            os.close(filter_fd)
         logger.info("sandbox.started", uid=uid, pid=popen.pid, argv=argv[:3])
         return SandboxProcess(popen=popen, mode=mode, uid=uid if privileged else None, stack=stack)
     except BaseException:

@@ -12,7 +12,11 @@ import sys
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ..env import env
+from ..env import BASE_DIR, env
+
+# The sandbox's own minimal environment (pytest, ruff, bandit and what generated code may
+# import), built by `make sandbox` from requirements-sandbox.txt.
+_SANDBOX_VENV_DEFAULT = BASE_DIR / ".venv-sandbox"
 
 # "bubblewrap" (confined; refuses to run without bwrap) or "unsafe-local" (runs generated code
 # directly on the host with rlimits only; every result says so). Never unsafe-local in production.
@@ -31,9 +35,12 @@ if SANDBOX_UID_BASE < 1000 or SANDBOX_UID_COUNT < 1:
     raise ImproperlyConfigured("SANDBOX_UID_BASE must be >= 1000 and SANDBOX_UID_COUNT >= 1.")
 # Directory of the lock files that hand out the pool's uids (one flock per uid).
 SANDBOX_SLOT_DIR = env.str("SANDBOX_SLOT_DIR", default="/run/aiflow-sandbox")
-# Python environment mounted read-only in the sandbox (pytest, ruff, bandit come from it);
-# by default the one this process runs in.
-SANDBOX_VENV = env.str("SANDBOX_VENV", default=sys.prefix)
+# Python environment mounted read-only in the sandbox (pytest, ruff, bandit come from it); by
+# default .venv-sandbox of the checkout (make sandbox), else the one this process runs in.
+SANDBOX_VENV = env.str(
+    "SANDBOX_VENV",
+    default=str(_SANDBOX_VENV_DEFAULT) if _SANDBOX_VENV_DEFAULT.is_dir() else sys.prefix,
+)
 # Prefix of the interpreter that environment was made from, mounted read-only too.
 SANDBOX_PYTHON_HOME = env.str("SANDBOX_PYTHON_HOME", default=sys.base_prefix)
 
@@ -53,6 +60,13 @@ SANDBOX_WALL_SECONDS = env.int("SANDBOX_WALL_SECONDS", default=300)
 SANDBOX_OUTPUT_BYTES = env.int("SANDBOX_OUTPUT_BYTES", default=1_000_000)
 # Size in MB of the sandbox's private /tmp and /dev/shm (tmpfs, memory-backed).
 SANDBOX_TMP_MB = env.int("SANDBOX_TMP_MB", default=64)
+# Disk quota of one workspace in MB: each is a size-capped filesystem of its own (root only).
+SANDBOX_WORKSPACE_MB = env.int("SANDBOX_WORKSPACE_MB", default=256)
+# Resident memory in MB all processes of one sandboxed run may use together; over it the run
+# is killed.
+SANDBOX_TOTAL_MEMORY_MB = env.int("SANDBOX_TOTAL_MEMORY_MB", default=2048)
+# Seconds the answer of sandbox_status() (for /health) is kept before it is checked again.
+SANDBOX_STATUS_CACHE_SECONDS = env.float("SANDBOX_STATUS_CACHE_SECONDS", default=60.0)
 # Where project workspaces live on disk; empty means MEDIA_ROOT/workspaces.
 SANDBOX_WORKSPACE_ROOT = env.str("SANDBOX_WORKSPACE_ROOT", default="")
 
