@@ -277,7 +277,11 @@ def workspace_remove(*, workspace: Path) -> None:
     with contextlib.suppress(OSError):
         _unmount(workspace)
     shutil.rmtree(workspace, ignore_errors=True)
-    for sibling in (_image_of(workspace), workspace.with_suffix(".lock"), workspace.with_suffix(".live")):
+    for sibling in (
+        _image_of(workspace),
+        workspace.with_suffix(".lock"),
+        workspace.with_suffix(".live"),
+    ):
         sibling.unlink(missing_ok=True)
 
 

@@ -11,3 +11,5 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 LOG_JSON = env.bool("LOG_JSON", default=True)
+# The interactive terminal gives users a shell on the host's sandbox: off unless turned on.
+TERMINAL_ENABLED = env.bool("TERMINAL_ENABLED", default=False)

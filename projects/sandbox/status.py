@@ -44,7 +44,7 @@ def _smoke_run() -> SandboxStatus:
 
     limits = SandboxLimits(wall_seconds=20, output_bytes=4096)
     with tempfile.TemporaryDirectory(prefix="aiflow-status-") as workspace:
-        os.chmod(workspace, 0o755)
+        os.chmod(workspace, 0o700)  # the sandbox reaches it through its group
         result = sandbox_run(workspace=Path(workspace), argv=["true"], limits=limits)
     if result.exit_code != 0 or result.timed_out:
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -105,4 +105,3 @@ def sandbox_status_forget() -> None:
     global _cached
     with _lock:
         _cached = None
-

@@ -87,5 +87,14 @@ TERMINAL_OUTPUT_BYTES_PER_SECOND = env.int("TERMINAL_OUTPUT_BYTES_PER_SECOND", d
 # The shell a terminal runs (comma-separated argv).
 TERMINAL_SHELL = env.list("TERMINAL_SHELL", default=["/bin/bash", "-i"])
 
+# --- Event streams and run sockets ---------------------------------------------------------
+# Open event streams (SSE and /ws/runs together) one user may hold at once; one more is a 429.
+EVENTS_STREAMS_PER_USER = env.int("EVENTS_STREAMS_PER_USER", default=10)
+# Seconds an event stream stays open without any new event (a run parked at the gate) before
+# it ends cleanly; clients reconnect with Last-Event-ID.
+EVENTS_STREAM_IDLE_SECONDS = env.float("EVENTS_STREAM_IDLE_SECONDS", default=900.0)
+# Seconds a /ws/runs ticket stays valid (single use).
+EVENTS_WS_TICKET_TTL = env.int("EVENTS_WS_TICKET_TTL", default=60)
+
 # Nothing periodic: tickets expire in Redis by themselves, terminal leases likewise.
 SANDBOX_BEAT_SCHEDULE: dict = {}
