@@ -5,7 +5,9 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from terminal.tickets import TicketClaim, ticket_consume, ticket_key
+from accounts.models import UserSession
+from common.websocket import ticket_key
+from terminal.tickets import TicketClaim, ticket_consume
 
 
 def url(project: Any) -> str:
@@ -20,21 +22,22 @@ def test_the_owner_gets_a_ticket_and_the_socket_url(api_client: Any, project: An
     assert body["ws_url"] == f"ws://testserver/ws/terminal/{project.pk}/?ticket={body['ticket']}"
 
 
-def test_the_ticket_is_bound_to_the_user_and_the_project(
+def test_the_ticket_is_bound_to_the_user_the_project_and_the_session(
     api_client: Any, project: Any, user: Any
 ) -> None:
     ticket = api_client.post(url(project)).json()["ticket"]
 
     claim = ticket_consume(ticket=ticket, project_id=project.pk)
 
-    assert claim == TicketClaim(user_id=user.pk, project_id=project.pk)
+    sid = str(UserSession.objects.get(user=user).pk)
+    assert claim == TicketClaim(user_id=user.pk, project_id=project.pk, sid=sid)
 
 
 def test_the_ticket_is_stored_only_as_a_hash_that_expires(api_client: Any, project: Any) -> None:
     ticket = api_client.post(url(project)).json()["ticket"]
     client = redis.Redis.from_url(settings.REDIS_URL)
 
-    keys = [k.decode() for k in client.keys("aiflow:terminal:*")]  # type: ignore[union-attr]
+    keys = [k.decode() for k in client.keys("aiflow:ws:ticket:*")]  # type: ignore[union-attr]
 
     assert keys == [ticket_key(ticket)]
     assert ticket not in keys[0]
