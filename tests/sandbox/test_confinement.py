@@ -25,7 +25,7 @@ def host_probe() -> Iterator[Path]:
     sandbox has a /tmp of its own) and outside every workspace."""
     base = Path("/var/tmp") / f"aiflow-host-probe-{os.getpid()}"
     base.mkdir(mode=0o755, exist_ok=True)
-    os.chmod(base, 0o755)
+    os.chmod(base, 0o755)  # noqa: S103 - the sandbox uid must be able to traverse it
     (base / "readable.txt").write_text("host secret\n")
     os.chmod(base / "readable.txt", 0o644)
     (base / "drop").mkdir(exist_ok=True)
@@ -177,7 +177,8 @@ def test_a_new_user_namespace_cannot_be_made_with_unshare(workspace: Path) -> No
 
 def test_a_new_user_namespace_cannot_be_made_with_clone(workspace: Path) -> None:
     # clone(CLONE_NEWUSER | SIGCHLD) as a raw system call; a child would print nothing.
-    code = "import os; r = libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0); r or os._exit(0); " + ERRNO
+    code = "import os; r = libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0); r or os._exit(0); "
+    code += ERRNO
     result = sh(workspace, CALL.format(code))
 
     assert result.stdout == "-1 1\n"
@@ -206,7 +207,7 @@ def test_keyctl_is_refused(workspace: Path) -> None:
 def test_threads_and_child_processes_still_work_under_the_filter(workspace: Path) -> None:
     result = sh(
         workspace,
-        "python -c 'import threading; t = threading.Thread(target=print, args=(\"thread\",)); "
+        'python -c \'import threading; t = threading.Thread(target=print, args=("thread",)); '
         "t.start(); t.join()'; (echo child) | cat",
     )
 

@@ -46,7 +46,9 @@ def test_a_sandbox_that_cannot_start_a_command_is_a_failing_check(settings: Any)
 
     status = sandbox_status()
 
-    assert status == SandboxStatus(ok=False, reason="bubblewrap failed to start a command: no output")
+    assert status == SandboxStatus(
+        ok=False, reason="bubblewrap failed to start a command: no output"
+    )
 
 
 def test_the_answer_is_cached_until_forgotten(settings: Any) -> None:
