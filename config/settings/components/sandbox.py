@@ -15,8 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 from ..env import BASE_DIR, env
 
 # The sandbox's own minimal environment (pytest, ruff, bandit and what generated code may
-# import), built by `make sandbox` from requirements-sandbox.txt.
-_SANDBOX_VENV_DEFAULT = BASE_DIR / ".venv-sandbox"
+# import), built by `make sandbox` from requirements-sandbox.txt; else this process's own.
+_SANDBOX_VENV_BUILT = BASE_DIR / ".venv-sandbox"
+_SANDBOX_VENV_DEFAULT = str(_SANDBOX_VENV_BUILT) if _SANDBOX_VENV_BUILT.is_dir() else sys.prefix
 
 # "bubblewrap" (confined; refuses to run without bwrap) or "unsafe-local" (runs generated code
 # directly on the host with rlimits only; every result says so). Never unsafe-local in production.
@@ -37,10 +38,7 @@ if SANDBOX_UID_BASE < 1000 or SANDBOX_UID_COUNT < 1:
 SANDBOX_SLOT_DIR = env.str("SANDBOX_SLOT_DIR", default="/run/aiflow-sandbox")
 # Python environment mounted read-only in the sandbox (pytest, ruff, bandit come from it); by
 # default .venv-sandbox of the checkout (make sandbox), else the one this process runs in.
-SANDBOX_VENV = env.str(
-    "SANDBOX_VENV",
-    default=str(_SANDBOX_VENV_DEFAULT) if _SANDBOX_VENV_DEFAULT.is_dir() else sys.prefix,
-)
+SANDBOX_VENV = env.str("SANDBOX_VENV", default=_SANDBOX_VENV_DEFAULT)
 # Prefix of the interpreter that environment was made from, mounted read-only too.
 SANDBOX_PYTHON_HOME = env.str("SANDBOX_PYTHON_HOME", default=sys.base_prefix)
 
@@ -71,8 +69,8 @@ SANDBOX_STATUS_CACHE_SECONDS = env.float("SANDBOX_STATUS_CACHE_SECONDS", default
 SANDBOX_WORKSPACE_ROOT = env.str("SANDBOX_WORKSPACE_ROOT", default="")
 
 # --- Terminal -------------------------------------------------------------------------------
-# The interactive terminal (a shell in the sandbox over WebSocket). On by default for
-# development; set false where users should not get a shell.
+# The interactive terminal (a shell in the sandbox over WebSocket). On for development;
+# production settings turn it off unless TERMINAL_ENABLED=true is set there.
 TERMINAL_ENABLED = env.bool("TERMINAL_ENABLED", default=True)
 # Seconds a terminal ticket stays valid (single use).
 TERMINAL_TICKET_TTL = env.int("TERMINAL_TICKET_TTL", default=60)
