@@ -64,3 +64,29 @@ def test_no_ticket_is_issued_when_the_terminal_is_disabled(
     response = api_client.post(url(project))
 
     assert (response.status_code, response.json()["code"]) == (403, "terminal_disabled")
+
+
+def production_setting(name: str, **env: str) -> str:
+    """A setting as production settings compute it from ``env`` alone (a fresh interpreter)."""
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TERMINAL_", "DJANGO_"))}
+    result = subprocess.run(  # noqa: S603 - our own interpreter and settings module
+        [sys.executable, "-c", f"from config.settings import production; print(production.{name})"],
+        env={**base, "DJANGO_SECRET_KEY": "x" * 50, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=settings.BASE_DIR,
+    )
+    return result.stdout.strip()
+
+
+def test_production_has_the_terminal_off_by_default() -> None:
+    assert production_setting("TERMINAL_ENABLED") == "False"
+
+
+def test_production_turns_the_terminal_on_when_told() -> None:
+    assert production_setting("TERMINAL_ENABLED", TERMINAL_ENABLED="true") == "True"
