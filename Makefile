@@ -9,7 +9,7 @@ export FLOWER_PORT ?= 5555
 # Web and workers of `make up` write their Prometheus counters here; /metrics adds them up.
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 
-.PHONY: up test test-fast lint format migrate superuser bench sysdeps services clean
+.PHONY: up test test-fast lint format migrate superuser bench sysdeps sandbox sandbox-sysdeps services clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,20 +38,43 @@ sysdeps:
 	  else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; \
 	fi
 
+# The sandbox: bubblewrap, util-linux (prlimit, setpriv), e2fsprogs (each workspace is a
+# size-capped ext4 image) and libseccomp (the system call filter). Installed when missing and
+# we are root; otherwise `make up` refuses to start and says what to run.
+sandbox-sysdeps:
+	@missing=""; for pair in bwrap:bubblewrap prlimit:util-linux setpriv:util-linux mkfs.ext4:e2fsprogs; do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	/sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing="$$missing libseccomp2"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "The sandbox needs:$$missing. Install them first: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
+	fi
+
+# The sandbox's own minimal environment, made from the same interpreter as $(VENV).
+SANDBOX_VENV_DIR ?= .venv-sandbox
+$(SANDBOX_VENV_DIR)/.built: requirements-sandbox.txt $(VENV)/.runtime
+	rm -rf $(SANDBOX_VENV_DIR)
+	"$$($(PY) -c 'import sys; print(sys._base_executable)')" -m venv $(SANDBOX_VENV_DIR)
+	$(SANDBOX_VENV_DIR)/bin/pip install --quiet -r requirements-sandbox.txt
+	touch $@
+
+sandbox: sandbox-sysdeps $(SANDBOX_VENV_DIR)/.built
+
 services: $(VENV)/.runtime
 	PY=$(PY) scripts/services.sh --create-db
 
 migrate: services
 	$(PY) manage.py migrate --noinput
 
-up: migrate node_modules/.package-lock.json
+up: migrate sandbox node_modules/.package-lock.json
 	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p var "$(PROMETHEUS_MULTIPROC_DIR)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AIFLOW_PORT=$(PORT) PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(VENV)/bin/honcho start -f Procfile
 
 # Browser tests save their screenshots here.
 export E2E_SCREENSHOT_DIR ?= $(CURDIR)/var/screenshots
 
-test: $(VENV)/.dev sysdeps node_modules/.package-lock.json
+test: $(VENV)/.dev sysdeps sandbox node_modules/.package-lock.json
 	PY=$(PY) scripts/services.sh
 	@echo "Browser test screenshots: $(E2E_SCREENSHOT_DIR)"
 	$(VENV)/bin/pytest --create-db $(PYTEST_ARGS); status=$$?; \

@@ -3,13 +3,25 @@
 A sorted set scored by the moment its entry stops mattering (the last access token of the
 session has expired by then). The database row stays the source of truth: the authentication
 class checks the row too, so a lost or unreachable set never lets a revoked session back in.
+
+Open event streams, run sockets and terminals are bound to the session that opened them
+(its ``sid``; a dashboard's Django session cookie is named ``cookie:<hash of its key>``).
+Revoking a session (logout, ``DELETE /auth/sessions/{id}``, refresh reuse, revoke-all) and
+signing a cookie session out also sends ``session.revoked`` to that session's Channels
+group, so every stream it opened closes at once, in whichever process serves it.
 """
 
+import hashlib
 import time
+import uuid
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_out
+from django.dispatch import receiver
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
@@ -33,6 +45,71 @@ def revoked_sids_add(sids: Iterable[str]) -> None:
         get_redis_connection("default").zadd(REVOKED_SIDS_KEY, members)
     except RedisError:
         logger.warning("accounts.revoked_sids.unavailable", count=len(members))
+    session_streams_close(list(members))
+
+
+def session_group_name(sid: str) -> str:
+    """The Channels group of everything streaming under session ``sid``."""
+    return "session-" + hashlib.sha256(str(sid).encode("utf-8")).hexdigest()[:40]
+
+
+def cookie_session_sid(session_key: str) -> str:
+    """The ``sid`` standing for a Django session cookie (never the key itself)."""
+    return "cookie:" + hashlib.sha256(session_key.encode("utf-8")).hexdigest()[:40]
+
+
+def session_streams_close(sids: list[str]) -> None:
+    """Tell every stream opened under ``sids`` to close (best effort, at most once each)."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for sid in sids:
+        try:
+            async_to_sync(layer.group_send)(
+                session_group_name(sid), {"type": "session.revoked", "sid": str(sid)}
+            )
+        except Exception:  # the streams' own periodic check still ends them
+            logger.warning("accounts.session_streams_close_failed", exc_info=True)
+
+
+@receiver(user_logged_out)
+def _cookie_session_signed_out(sender: Any, request: Any = None, **_: Any) -> None:
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None)
+    if key:
+        session_streams_close([cookie_session_sid(key)])
+
+
+def request_sid(request: Any) -> str:
+    """The ``sid`` a DRF request was authenticated under ("" when it has none)."""
+    session = getattr(request, "auth_session", None)  # set by SessionJWTAuthentication
+    if session is not None:
+        return str(session.pk)
+    cookie = getattr(request, "session", None)
+    key = getattr(cookie, "session_key", None)
+    if getattr(request, "auth", None) is None and key:
+        return cookie_session_sid(key)
+    return ""
+
+
+def session_is_live(sid: str) -> bool:
+    """False once the device session ``sid`` is revoked (the database decides).
+
+    A cookie session cannot be looked up by its hash: it is ended by the sign-out signal.
+    """
+    from .models import UserSession
+
+    if not sid or sid.startswith("cookie:"):
+        return True
+    try:
+        uuid.UUID(sid)
+    except ValueError:
+        return False
+    if sid_is_revoked(sid):
+        return False
+    return UserSession.objects.filter(pk=sid, revoked_at__isnull=True).exists()
 
 
 def sid_is_revoked(sid: str) -> bool:

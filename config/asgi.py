@@ -12,15 +12,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 import pipeline.routing  # noqa: E402
 import terminal.routing  # noqa: E402
+from common.websocket import OriginCheckMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Origin checks are per route: the terminal checks its ticket and Origin itself,
-        # progress sockets authenticate by JWT or session in their consumer.
-        "websocket": AuthMiddlewareStack(
-            URLRouter(
-                pipeline.routing.websocket_urlpatterns + terminal.routing.websocket_urlpatterns
+        # Every WebSocket handshake from a foreign Origin is refused here (4403), before any
+        # route; each consumer checks it again and admits only a single-use ticket.
+        "websocket": OriginCheckMiddleware(
+            AuthMiddlewareStack(
+                URLRouter(
+                    pipeline.routing.websocket_urlpatterns + terminal.routing.websocket_urlpatterns
+                )
             )
         ),
     }

@@ -1,12 +1,15 @@
-"""WebSocket ``/ws/runs/<id>/``: a run's progress events, the backlog and then live ones.
+"""WebSocket ``/ws/runs/<id>/?ticket=…``: a run's progress events, the backlog and then live ones.
 
-Authentication goes through the project's own ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]``
-(so a revoked device session is refused here exactly as on the REST API), with the JWT
-access token taken from ``?token=`` or from the ``Sec-WebSocket-Protocol`` header
-(``["bearer", "<token>"]``), or else from the Django session cookie. Only the owner of the
-run's project is admitted; anyone else has the handshake refused, as for a missing run.
+Admission: an allowed Origin (``common.websocket``; 4403 otherwise) and a single-use ticket
+from ``POST /runs/{id}/ws-ticket`` (4401 when missing, used, expired or for another run),
+still owned by its user (4404), whose session is still live (4401), under the user's cap of
+open event streams (4429, shared with SSE). No token ever travels in the query string.
+
+The socket is in the group of the session its ticket was issued to: revoking that session
+(logout, ``DELETE /auth/sessions/{id}``, refresh reuse) closes it at once with 4401.
 """
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import parse_qs
@@ -14,13 +17,22 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest
-from rest_framework.exceptions import APIException
-from rest_framework.request import Request
-from rest_framework.settings import api_settings
 
+from accounts.models import User
+from accounts.revocation import session_group_name, session_is_live
 from common.logging import get_logger
+from common.websocket import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    CLOSE_TOO_MANY,
+    CLOSE_UNAUTHORIZED,
+    scope_origin_allowed,
+    stream_lease_acquire,
+    stream_lease_refresh,
+    stream_lease_release,
+    ticket_consume,
+    ticket_from_scope,
+)
 
 from .events import (
     FINAL_EVENT_TYPES,
@@ -33,25 +45,10 @@ from .events import (
 
 logger = get_logger(__name__)
 
-_BEARER_SUBPROTOCOL = "bearer"
 _PAGE = 500
-
-
-def token_from_scope(scope: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The access token a client offered, and the subprotocol to answer with (if any).
-
-    ``?token=<jwt>`` in the query string, or the subprotocol pair ``bearer, <jwt>`` (browsers
-    cannot set an Authorization header on a WebSocket).
-    """
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    if query.get("token"):
-        return query["token"][0], None
-    protocols = list(scope.get("subprotocols") or [])
-    if _BEARER_SUBPROTOCOL in protocols:
-        index = protocols.index(_BEARER_SUBPROTOCOL)
-        if index + 1 < len(protocols):
-            return protocols[index + 1], _BEARER_SUBPROTOCOL
-    return None, None
+# Must match the SSE view's names: one cap for both kinds of event stream.
+STREAM_KIND = "events"
+TICKET_KIND = "run-events"
 
 
 def last_event_id_from_scope(scope: dict[str, Any]) -> int:
@@ -63,58 +60,13 @@ def last_event_id_from_scope(scope: dict[str, Any]) -> int:
         return 0
 
 
-def _request_from_scope(scope: dict[str, Any], token: str | None) -> HttpRequest:
-    """A plain ``HttpRequest`` carrying what the authentication classes look at."""
-    request = HttpRequest()
-    request.method = "GET"
-    request.path = scope.get("path", "")
-    headers = {
-        name.decode("latin-1").lower(): value.decode("latin-1")
-        for name, value in scope.get("headers", [])
-    }
-    client = scope.get("client") or ("", 0)
-    request.META.update(
-        {
-            "REMOTE_ADDR": client[0],
-            "HTTP_USER_AGENT": headers.get("user-agent", ""),
-            "HTTP_HOST": headers.get("host", "localhost"),
-            "SERVER_NAME": "localhost",
-            "SERVER_PORT": "80",
-        }
-    )
-    if token:
-        request.META["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    if scope.get("session") is not None:
-        request.session = scope["session"]
-    request.user = scope.get("user") or AnonymousUser()
-    if "django_otp.middleware.OTPMiddleware" in settings.MIDDLEWARE:
-        # Lets an MFA-aware session authentication see whether the session passed its OTP step.
-        from django_otp.middleware import OTPMiddleware
-
-        OTPMiddleware(lambda req: None)(request)
-    return request
+def _owned_run(user_id: int, run_id: int) -> Any:
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    return run_get_for_owner(user=user, run_id=run_id) if user is not None else None
 
 
-def authenticate_scope(scope: dict[str, Any], token: str | None) -> Any:
-    """The authenticated user of a WebSocket handshake, or ``None``.
-
-    Runs the configured DRF authentication classes; an offered token that does not validate
-    is a refusal even when a session cookie is present.
-    """
-    request = Request(
-        _request_from_scope(scope, token),
-        authenticators=[cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES],  # type: ignore[operator]
-    )
-    try:
-        user = request.user
-    except APIException:
-        return None
-    if user is None or not user.is_authenticated:
-        return None
-    if token and request.auth is None:
-        # The token was offered but only the session vouched for the user.
-        return None
-    return user
+def _lease_ttl() -> float:
+    return float(settings.EVENTS_SSE_HEARTBEAT_SECONDS) * 4 + 30
 
 
 def _events_after(run_id: int, after_seq: int) -> list[dict[str, Any]]:
@@ -132,28 +84,85 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
     consumer read the gap from the table. Closes (1000) after the final event.
     """
 
-    run_id: int
+    run_id: int | None = None
     last_seq: int
     done: bool = False
 
     async def connect(self) -> None:
+        self.lease: str | None = None
+        self.user_id: int | None = None
+        self.sid = ""
+        self._keeper: asyncio.Task[Any] | None = None
         run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
-        token, subprotocol = token_from_scope(self.scope)
-        user = await database_sync_to_async(authenticate_scope)(self.scope, token)
-        run = await database_sync_to_async(run_get_for_owner)(user=user, run_id=run_id)
-        if run is None:
-            logger.info("ws.run_events.refused", run_id=run_id)
-            await self.close()
+        if not scope_origin_allowed(self.scope):
+            logger.warning("ws.run_events.origin_refused", run_id=run_id)
+            await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.run_id = run_id
+        claim = await database_sync_to_async(ticket_consume)(
+            ticket=ticket_from_scope(self.scope), kind=TICKET_KIND, object_id=run_id
+        )
+        if claim is None:
+            logger.info("ws.run_events.ticket_refused", run_id=run_id)
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        if await database_sync_to_async(_owned_run)(claim.user_id, run_id) is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        if not await database_sync_to_async(session_is_live)(claim.sid):
+            await self.close(code=CLOSE_UNAUTHORIZED, reason="session revoked")
+            return
+        self.lease = await database_sync_to_async(stream_lease_acquire)(
+            kind=STREAM_KIND,
+            user_id=claim.user_id,
+            limit=int(settings.EVENTS_STREAMS_PER_USER),
+            ttl=_lease_ttl(),
+        )
+        if self.lease is None:
+            await self.close(code=CLOSE_TOO_MANY, reason="too many event streams")
+            return
+        self.user_id, self.sid, self.run_id = claim.user_id, claim.sid, run_id
         self.last_seq = last_event_id_from_scope(self.scope)
         await self.channel_layer.group_add(run_group_name(run_id), self.channel_name)
-        await self.accept(subprotocol)
+        if self.sid:
+            await self.channel_layer.group_add(session_group_name(self.sid), self.channel_name)
+        await self.accept()
+        self._keeper = asyncio.ensure_future(self._keep_alive())
         await self._catch_up()
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "run_id", None) is not None:
+        """Leave the groups and give the stream's slot back."""
+        if self._keeper is not None and self._keeper is not asyncio.current_task():
+            self._keeper.cancel()
+        if self.run_id is not None:
             await self.channel_layer.group_discard(run_group_name(self.run_id), self.channel_name)
+            if self.sid:
+                await self.channel_layer.group_discard(
+                    session_group_name(self.sid), self.channel_name
+                )
+        if self.lease is not None and self.user_id is not None:
+            lease, self.lease = self.lease, None
+            await database_sync_to_async(stream_lease_release)(
+                kind=STREAM_KIND, user_id=self.user_id, lease=lease
+            )
+
+    async def _keep_alive(self) -> None:
+        """Refresh the lease; close if the session was revoked and the push got lost."""
+        while not self.done:
+            await asyncio.sleep(float(settings.EVENTS_SSE_HEARTBEAT_SECONDS))
+            if self.lease is not None and self.user_id is not None:
+                await database_sync_to_async(stream_lease_refresh)(
+                    kind=STREAM_KIND, user_id=self.user_id, lease=self.lease, ttl=_lease_ttl()
+                )
+            if not await database_sync_to_async(session_is_live)(self.sid):
+                await self.session_revoked({})
+                return
+
+    async def session_revoked(self, message: dict[str, Any]) -> None:
+        """The session this socket was opened under was signed out: close now."""
+        if self.done:
+            return
+        self.done = True
+        await self.close(code=CLOSE_UNAUTHORIZED, reason="session revoked")
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Clients have nothing to say on this socket; frames they send are ignored."""

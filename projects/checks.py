@@ -1,10 +1,20 @@
 """The tester's checks: a task's tests (pytest), a linter (ruff) and a security scan (bandit),
-each run in the sandbox on a fresh workspace, summarized in one ``CheckReport``.
+run in the sandbox on a fresh workspace, summarized in one ``CheckReport``.
+
+One check round is one sandbox: a small driver (``check_driver.py``) runs ruff, bandit and
+then pytest inside a single bwrap, under the same mounts, filter, uid and limits as any
+sandboxed command; the static tools run before any generated code does and their results
+leave the sandbox first (see the driver). The tools come from the sandbox's own minimal
+environment (``SANDBOX_VENV``, built from requirements-sandbox.txt), and pytest loads only
+the plugins the checks need (JSON report; asyncio when the tests use it) instead of every
+plugin installed next to it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,74 +168,129 @@ def _parse_bandit(result: SandboxResult) -> list[dict[str, Any]]:
     return findings
 
 
+@functools.lru_cache(maxsize=1)
+def _driver_source() -> str:
+    return Path(__file__).with_name("check_driver.py").read_text(encoding="utf-8")
+
+
+def _uses_asyncio(files: dict[str, str]) -> bool:
+    markers = ("async def test", "pytest.mark.asyncio", "pytest_asyncio")
+    return any(
+        path.endswith(".py") and any(marker in content for marker in markers)
+        for path, content in files.items()
+        if isinstance(content, str)
+    )
+
+
+def _tools(*, asyncio: bool, timeout: float) -> list[dict[str, Any]]:
+    excluded = ",".join(_EXCLUDED_DIRS)
+    plugins = ["-p", "no:cacheprovider", "-p", "pytest_jsonreport.plugin"]
+    if asyncio:
+        plugins += ["-p", "asyncio", "-o", "asyncio_default_fixture_loop_scope=function"]
+    return [
+        {
+            "name": "ruff",
+            "argv": ["ruff", "check", "--output-format=json", "--no-cache", "--exit-zero"]
+            + ["--extend-exclude", excluded, "."],
+            "timeout": timeout,
+        },
+        {
+            "name": "bandit",
+            # assert in tests is how pytest works, not a finding
+            "argv": ["python", "-m", "bandit", "-r", ".", "-f", "json", "-q", "--exit-zero"]
+            + ["--skip", "B101", "-x", ",".join(f"./{name}" for name in _EXCLUDED_DIRS)],
+            "timeout": timeout,
+        },
+        {
+            "name": "pytest",
+            "argv": ["python", "-m", "pytest", "-q", *plugins, "--json-report"]
+            + [f"--json-report-file={SANDBOX_WORKDIR}/{_REPORT_NAME}"]
+            + ["--json-report-omit=log,streams,warnings,keywords"],
+            "env": {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+            "timeout": timeout,
+        },
+    ]
+
+
+def _sections(stdout: str, nonce: str) -> dict[str, dict[str, Any]]:
+    """The driver's sections by tool name; the first of each name wins."""
+    found: dict[str, dict[str, Any]] = {}
+    data = stdout.encode("utf-8", errors="replace")
+    position = 0
+    marker = f"{nonce} ".encode()
+    while True:
+        start = data.find(marker, position)
+        end_of_header = data.find(b"\n", start)
+        if start < 0 or end_of_header < 0:
+            return found
+        try:
+            _, name, length = data[start:end_of_header].decode().split(" ")
+            size = int(length)
+            payload = json.loads(data[end_of_header + 1 : end_of_header + 1 + size])
+        except ValueError:
+            position = end_of_header + 1
+            continue
+        if isinstance(payload, dict):
+            found.setdefault(name, payload)
+        position = end_of_header + 1 + size
+
+
+def _tool_result(
+    sections: dict[str, dict[str, Any]], name: str, round_result: SandboxResult
+) -> SandboxResult:
+    section = sections.get(name)
+    if section is None:
+        # The round ended before this tool did (wall time, a crash): say what the round said.
+        return SandboxResult(
+            exit_code=round_result.exit_code or 1,
+            stdout="",
+            stderr=round_result.stderr or f"{name} did not finish.",
+            timed_out=round_result.timed_out,
+            truncated=round_result.truncated,
+            mode=round_result.mode,
+            duration_ms=round_result.duration_ms,
+            killed_for=round_result.killed_for,
+        )
+    return SandboxResult(
+        exit_code=int(section.get("code", 1)),
+        stdout=str(section.get("stdout", "")),
+        stderr=str(section.get("stderr", "")),
+        timed_out=int(section.get("code", 0)) == 124,
+        truncated=round_result.truncated,
+        mode=round_result.mode,
+        duration_ms=round_result.duration_ms,
+    )
+
+
 def run_test_checks(
     *,
     files: dict[str, str],
     limits: SandboxLimits | None = None,
     require_tests: bool = True,
 ) -> CheckReport:
-    """Run the tests, ruff and bandit on ``files`` in the sandbox; a red suite fails.
+    """Run ruff, bandit and the tests on ``files`` in one sandbox; a red suite fails.
 
     The tree is materialized in a fresh workspace, removed afterwards. Raises
     ``SandboxUnavailable`` when no sandbox can run here (never runs unconfined unless
     ``SANDBOX_MODE=unsafe-local`` is set, and then ``mode`` says so).
     """
     started = time.monotonic()
+    limits = limits or SandboxLimits()
+    nonce = secrets.token_hex(16)
+    config = {
+        "nonce": nonce,
+        "tools": _tools(asyncio=_uses_asyncio(files), timeout=float(limits.wall_seconds)),
+    }
     workspace = workspace_materialize(files=files)
     try:
-        tests_result = sandbox_run(
+        round_result = sandbox_run(
             workspace=workspace,
-            argv=[
-                "python",
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "-o",
-                "asyncio_default_fixture_loop_scope=function",
-                "--json-report",
-                f"--json-report-file={SANDBOX_WORKDIR}/{_REPORT_NAME}",
-                "--json-report-omit=log,streams,warnings,keywords",
-            ],
+            argv=["python", "-I", "-c", _driver_source(), json.dumps(config)],
             limits=limits,
         )
+        sections = _sections(round_result.stdout, nonce)
+        tests_result = _tool_result(sections, "pytest", round_result)
         tests = _parse_pytest(tests_result, workspace / _REPORT_NAME, require_tests=require_tests)
-        (workspace / _REPORT_NAME).unlink(missing_ok=True)
-        lint_result = sandbox_run(
-            workspace=workspace,
-            argv=[
-                "ruff",
-                "check",
-                "--output-format=json",
-                "--no-cache",
-                "--exit-zero",
-                "--extend-exclude",
-                ",".join(_EXCLUDED_DIRS),
-                ".",
-            ],
-            limits=limits,
-        )
-        security_result = sandbox_run(
-            workspace=workspace,
-            argv=[
-                "python",
-                "-m",
-                "bandit",
-                "-r",
-                ".",
-                "-f",
-                "json",
-                "-q",
-                "--exit-zero",
-                # assert in tests is how pytest works, not a finding
-                "--skip",
-                "B101",
-                "-x",
-                ",".join(f"./{name}" for name in _EXCLUDED_DIRS),
-            ],
-            limits=limits,
-        )
     finally:
         workspace_remove(workspace=workspace)
     passed = (
@@ -238,10 +303,10 @@ def run_test_checks(
         output += "\n" + tests_result.stderr
     report = CheckReport(
         passed=passed,
-        mode=tests_result.mode,
+        mode=round_result.mode,
         tests=tests,
-        lint=_parse_ruff(lint_result),
-        security=_parse_bandit(security_result),
+        lint=_parse_ruff(_tool_result(sections, "ruff", round_result)),
+        security=_parse_bandit(_tool_result(sections, "bandit", round_result)),
         output=_clip(output, _OUTPUT_CHARS),
         duration_ms=int((time.monotonic() - started) * 1000),
     )

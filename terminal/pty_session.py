@@ -111,6 +111,10 @@ class PtySession:
     def mode(self) -> str | None:
         return self._process.mode if self._process else None
 
+    def over_memory(self, limit_mb: int) -> bool:
+        """True when the shell and what it started hold more than ``limit_mb`` resident."""
+        return self._process is not None and self._process.over_memory(limit_mb)
+
     def exit_code(self) -> int | None:
         """The shell's exit code, or ``None`` while it runs."""
         if self._process is None:

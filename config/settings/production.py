@@ -17,3 +17,5 @@ WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=False)
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
 }
+# The interactive terminal gives users a shell on the host's sandbox: off unless turned on.
+TERMINAL_ENABLED = env.bool("TERMINAL_ENABLED", default=False)

@@ -5,8 +5,16 @@ The view itself is an ordinary DRF view, so authentication (JWT through the proj
 rendering are the same as everywhere else. It answers with a ``StreamingHttpResponse``
 over an *async* generator, which daphne serves without pinning a worker thread: the
 generator reads the Event table in short sync sections, returning the database connection
-after each, and sleeps between them on the run's Channels group (woken at once by
-``publish``) or on a poll timer when no push arrives.
+after each, and sleeps between them on a private channel in the run's Channels group: it
+wakes when ``publish`` pushes an event, not on a timer. While nothing is pushed it only
+sends a heartbeat (and reads the table once, in case a push was lost) every
+``EVENTS_SSE_HEARTBEAT_SECONDS``; a stream with no event for ``EVENTS_STREAM_IDLE_SECONDS``
+(a run parked at the approval gate) ends cleanly, and the client reconnects with
+``Last-Event-ID`` when it wants more. The same channel is in the group of the session the
+stream was opened under, so revoking that session ends the stream at once. Each user may
+hold ``EVENTS_STREAMS_PER_USER`` streams (SSE and run sockets together); one more is a 429.
+
+``POST /runs/{id}/ws-ticket`` hands out the single-use ticket ``/ws/runs/{id}/`` needs.
 """
 
 import asyncio
@@ -20,13 +28,22 @@ from django.conf import settings
 from django.db import connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.revocation import request_sid, session_group_name, session_is_live
 from common.errors import ApplicationError, NotFound
 from common.logging import get_logger
+from common.websocket import (
+    stream_lease_acquire,
+    stream_lease_refresh,
+    stream_lease_release,
+    ticket_issue,
+)
 
 from ..events import (
     event_final_seq,
@@ -103,8 +120,39 @@ def format_sse(event: dict[str, Any]) -> bytes:
     return f"id: {event['seq']}\nevent: {event['type']}\ndata: {data}\n\n".encode()
 
 
-async def _subscribe(run_id: int) -> tuple[Any, str | None]:
-    """A private channel in the run's group, or ``(None, None)`` when Redis is unreachable."""
+STREAM_KIND = "events"
+TICKET_KIND = "run-events"
+
+
+class TooManyStreams(ApplicationError):
+    """The user already holds ``EVENTS_STREAMS_PER_USER`` open event streams."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "too_many_streams"
+
+
+def _lease_ttl() -> float:
+    return float(settings.EVENTS_SSE_HEARTBEAT_SECONDS) * 4 + 30
+
+
+def events_stream_lease_acquire(*, user_id: int) -> str:
+    """Count one more open event stream of ``user_id``; ``TooManyStreams`` at the cap."""
+    lease = stream_lease_acquire(
+        kind=STREAM_KIND,
+        user_id=user_id,
+        limit=int(settings.EVENTS_STREAMS_PER_USER),
+        ttl=_lease_ttl(),
+    )
+    if lease is None:
+        raise TooManyStreams(
+            f"At most {settings.EVENTS_STREAMS_PER_USER} event streams may be open at once; "
+            "close one first."
+        )
+    return lease
+
+
+async def _subscribe(run_id: int, sid: str) -> tuple[Any, str | None]:
+    """A private channel in the run's (and the session's) group, or ``(None, None)``."""
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
@@ -113,69 +161,113 @@ async def _subscribe(run_id: int) -> tuple[Any, str | None]:
     try:
         channel = await layer.new_channel()
         await layer.group_add(run_group_name(run_id), channel)
+        if sid:
+            await layer.group_add(session_group_name(sid), channel)
     except Exception:
         logger.warning("sse.subscribe_failed", run_id=run_id, exc_info=True)
         return None, None
     return layer, channel
 
 
-async def _wait(layer: Any, channel: str | None, timeout: float) -> None:
-    """Sleep up to ``timeout`` seconds, waking early when a push for the run arrives."""
+async def _wait(layer: Any, channel: str | None, timeout: float) -> str | None:
+    """Sleep up to ``timeout`` seconds, waking early on a push; the push's type, if any."""
     if layer is None or channel is None:
-        await asyncio.sleep(timeout)
-        return
+        await asyncio.sleep(min(timeout, float(settings.EVENTS_POLL_SECONDS)))
+        return None
     try:
-        await asyncio.wait_for(layer.receive(channel), timeout)
+        message = await asyncio.wait_for(layer.receive(channel), timeout)
     except TimeoutError:
-        pass
-    except Exception:  # a broken layer degrades to plain polling
+        return None
+    except Exception:  # a broken layer degrades to polling
         logger.warning("sse.receive_failed", exc_info=True)
-        await asyncio.sleep(timeout)
+        await asyncio.sleep(min(timeout, float(settings.EVENTS_POLL_SECONDS)))
+        return None
+    return str(message.get("type", ""))
 
 
-async def event_stream(run_id: int, after_seq: int) -> AsyncIterator[bytes]:
+def _housekeeping(user_id: int, lease: str | None, sid: str) -> bool:
+    """Refresh the stream's lease; False once its session is revoked."""
+    try:
+        if lease is not None:
+            stream_lease_refresh(kind=STREAM_KIND, user_id=user_id, lease=lease, ttl=_lease_ttl())
+        return session_is_live(sid)
+    finally:
+        _release_connection()
+
+
+async def event_stream(
+    run_id: int,
+    after_seq: int,
+    *,
+    user_id: int | None = None,
+    sid: str = "",
+    lease: str | None = None,
+) -> AsyncIterator[bytes]:
     """Yield the run's events after ``after_seq`` in strict seq order, then live ones.
 
     Ends after the final event (run.completed / run.failed / run.cancelled), at once for a
-    client that already saw it, or after ``EVENTS_STREAM_MAX_SECONDS``.
+    client that already saw it, when the session ``sid`` is revoked, after
+    ``EVENTS_STREAM_IDLE_SECONDS`` without an event, or after ``EVENTS_STREAM_MAX_SECONDS``.
     """
-    heartbeat = settings.EVENTS_SSE_HEARTBEAT_SECONDS
-    poll = settings.EVENTS_POLL_SECONDS
+    heartbeat = float(settings.EVENTS_SSE_HEARTBEAT_SECONDS)
+    poll = float(settings.EVENTS_POLL_SECONDS)
+    idle = float(settings.EVENTS_STREAM_IDLE_SECONDS)
     deadline = time.monotonic() + settings.EVENTS_STREAM_MAX_SECONDS
     fetch = sync_to_async(_fetch)
-    layer, channel = await _subscribe(run_id)
+    layer, channel = await _subscribe(run_id, sid)
     last_seq = after_seq
-    last_write = time.monotonic()
+    last_write = last_event = time.monotonic()
     empty_finished_polls = 0
     try:
         yield f"retry: {int(poll * 1000) + 1000}\n\n".encode()
         while time.monotonic() < deadline:
+            # Read after every wake: a push means new events, a quiet heartbeat interval
+            # reads once in case a push was lost (the table is the source of truth).
             events, finished, final_seq = await fetch(run_id, last_seq)
             for event in events:
                 yield format_sse(event)
                 last_seq = event["seq"]
-                last_write = time.monotonic()
+                last_write = last_event = time.monotonic()
                 if final_seq is not None and event["seq"] >= final_seq:
                     return
-            if not events:
-                if final_seq is not None and final_seq <= last_seq:
-                    return
-                empty_finished_polls = empty_finished_polls + 1 if finished else 0
-                if empty_finished_polls >= _FINISHED_WITHOUT_FINAL_EVENT_POLLS:
-                    return
-            if time.monotonic() - last_write >= heartbeat:
-                yield b": heartbeat\n\n"
-                last_write = time.monotonic()
             if events:
                 continue  # a full page may mean more are waiting
-            until_heartbeat = heartbeat - (time.monotonic() - last_write)
-            await _wait(layer, channel, max(0.01, min(poll, until_heartbeat)))
+            if final_seq is not None and final_seq <= last_seq:
+                return
+            empty_finished_polls = empty_finished_polls + 1 if finished else 0
+            if empty_finished_polls >= _FINISHED_WITHOUT_FINAL_EVENT_POLLS:
+                return
+            now = time.monotonic()
+            if now - last_event >= idle:
+                yield b": idle; reconnect with Last-Event-ID for more\n\n"
+                return
+            if now - last_write >= heartbeat:
+                yield b": heartbeat\n\n"
+                last_write = now
+                if user_id is not None and not await sync_to_async(_housekeeping)(
+                    user_id, lease, sid
+                ):
+                    return
+            until = min(heartbeat - (now - last_write), idle - (now - last_event))
+            if empty_finished_polls:
+                until = min(until, poll)  # finished without a final event: look again soon
+            pushed = await _wait(layer, channel, max(0.01, until))
+            if pushed == "session.revoked":
+                yield b": session revoked\n\n"
+                return
     finally:
         if layer is not None and channel is not None:
             try:
                 await layer.group_discard(run_group_name(run_id), channel)
+                if sid:
+                    await layer.group_discard(session_group_name(sid), channel)
             except Exception:
                 logger.warning("sse.unsubscribe_failed", run_id=run_id, exc_info=True)
+        if lease is not None and user_id is not None:
+            try:
+                stream_lease_release(kind=STREAM_KIND, user_id=user_id, lease=lease)
+            except Exception:  # the lease expires by itself
+                logger.warning("sse.lease_release_failed", exc_info=True)
 
 
 class RunEventsApi(APIView):
@@ -201,9 +293,42 @@ class RunEventsApi(APIView):
         after = parse_last_event_id(
             request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id")
         )
+        lease = events_stream_lease_acquire(user_id=request.user.pk or 0)
         response = StreamingHttpResponse(
-            event_stream(run.pk, after), content_type="text/event-stream; charset=utf-8"
+            event_stream(
+                run.pk, after, user_id=request.user.pk, sid=request_sid(request), lease=lease
+            ),
+            content_type="text/event-stream; charset=utf-8",
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
         return response
+
+
+class RunSocketTicketOutput(serializers.Serializer):
+    ticket = serializers.CharField()
+    ws_url = serializers.CharField()
+
+
+class RunSocketTicketApi(APIView):
+    """``POST /runs/{id}/ws-ticket``: a single-use ticket for ``/ws/runs/{id}/`` (owner only)."""
+
+    @extend_schema(
+        request=inline_serializer("RunSocketTicketInput", {}),
+        responses={201: RunSocketTicketOutput},
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        run = run_get_for_owner(user=request.user, run_id=run_id)
+        if run is None:
+            raise NotFound("Run not found.")
+        ticket = ticket_issue(
+            kind=TICKET_KIND,
+            user_id=request.user.pk or 0,
+            object_id=run.pk,
+            sid=request_sid(request),
+            ttl=int(settings.EVENTS_WS_TICKET_TTL),
+        )
+        scheme = "wss" if request.is_secure() else "ws"
+        ws_url = f"{scheme}://{request.get_host()}/ws/runs/{run.pk}/?ticket={ticket}"
+        body = RunSocketTicketOutput({"ticket": ticket, "ws_url": ws_url}).data
+        return Response(body, status=status.HTTP_201_CREATED)

@@ -32,9 +32,18 @@ inside its own user namespace, and the process-count limit is counted on top of 
 that uid already runs (so it binds, but is shared with the app's own processes); the
 per-run uids and the uid sweep need root.
 
-Known gap in root mode: without a user namespace of its own, the command may create one
-(``unshare -U``); that grants nothing on the host (the mounts it sees stay locked) but
-widens the kernel surface it can reach.
+System calls: every command runs under a seccomp filter (``seccomp.py``, handed to bwrap
+with ``--seccomp FD``) that refuses new user namespaces (``unshare``/``clone`` with
+``CLONE_NEWUSER``; ``clone3`` answers ``ENOSYS``) and the kernel keyring calls, so the
+command cannot widen the kernel surface it reaches by making a namespace of its own.
+
+Disk and memory: the workspace is a size-capped filesystem of its own (``SANDBOX_WORKSPACE_MB``,
+see ``projects.workspace``), /tmp and /dev/shm are size-capped tmpfs, and the resident
+memory of all the run's processes together is summed (they are exactly its uid's) every half
+second; past ``SANDBOX_TOTAL_MEMORY_MB`` the run is killed (``killed_for == "memory"``).
+
+``sandbox_status()`` answers /health: bwrap and util-linux present, the sandbox environment's
+tools, the filter, and one real confined start, cached ``SANDBOX_STATUS_CACHE_SECONDS``.
 
 Without ``bwrap`` nothing runs (``SandboxUnavailable``) unless ``SANDBOX_MODE=unsafe-local``
 is set explicitly; then the command runs directly on the host with the rlimits only, and
@@ -42,6 +51,7 @@ every result says ``mode == "unsafe-local"``.
 """
 
 from .process import SandboxProcess, sandbox_run, sandbox_spawn
+from .status import SandboxStatus, sandbox_status, sandbox_status_forget
 from .types import (
     MODE_BUBBLEWRAP,
     MODE_UNSAFE_LOCAL,
@@ -61,6 +71,7 @@ __all__ = [
     "SandboxLimits",
     "SandboxProcess",
     "SandboxResult",
+    "SandboxStatus",
     "SandboxUnavailable",
     "kill_uid",
     "processes_of_uid",
@@ -69,4 +80,6 @@ __all__ = [
     "sandbox_mode",
     "sandbox_run",
     "sandbox_spawn",
+    "sandbox_status",
+    "sandbox_status_forget",
 ]

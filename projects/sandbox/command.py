@@ -147,6 +147,7 @@ def _bwrap_args(
     limits: SandboxLimits,
     env: dict[str, str],
     privileged: bool = True,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     bwrap = _bwrap_path() or "bwrap"
     if privileged:
@@ -224,6 +225,8 @@ def _bwrap_args(
         "/",
         "--clearenv",
     ]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     for key, value in env.items():
         args += ["--setenv", key, value]
     if not privileged:

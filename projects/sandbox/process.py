@@ -24,6 +24,7 @@ from .command import (
     _workspace_hand_over,
     _write_etc,
 )
+from .seccomp import seccomp_fd
 from .types import (
     MODE_UNSAFE_LOCAL,
     SANDBOX_WORKDIR,
@@ -32,7 +33,7 @@ from .types import (
     _privileged,
     sandbox_ensure_available,
 )
-from .uids import _uid_lease, kill_uid, processes_of_uid, sandbox_gid
+from .uids import _uid_lease, kill_uid, processes_of_uid, resident_bytes_of_uid, sandbox_gid
 
 logger = get_logger(__name__)
 
@@ -62,6 +63,16 @@ class SandboxProcess:
     @property
     def pid(self) -> int:
         return self.popen.pid
+
+    def over_memory(self, limit_mb: int) -> bool:
+        """True when the run's processes together hold more than ``limit_mb`` resident.
+
+        Each run has a uid of its own, so its processes are exactly that uid's: a bound on
+        their sum (``RLIMIT_AS`` only bounds each one) without cgroups.
+        """
+        if self.uid is None or limit_mb <= 0:
+            return False
+        return resident_bytes_of_uid(self.uid) > limit_mb * 1024 * 1024
 
     def kill(self) -> None:
         """SIGKILL the launcher's process group, then every process of the run's uid."""
@@ -148,30 +159,37 @@ def sandbox_spawn(
         etc_dir.chmod(0o755)
         _write_etc(etc_dir, uid, gid)
         inner = ["setsid", "--ctty", "--wait", *argv] if tty else list(argv)
-        command = [
-            *_oom_first(),
-            *_prlimit_args(limits),
-            *_bwrap_args(
-                workspace=workspace,
-                uid=uid,
-                gid=gid,
-                etc_dir=etc_dir,
-                limits=limits,
-                env=_env_for(env, home=SANDBOX_WORKDIR if tty else "/tmp"),  # noqa: S108
-                privileged=privileged,
-            ),
-            *inner,
-        ]
-        popen = subprocess.Popen(  # noqa: S603 - argv is confined by bwrap, see module doc
-            command,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            close_fds=True,
-            umask=0o002,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
+        # bwrap reads the filter before it starts the command; our copy goes once it runs.
+        filter_fd = seccomp_fd()
+        try:
+            command = [
+                *_oom_first(),
+                *_prlimit_args(limits),
+                *_bwrap_args(
+                    workspace=workspace,
+                    uid=uid,
+                    gid=gid,
+                    etc_dir=etc_dir,
+                    limits=limits,
+                    env=_env_for(env, home=SANDBOX_WORKDIR if tty else "/tmp"),  # noqa: S108
+                    privileged=privileged,
+                    seccomp_fd=filter_fd,
+                ),
+                *inner,
+            ]
+            popen = subprocess.Popen(  # noqa: S603 - argv is confined by bwrap, see module doc
+                command,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(filter_fd,),
+                umask=0o002,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            )
+        finally:
+            os.close(filter_fd)
         logger.info("sandbox.started", uid=uid, pid=popen.pid, argv=argv[:3])
         return SandboxProcess(popen=popen, mode=mode, uid=uid if privileged else None, stack=stack)
     except BaseException:
@@ -179,23 +197,46 @@ def sandbox_spawn(
         raise
 
 
-def _collect(proc: SandboxProcess, limits: SandboxLimits) -> tuple[bytes, bytes, bool, bool]:
-    """Read stdout and stderr until both close or the wall time is up."""
+# How often a run's total resident memory is summed (a scan of /proc).
+_MEMORY_CHECK_SECONDS = 0.5
+
+
+@dataclasses.dataclass
+class _Collected:
+    stdout: bytes
+    stderr: bytes
+    truncated: bool
+    timed_out: bool
+    killed_for: str
+
+
+def _collect(proc: SandboxProcess, limits: SandboxLimits) -> _Collected:
+    """Read stdout and stderr until both close, the wall time is up or memory runs over."""
     deadline = time.monotonic() + float(limits.wall_seconds)
+    next_memory_check = time.monotonic() + _MEMORY_CHECK_SECONDS
     budget = int(limits.output_bytes)
     chunks: dict[int, list[bytes]] = {1: [], 2: []}
     truncated = timed_out = False
+    killed_for = ""
     sel = selectors.DefaultSelector()
     assert proc.popen.stdout is not None and proc.popen.stderr is not None  # noqa: S101
     sel.register(proc.popen.stdout, selectors.EVENT_READ, 1)
     sel.register(proc.popen.stderr, selectors.EVENT_READ, 2)
     try:
-        while sel.get_map():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        while sel.get_map() or proc.popen.poll() is None:
+            now = time.monotonic()
+            if now >= deadline:
                 timed_out = True
                 break
-            for key, _ in sel.select(timeout=min(remaining, 0.5)):
+            if now >= next_memory_check:
+                next_memory_check = now + _MEMORY_CHECK_SECONDS
+                if proc.over_memory(int(limits.total_memory_mb)):
+                    killed_for = "memory"
+                    break
+            if not sel.get_map():
+                time.sleep(min(0.05, deadline - now))
+                continue
+            for key, _ in sel.select(timeout=min(deadline - now, _MEMORY_CHECK_SECONDS)):
                 data = os.read(key.fd, 65536)
                 if not data:
                     sel.unregister(key.fileobj)
@@ -208,14 +249,9 @@ def _collect(proc: SandboxProcess, limits: SandboxLimits) -> tuple[bytes, bytes,
                     truncated = True
                 if keep:
                     chunks[key.data].append(keep)
-        if not timed_out:
-            try:
-                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                timed_out = True
     finally:
         sel.close()
-    return b"".join(chunks[1]), b"".join(chunks[2]), truncated, timed_out
+    return _Collected(b"".join(chunks[1]), b"".join(chunks[2]), truncated, timed_out, killed_for)
 
 
 def sandbox_run(
@@ -234,7 +270,7 @@ def sandbox_run(
     started = time.monotonic()
     with sandbox_spawn(workspace=workspace, argv=argv, limits=limits, env=env) as proc:
         try:
-            out, err, truncated, timed_out = _collect(proc, limits)
+            collected = _collect(proc, limits)
         finally:
             if proc.popen.poll() is None:
                 proc.kill()
@@ -244,22 +280,30 @@ def sandbox_run(
         exit_code = proc.popen.wait()
         mode = proc.mode
     duration_ms = int((time.monotonic() - started) * 1000)
-    if timed_out:
+    err = collected.stderr
+    if collected.timed_out:
         err += f"\n[sandbox] wall time limit of {limits.wall_seconds}s reached; killed.\n".encode()
+    if collected.killed_for == "memory":
+        err += (
+            f"\n[sandbox] memory limit of {limits.total_memory_mb} MB for the whole run "
+            "reached; killed.\n"
+        ).encode()
     result = SandboxResult(
         exit_code=exit_code,
-        stdout=out.decode("utf-8", errors="replace"),
+        stdout=collected.stdout.decode("utf-8", errors="replace"),
         stderr=err.decode("utf-8", errors="replace"),
-        timed_out=timed_out,
-        truncated=truncated,
+        timed_out=collected.timed_out,
+        truncated=collected.truncated,
         mode=mode,
         duration_ms=duration_ms,
+        killed_for=collected.killed_for,
     )
     logger.info(
         "sandbox.finished",
         exit_code=exit_code,
-        timed_out=timed_out,
-        truncated=truncated,
+        timed_out=collected.timed_out,
+        killed_for=collected.killed_for,
+        truncated=collected.truncated,
         mode=mode,
         duration_ms=duration_ms,
     )

@@ -40,6 +40,7 @@ class SandboxLimits:
     wall_seconds: float = field(default_factory=lambda: settings.SANDBOX_WALL_SECONDS)
     output_bytes: int = field(default_factory=lambda: settings.SANDBOX_OUTPUT_BYTES)
     tmp_mb: int = field(default_factory=lambda: settings.SANDBOX_TMP_MB)
+    total_memory_mb: int = field(default_factory=lambda: settings.SANDBOX_TOTAL_MEMORY_MB)
 
 
 @dataclass
@@ -53,6 +54,8 @@ class SandboxResult:
     truncated: bool
     mode: str
     duration_ms: int
+    # Set when the sandbox ended the run for a limit it watches itself ("memory").
+    killed_for: str = ""
 
 
 # --- Mode and availability -----------------------------------------------------------------

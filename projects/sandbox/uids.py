@@ -83,6 +83,19 @@ def processes_of_uid(uid: int) -> list[int]:
     return pids
 
 
+def resident_bytes_of_uid(uid: int) -> int:
+    """Resident memory of every process of ``uid`` together (shared pages counted per process)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in processes_of_uid(uid):
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
+                total += int(fh.read().split()[1]) * page
+        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError, ValueError):
+            continue
+    return total
+
+
 def kill_uid(uid: int) -> None:
     """Kill every process of ``uid`` (``kill(-1)`` sent from that uid), until none is left."""
     if os.geteuid() != 0 or uid < int(settings.SANDBOX_UID_BASE):

@@ -6,6 +6,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.revocation import request_sid
+
 from ..services import terminal_ticket_create
 
 
@@ -19,7 +21,9 @@ class TerminalTicketView(APIView):
 
     @extend_schema(request=inline_serializer("Empty", {}), responses={201: TerminalTicketOutput})
     def post(self, request: Request, project_id: int) -> Response:
-        ticket = terminal_ticket_create(user=request.user, project_id=project_id)
+        ticket = terminal_ticket_create(
+            user=request.user, project_id=project_id, sid=request_sid(request)
+        )
         scheme = "wss" if request.is_secure() else "ws"
         ws_url = f"{scheme}://{request.get_host()}/ws/terminal/{project_id}/?ticket={ticket}"
         body = TerminalTicketOutput({"ticket": ticket, "ws_url": ws_url}).data

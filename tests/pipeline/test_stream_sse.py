@@ -229,3 +229,105 @@ async def test_a_resumed_run_streams_past_its_old_failure_to_its_new_end(
     response = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
 
     assert [m["event"] for m in parse_sse(await read_all(response))] == story
+
+
+async def test_event_streams_per_user_are_capped(run: Run, auth: dict, settings: Any) -> None:
+    settings.EVENTS_STREAMS_PER_USER = 1
+    first = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+    chunks = first.streaming_content.__aiter__()
+    await next_chunk(chunks)
+
+    second = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+    await chunks.aclose()
+
+    assert (second.status_code, json.loads(second.content)["code"]) == (429, "too_many_streams")
+
+
+async def hang_up(response: Any) -> None:
+    """Close the stream's generator, as the server does when the client goes away."""
+    await response._iterator.aclose()
+
+
+async def test_an_ended_stream_gives_its_slot_back(run: Run, auth: dict, settings: Any) -> None:
+    settings.EVENTS_STREAMS_PER_USER = 1
+    first = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+    await next_chunk(first.streaming_content.__aiter__())
+    await hang_up(first)
+
+    second = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+    await hang_up(second)
+
+    assert second.status_code == 200
+
+
+async def test_revoking_the_session_ends_its_stream(run: Run, user: Any) -> None:
+    from accounts.services import session_revoke, session_start
+
+    session, pair = await sync_to_async(session_start)(
+        user=user, ip="127.0.0.1", user_agent="pytest"
+    )
+    response = await AsyncClient().get(
+        f"/runs/{run.pk}/events", headers={"Authorization": f"Bearer {pair.access}"}
+    )
+    chunks = response.streaming_content.__aiter__()
+    await next_chunk(chunks)
+
+    await sync_to_async(session_revoke)(session=session, reason="logout")
+    rest = [chunk.decode() async for chunk in chunks]
+
+    assert rest[-1] == ": session revoked\n\n"
+
+
+async def test_signing_the_dashboard_out_ends_its_stream(run: Run, user: Any) -> None:
+    client = AsyncClient()
+    await client.aforce_login(user)
+    response = await client.get(f"/runs/{run.pk}/events")
+    chunks = response.streaming_content.__aiter__()
+    await next_chunk(chunks)
+
+    await client.post("/signout")
+    rest = [chunk.decode() async for chunk in chunks]
+
+    assert rest[-1] == ": session revoked\n\n"
+
+
+async def test_a_parked_run_is_read_only_on_pushes_and_heartbeats(
+    run: Run, auth: dict, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a 50 ms poll setting a polling stream would read the table ~60 times in 3 s;
+    # a stream that waits for pushes reads it at the start, once per 3 s heartbeat, and
+    # once for the push.
+    from pipeline.api import stream_views
+
+    settings.EVENTS_POLL_SECONDS = 0.05
+    settings.EVENTS_SSE_HEARTBEAT_SECONDS = 3.0
+    reads: list[int] = []
+    real_fetch = stream_views._fetch
+
+    def counting_fetch(run_id: int, after_seq: int) -> Any:
+        reads.append(after_seq)
+        return real_fetch(run_id, after_seq)
+
+    monkeypatch.setattr(stream_views, "_fetch", counting_fetch)
+    response = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+    chunks = response.streaming_content.__aiter__()
+    received = await next_chunk(chunks)
+    while received.count(": heartbeat") < 1:
+        received += await next_chunk(chunks)
+    await sync_to_async(publish)(run_id=run.pk, type="run.awaiting_approval")
+    while "run.awaiting_approval" not in received:
+        received += await next_chunk(chunks)
+    await chunks.aclose()
+
+    assert reads == [0, 0, 0]
+
+
+async def test_a_stream_without_events_ends_cleanly_when_idle(
+    run: Run, auth: dict, settings: Any
+) -> None:
+    settings.EVENTS_STREAM_IDLE_SECONDS = 0.5
+    response = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+
+    body = await asyncio.wait_for(read_all(response), timeout=20)
+
+    assert body.endswith(": idle; reconnect with Last-Event-ID for more\n\n")

@@ -7,7 +7,7 @@ import pytest
 from projects.artifacts import InvalidArtifactPath
 from projects.checks import run_test_checks
 from projects.sandbox import MODE_BUBBLEWRAP
-from projects.workspace import workspace_materialize, workspace_root
+from projects.workspace import workspace_materialize, workspace_remove, workspace_root
 
 CALC = "def add(a, b):\n    return a + b\n"
 BROKEN_CALC = "def add(a, b):\n    return a - b\n"
@@ -100,8 +100,9 @@ def test_a_workspace_holds_the_files_it_was_given(tmp_path: Path) -> None:
     workspace = workspace_materialize(
         files={"pkg/mod.py": "x = 1\n", "data.bin": b"\x00\x01"}, root=tmp_path
     )
+    try:
+        content = ((workspace / "pkg/mod.py").read_text(), (workspace / "data.bin").read_bytes())
+    finally:
+        workspace_remove(workspace=workspace)
 
-    assert ((workspace / "pkg/mod.py").read_text(), (workspace / "data.bin").read_bytes()) == (
-        "x = 1\n",
-        b"\x00\x01",
-    )
+    assert content == ("x = 1\n", b"\x00\x01")

@@ -5,7 +5,9 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from terminal.tickets import TicketClaim, ticket_consume, ticket_key
+from accounts.models import UserSession
+from common.websocket import ticket_key
+from terminal.tickets import TicketClaim, ticket_consume
 
 
 def url(project: Any) -> str:
@@ -20,21 +22,22 @@ def test_the_owner_gets_a_ticket_and_the_socket_url(api_client: Any, project: An
     assert body["ws_url"] == f"ws://testserver/ws/terminal/{project.pk}/?ticket={body['ticket']}"
 
 
-def test_the_ticket_is_bound_to_the_user_and_the_project(
+def test_the_ticket_is_bound_to_the_user_the_project_and_the_session(
     api_client: Any, project: Any, user: Any
 ) -> None:
     ticket = api_client.post(url(project)).json()["ticket"]
 
     claim = ticket_consume(ticket=ticket, project_id=project.pk)
 
-    assert claim == TicketClaim(user_id=user.pk, project_id=project.pk)
+    sid = str(UserSession.objects.get(user=user).pk)
+    assert claim == TicketClaim(user_id=user.pk, project_id=project.pk, sid=sid)
 
 
 def test_the_ticket_is_stored_only_as_a_hash_that_expires(api_client: Any, project: Any) -> None:
     ticket = api_client.post(url(project)).json()["ticket"]
     client = redis.Redis.from_url(settings.REDIS_URL)
 
-    keys = [k.decode() for k in client.keys("aiflow:terminal:*")]  # type: ignore[union-attr]
+    keys = [k.decode() for k in client.keys("aiflow:ws:ticket:*")]  # type: ignore[union-attr]
 
     assert keys == [ticket_key(ticket)]
     assert ticket not in keys[0]
@@ -61,3 +64,29 @@ def test_no_ticket_is_issued_when_the_terminal_is_disabled(
     response = api_client.post(url(project))
 
     assert (response.status_code, response.json()["code"]) == (403, "terminal_disabled")
+
+
+def production_setting(name: str, **env: str) -> str:
+    """A setting as production settings compute it from ``env`` alone (a fresh interpreter)."""
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TERMINAL_", "DJANGO_"))}
+    result = subprocess.run(  # noqa: S603 - our own interpreter and settings module
+        [sys.executable, "-c", f"from config.settings import production; print(production.{name})"],
+        env={**base, "DJANGO_SECRET_KEY": "x" * 50, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=settings.BASE_DIR,
+    )
+    return result.stdout.strip()
+
+
+def test_production_has_the_terminal_off_by_default() -> None:
+    assert production_setting("TERMINAL_ENABLED") == "False"
+
+
+def test_production_turns_the_terminal_on_when_told() -> None:
+    assert production_setting("TERMINAL_ENABLED", TERMINAL_ENABLED="true") == "True"

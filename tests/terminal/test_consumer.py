@@ -3,12 +3,15 @@ and an allowed Origin, and leaves nothing behind when the socket goes away."""
 
 import asyncio
 import json
+import os
 import re
+import time
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 
+from accounts.services import session_revoke, session_start
 from pipeline.models import Run
 from projects.artifacts import artifact_store_tree
 from terminal.tickets import ticket_issue
@@ -240,3 +243,105 @@ async def test_a_new_workspace_starts_with_the_latest_runs_files(project: Any, t
 def store_run_tree(project: Any, files: dict[str, str | bytes]) -> None:
     run = Run.objects.create(project=project, prompt="p", status="completed")
     artifact_store_tree(run=run, files=files)
+
+
+async def test_3000_bytes_take_at_least_about_2_seconds_at_1000_bytes_per_second(
+    project: Any, ticket: str, settings: Any
+) -> None:
+    # The bucket starts full (1000 bytes); the other 2000 can only come at 1000 B/s.
+    settings.TERMINAL_OUTPUT_BYTES_PER_SECOND = 1000
+    comm = await open_terminal(project.pk, ticket)
+
+    started = time.monotonic()
+    await comm.send_json_to(
+        {"type": "input", "data": "head -c 3000 /dev/zero | tr '\\0' x; echo\n"}
+    )
+    received = ""
+    while received.count("x") < 3000:
+        received += (await comm.receive_output(timeout=15))["text"]
+    elapsed = time.monotonic() - started
+    await comm.disconnect()
+
+    assert elapsed >= 1.9
+
+
+async def test_revoking_the_session_ends_its_terminal(project: Any, user: Any) -> None:
+    def signed_in_ticket() -> tuple[Any, str]:
+        session, _ = session_start(user=user, ip="127.0.0.1", user_agent="pytest")
+        return session, ticket_issue(user_id=user.pk, project_id=project.pk, sid=str(session.pk))
+
+    session, ticket = await database_sync_to_async(signed_in_ticket)()
+    comm = await open_terminal(project.pk, ticket)
+    await run(comm, "sleep 1000 & true", "STARTED")
+
+    await database_sync_to_async(session_revoke)(session=session, reason="logout")
+    frames: list[dict[str, Any]] = []
+    while True:
+        frame = await comm.receive_output(timeout=15)
+        frames.append(frame)
+        if frame["type"] == "websocket.close":
+            break
+    left = await asyncio.to_thread(sandbox_processes_after_settling)
+
+    exit_frame = json.loads(frames[-2]["text"])
+    assert (exit_frame["reason"], frames[-1]["code"], left) == ("session_revoked", 4401, [])
+
+
+async def test_a_terminal_of_a_revoked_session_is_refused(project: Any, user: Any) -> None:
+    def revoked_ticket() -> str:
+        session, _ = session_start(user=user, ip="127.0.0.1", user_agent="pytest")
+        session_revoke(session=session, reason="logout")
+        return ticket_issue(user_id=user.pk, project_id=project.pk, sid=str(session.pk))
+
+    ticket = await database_sync_to_async(revoked_ticket)()
+
+    connected, code = await communicator(project.pk, ticket).connect(timeout=15)
+
+    assert (connected, code) == (False, 4401)
+
+
+async def frames_waiting(comm: Any) -> list[dict[str, Any]]:
+    """Every frame the server has sent and the test has not read yet."""
+    frames = []
+    while not await comm.receive_nothing(timeout=1):
+        frames.append(await comm.receive_output(timeout=5))
+    return frames
+
+
+async def test_input_the_shell_does_not_read_is_kept_and_holds_up_no_other_terminal(
+    project: Any, user: Any, ticket: str
+) -> None:
+    # The first shell sleeps without reading its terminal (raw mode: the PTY stops taking
+    # input once its buffer is full), so 600 KB of keystrokes wait in the consumer. Writing
+    # them by blocking would hold the thread every socket's database calls share, and give
+    # up with an error frame; instead a second terminal opens and answers meanwhile.
+    first = await open_terminal(project.pk, ticket)
+    await first.send_json_to({"type": "input", "data": "stty -icanon -echo; sleep 60\n"})
+    for _ in range(10):
+        await first.send_json_to({"type": "input", "data": "y" * 60_000})
+
+    other_ticket = await database_sync_to_async(ticket_issue)(
+        user_id=user.pk, project_id=project.pk
+    )
+    second = await open_terminal(project.pk, other_ticket)
+    output = await run(second, "echo second", "END")
+    await second.disconnect()
+    waiting = await frames_waiting(first)
+    await first.disconnect()
+
+    assert "second" in lines(output)
+    assert [f for f in waiting if '"type": "error"' in (f.get("text") or "")] == []
+
+
+async def test_the_terminal_works_in_a_size_capped_workspace_unmounted_when_it_closes(
+    project: Any, ticket: str, project_workspace: Any, settings: Any
+) -> None:
+    settings.SANDBOX_WORKSPACE_MB = 32
+    comm = await open_terminal(project.pk, ticket)
+
+    output = await run(comm, "head -c 64M /dev/zero > fill.bin; df -m --output=size .", "END")
+    await comm.disconnect()
+    size = int([line for line in lines(output) if line.strip().isdigit()][0])
+
+    assert ("No space left on device" in output, size <= 32) == (True, True)
+    assert os.path.ismount(project_workspace) is False
