@@ -146,6 +146,40 @@ class Step(models.Model):
         return f"{self.role} {self.key} ({self.status})"
 
 
+class StepCall(models.Model):
+    """One paid model call of a step: its answer and what it cost, stored on arrival.
+
+    The answer and its usage land in one transaction the moment the call returns, so a
+    worker killed afterwards costs nothing more: the step, taken over or resumed, replays
+    its calls in ``ordinal`` order instead of asking the model again. Calls of a step that
+    failed are ``retired``: running that step again means asking anew.
+    """
+
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="calls")
+    ordinal = models.PositiveIntegerField(help_text="Order of the call within its step.")
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    text = models.TextField()
+    parsed = models.JSONField(null=True, blank=True)
+    tokens_in = models.BigIntegerField(default=0)
+    tokens_out = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    latency_ms = models.PositiveIntegerField(default=0)
+    retired = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step", "ordinal"], name="stepcall_step_ordinal_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_id}#{self.ordinal} {self.provider}:{self.model}"
+
+
 class Event(models.Model):
     """A progress event; ``seq`` orders a run's events and lets clients resume from one."""
 

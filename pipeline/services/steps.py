@@ -24,8 +24,10 @@ from django.utils import timezone
 from pydantic import BaseModel
 
 from common.logging import get_logger
+from providers.types import Completion
 
-from ..models import Run, Step
+from ..faults import fault_point
+from ..models import Run, Step, StepCall
 from ..roles import Prompt
 from .runs import RunStopped, emit, run_check_bounds, run_touch
 
@@ -59,14 +61,31 @@ def release_connection() -> None:
 
 
 class StepLedger:
-    """The ``UsageLedger`` of one step: usage lands on the Step and its Run atomically."""
+    """The ``UsageLedger`` of one step: each answer and its usage land in one transaction.
 
-    def __init__(self, *, run_id: int, step_id: int, step_key: str, budget_usd: Decimal | None):
+    Every paid call is stored as a ``StepCall`` (answer, parsed output, usage) together
+    with the step's and the run's usage, the moment it returns. A step taken over after
+    its worker died starts with its stored calls (``stored``) and ``replay`` hands them
+    back in order, so only a call cut off before its answer is ever made again.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        step_id: int,
+        step_key: str,
+        budget_usd: Decimal | None,
+        stored: list[StepCall] | None = None,
+        next_ordinal: int = 0,
+    ):
         self.run_id: int | None = run_id  # the UsageLedger protocol's attribute
         self._run_id = run_id
         self.step_id = step_id
         self.step_key = step_key
         self.budget_usd = budget_usd
+        self._stored = list(stored or [])
+        self._next_ordinal = next_ordinal
 
     def remaining_budget_usd(self) -> Decimal | None:
         if self.budget_usd is None:
@@ -77,9 +96,32 @@ class StepLedger:
             release_connection()
         return self.budget_usd - spent
 
-    def record_usage(self, completion: Any) -> None:
+    def replay(self) -> Completion | None:
+        """The next answer this step already paid for (in call order), or None."""
+        if not self._stored:
+            return None
+        call = self._stored.pop(0)
+        logger.info(
+            "step.call_replayed", run_id=self._run_id, step=self.step_key, call=call.ordinal
+        )
+        return Completion(
+            text=call.text,
+            parsed=None,
+            tokens_in=call.tokens_in,
+            tokens_out=call.tokens_out,
+            cost_usd=call.cost_usd,
+            model=call.model,
+            provider=call.provider,
+            latency_ms=call.latency_ms,
+            attempts=0,
+            replayed=True,
+        )
+
+    def record_usage(self, completion: Completion) -> None:
+        parsed = completion.parsed.model_dump(mode="json") if completion.parsed else None
         try:
             with transaction.atomic():
+                # The step's row lock (taken by this update) orders the calls of one step.
                 Step.objects.filter(id=self.step_id).update(
                     tokens_in=F("tokens_in") + completion.tokens_in,
                     tokens_out=F("tokens_out") + completion.tokens_out,
@@ -89,6 +131,27 @@ class StepLedger:
                     provider=completion.provider,
                     model=completion.model,
                 )
+                ordinal = self._next_ordinal
+                if StepCall.objects.filter(step_id=self.step_id, ordinal=ordinal).exists():
+                    # Another holder stored one meanwhile (it was wrongly thought dead).
+                    ordinal = 1 + max(
+                        StepCall.objects.filter(step_id=self.step_id).values_list(
+                            "ordinal", flat=True
+                        )
+                    )
+                StepCall.objects.create(
+                    step_id=self.step_id,
+                    ordinal=ordinal,
+                    provider=completion.provider,
+                    model=completion.model,
+                    text=completion.text,
+                    parsed=parsed,
+                    tokens_in=completion.tokens_in,
+                    tokens_out=completion.tokens_out,
+                    cost_usd=completion.cost_usd,
+                    latency_ms=completion.latency_ms,
+                )
+                self._next_ordinal = ordinal + 1
                 Run.objects.filter(id=self._run_id).update(
                     tokens_in=F("tokens_in") + completion.tokens_in,
                     tokens_out=F("tokens_out") + completion.tokens_out,
@@ -98,6 +161,7 @@ class StepLedger:
                 self._warn_budget()
         finally:
             release_connection()
+        fault_point("answer_stored", step_key=self.step_key)
 
     def _warn_budget(self) -> None:
         if self.budget_usd is None or self.budget_usd <= 0:
@@ -155,7 +219,7 @@ def _stale_before() -> Any:
     return timezone.now() - timedelta(seconds=float(settings.PIPELINE_STALE_SECONDS))
 
 
-def _step_get_or_create(run_id: int, spec: StepSpec) -> Step:
+def _step_get_or_create(run_id: int, spec: StepSpec) -> tuple[Step, bool]:
     defaults = {
         "role": spec.role,
         "round": spec.round,
@@ -165,10 +229,9 @@ def _step_get_or_create(run_id: int, spec: StepSpec) -> Step:
     }
     try:
         with transaction.atomic():
-            step, _ = Step.objects.get_or_create(run_id=run_id, key=spec.key, defaults=defaults)
+            return Step.objects.get_or_create(run_id=run_id, key=spec.key, defaults=defaults)
     except IntegrityError:
-        step = Step.objects.get(run_id=run_id, key=spec.key)
-    return step
+        return Step.objects.get(run_id=run_id, key=spec.key), False
 
 
 def _claim(step: Step) -> bool:
@@ -206,7 +269,7 @@ def step_run(
     worker holds the step, and the model's error (after marking the step failed).
     """
     run = run_check_bounds(run_id=run_id)
-    step = _step_get_or_create(run_id, spec)
+    step, created = _step_get_or_create(run_id, spec)
     if step.status == Step.Status.SUCCEEDED:
         return step.output or {}
     if not _claim(step):
@@ -239,11 +302,9 @@ def step_run(
         },
     )
     try:
+        ledger = _ledger_for(run, step, created=created)
         prepared = prepare(run, step)
         release_connection()
-        ledger = StepLedger(
-            run_id=run_id, step_id=step.id, step_key=step.key, budget_usd=run.budget_usd
-        )
         with heartbeat(step_id=step.id, run_id=run_id):
             output = execute(prepared, ledger)
     except Exception as exc:
@@ -276,6 +337,21 @@ def step_run(
     return output
 
 
+def _ledger_for(run: Run, step: Step, *, created: bool) -> StepLedger:
+    """The step's ledger; a step that existed before may hold answers already paid for."""
+    calls: list[StepCall] = []
+    if not created:
+        calls = list(StepCall.objects.filter(step_id=step.id).order_by("ordinal"))
+    return StepLedger(
+        run_id=run.id,
+        step_id=step.id,
+        step_key=step.key,
+        budget_usd=run.budget_usd,
+        stored=[call for call in calls if not call.retired],
+        next_ordinal=calls[-1].ordinal + 1 if calls else 0,
+    )
+
+
 def _step_fail(step: Step, exc: BaseException) -> None:
     detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
     code = getattr(exc, "code", None) or "internal"
@@ -283,6 +359,8 @@ def _step_fail(step: Step, exc: BaseException) -> None:
         Step.objects.filter(id=step.id, status=Step.Status.RUNNING).update(
             status=Step.Status.FAILED, error=str(detail)[:4000], finished_at=timezone.now()
         )
+        # Running the step again (retry, resume) means asking anew, not replaying this.
+        StepCall.objects.filter(step_id=step.id).update(retired=True)
         emit(
             run_id=step.run_id,
             type="step.failed",

@@ -39,6 +39,8 @@ PIPELINE_STALE_SECONDS = env.float("PIPELINE_STALE_SECONDS", default=300.0)
 PIPELINE_REAPER_SECONDS = env.float("PIPELINE_REAPER_SECONDS", default=60.0)
 # A task that finds its step claimed by a live worker waits this long before looking again.
 PIPELINE_BUSY_RETRY_SECONDS = env.float("PIPELINE_BUSY_RETRY_SECONDS", default=5.0)
+# Test-only: let fault tests hold a worker at named moments (pipeline.faults); never in production.
+PIPELINE_FAULT_POINTS = env.bool("PIPELINE_FAULT_POINTS", default=False)
 # The tester runs the code in the sandbox (projects.checks) when available; otherwise it
 # gives a static review, labelled as such.
 SANDBOX_TESTS_ENABLED = env.bool("SANDBOX_TESTS_ENABLED", default=True)
