@@ -19,6 +19,7 @@ from django.conf import settings
 from common.logging import get_logger
 
 from . import canvas
+from .failures import failure_for
 from .services import stages
 from .services.runs import RunStopped, run_fail, run_reap_stale
 from .services.steps import StepBusy
@@ -56,12 +57,10 @@ def _guarded(task: Task, run_id: int, body: Callable[[], stages.Next | None]) ->
             countdown=settings.PIPELINE_BUSY_RETRY_SECONDS, max_retries=BUSY_MAX_RETRIES
         ) from None
     except Exception as exc:
-        code = getattr(exc, "code", None)
-        detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
-        if not isinstance(code, str):
-            code = "internal"
+        if not isinstance(getattr(exc, "code", None), str):
             logger.exception("pipeline.task_crashed", run_id=run_id, task=task.name)
-        run_fail(run_id=run_id, code=code, detail=str(detail))
+        code, reason = failure_for(exc)
+        run_fail(run_id=run_id, code=code, detail=reason)
         return None
     if following is None:
         return None

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from common.logging import get_logger
 from providers.types import Completion
 
+from ..failures import failure_for
 from ..faults import fault_point
 from ..models import Run, Step, StepCall
 from ..roles import Prompt
@@ -183,7 +184,11 @@ class StepLedger:
             emit(
                 run_id=self._run_id,
                 type="provider.failover",
-                payload={"step": self.step_key, **{k: str(v) for k, v in info.items()}},
+                # The vendor's error text ("detail") stays in the logs.
+                payload={
+                    "step": self.step_key,
+                    **{k: str(v) for k, v in info.items() if k != "detail"},
+                },
             )
         finally:
             release_connection()
@@ -329,6 +334,8 @@ def step_run(
                     "tokens_out": step.tokens_out,
                     "cost_usd": str(step.cost_usd),
                     "latency_ms": step.latency_ms,
+                    # "sandbox", or "static review" when the tester fell back to a review.
+                    **({"mode": output["mode"]} if output.get("mode") else {}),
                 },
             )
         run_touch(run_id=run_id)
@@ -353,18 +360,17 @@ def _ledger_for(run: Run, step: Step, *, created: bool) -> StepLedger:
 
 
 def _step_fail(step: Step, exc: BaseException) -> None:
-    detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
-    code = getattr(exc, "code", None) or "internal"
+    code, reason = failure_for(exc)
     with transaction.atomic():
         Step.objects.filter(id=step.id, status=Step.Status.RUNNING).update(
-            status=Step.Status.FAILED, error=str(detail)[:4000], finished_at=timezone.now()
+            status=Step.Status.FAILED, error=reason[:4000], finished_at=timezone.now()
         )
         # Running the step again (retry, resume) means asking anew, not replaying this.
         StepCall.objects.filter(step_id=step.id).update(retired=True)
         emit(
             run_id=step.run_id,
             type="step.failed",
-            payload={**_step_ref(step), "reason": code},
+            payload={**_step_ref(step), "reason": code, "detail": reason},
         )
     logger.warning("step.failed", run_id=step.run_id, step=step.key, reason=code)
 
