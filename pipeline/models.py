@@ -54,6 +54,8 @@ class Run(models.Model):
     stages = models.JSONField(default=dict, blank=True)
     budget_warned = models.BooleanField(default=False)
     resume_count = models.PositiveIntegerField(default=0)
+    # Set once, by whichever task saw the last plan task green: integration is queued.
+    integration_claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -95,6 +97,8 @@ class PlanTask(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     # The task's accepted output: {"files": {path: content}, "attempt": n, "verdict": {...}}.
     result = models.JSONField(null=True, blank=True)
+    # Set once, by whichever task saw the last of its dependencies green: it is queued.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["layer", "id"]
@@ -140,7 +144,15 @@ class Step(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "key"], name="step_run_key_unique"),
         ]
-        indexes = [models.Index(fields=["run", "status"])]
+        indexes = [
+            models.Index(fields=["run", "status"]),
+            # The reaper's look for running steps whose holder stopped beating.
+            models.Index(
+                fields=["heartbeat_at"],
+                condition=models.Q(status="running"),
+                name="step_running_heartbeat",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} {self.key} ({self.status})"

@@ -26,7 +26,7 @@ from pipeline.faults import fault_held, fault_script_set
 from pipeline.models import Event, Run, Step, StepCall
 from pipeline.services import run_start
 from projects.models import Artifact
-from providers.offline.answers import calls_for
+from providers.offline.answers import calls_for, latency_set
 from tests.net import subprocess_env
 from tests.pipeline.conftest import wait_for_run, wait_until
 
@@ -159,4 +159,19 @@ def test_a_sandbox_worker_killed_during_a_tester_step_pays_for_no_call_again(
     assert fault_held() == [{"point": "answer_stored", "step": held_step}]
     assert run.resume_count == 1
     assert verdict.payload["mode"] == "sandbox"
+    assert_paid_and_completed_once(run)
+
+
+def test_a_live_worker_in_a_model_call_longer_than_the_stale_bound_is_left_alone(
+    project: Any, start: Start
+) -> None:
+    latency_set(roles={"coder": 8000}, default_ms=100)  # coders take over twice the bound
+    start("beat", "beat")
+    llm_worker(start, "worker", "llm,sandbox,default")
+
+    run = run_start(project=project, user=project.owner, prompt="A habit tracker with streaks")
+    run = wait_for_run(run.id, timeout=240)
+
+    assert run.resume_count == 0
+    assert not Event.objects.filter(run=run, type="run.resumed").exists()
     assert_paid_and_completed_once(run)

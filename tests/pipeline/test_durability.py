@@ -8,6 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from pipeline import canvas
+from pipeline.flow import Next
 from pipeline.models import Event, Run, Step
 from pipeline.services import run_reap_stale
 from pipeline.services.steps import StepBusy, StepSpec, step_run
@@ -108,7 +109,7 @@ def test_the_reaper_leaves_a_live_run_alone(run: Run) -> None:
 
 
 def test_cancel_revokes_the_tasks_the_run_queued(run: Run, project: Any) -> None:
-    sig = canvas.design_round(run.id, 1)
+    sig = canvas.canvas_for(run.id, Next.design(1))
     sig.freeze()
     canvas.canvas_remember(run_id=run.id, sig=sig)
 
@@ -348,3 +349,83 @@ def test_a_fault_point_holds_the_worker_right_after_an_answer_is_stored(
     )
 
     assert fault_held() == [{"point": "answer_stored", "step": "k"}]
+
+
+def test_the_reaper_is_in_the_beat_schedule_every_few_seconds() -> None:
+    from config.celery import app
+
+    reapers = [
+        entry
+        for entry in app.conf.beat_schedule.values()
+        if entry["task"] == "pipeline.reap_stale_runs"
+    ]
+
+    assert len(reapers) == 1
+    assert reapers[0]["schedule"].total_seconds() <= 5
+    assert reapers[0]["options"]["queue"] == "default"
+
+
+def test_the_reaper_resumes_a_run_whose_step_holder_stopped_beating_at_once(
+    run: Run, settings: Any
+) -> None:
+    settings.PIPELINE_QUIET_SECONDS = 3600
+    old = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS + 1)
+    Step.objects.create(run=run, role="coder", key="dead", status="running", heartbeat_at=old)
+    Step.objects.create(
+        run=run, role="coder", key="live", status="running", heartbeat_at=timezone.now()
+    )
+
+    assert run_reap_stale() == [run.id]
+    assert dict(Step.objects.filter(run=run).values_list("key", "status")) == {
+        "dead": "pending",
+        "live": "running",
+    }
+
+
+def test_the_reaper_resumes_a_quiet_run_only_after_the_quiet_bound(run: Run, settings: Any) -> None:
+    settings.PIPELINE_QUIET_SECONDS = 60
+    Run.objects.filter(id=run.id).update(heartbeat_at=timezone.now() - timedelta(seconds=30))
+    assert run_reap_stale() == []  # its next task may be waiting behind busy workers
+
+    Run.objects.filter(id=run.id).update(heartbeat_at=timezone.now() - timedelta(seconds=61))
+    assert run_reap_stale() == [run.id]
+
+
+def test_a_model_call_longer_than_the_stale_bound_is_never_taken_over(
+    run: Run, settings: Any
+) -> None:
+    import threading
+    import time
+
+    from django.db import connections
+
+    settings.PIPELINE_HEARTBEAT_SECONDS = 0.2
+    settings.PIPELINE_STALE_SECONDS = 1.0
+    reaped: list[int] = []
+    done = threading.Event()
+
+    def reaper() -> None:
+        try:
+            while not done.is_set():
+                reaped.extend(run_reap_stale())
+                time.sleep(0.1)
+        finally:
+            connections.close_all()
+
+    looking = threading.Thread(target=reaper)
+    looking.start()
+    try:
+        step_run(
+            run_id=run.id,
+            spec=StepSpec(role="coder", key="k"),
+            prepare=lambda run, step: None,
+            execute=lambda prepared, ledger: time.sleep(4) or {"done": True},
+        )
+    finally:
+        done.set()
+        looking.join()
+
+    run.refresh_from_db()
+    assert reaped == []
+    assert (run.status, run.resume_count) == (Run.Status.RUNNING, 0)
+    assert Step.objects.get(run=run, key="k").status == Step.Status.SUCCEEDED

@@ -32,11 +32,14 @@ PIPELINE_OPTION_MAX_FIX_ATTEMPTS = env.int("PIPELINE_OPTION_MAX_FIX_ATTEMPTS", d
 PIPELINE_PROMPT_MAX_CHARS = env.int("PIPELINE_PROMPT_MAX_CHARS", default=20_000)
 # Context each step's prompt may carry, in tokens (about four characters each).
 PIPELINE_CONTEXT_BUDGET_TOKENS = env.int("PIPELINE_CONTEXT_BUDGET_TOKENS", default=12_000)
-# A running step touches its heartbeat this often; a run whose heartbeat is older than
-# PIPELINE_STALE_SECONDS is resumed by the reaper (beat, every PIPELINE_REAPER_SECONDS).
-PIPELINE_HEARTBEAT_SECONDS = env.float("PIPELINE_HEARTBEAT_SECONDS", default=10.0)
-PIPELINE_STALE_SECONDS = env.float("PIPELINE_STALE_SECONDS", default=300.0)
-PIPELINE_REAPER_SECONDS = env.float("PIPELINE_REAPER_SECONDS", default=60.0)
+# Seconds between heartbeats of a running step (one thread a worker process beats them all).
+PIPELINE_HEARTBEAT_SECONDS = env.float("PIPELINE_HEARTBEAT_SECONDS", default=2.0)
+# A running step whose heartbeat is older than this lost its worker: its run is resumed.
+PIPELINE_STALE_SECONDS = env.float("PIPELINE_STALE_SECONDS", default=10.0)
+# An active run with no step running and no progress for this long lost its queued work.
+PIPELINE_QUIET_SECONDS = env.float("PIPELINE_QUIET_SECONDS", default=180.0)
+# Seconds between two looks of the reaper (beat) for stalled runs.
+PIPELINE_REAPER_SECONDS = env.float("PIPELINE_REAPER_SECONDS", default=2.0)
 # A task that finds its step claimed by a live worker waits this long before looking again.
 PIPELINE_BUSY_RETRY_SECONDS = env.float("PIPELINE_BUSY_RETRY_SECONDS", default=5.0)
 # Test-only: let fault tests hold a worker at named moments (pipeline.faults); never in production.
@@ -55,10 +58,13 @@ for _name in (
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1")
-if not 0 < PIPELINE_HEARTBEAT_SECONDS < PIPELINE_STALE_SECONDS:
+if not 0 < 2 * PIPELINE_HEARTBEAT_SECONDS <= PIPELINE_STALE_SECONDS <= PIPELINE_QUIET_SECONDS:
     raise ImproperlyConfigured(
-        "PIPELINE_HEARTBEAT_SECONDS must be positive and below PIPELINE_STALE_SECONDS"
+        "PIPELINE_HEARTBEAT_SECONDS must be positive, PIPELINE_STALE_SECONDS at least two "
+        "heartbeats, and PIPELINE_QUIET_SECONDS at least PIPELINE_STALE_SECONDS"
     )
+if PIPELINE_REAPER_SECONDS <= 0:
+    raise ImproperlyConfigured("PIPELINE_REAPER_SECONDS must be positive")
 
 PIPELINE_BEAT_SCHEDULE: dict = {
     "pipeline-reap-stale-runs": {

@@ -1,23 +1,30 @@
-"""Coding: the approval gate and the orchestrator, then per task coder -> tester (fix loop)."""
+"""Coding: the approval gate and the orchestrator, then per task coder -> tester (fix loop).
+
+No layer barrier: a task is queued the moment its own dependencies are green. Whoever
+turns a task green claims, with one conditional UPDATE, every task that just became ready
+(``plan_claim_ready``), so a task is queued exactly once however many of its dependencies
+finish together; whoever turns the last one green claims integration.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from common.logging import get_logger
 
 from ... import context as ctx
+from ...flow import INTEGRATE, Next
 from ...models import PlanTask, Run, Step
 from ...roles import CODER, ORCHESTRATOR, TESTER
 from ..runs import RunStopped, emit, run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .common import (
     STATIC_REVIEW,
-    Next,
     base_context,
     normalize_files,
     run_chain,
@@ -89,7 +96,57 @@ def orchestrate(*, run_id: int) -> Next | None:
         prepare=prepare,
         execute=execute,
     )
-    return Next("layers", ([[t.id for t in layer] for layer in layers],))
+    return plan_next(run_id=run_id)
+
+
+# --- dispatch: a task starts when its own dependencies are green --------------------------
+
+_CLAIM_READY = """
+UPDATE pipeline_plantask AS t SET dispatched_at = now()
+WHERE t.run_id = %s AND t.status = 'pending' AND t.dispatched_at IS NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM pipeline_plantask AS d
+    WHERE d.run_id = t.run_id AND jsonb_exists(t.depends_on, d.key) AND d.status <> 'succeeded'
+  )
+RETURNING t.id
+"""
+
+
+def plan_claim_ready(*, run_id: int) -> list[int]:
+    """Claim the run's tasks whose dependencies are all green and that nobody queued yet.
+
+    One conditional UPDATE: of several workers that finish dependencies of one task at the
+    same moment, exactly one gets it back (PostgreSQL re-checks ``dispatched_at`` on the
+    row it waited for). Callers must have committed their own task's green status first,
+    so that the last of them to finish sees every dependency green.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_READY, [run_id])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def plan_claim_integration(*, run_id: int) -> bool:
+    """Claim integration once every task of an active run is green; True for the one winner."""
+    unfinished = PlanTask.objects.filter(run_id=OuterRef("id")).exclude(
+        status=PlanTask.Status.SUCCEEDED
+    )
+    return bool(
+        Run.objects.filter(id=run_id, status__in=Run.ACTIVE, integration_claimed_at__isnull=True)
+        .filter(Exists(PlanTask.objects.filter(run_id=OuterRef("id"))))
+        .exclude(Exists(unfinished))
+        .update(integration_claimed_at=timezone.now())
+    )
+
+
+def plan_next(*, run_id: int) -> Next | None:
+    """What the plan needs now: the tasks just claimed, or integration, or nothing yet."""
+    ready = plan_claim_ready(run_id=run_id)
+    if ready:
+        return Next.tasks(*((task_id, 1) for task_id in ready))
+    if plan_claim_integration(run_id=run_id):
+        stage_mark(run_id=run_id, stage="coding", edge="completed")
+        return INTEGRATE
+    return None
 
 
 # --- a task: coder -> tester ------------------------------------------------------------------
@@ -295,13 +352,14 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
     )
     coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
     if verdict.get("passed"):
+        # Committed on its own before the claims below (see plan_claim_ready).
         PlanTask.objects.filter(id=task.id).update(
             status=PlanTask.Status.SUCCEEDED,
             result={"files": coded.get("files") or {}, "attempt": attempt, "verdict": verdict},
         )
-        return None
+        return plan_next(run_id=run_id)
     if attempt < max_attempts:
-        return Next("fix", (task.id, attempt + 1))
+        return Next.tasks((task.id, attempt + 1))
     PlanTask.objects.filter(id=task.id).update(
         status=PlanTask.Status.FAILED,
         result={"files": coded.get("files") or {}, "attempt": attempt, "verdict": verdict},
@@ -313,24 +371,3 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         + "; ".join(verdict.get("failures") or [verdict.get("summary", "")])[:1000],
     )
     return None
-
-
-def layer_done(*, run_id: int, layer: int, last: bool) -> None:
-    """A layer's chord has finished: every task of it must have succeeded."""
-    run = Run.objects.get(id=run_id)
-    if run.status not in Run.ACTIVE:
-        raise RunStopped(run_id)
-    unfinished = list(
-        PlanTask.objects.filter(run_id=run_id, layer=layer)
-        .exclude(status=PlanTask.Status.SUCCEEDED)
-        .values_list("key", flat=True)
-    )
-    if unfinished:
-        run_fail(
-            run_id=run_id,
-            code="task_failed",
-            detail=f"Tasks {unfinished} of layer {layer + 1} did not succeed.",
-        )
-        raise RunStopped(run_id)
-    if last:
-        stage_mark(run_id=run_id, stage="coding", edge="completed")

@@ -7,11 +7,12 @@ from typing import Any
 from django.utils import timezone
 
 from ... import context as ctx
+from ...flow import ORCHESTRATE, Next
 from ...models import PlanTask, Run, Step
 from ...roles import ARCHITECT, PLANNER
 from ..runs import emit, run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
-from .common import Next, base_context, run_chain, run_option, step_output
+from .common import base_context, run_chain, run_option, step_output
 
 
 def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
@@ -145,7 +146,7 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
             design = step_output(run_id, f"design:{round}:architect") or {}
             _plan_store(run_id, round, design, review["tasks"])
         stage_mark(run_id=run_id, stage="design", edge="completed")
-        return Next("orchestrate")
+        return ORCHESTRATE
     if round >= max_rounds:
         run_fail(
             run_id=run_id,
@@ -154,4 +155,4 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
             f"objections: {'; '.join(review.get('objections') or [])[:1000]}",
         )
         return None
-    return Next("design", (round + 1,))
+    return Next.design(round + 1)
