@@ -9,30 +9,31 @@ thread that borrows a connection only for the moment of each update.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import F
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from pydantic import BaseModel
 
 from common.logging import get_logger
 from providers.types import Completion
 
+from ..events import events_push_on_commit
 from ..failures import failure_for
 from ..faults import fault_point
-from ..models import Run, Step, StepCall
+from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
-from .runs import RunStopped, emit, run_check_bounds, run_touch
+from .runs import RunStopped, emit, run_check_bounds
 
 logger = get_logger(__name__)
 
@@ -61,6 +62,52 @@ def release_connection() -> None:
     """Give this thread's database connection back before a long wait (a model call)."""
     if not connection.in_atomic_block:
         connection.close()
+
+
+# A paid call, in one statement: the step's and the run's usage and the stored answer land
+# together (or not at all). The ordinal is the ledger's next one, or past any a concurrent
+# holder stored; a clash with one stored at the same instant leaves ``ordinal`` NULL.
+_RECORD_USAGE = """
+WITH step AS (
+    UPDATE pipeline_step
+    SET tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
+        cost_usd = cost_usd + %(cost)s, latency_ms = latency_ms + %(latency)s,
+        llm_calls = llm_calls + 1, provider = %(provider)s, model = %(model)s
+    WHERE id = %(step)s
+    RETURNING id
+), call AS (
+    INSERT INTO pipeline_stepcall (
+        step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
+        latency_ms, retired, created_at
+    )
+    SELECT id, GREATEST(%(ordinal)s, COALESCE(
+            (SELECT max(ordinal) + 1 FROM pipeline_stepcall WHERE step_id = %(step)s), 0)),
+        %(provider)s, %(model)s, %(text)s, %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s,
+        %(cost)s, %(latency)s, false, clock_timestamp()
+    FROM step
+    ON CONFLICT (step_id, ordinal) DO NOTHING
+    RETURNING ordinal
+), run AS (
+    UPDATE pipeline_run
+    SET tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
+        cost_usd = cost_usd + %(cost)s, heartbeat_at = clock_timestamp()
+    WHERE id = %(run)s
+    RETURNING cost_usd, budget_warned
+)
+SELECT (SELECT ordinal FROM call), cost_usd, budget_warned FROM run
+"""
+
+_RECORD_CALL_AGAIN = """
+INSERT INTO pipeline_stepcall (
+    step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
+    latency_ms, retired, created_at
+)
+SELECT %(step)s, COALESCE(max(ordinal) + 1, 0), %(provider)s, %(model)s, %(text)s,
+    %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s, %(cost)s, %(latency)s, false,
+    clock_timestamp()
+FROM pipeline_stepcall WHERE step_id = %(step)s
+RETURNING ordinal
+"""
 
 
 class StepLedger:
@@ -122,45 +169,31 @@ class StepLedger:
 
     def record_usage(self, completion: Completion) -> None:
         parsed = completion.parsed.model_dump(mode="json") if completion.parsed else None
+        params: dict[str, Any] = {
+            "step": self.step_id,
+            "run": self._run_id,
+            "ordinal": self._next_ordinal,
+            "provider": completion.provider,
+            "model": completion.model,
+            "text": completion.text,
+            "parsed": json.dumps(parsed) if parsed is not None else None,
+            "tokens_in": completion.tokens_in,
+            "tokens_out": completion.tokens_out,
+            "cost": completion.cost_usd,
+            "latency": completion.latency_ms,
+        }
         try:
-            with transaction.atomic():
-                # The step's row lock (taken by this update) orders the calls of one step.
-                Step.objects.filter(id=self.step_id).update(
-                    tokens_in=F("tokens_in") + completion.tokens_in,
-                    tokens_out=F("tokens_out") + completion.tokens_out,
-                    cost_usd=F("cost_usd") + completion.cost_usd,
-                    latency_ms=F("latency_ms") + completion.latency_ms,
-                    llm_calls=F("llm_calls") + 1,
-                    provider=completion.provider,
-                    model=completion.model,
-                )
-                ordinal = self._next_ordinal
-                if StepCall.objects.filter(step_id=self.step_id, ordinal=ordinal).exists():
-                    # Another holder stored one meanwhile (it was wrongly thought dead).
-                    ordinal = 1 + max(
-                        StepCall.objects.filter(step_id=self.step_id).values_list(
-                            "ordinal", flat=True
-                        )
-                    )
-                StepCall.objects.create(
-                    step_id=self.step_id,
-                    ordinal=ordinal,
-                    provider=completion.provider,
-                    model=completion.model,
-                    text=completion.text,
-                    parsed=parsed,
-                    tokens_in=completion.tokens_in,
-                    tokens_out=completion.tokens_out,
-                    cost_usd=completion.cost_usd,
-                    latency_ms=completion.latency_ms,
-                )
-                self._next_ordinal = ordinal + 1
-                Run.objects.filter(id=self._run_id).update(
-                    tokens_in=F("tokens_in") + completion.tokens_in,
-                    tokens_out=F("tokens_out") + completion.tokens_out,
-                    cost_usd=F("cost_usd") + completion.cost_usd,
-                    heartbeat_at=timezone.now(),
-                )
+            with connection.cursor() as cursor:
+                cursor.execute(_RECORD_USAGE, params)
+                ordinal, cost, warned = cursor.fetchone()
+            if ordinal is None:  # another holder stored this ordinal at the same moment
+                logger.warning("step.call_ordinal_taken", step=self.step_key, ordinal=ordinal)
+                with connection.cursor() as cursor:
+                    cursor.execute(_RECORD_CALL_AGAIN, params)
+                    ordinal = cursor.fetchone()[0]
+            self._next_ordinal = ordinal + 1
+            budget = self.budget_usd
+            if budget is not None and budget > 0 and not warned and cost >= budget * Decimal("0.8"):
                 self._warn_budget()
         finally:
             release_connection()
@@ -272,29 +305,118 @@ def _stale_before() -> Any:
     return timezone.now() - timedelta(seconds=float(settings.PIPELINE_STALE_SECONDS))
 
 
-def _step_get_or_create(run_id: int, spec: StepSpec) -> tuple[Step, bool]:
-    defaults = {
-        "role": spec.role,
-        "round": spec.round,
-        "attempt": spec.attempt,
-        "plan_task_id": spec.plan_task_id,
-        "input": spec.input,
-    }
-    try:
-        with transaction.atomic():
-            return Step.objects.get_or_create(run_id=run_id, key=spec.key, defaults=defaults)
-    except IntegrityError:
-        return Step.objects.get(run_id=run_id, key=spec.key), False
+# Create-and-claim in one statement: a new step is inserted as running; an existing one is
+# claimed only while pending; either only while its run is active. No row comes back when
+# the step exists in another status (or the run stopped): ``_claim_refused`` says which.
+_CLAIM = """
+INSERT INTO pipeline_step (
+    run_id, key, role, round, attempt, plan_task_id, status, provider, model, tokens_in,
+    tokens_out, cost_usd, latency_ms, llm_calls, input, output, error, created_at,
+    started_at, finished_at, heartbeat_at
+)
+SELECT %(run)s, %(key)s, %(role)s, %(round)s, %(attempt)s, %(plan_task)s, 'running', '', '',
+    0, 0, 0, 0, 0, %(input)s::jsonb, NULL, '', %(now)s, %(now)s, NULL, %(now)s
+WHERE EXISTS (SELECT 1 FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s))
+ON CONFLICT (run_id, key) DO UPDATE
+SET status = 'running', started_at = EXCLUDED.started_at,
+    heartbeat_at = EXCLUDED.heartbeat_at, error = ''
+WHERE pipeline_step.status = 'pending'
+  AND EXISTS (SELECT 1 FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s))
+RETURNING id, (xmax = 0) AS created, round, attempt
+"""
+
+# Store the output and publish the step's events, ``step.completed`` last (built from the
+# stored usage), in one statement: both happen, or neither.
+_STORE = """
+WITH done AS (
+    UPDATE pipeline_step SET status = 'succeeded', output = %(output)s::jsonb,
+        finished_at = %(now)s
+    WHERE id = %(step)s AND status = 'running'
+    RETURNING provider, model, tokens_in, tokens_out, cost_usd, latency_ms
+), items AS (
+    SELECT item.n, item.type, item.payload
+    FROM jsonb_to_recordset(%(events)s::jsonb) AS item(n int, type text, payload jsonb)
+    WHERE EXISTS (SELECT 1 FROM done)
+    UNION ALL
+    SELECT %(last)s, 'step.completed', %(ref)s::jsonb || jsonb_build_object(
+        'provider', provider, 'model', model, 'tokens_in', tokens_in,
+        'tokens_out', tokens_out, 'cost_usd', cost_usd::text, 'latency_ms', latency_ms
+    ) || %(extra)s::jsonb
+    FROM done
+), counter AS (
+    UPDATE pipeline_run
+    SET next_event_seq = next_event_seq + (SELECT count(*) FROM items),
+        heartbeat_at = clock_timestamp()
+    WHERE id = %(run)s AND EXISTS (SELECT 1 FROM done)
+      AND status NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING next_event_seq - (SELECT count(*) FROM items) AS first
+), stored AS (
+    INSERT INTO pipeline_event (run_id, seq, type, payload, at)
+    SELECT %(run)s, counter.first + items.n, items.type, items.payload, clock_timestamp()
+    FROM counter, items
+    RETURNING id, seq, type, payload, at
+)
+SELECT (SELECT count(*) FROM done), id, seq, type, payload, at FROM (SELECT 1) AS one
+LEFT JOIN stored ON true
+"""
 
 
-def _claim(step: Step) -> bool:
-    """Take the step: PENDING -> RUNNING, only while its run is still active."""
-    now = timezone.now()
-    return bool(
-        Step.objects.filter(id=step.id, status=Step.Status.PENDING)
-        .filter(run__status__in=Run.ACTIVE)
-        .update(status=Step.Status.RUNNING, started_at=now, heartbeat_at=now, error="")
+def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
+    """The step, created or claimed for this worker, and whether it is new; else None."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM,
+            {
+                "run": run_id,
+                "key": spec.key,
+                "role": spec.role,
+                "round": spec.round,
+                "attempt": spec.attempt,
+                "plan_task": spec.plan_task_id,
+                "input": json.dumps(spec.input),
+                "now": timezone.now(),
+                "active": list(Run.ACTIVE),
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    step_id, created, round_, attempt = row
+    step = Step(
+        id=step_id,
+        run_id=run_id,
+        key=spec.key,
+        role=spec.role,
+        round=round_,
+        attempt=attempt,
+        plan_task_id=spec.plan_task_id,
+        input=spec.input,
+        status=Step.Status.RUNNING,
     )
+    return step, bool(created)
+
+
+def _claim_refused(run_id: int, spec: StepSpec) -> tuple[Step, bool] | dict[str, Any]:
+    """Why the claim found nothing: the stored output, a takeover, or StepBusy/RunStopped."""
+    step = Step.objects.filter(run_id=run_id, key=spec.key).first()
+    if step is None:
+        raise RunStopped(run_id)
+    if step.status == Step.Status.SUCCEEDED:
+        return step.output or {}
+    if step.status != Step.Status.RUNNING:
+        raise RunStopped(run_id)
+    stale = step.heartbeat_at is None or step.heartbeat_at < _stale_before()
+    taken_over = (
+        stale
+        and Step.objects.filter(
+            id=step.id, status=Step.Status.RUNNING, heartbeat_at=step.heartbeat_at
+        ).update(status=Step.Status.PENDING)
+        and _claim(run_id, spec)
+    )
+    if not taken_over:
+        raise StepBusy(spec.key)
+    logger.warning("step.taken_over", run_id=run_id, step=spec.key)
+    return taken_over
 
 
 def _step_ref(step: Step, spec: StepSpec | None = None) -> dict[str, Any]:
@@ -305,54 +427,39 @@ def _step_ref(step: Step, spec: StepSpec | None = None) -> dict[str, Any]:
     return ref
 
 
+Events = list[tuple[str, dict[str, Any]]]
+
+
 def step_run(
     *,
     run_id: int,
     spec: StepSpec,
     prepare: Callable[[Run, Step], Any],
     execute: Callable[[Any, StepLedger], dict[str, Any]],
+    events: Callable[[dict[str, Any]], Events] | None = None,
     on_success: Callable[[Step, dict[str, Any]], None] | None = None,
+    run: Run | None = None,
 ) -> dict[str, Any]:
     """Run one step once, whatever happens to the message that asked for it.
 
     ``prepare`` reads what the step needs (with a connection), ``execute`` calls the model
-    and/or the sandbox (without one), ``on_success`` writes what follows from the output
-    in the same transaction that stores it (events, plan rows). Returns the stored output.
+    and/or the sandbox (without one). ``events`` names the events that follow from the
+    output (published with it, before ``step.completed``); ``on_success`` writes rows that
+    follow from it in the same transaction that stores it. ``run`` is the run as the caller
+    already loaded and checked it (``run_check_bounds``). Returns the stored output.
     Raises ``RunStopped`` when the run is no longer active, ``StepBusy`` when another live
     worker holds the step, and the model's error (after marking the step failed).
     """
-    run = run_check_bounds(run_id=run_id)
-    step, created = _step_get_or_create(run_id, spec)
-    if step.status == Step.Status.SUCCEEDED:
-        return step.output or {}
-    if not _claim(step):
-        step.refresh_from_db()
-        if step.status == Step.Status.SUCCEEDED:
-            return step.output or {}
-        if step.status == Step.Status.RUNNING:
-            stale = step.heartbeat_at is None or step.heartbeat_at < _stale_before()
-            taken_over = (
-                stale
-                and Step.objects.filter(
-                    id=step.id, status=Step.Status.RUNNING, heartbeat_at=step.heartbeat_at
-                ).update(status=Step.Status.PENDING)
-                and _claim(step)
-            )
-            if not taken_over:
-                raise StepBusy(spec.key)
-            logger.warning("step.taken_over", run_id=run_id, step=spec.key)
-        else:
-            raise RunStopped(run_id)
-    step.refresh_from_db()
-    run_touch(run_id=run_id)
+    if run is None:
+        run = run_check_bounds(run_id=run_id)
+    claimed = _claim(run_id, spec) or _claim_refused(run_id, spec)
+    if isinstance(claimed, dict):
+        return claimed
+    step, created = claimed
     emit(
         run_id=run_id,
         type="step.started",
-        payload={
-            **_step_ref(step, spec),
-            "round": step.round,
-            "attempt": step.attempt,
-        },
+        payload={**_step_ref(step, spec), "round": step.round, "attempt": step.attempt},
     )
     try:
         ledger = _ledger_for(run, step, created=created)
@@ -363,33 +470,57 @@ def step_run(
     except Exception as exc:
         _step_fail(step, exc)
         raise
-    with transaction.atomic():
-        stored = Step.objects.filter(id=step.id, status=Step.Status.RUNNING).update(
-            status=Step.Status.SUCCEEDED, output=output, finished_at=timezone.now()
-        )
-        step.refresh_from_db()
-        if stored:
-            if on_success is not None:
-                on_success(step, output)
-            emit(
-                run_id=run_id,
-                type="step.completed",
-                payload={
-                    **_step_ref(step, spec),
-                    "provider": step.provider,
-                    "model": step.model,
-                    "tokens_in": step.tokens_in,
-                    "tokens_out": step.tokens_out,
-                    "cost_usd": str(step.cost_usd),
-                    "latency_ms": step.latency_ms,
-                    # "sandbox", or "static review" when the tester fell back to a review.
-                    **({"mode": output["mode"]} if output.get("mode") else {}),
-                },
+    following = events(output) if events is not None else []
+    extra = {"mode": output["mode"]} if output.get("mode") else {}
+    params: dict[str, Any] = {
+        "step": step.id,
+        "run": run_id,
+        "now": timezone.now(),
+        "output": json.dumps(output),
+        "events": json.dumps(
+            [
+                {"n": n, "type": kind, "payload": payload}
+                for n, (kind, payload) in enumerate(following)
+            ]
+        ),
+        "last": len(following),
+        "ref": json.dumps(_step_ref(step, spec)),
+        # "sandbox", or "static review" when the tester fell back to a review.
+        "extra": json.dumps(extra),
+    }
+    # One statement stores the step and its events; rows that follow from the output are
+    # written in the same transaction.
+    with transaction.atomic() if on_success is not None else nullcontext():
+        with connection.cursor() as cursor:
+            cursor.execute(_STORE, params)
+            rows = cursor.fetchall()
+        stored = bool(rows[0][0])
+        if stored and on_success is not None:
+            on_success(step, output)
+        published = [
+            Event(
+                id=row[1], run_id=run_id, seq=row[2], type=row[3], payload=_json(row[4]), at=row[5]
             )
-        run_touch(run_id=run_id)
-    if step.status == Step.Status.SUCCEEDED and step.output is not None:
-        return step.output
-    return output
+            for row in rows
+            if row[1] is not None
+        ]
+        events_push_on_commit(run_id=run_id, events=published)
+    if stored:
+        return output
+    return step_output_stored(run_id=run_id, key=spec.key) or output
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def step_output_stored(*, run_id: int, key: str) -> dict[str, Any] | None:
+    """The output a step stored (when another worker finished it first)."""
+    return (
+        Step.objects.filter(run_id=run_id, key=key, status=Step.Status.SUCCEEDED)
+        .values_list("output", flat=True)
+        .first()
+    )
 
 
 def _ledger_for(run: Run, step: Step, *, created: bool) -> StepLedger:

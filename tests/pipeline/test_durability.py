@@ -429,3 +429,20 @@ def test_a_model_call_longer_than_the_stale_bound_is_never_taken_over(
     assert reaped == []
     assert (run.status, run.resume_count) == (Run.Status.RUNNING, 0)
     assert Step.objects.get(run=run, key="k").status == Step.Status.SUCCEEDED
+
+
+def test_a_step_costs_three_statements_around_its_model_call(run: Run) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as before:
+        step_run(
+            run_id=run.id,
+            spec=StepSpec(role="coder", key="k"),
+            prepare=lambda run, step: None,
+            execute=lambda prepared, ledger: {"done": True},
+            run=run,
+        )
+
+    statements = [q["sql"].split()[0:4] for q in before.captured_queries]
+    assert len(statements) == 3, statements
+    assert Event.objects.filter(run=run).count() == 2

@@ -102,7 +102,7 @@ def orchestrate(*, run_id: int) -> Next | None:
 # --- dispatch: a task starts when its own dependencies are green --------------------------
 
 _CLAIM_READY = """
-UPDATE pipeline_plantask AS t SET dispatched_at = now()
+UPDATE pipeline_plantask AS t SET dispatched_at = now(), status = 'running'
 WHERE t.run_id = %s AND t.status = 'pending' AND t.dispatched_at IS NULL
   AND NOT EXISTS (
     SELECT 1 FROM pipeline_plantask AS d
@@ -208,11 +208,8 @@ def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> d
 
 def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     """Attempt ``attempt`` of a task's coder (with the previous attempt's failures)."""
-    run_check_bounds(run_id=run_id)
-    task = PlanTask.objects.get(id=plan_task_id)
-    PlanTask.objects.filter(id=task.id, status=PlanTask.Status.PENDING).update(
-        status=PlanTask.Status.RUNNING
-    )
+    run = run_check_bounds(run_id=run_id)
+    task = PlanTask.objects.get(id=plan_task_id)  # running since it was claimed
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         return {
@@ -232,6 +229,7 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
         spec=_task_step_spec(task, "coder", attempt),
         prepare=prepare,
         execute=execute,
+        run=run,
     )
 
 
@@ -291,8 +289,10 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
     task = PlanTask.objects.get(id=plan_task_id)
     max_attempts = int(run_option(run, "max_fix_attempts"))
 
+    coded: dict[str, Any] = {}
+
     def prepare(run: Run, step: Step) -> dict[str, Any]:
-        coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
+        coded.update(step_output(run_id, f"task:{task.key}:coder:{attempt}") or {})
         files = {**_dependency_files(task), **(coded.get("files") or {})}
         context = base_context(run, step, "test")
         context["attempt"] = attempt
@@ -329,28 +329,27 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
             "report": report,
         }
 
-    def on_success(step: Step, verdict: dict[str, Any]) -> None:
-        emit(
-            run_id=run_id,
-            type="test.result",
-            payload={
-                "task": task.key,
-                "attempt": attempt,
-                "passed": verdict["passed"],
-                "mode": verdict["mode"],
-                "summary": verdict["summary"],
-                "failures": verdict["failures"][:5],
-            },
-        )
+    def result_events(verdict: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        payload = {
+            "task": task.key,
+            "attempt": attempt,
+            "passed": verdict["passed"],
+            "mode": verdict["mode"],
+            "summary": verdict["summary"],
+            "failures": verdict["failures"][:5],
+        }
+        return [("test.result", payload)]
 
     verdict = step_run(
         run_id=run_id,
         spec=_task_step_spec(task, "tester", attempt),
         prepare=prepare,
         execute=execute,
-        on_success=on_success,
+        events=result_events,
+        run=run,
     )
-    coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
+    if not coded:  # the verdict was stored before: prepare did not run
+        coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
     if verdict.get("passed"):
         # Committed on its own before the claims below (see plan_claim_ready).
         PlanTask.objects.filter(id=task.id).update(
