@@ -248,6 +248,9 @@ def main() -> None:
     statuses = []
     for run in Run.objects.filter(id__in=[r.id for r in runs]):
         statuses.append(run.status)
+        if run.status != Run.Status.COMPLETED:
+            print(f"run {run.id} {run.status}: {run.error_code} {run.error}", file=sys.stderr)
+            continue
         steps = {
             s.key: s
             for s in Step.objects.filter(
