@@ -1,61 +1,99 @@
-"""The run as a Celery canvas, built from the database rows alone.
+"""The run as Celery work: turns a stage's ``Next`` into signatures and sends them.
 
 ::
 
-    design round r:  architect(r) -> planner(r)      planner replaces itself with round r+1,
-                                                     or with orchestrate once it approves
-    orchestrate:     replaces itself with
-                     chord(group(task_chain(t) for t in layer 1), layer_done(1)) -> ...
-                     -> integrate -> finalize
-    task_chain(t):   coder(t, 1) -> tester(t, 1); a red tester replaces itself with
-                     coder(t, n+1) -> tester(t, n+1) until green or max attempts
+    design round r:  architect(r) -> planner(r)      the planner's Next: round r+1, or
+                                                     orchestrate once it approves
+    orchestrate:     Next = the tasks whose dependencies are green (claimed in the
+                     database), sent as a group of task chains
+    task chain(t):   coder(t, n) -> tester(t, n); a red tester's Next is the chain of
+                     attempt n+1; a green one's Next is the tasks that just became ready
+                     (claimed once however many finish together), or integration when
+                     it was the last
+    integrate -> finalize
 
-Every signature is immutable (``si``) and carries ids only. ``canvas_dispatch`` always
-starts from design round 1: steps that already succeeded answer from their rows, so a
-resumed run replays its finished part for free and goes on where it stopped. The ids of
-the tasks a run queued are kept in Redis so that cancel can revoke them.
+No layer barrier: a task starts as soon as its own dependencies are done. Signatures are
+built by task name (this module imports neither the tasks nor the stages), are immutable
+and carry ids only. The ids of the tasks a run queued are kept in Redis so that cancel can
+revoke them; every task also checks the run's status before it does anything.
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-import redis
-from celery import chain, chord, group
-from celery.canvas import Signature, _chain, _chord  # type: ignore[attr-defined]
+from celery import chain, group, signature
+from celery.canvas import Signature, _chain  # type: ignore[attr-defined]
 from django.conf import settings
 
 from common.logging import get_logger
+from providers.redis_client import get_redis
 
-from .services.stages import Next
+from .flow import Next
 
 logger = get_logger(__name__)
 
 TASK_IDS_KEY = "aiflow:pipeline:run:{run_id}:tasks"
 TASK_IDS_TTL = 7 * 24 * 3600
 
+# Model steps on llm, bookkeeping on default; the tester and integration run code in the
+# sandbox (see ``queue_for``).
+QUEUES = {
+    "pipeline.design_architect": "llm",
+    "pipeline.design_planner": "llm",
+    "pipeline.orchestrate": "llm",
+    "pipeline.coder": "llm",
+    "pipeline.tester": "sandbox",
+    "pipeline.integrate": "sandbox",
+    "pipeline.finalize": "default",
+    "pipeline.reap_stale_runs": "default",
+}
 
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+
+def queue_for(name: str) -> str:
+    """The queue of task ``name``; with the sandbox off nothing runs code, so no sandbox."""
+    queue = QUEUES[name]
+    if queue == "sandbox" and not settings.SANDBOX_TESTS_ENABLED:
+        return "llm"
+    return queue
+
+
+def _si(name: str, *args: Any) -> Signature:
+    """An immutable signature of task ``name`` on its queue."""
+    return signature(name, args=args, immutable=True, queue=queue_for(name))
+
+
+def task_chain(run_id: int, plan_task_id: int, attempt: int) -> Signature:
+    """A plan task's attempt: its coder, then its tester."""
+    return chain(
+        _si("pipeline.coder", run_id, plan_task_id, attempt),
+        _si("pipeline.tester", run_id, plan_task_id, attempt),
+    )
+
+
+def canvas_for(run_id: int, step: Next) -> Signature:
+    """The signature that carries out ``step``."""
+    if step.kind == "design":
+        return chain(
+            _si("pipeline.design_architect", run_id, step.args[0]),
+            _si("pipeline.design_planner", run_id, step.args[0]),
+        )
+    if step.kind == "orchestrate":
+        return _si("pipeline.orchestrate", run_id)
+    if step.kind == "tasks":
+        chains = [task_chain(run_id, task_id, attempt) for task_id, attempt in step.args]
+        return chains[0] if len(chains) == 1 else group(chains)
+    if step.kind == "integrate":
+        return chain(_si("pipeline.integrate", run_id), _si("pipeline.finalize", run_id))
+    raise ValueError(f"unknown canvas step {step.kind!r}")
 
 
 def _task_ids(sig: Any) -> list[str]:
-    """Every task id a (frozen) signature will run under."""
-    ids: list[str] = []
-    if isinstance(sig, _chord):
-        header = sig.tasks  # a group, or a list of signatures
-        items = [header] if isinstance(header, Signature) else list(header)
-        for item in items:
-            ids.extend(_task_ids(item))
-        ids.extend(_task_ids(sig.body))
-    elif isinstance(sig, _chain | group):
-        for item in sig.tasks:
-            ids.extend(_task_ids(item))
-    elif isinstance(sig, Signature):
-        task_id = sig.options.get("task_id")
-        if task_id:
-            ids.append(task_id)
-    return ids
+    """Every task id a frozen signature will run under."""
+    if isinstance(sig, _chain | group):
+        return [task_id for item in sig.tasks for task_id in _task_ids(item)]
+    task_id = sig.options.get("task_id")
+    return [task_id] if task_id else []
 
 
 def canvas_remember(*, run_id: int, sig: Any) -> None:
@@ -63,17 +101,18 @@ def canvas_remember(*, run_id: int, sig: Any) -> None:
     ids = _task_ids(sig)
     if not ids:
         return
-    client = _redis()
     key = TASK_IDS_KEY.format(run_id=run_id)
-    client.sadd(key, *ids)
-    client.expire(key, TASK_IDS_TTL)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.sadd(key, *ids)
+    pipe.expire(key, TASK_IDS_TTL)
+    pipe.execute()
 
 
 def canvas_revoke(*, run_id: int) -> int:
     """Revoke the run's queued tasks (the ones already running stop at their next check)."""
     from config.celery import app
 
-    client = _redis()
+    client = get_redis()
     key = TASK_IDS_KEY.format(run_id=run_id)
     ids = [raw.decode() for raw in cast(set[bytes], client.smembers(key))]
     if ids:
@@ -83,64 +122,15 @@ def canvas_revoke(*, run_id: int) -> int:
     return len(ids)
 
 
-def _si(task: Any, *args: Any) -> Signature:
-    """An immutable signature of ``task`` on its queue."""
-    from .tasks import QUEUES
-
-    return task.si(*args).set(queue=QUEUES[task.name])
-
-
-def design_round(run_id: int, round: int) -> Signature:  # noqa: A002
-    from . import tasks
-
-    return chain(
-        _si(tasks.design_architect, run_id, round), _si(tasks.design_planner, run_id, round)
-    )
-
-
-def task_chain(run_id: int, plan_task_id: int, attempt: int) -> Signature:
-    from . import tasks
-
-    return chain(
-        _si(tasks.coder, run_id, plan_task_id, attempt),
-        _si(tasks.tester, run_id, plan_task_id, attempt),
-    )
-
-
-def coding_canvas(run_id: int, layers: list[list[int]]) -> Signature:
-    """One chord per DAG layer (its tasks in parallel), then integrate and finalize."""
-    from . import tasks
-
-    parts: list[Signature] = []
-    for index, layer in enumerate(layers):
-        header = group(task_chain(run_id, task_id, 1) for task_id in layer)
-        last = index == len(layers) - 1
-        parts.append(chord(header, _si(tasks.layer_done, run_id, index, last)))
-    parts.append(_si(tasks.integrate, run_id))
-    parts.append(_si(tasks.finalize, run_id))
-    return chain(*parts)
-
-
-def canvas_for(run_id: int, step: Next) -> Signature:
-    """The signature that carries out ``step``."""
-    from . import tasks
-
-    if step.kind == "design":
-        return design_round(run_id, step.args[0])
-    if step.kind == "orchestrate":
-        return _si(tasks.orchestrate, run_id)
-    if step.kind == "layers":
-        return coding_canvas(run_id, step.args[0])
-    if step.kind == "fix":
-        plan_task_id, attempt = step.args
-        return task_chain(run_id, plan_task_id, attempt)
-    raise ValueError(f"unknown canvas step {step.kind!r}")
-
-
-def canvas_dispatch(*, run_id: int) -> None:
-    """Queue the run's canvas from the start (finished steps answer from their rows)."""
-    sig = design_round(run_id, 1)
+def canvas_send(*, run_id: int, step: Next) -> None:
+    """Send the work of ``step`` (remembering its task ids for cancel)."""
+    sig = canvas_for(run_id, step)
     sig.freeze()
     canvas_remember(run_id=run_id, sig=sig)
     sig.apply_async()
+
+
+def canvas_dispatch(*, run_id: int, start: Next | None = None) -> None:
+    """Queue the run from ``start`` (design round 1 by default; finished steps replay)."""
+    canvas_send(run_id=run_id, step=start or Next.design(1))
     logger.info("run.dispatched", run_id=run_id)

@@ -6,11 +6,14 @@ WebSockets and SSE streams learn about it at once; a lost push costs nothing, be
 readers always take the events themselves from the table, in ``seq`` order.
 """
 
+import asyncio
+import json
+import os
+import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db import connection, transaction
+from django.db.models import QuerySet
 
 from common.logging import get_logger
 
@@ -39,34 +42,134 @@ def event_serialize(event: Event) -> dict[str, Any]:
     }
 
 
-def _push(*, run_id: int, message: dict[str, Any]) -> None:
-    """Send one event to the run's group; a failure is logged, never raised."""
-    from channels.layers import get_channel_layer
+class _Pusher:
+    """Sends pushes from one asyncio loop thread per process, in order, off the caller's path.
 
+    ``async_to_sync(group_send)`` from a worker thread costs a new event loop and a new
+    Redis connection each time (milliseconds on every step); here one loop keeps the
+    channel layer's connections and the caller only enqueues.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[int, dict[str, Any]]] | None = None
+        self._pid = 0
+
+    def submit(self, run_id: int, message: dict[str, Any]) -> None:
+        loop, queue = self._started()
+        loop.call_soon_threadsafe(queue.put_nowait, (run_id, message))
+
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
+        with self._lock:
+            if self._loop is None or self._queue is None or self._pid != os.getpid():
+                # The first push of this process (or of a forked child) starts its loop.
+                self._pid = os.getpid()
+                self._loop = asyncio.new_event_loop()
+                self._queue = asyncio.Queue()
+                threading.Thread(
+                    target=self._run, args=(self._loop, self._queue), name="event-push", daemon=True
+                ).start()
+            return self._loop, self._queue
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
+        async def drain() -> None:
+            from channels.layers import get_channel_layer
+
+            while True:
+                run_id, message = await queue.get()
+                try:
+                    layer = get_channel_layer()
+                    if layer is not None:
+                        await layer.group_send(
+                            run_group_name(run_id), {"type": CHANNEL_MESSAGE_TYPE, "event": message}
+                        )
+                except Exception:  # the table is the source of truth; readers catch up
+                    logger.warning(
+                        "event.push_failed", run_id=run_id, seq=message.get("seq"), exc_info=True
+                    )
+
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(drain())
+
+
+_pusher = _Pusher()
+
+
+def _push(*, run_id: int, message: dict[str, Any]) -> None:
+    """Send one event to the run's group (in the background); never raises."""
     try:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        async_to_sync(layer.group_send)(
-            run_group_name(run_id), {"type": CHANNEL_MESSAGE_TYPE, "event": message}
-        )
-    except Exception:  # the table is the source of truth; readers catch up by polling
+        _pusher.submit(run_id, message)
+    except Exception:
         logger.warning("event.push_failed", run_id=run_id, seq=message.get("seq"), exc_info=True)
 
 
-def publish(*, run_id: int, type: str, payload: dict[str, Any] | None = None) -> Event:  # noqa: A002
-    """Insert the run's next event with a gap-free ``seq``; push it to Channels on commit.
+# One statement numbers and stores a batch of events: the run's counter row is locked by the
+# UPDATE until the caller's transaction ends, so concurrent publishers of one run get
+# consecutive numbers in commit order. It also marks the run as alive (``heartbeat_at``).
+# Unless forced, nothing is stored once the run has finished (its final event stays last).
+_PUBLISH = """
+WITH counter AS (
+    UPDATE pipeline_run
+    SET next_event_seq = next_event_seq + %(count)s, heartbeat_at = clock_timestamp()
+    WHERE id = %(run)s AND (%(force)s OR status NOT IN ('completed', 'failed', 'cancelled'))
+    RETURNING next_event_seq - %(count)s AS first
+)
+INSERT INTO pipeline_event (run_id, seq, type, payload, at)
+SELECT %(run)s, counter.first + item.n, item.type, item.payload, clock_timestamp()
+FROM counter, jsonb_to_recordset(%(items)s::jsonb) AS item(n int, type text, payload jsonb)
+RETURNING id, seq, type, payload, at
+"""
 
-    The counter row is locked for the insert, so concurrent publishers of one run get
-    consecutive numbers in commit order.
+
+def publish_many(
+    *, run_id: int, events: list[tuple[str, dict[str, Any]]], force: bool = True
+) -> list[Event]:
+    """Store ``(type, payload)`` events in order with gap-free ``seq``s, in one round trip.
+
+    Each is pushed to Channels when the surrounding transaction commits. With
+    ``force=False`` nothing is stored if the run has already finished.
     """
-    with transaction.atomic():
-        Run.objects.filter(id=run_id).update(next_event_seq=F("next_event_seq") + 1)
-        seq = Run.objects.values_list("next_event_seq", flat=True).get(id=run_id) - 1
-        event = Event.objects.create(run_id=run_id, seq=seq, type=type, payload=payload or {})
-        message = event_serialize(event)
-        transaction.on_commit(lambda: _push(run_id=run_id, message=message))
-    return event
+    if not events:
+        return []
+    items = [{"n": n, "type": kind, "payload": payload} for n, (kind, payload) in enumerate(events)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PUBLISH,
+            {"run": run_id, "count": len(items), "force": force, "items": json.dumps(items)},
+        )
+        rows = cursor.fetchall()
+    stored = sorted(
+        (
+            Event(id=id_, run_id=run_id, seq=seq, type=kind, payload=_json(payload), at=at)
+            for id_, seq, kind, payload, at in rows
+        ),
+        key=lambda event: event.seq,
+    )
+    events_push_on_commit(run_id=run_id, events=stored)
+    return stored
+
+
+def events_push_on_commit(*, run_id: int, events: list[Event]) -> None:
+    """Push stored ``events`` to the run's group once the current transaction commits."""
+    messages = [event_serialize(event) for event in events]
+
+    def push() -> None:
+        for message in messages:
+            _push(run_id=run_id, message=message)
+
+    if messages:
+        transaction.on_commit(push)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def publish(*, run_id: int, type: str, payload: dict[str, Any] | None = None) -> Event:  # noqa: A002
+    """Insert the run's next event with a gap-free ``seq``; push it to Channels on commit."""
+    return publish_many(run_id=run_id, events=[(type, payload or {})])[0]
 
 
 def event_list_after(*, run_id: int, after_seq: int = 0, limit: int = 500) -> QuerySet[Event]:

@@ -65,6 +65,10 @@ class Run(models.Model):
     # Where the fork went on from: a stage (design, orchestrate, coding, integrate) or a step key.
     fork_point = models.CharField(max_length=200, blank=True, default="")
 
+
+    # Set once, by whichever task saw the last plan task green: integration is queued.
+    integration_claimed_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
@@ -105,6 +109,8 @@ class PlanTask(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     # The task's accepted output: {"files": {path: content}, "attempt": n, "verdict": {...}}.
     result = models.JSONField(null=True, blank=True)
+    # Set once, by whichever task saw the last of its dependencies green: it is queued.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["layer", "id"]
@@ -160,10 +166,52 @@ class Step(models.Model):
                 name="step_reused_from_only_when_reused",
             ),
         ]
-        indexes = [models.Index(fields=["run", "status"])]
+        indexes = [
+            models.Index(fields=["run", "status"]),
+            # The reaper's look for running steps whose holder stopped beating.
+            models.Index(
+                fields=["heartbeat_at"],
+                condition=models.Q(status="running"),
+                name="step_running_heartbeat",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} {self.key} ({self.status})"
+
+
+class StepCall(models.Model):
+    """One paid model call of a step: its answer and what it cost, stored on arrival.
+
+    The answer and its usage land in one transaction the moment the call returns, so a
+    worker killed afterwards costs nothing more: the step, taken over or resumed, replays
+    its calls in ``ordinal`` order instead of asking the model again. Calls of a step that
+    failed are ``retired``: running that step again means asking anew.
+    """
+
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="calls")
+    ordinal = models.PositiveIntegerField(help_text="Order of the call within its step.")
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    text = models.TextField()
+    parsed = models.JSONField(null=True, blank=True)
+    tokens_in = models.BigIntegerField(default=0)
+    tokens_out = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    latency_ms = models.PositiveIntegerField(default=0)
+    retired = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step", "ordinal"], name="stepcall_step_ordinal_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_id}#{self.ordinal} {self.provider}:{self.model}"
 
 
 class Event(models.Model):

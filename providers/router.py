@@ -258,8 +258,6 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
             cost_usd=str(cost),
             latency_ms=latency_ms,
         )
-        if request.run is not None:
-            request.run.record_usage(completion)
         return completion
     raise AssertionError("unreachable")  # pragma: no cover
 

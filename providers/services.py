@@ -86,6 +86,28 @@ def _combined(first: Completion, second: Completion) -> Completion:
     )
 
 
+def _ask(request: Request, entries: list[str]) -> Answer:
+    """The ledger's next stored answer if it has one (nothing sent), else ``route``'s."""
+    replay = getattr(request.run, "replay", None)
+    stored = replay() if replay is not None else None
+    if stored is not None:
+        log.info(
+            "provider.replayed",
+            role=request.role,
+            provider=stored.provider,
+            model=stored.model,
+            run_id=getattr(request.run, "run_id", None),
+        )
+        return Answer(stored, None)
+    return route(request, entries)
+
+
+def _record(run: UsageLedger | None, completion: Completion) -> None:
+    """Tell the ledger of a paid answer (not of a cache hit or a replay: nothing was paid)."""
+    if run is not None and not completion.cached and not completion.replayed:
+        run.record_usage(completion)
+
+
 def complete(
     *,
     role: str,
@@ -116,16 +138,20 @@ def complete(
         run=run,
     )
     entries = list(chain) if chain else chain_for(role)
-    answer = route(request, entries)
+    answer = _ask(request, entries)
     first = answer.completion
     if schema is None:
+        _record(run, first)
         _store(answer, first)
         return first
 
     parsed, error = _validate(schema, first.text)
     if parsed is not None:
+        first = replace(first, parsed=parsed)
+        _record(run, first)
         _store(answer, first)
-        return replace(first, parsed=parsed)
+        return first
+    _record(run, first)  # paid for, even though it needs a repair
 
     log.warning(
         "provider.schema_repair",
@@ -151,8 +177,9 @@ def complete(
     # The model that answered goes first, so it fixes its own answer.
     answered = f"{first.provider}:{first.model}"
     repair_chain = [answered, *[entry for entry in entries if entry != answered]]
-    second = route(repair, repair_chain).completion
+    second = _ask(repair, repair_chain).completion
     parsed, error = _validate(schema, second.text)
+    _record(run, replace(second, parsed=parsed))
     if parsed is None:
         raise ProviderError(
             f"The {role} answer from {second.provider}:{second.model} does not match the "

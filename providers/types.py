@@ -24,6 +24,8 @@ class Completion:
     latency_ms: int
     attempts: int = 1
     cached: bool = False
+    # Replayed from the ledger's stored answers (``UsageLedger.replay``): nothing was sent.
+    replayed: bool = False
     failovers: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -49,8 +51,13 @@ class UsageLedger(Protocol):
     """What ``complete(run=...)`` needs from a run, without importing the pipeline.
 
     ``remaining_budget_usd`` is None when the run has no budget. ``record_usage`` is called
-    once per call that reached a model (not for cache hits), before ``complete`` returns.
-    ``run_id`` keys caches and logs. ``failover`` is told of every failover.
+    once per call that reached a model (not for cache hits), as soon as its answer is in
+    hand and before the next call is sent, with ``parsed`` set when the answer fit the
+    schema. ``run_id`` keys caches and logs. ``failover`` is told of every failover.
+
+    A ledger may also offer ``replay() -> Completion | None``: the answers it already paid
+    for, one per call, in order (a step taken over after its worker died). ``complete``
+    asks it before each call and sends nothing while it has one.
     """
 
     run_id: int | None

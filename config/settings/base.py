@@ -86,8 +86,11 @@ TEMPLATES = [
 # producer pool below (see "Fan-out" in the README).
 # Connections the pool keeps open, at least.
 DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
-# Connections the pool opens at most (per process).
-DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+# Threads of the llm worker (I/O-bound model calls); sizes the pools below and the broker's.
+LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=32)
+# Connections the pool opens at most (per process); a step holds one only between its
+# statements, never across a model call, so half the llm threads is room enough.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=max(20, LLM_WORKER_CONCURRENCY // 2))
 # Seconds to wait for a free pooled connection before failing.
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=30.0)
 # The default works with a local trust-auth PostgreSQL (the password is then ignored) and
@@ -151,8 +154,6 @@ CHANNEL_LAYERS = {
 # each of which may queue further tasks while it runs, so the broker's producer pool must be
 # larger than the thread count (the kombu default of 10 deadlocks 50 chaining threads), and
 # the database pool must cover the threads that touch the database at the same moment.
-# Threads of the llm worker (I/O-bound model calls).
-LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=32)
 # Processes of the sandbox worker (each runs generated code and tests).
 SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=2)
 # Celery broker (defaults to REDIS_URL).

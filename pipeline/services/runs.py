@@ -13,14 +13,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from common.errors import ApplicationError, Conflict
 from common.logging import get_logger
 
-from ..events import publish
+from ..canvas import canvas_dispatch, canvas_revoke
+from ..events import publish, publish_many
+from ..flow import ORCHESTRATE, Next
 from ..models import Event, PlanTask, Run, Step
 
 logger = get_logger(__name__)
@@ -41,11 +43,10 @@ class RunStopped(Exception):
 
 def emit(*, run_id: int, type: str, payload: dict[str, Any] | None = None) -> Event | None:  # noqa: A002
     """Publish an event unless the run already ended (its final event stays the last one)."""
-    with transaction.atomic():
-        status = Run.objects.select_for_update().values_list("status", flat=True).get(id=run_id)
-        if status in Run.FINISHED and type not in TERMINAL_EVENTS:
-            return None
-        return publish(run_id=run_id, type=type, payload=payload or {})
+    stored = publish_many(
+        run_id=run_id, events=[(type, payload or {})], force=type in TERMINAL_EVENTS
+    )
+    return stored[0] if stored else None
 
 
 def stage_mark(*, run_id: int, stage: str, edge: str) -> bool:
@@ -207,18 +208,11 @@ def _deadline() -> Any:
     return timezone.now() + timedelta(seconds=settings.PIPELINE_MAX_WALL_SECONDS)
 
 
-def _dispatch_on_commit(run_id: int) -> None:
-    def send() -> None:
-        from ..canvas import canvas_dispatch
-
-        canvas_dispatch(run_id=run_id)
-
-    transaction.on_commit(send)
+def _dispatch_on_commit(run_id: int, start: Next | None = None) -> None:
+    transaction.on_commit(lambda: canvas_dispatch(run_id=run_id, start=start))
 
 
 def _revoke(run_id: int) -> None:
-    from ..canvas import canvas_revoke
-
     try:
         canvas_revoke(run_id=run_id)
     except Exception:
@@ -297,21 +291,38 @@ def _reset_unfinished(run_id: int) -> None:
     Step.objects.filter(run_id=run_id, status=Step.Status.RUNNING).filter(
         Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
     ).update(status=Step.Status.PENDING, error="", heartbeat_at=None)
-    PlanTask.objects.filter(
-        run_id=run_id, status__in=(PlanTask.Status.FAILED, PlanTask.Status.RUNNING)
-    ).update(status=PlanTask.Status.PENDING)
+    # Every unfinished task is queued again (its worker may have died holding it).
+    PlanTask.objects.filter(run_id=run_id).exclude(status=PlanTask.Status.SUCCEEDED).update(
+        status=PlanTask.Status.PENDING, dispatched_at=None
+    )
+
+
+def _stalled() -> Q:
+    """Active runs that need a resume: a step's holder died, or the run's work was lost.
+
+    A holder is dead when its step's heartbeat (touched every PIPELINE_HEARTBEAT_SECONDS
+    while it runs, model calls included) is older than PIPELINE_STALE_SECONDS. A run with
+    no step running and no progress for PIPELINE_QUIET_SECONDS lost its queued work (a
+    worker died holding messages it had not started); that bound is long, because a run
+    whose next task waits behind busy workers looks the same for a while.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
+    quiet = now - timedelta(seconds=settings.PIPELINE_QUIET_SECONDS)
+    running = Step.objects.filter(run_id=OuterRef("id"), status=Step.Status.RUNNING)
+    dead_holder = Exists(running.filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)))
+    live_holder = Exists(running.filter(heartbeat_at__gte=stale))
+    lost = Q(heartbeat_at__lt=quiet) | Q(heartbeat_at__isnull=True, created_at__lt=quiet)
+    return Q(status__in=Run.ACTIVE) & (dead_holder | (lost & ~live_holder))
 
 
 def run_resume(*, run: Run) -> Run:
     """Rebuild and re-dispatch the run's canvas; finished steps answer from their rows.
 
-    A failed or cancelled run starts again where it stopped; an active run only when its
-    heartbeat is stale (its worker died), otherwise 409.
+    A failed or cancelled run starts again where it stopped; an active run only when it
+    stalled (a step's holder died, or its work was lost), otherwise 409.
     """
-    stale = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
-    resumable = Q(status__in=(Run.Status.FAILED, Run.Status.CANCELLED)) | Q(
-        status__in=Run.ACTIVE, heartbeat_at__lt=stale
-    )
+    resumable = Q(status__in=(Run.Status.FAILED, Run.Status.CANCELLED)) | _stalled()
     with transaction.atomic():
         locked = Run.objects.select_for_update().filter(resumable, id=run.id).first()
         if locked is None:
@@ -334,6 +345,7 @@ def _run_restart(run: Run, *, reason: str) -> None:
         deadline_at=_deadline(),
         heartbeat_at=timezone.now(),
         resume_count=run.resume_count + 1,
+        integration_claimed_at=None,
     )
     publish(run_id=run.id, type="run.resumed", payload={"reason": reason})
     _dispatch_on_commit(run.id)
@@ -352,7 +364,7 @@ def run_approve(*, run: Run) -> Run:
         if not updated:
             raise Conflict("The run is not waiting for approval.", code="not_awaiting_approval")
         publish(run_id=run.id, type="run.approved", payload={})
-        _dispatch_on_commit(run.id)
+        _dispatch_on_commit(run.id, start=ORCHESTRATE)
     run.refresh_from_db()
     return run
 
@@ -367,18 +379,13 @@ def step_retry(*, step: Step) -> Step:
 
 
 def run_reap_stale() -> list[int]:
-    """Resume every active run whose heartbeat is stale (its worker died). The beat reaper."""
-    stale = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
+    """Resume every stalled run (see ``_stalled``): the beat reaper, every few seconds."""
     resumed = []
-    candidates = Run.objects.filter(status__in=Run.ACTIVE).filter(
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
-    )
-    for run_id in candidates.values_list("id", flat=True):
+    for run_id in Run.objects.filter(_stalled()).values_list("id", flat=True):
         with transaction.atomic():
             run = (
                 Run.objects.select_for_update(skip_locked=True)
-                .filter(id=run_id, status__in=Run.ACTIVE)
-                .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+                .filter(_stalled(), id=run_id)
                 .first()
             )
             if run is None:

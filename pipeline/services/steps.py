@@ -9,25 +9,31 @@ thread that borrows a connection only for the moment of each update.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import F
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from pydantic import BaseModel
 
 from common.logging import get_logger
+from providers.types import Completion
 
-from ..models import Run, Step
+from ..events import events_push_on_commit
+from ..failures import failure_for
+from ..faults import fault_point
+from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
-from .runs import RunStopped, emit, run_check_bounds, run_touch
+from .runs import RunStopped, emit, run_check_bounds
 
 logger = get_logger(__name__)
 
@@ -58,15 +64,78 @@ def release_connection() -> None:
         connection.close()
 
 
-class StepLedger:
-    """The ``UsageLedger`` of one step: usage lands on the Step and its Run atomically."""
+# A paid call, in one statement: the step's and the run's usage and the stored answer land
+# together (or not at all). The ordinal is the ledger's next one, or past any a concurrent
+# holder stored; a clash with one stored at the same instant leaves ``ordinal`` NULL.
+_RECORD_USAGE = """
+WITH step AS (
+    UPDATE pipeline_step
+    SET tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
+        cost_usd = cost_usd + %(cost)s, latency_ms = latency_ms + %(latency)s,
+        llm_calls = llm_calls + 1, provider = %(provider)s, model = %(model)s
+    WHERE id = %(step)s
+    RETURNING id
+), call AS (
+    INSERT INTO pipeline_stepcall (
+        step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
+        latency_ms, retired, created_at
+    )
+    SELECT id, GREATEST(%(ordinal)s, COALESCE(
+            (SELECT max(ordinal) + 1 FROM pipeline_stepcall WHERE step_id = %(step)s), 0)),
+        %(provider)s, %(model)s, %(text)s, %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s,
+        %(cost)s, %(latency)s, false, clock_timestamp()
+    FROM step
+    ON CONFLICT (step_id, ordinal) DO NOTHING
+    RETURNING ordinal
+), run AS (
+    UPDATE pipeline_run
+    SET tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
+        cost_usd = cost_usd + %(cost)s, heartbeat_at = clock_timestamp()
+    WHERE id = %(run)s
+    RETURNING cost_usd, budget_warned
+)
+SELECT (SELECT ordinal FROM call), cost_usd, budget_warned FROM run
+"""
 
-    def __init__(self, *, run_id: int, step_id: int, step_key: str, budget_usd: Decimal | None):
+_RECORD_CALL_AGAIN = """
+INSERT INTO pipeline_stepcall (
+    step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
+    latency_ms, retired, created_at
+)
+SELECT %(step)s, COALESCE(max(ordinal) + 1, 0), %(provider)s, %(model)s, %(text)s,
+    %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s, %(cost)s, %(latency)s, false,
+    clock_timestamp()
+FROM pipeline_stepcall WHERE step_id = %(step)s
+RETURNING ordinal
+"""
+
+
+class StepLedger:
+    """The ``UsageLedger`` of one step: each answer and its usage land in one transaction.
+
+    Every paid call is stored as a ``StepCall`` (answer, parsed output, usage) together
+    with the step's and the run's usage, the moment it returns. A step taken over after
+    its worker died starts with its stored calls (``stored``) and ``replay`` hands them
+    back in order, so only a call cut off before its answer is ever made again.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        step_id: int,
+        step_key: str,
+        budget_usd: Decimal | None,
+        stored: list[StepCall] | None = None,
+        next_ordinal: int = 0,
+    ):
         self.run_id: int | None = run_id  # the UsageLedger protocol's attribute
         self._run_id = run_id
         self.step_id = step_id
         self.step_key = step_key
         self.budget_usd = budget_usd
+        self._stored = list(stored or [])
+        self._next_ordinal = next_ordinal
 
     def remaining_budget_usd(self) -> Decimal | None:
         if self.budget_usd is None:
@@ -77,27 +146,58 @@ class StepLedger:
             release_connection()
         return self.budget_usd - spent
 
-    def record_usage(self, completion: Any) -> None:
+    def replay(self) -> Completion | None:
+        """The next answer this step already paid for (in call order), or None."""
+        if not self._stored:
+            return None
+        call = self._stored.pop(0)
+        logger.info(
+            "step.call_replayed", run_id=self._run_id, step=self.step_key, call=call.ordinal
+        )
+        return Completion(
+            text=call.text,
+            parsed=None,
+            tokens_in=call.tokens_in,
+            tokens_out=call.tokens_out,
+            cost_usd=call.cost_usd,
+            model=call.model,
+            provider=call.provider,
+            latency_ms=call.latency_ms,
+            attempts=0,
+            replayed=True,
+        )
+
+    def record_usage(self, completion: Completion) -> None:
+        parsed = completion.parsed.model_dump(mode="json") if completion.parsed else None
+        params: dict[str, Any] = {
+            "step": self.step_id,
+            "run": self._run_id,
+            "ordinal": self._next_ordinal,
+            "provider": completion.provider,
+            "model": completion.model,
+            "text": completion.text,
+            "parsed": json.dumps(parsed) if parsed is not None else None,
+            "tokens_in": completion.tokens_in,
+            "tokens_out": completion.tokens_out,
+            "cost": completion.cost_usd,
+            "latency": completion.latency_ms,
+        }
         try:
-            with transaction.atomic():
-                Step.objects.filter(id=self.step_id).update(
-                    tokens_in=F("tokens_in") + completion.tokens_in,
-                    tokens_out=F("tokens_out") + completion.tokens_out,
-                    cost_usd=F("cost_usd") + completion.cost_usd,
-                    latency_ms=F("latency_ms") + completion.latency_ms,
-                    llm_calls=F("llm_calls") + 1,
-                    provider=completion.provider,
-                    model=completion.model,
-                )
-                Run.objects.filter(id=self._run_id).update(
-                    tokens_in=F("tokens_in") + completion.tokens_in,
-                    tokens_out=F("tokens_out") + completion.tokens_out,
-                    cost_usd=F("cost_usd") + completion.cost_usd,
-                    heartbeat_at=timezone.now(),
-                )
+            with connection.cursor() as cursor:
+                cursor.execute(_RECORD_USAGE, params)
+                ordinal, cost, warned = cursor.fetchone()
+            if ordinal is None:  # another holder stored this ordinal at the same moment
+                logger.warning("step.call_ordinal_taken", step=self.step_key, ordinal=ordinal)
+                with connection.cursor() as cursor:
+                    cursor.execute(_RECORD_CALL_AGAIN, params)
+                    ordinal = cursor.fetchone()[0]
+            self._next_ordinal = ordinal + 1
+            budget = self.budget_usd
+            if budget is not None and budget > 0 and not warned and cost >= budget * Decimal("0.8"):
                 self._warn_budget()
         finally:
             release_connection()
+        fault_point("answer_stored", step_key=self.step_key)
 
     def _warn_budget(self) -> None:
         if self.budget_usd is None or self.budget_usd <= 0:
@@ -119,66 +219,204 @@ class StepLedger:
             emit(
                 run_id=self._run_id,
                 type="provider.failover",
-                payload={"step": self.step_key, **{k: str(v) for k, v in info.items()}},
+                # The vendor's error text ("detail") stays in the logs.
+                payload={
+                    "step": self.step_key,
+                    **{k: str(v) for k, v in info.items() if k != "detail"},
+                },
             )
         finally:
             release_connection()
 
 
+class _Heartbeats:
+    """One thread per process touches the heartbeat of every step the process holds.
+
+    Every PIPELINE_HEARTBEAT_SECONDS it updates all held steps and their runs in two
+    statements, borrowing a connection only for that moment, whatever the number of
+    steps in flight (hundreds of model calls cost two queries a beat, not hundreds). It
+    runs beside the model calls, so a step in a call of any length stays fresh.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, int] = {}  # step id -> run id
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, step_id: int, run_id: int) -> None:
+        with self._lock:
+            self._held[step_id] = run_id
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()  # a forked child needs its own thread
+                self._thread = threading.Thread(
+                    target=self._loop, name="pipeline-heartbeat", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()  # the interval may have changed
+
+    def remove(self, step_id: int) -> None:
+        with self._lock:
+            self._held.pop(step_id, None)
+
+    def _loop(self) -> None:
+        due = time.monotonic() + float(settings.PIPELINE_HEARTBEAT_SECONDS)
+        while True:
+            interval = float(settings.PIPELINE_HEARTBEAT_SECONDS)
+            due = min(due, time.monotonic() + interval)
+            if self._wake.wait(max(due - time.monotonic(), 0)):
+                self._wake.clear()
+                continue
+            due = time.monotonic() + interval
+            with self._lock:
+                held = dict(self._held)
+            if held:
+                self._beat(held)
+
+    @staticmethod
+    def _beat(held: dict[int, int]) -> None:
+        try:
+            now = timezone.now()
+            Step.objects.filter(id__in=list(held), status=Step.Status.RUNNING).update(
+                heartbeat_at=now
+            )
+            Run.objects.filter(id__in=set(held.values())).update(heartbeat_at=now)
+        except Exception:
+            logger.warning("step.heartbeat_failed", steps=len(held), exc_info=True)
+        finally:
+            connections.close_all()  # this thread's connections only
+
+
+_heartbeats = _Heartbeats()
+
+
 @contextmanager
 def heartbeat(*, step_id: int, run_id: int) -> Iterator[None]:
-    """Touch the step's and the run's heartbeat every PIPELINE_HEARTBEAT_SECONDS meanwhile."""
-    stop = threading.Event()
-    interval = float(settings.PIPELINE_HEARTBEAT_SECONDS)
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            try:
-                now = timezone.now()
-                Step.objects.filter(id=step_id, status=Step.Status.RUNNING).update(heartbeat_at=now)
-                Run.objects.filter(id=run_id).update(heartbeat_at=now)
-            except Exception:
-                logger.warning("step.heartbeat_failed", step_id=step_id, exc_info=True)
-            finally:
-                connections.close_all()  # this thread's connections only
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-step-{step_id}", daemon=True)
-    thread.start()
+    """Keep the step's and its run's heartbeat fresh meanwhile (see ``_Heartbeats``)."""
+    _heartbeats.add(step_id, run_id)
     try:
         yield
     finally:
-        stop.set()
-        thread.join(timeout=interval + 5)
+        _heartbeats.remove(step_id)
 
 
 def _stale_before() -> Any:
     return timezone.now() - timedelta(seconds=float(settings.PIPELINE_STALE_SECONDS))
 
 
-def _step_get_or_create(run_id: int, spec: StepSpec) -> Step:
-    defaults = {
-        "role": spec.role,
-        "round": spec.round,
-        "attempt": spec.attempt,
-        "plan_task_id": spec.plan_task_id,
-        "input": spec.input,
-    }
-    try:
-        with transaction.atomic():
-            step, _ = Step.objects.get_or_create(run_id=run_id, key=spec.key, defaults=defaults)
-    except IntegrityError:
-        step = Step.objects.get(run_id=run_id, key=spec.key)
-    return step
+# Create-and-claim in one statement: a new step is inserted as running; an existing one is
+# claimed only while pending; either only while its run is active. No row comes back when
+# the step exists in another status (or the run stopped): ``_claim_refused`` says which.
+_CLAIM = """
+INSERT INTO pipeline_step (
+    run_id, key, role, round, attempt, plan_task_id, status, provider, model, tokens_in,
+    tokens_out, cost_usd, latency_ms, llm_calls, input, output, error, created_at,
+    started_at, finished_at, heartbeat_at, reused
+)
+SELECT %(run)s, %(key)s, %(role)s, %(round)s, %(attempt)s, %(plan_task)s, 'running', '', '',
+    0, 0, 0, 0, 0, %(input)s::jsonb, NULL, '', %(now)s, %(now)s, NULL, %(now)s, false
+WHERE EXISTS (SELECT 1 FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s))
+ON CONFLICT (run_id, key) DO UPDATE
+SET status = 'running', started_at = EXCLUDED.started_at,
+    heartbeat_at = EXCLUDED.heartbeat_at, error = ''
+WHERE pipeline_step.status = 'pending'
+  AND EXISTS (SELECT 1 FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s))
+RETURNING id, (xmax = 0) AS created, round, attempt
+"""
+
+# Store the output and publish the step's events, ``step.completed`` last (built from the
+# stored usage), in one statement: both happen, or neither.
+_STORE = """
+WITH done AS (
+    UPDATE pipeline_step SET status = 'succeeded', output = %(output)s::jsonb,
+        finished_at = %(now)s
+    WHERE id = %(step)s AND status = 'running'
+    RETURNING provider, model, tokens_in, tokens_out, cost_usd, latency_ms
+), items AS (
+    SELECT item.n, item.type, item.payload
+    FROM jsonb_to_recordset(%(events)s::jsonb) AS item(n int, type text, payload jsonb)
+    WHERE EXISTS (SELECT 1 FROM done)
+    UNION ALL
+    SELECT %(last)s, 'step.completed', %(ref)s::jsonb || jsonb_build_object(
+        'provider', provider, 'model', model, 'tokens_in', tokens_in,
+        'tokens_out', tokens_out, 'cost_usd', cost_usd::text, 'latency_ms', latency_ms
+    ) || %(extra)s::jsonb
+    FROM done
+), counter AS (
+    UPDATE pipeline_run
+    SET next_event_seq = next_event_seq + (SELECT count(*) FROM items),
+        heartbeat_at = clock_timestamp()
+    WHERE id = %(run)s AND EXISTS (SELECT 1 FROM done)
+      AND status NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING next_event_seq - (SELECT count(*) FROM items) AS first
+), stored AS (
+    INSERT INTO pipeline_event (run_id, seq, type, payload, at)
+    SELECT %(run)s, counter.first + items.n, items.type, items.payload, clock_timestamp()
+    FROM counter, items
+    RETURNING id, seq, type, payload, at
+)
+SELECT (SELECT count(*) FROM done), id, seq, type, payload, at FROM (SELECT 1) AS one
+LEFT JOIN stored ON true
+"""
 
 
-def _claim(step: Step) -> bool:
-    """Take the step: PENDING -> RUNNING, only while its run is still active."""
-    now = timezone.now()
-    return bool(
-        Step.objects.filter(id=step.id, status=Step.Status.PENDING)
-        .filter(run__status__in=Run.ACTIVE)
-        .update(status=Step.Status.RUNNING, started_at=now, heartbeat_at=now, error="")
+def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
+    """The step, created or claimed for this worker, and whether it is new; else None."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM,
+            {
+                "run": run_id,
+                "key": spec.key,
+                "role": spec.role,
+                "round": spec.round,
+                "attempt": spec.attempt,
+                "plan_task": spec.plan_task_id,
+                "input": json.dumps(spec.input),
+                "now": timezone.now(),
+                "active": list(Run.ACTIVE),
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    step_id, created, round_, attempt = row
+    step = Step(
+        id=step_id,
+        run_id=run_id,
+        key=spec.key,
+        role=spec.role,
+        round=round_,
+        attempt=attempt,
+        plan_task_id=spec.plan_task_id,
+        input=spec.input,
+        status=Step.Status.RUNNING,
     )
+    return step, bool(created)
+
+
+def _claim_refused(run_id: int, spec: StepSpec) -> tuple[Step, bool] | dict[str, Any]:
+    """Why the claim found nothing: the stored output, a takeover, or StepBusy/RunStopped."""
+    step = Step.objects.filter(run_id=run_id, key=spec.key).first()
+    if step is None:
+        raise RunStopped(run_id)
+    if step.status == Step.Status.SUCCEEDED:
+        return step.output or {}
+    if step.status != Step.Status.RUNNING:
+        raise RunStopped(run_id)
+    stale = step.heartbeat_at is None or step.heartbeat_at < _stale_before()
+    taken_over = (
+        stale
+        and Step.objects.filter(
+            id=step.id, status=Step.Status.RUNNING, heartbeat_at=step.heartbeat_at
+        ).update(status=Step.Status.PENDING)
+        and _claim(run_id, spec)
+    )
+    if not taken_over:
+        raise StepBusy(spec.key)
+    logger.warning("step.taken_over", run_id=run_id, step=spec.key)
+    return taken_over
 
 
 def _step_ref(step: Step, spec: StepSpec | None = None) -> dict[str, Any]:
@@ -189,104 +427,129 @@ def _step_ref(step: Step, spec: StepSpec | None = None) -> dict[str, Any]:
     return ref
 
 
+Events = list[tuple[str, dict[str, Any]]]
+
+
 def step_run(
     *,
     run_id: int,
     spec: StepSpec,
     prepare: Callable[[Run, Step], Any],
     execute: Callable[[Any, StepLedger], dict[str, Any]],
+    events: Callable[[dict[str, Any]], Events] | None = None,
     on_success: Callable[[Step, dict[str, Any]], None] | None = None,
+    run: Run | None = None,
 ) -> dict[str, Any]:
     """Run one step once, whatever happens to the message that asked for it.
 
     ``prepare`` reads what the step needs (with a connection), ``execute`` calls the model
-    and/or the sandbox (without one), ``on_success`` writes what follows from the output
-    in the same transaction that stores it (events, plan rows). Returns the stored output.
+    and/or the sandbox (without one). ``events`` names the events that follow from the
+    output (published with it, before ``step.completed``); ``on_success`` writes rows that
+    follow from it in the same transaction that stores it. ``run`` is the run as the caller
+    already loaded and checked it (``run_check_bounds``). Returns the stored output.
     Raises ``RunStopped`` when the run is no longer active, ``StepBusy`` when another live
     worker holds the step, and the model's error (after marking the step failed).
     """
-    run = run_check_bounds(run_id=run_id)
-    step = _step_get_or_create(run_id, spec)
-    if step.status == Step.Status.SUCCEEDED:
-        return step.output or {}
-    if not _claim(step):
-        step.refresh_from_db()
-        if step.status == Step.Status.SUCCEEDED:
-            return step.output or {}
-        if step.status == Step.Status.RUNNING:
-            stale = step.heartbeat_at is None or step.heartbeat_at < _stale_before()
-            taken_over = (
-                stale
-                and Step.objects.filter(
-                    id=step.id, status=Step.Status.RUNNING, heartbeat_at=step.heartbeat_at
-                ).update(status=Step.Status.PENDING)
-                and _claim(step)
-            )
-            if not taken_over:
-                raise StepBusy(spec.key)
-            logger.warning("step.taken_over", run_id=run_id, step=spec.key)
-        else:
-            raise RunStopped(run_id)
-    step.refresh_from_db()
-    run_touch(run_id=run_id)
+    if run is None:
+        run = run_check_bounds(run_id=run_id)
+    claimed = _claim(run_id, spec) or _claim_refused(run_id, spec)
+    if isinstance(claimed, dict):
+        return claimed
+    step, created = claimed
     emit(
         run_id=run_id,
         type="step.started",
-        payload={
-            **_step_ref(step, spec),
-            "round": step.round,
-            "attempt": step.attempt,
-        },
+        payload={**_step_ref(step, spec), "round": step.round, "attempt": step.attempt},
     )
     try:
+        ledger = _ledger_for(run, step, created=created)
         prepared = prepare(run, step)
         release_connection()
-        ledger = StepLedger(
-            run_id=run_id, step_id=step.id, step_key=step.key, budget_usd=run.budget_usd
-        )
         with heartbeat(step_id=step.id, run_id=run_id):
             output = execute(prepared, ledger)
     except Exception as exc:
         _step_fail(step, exc)
         raise
-    with transaction.atomic():
-        stored = Step.objects.filter(id=step.id, status=Step.Status.RUNNING).update(
-            status=Step.Status.SUCCEEDED, output=output, finished_at=timezone.now()
-        )
-        step.refresh_from_db()
-        if stored:
-            if on_success is not None:
-                on_success(step, output)
-            emit(
-                run_id=run_id,
-                type="step.completed",
-                payload={
-                    **_step_ref(step, spec),
-                    "provider": step.provider,
-                    "model": step.model,
-                    "tokens_in": step.tokens_in,
-                    "tokens_out": step.tokens_out,
-                    "cost_usd": str(step.cost_usd),
-                    "latency_ms": step.latency_ms,
-                },
+    following = events(output) if events is not None else []
+    extra = {"mode": output["mode"]} if output.get("mode") else {}
+    params: dict[str, Any] = {
+        "step": step.id,
+        "run": run_id,
+        "now": timezone.now(),
+        "output": json.dumps(output),
+        "events": json.dumps(
+            [
+                {"n": n, "type": kind, "payload": payload}
+                for n, (kind, payload) in enumerate(following)
+            ]
+        ),
+        "last": len(following),
+        "ref": json.dumps(_step_ref(step, spec)),
+        # "sandbox", or "static review" when the tester fell back to a review.
+        "extra": json.dumps(extra),
+    }
+    # One statement stores the step and its events; rows that follow from the output are
+    # written in the same transaction.
+    with transaction.atomic() if on_success is not None else nullcontext():
+        with connection.cursor() as cursor:
+            cursor.execute(_STORE, params)
+            rows = cursor.fetchall()
+        stored = bool(rows[0][0])
+        if stored and on_success is not None:
+            on_success(step, output)
+        published = [
+            Event(
+                id=row[1], run_id=run_id, seq=row[2], type=row[3], payload=_json(row[4]), at=row[5]
             )
-        run_touch(run_id=run_id)
-    if step.status == Step.Status.SUCCEEDED and step.output is not None:
-        return step.output
-    return output
+            for row in rows
+            if row[1] is not None
+        ]
+        events_push_on_commit(run_id=run_id, events=published)
+    if stored:
+        return output
+    return step_output_stored(run_id=run_id, key=spec.key) or output
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def step_output_stored(*, run_id: int, key: str) -> dict[str, Any] | None:
+    """The output a step stored (when another worker finished it first)."""
+    return (
+        Step.objects.filter(run_id=run_id, key=key, status=Step.Status.SUCCEEDED)
+        .values_list("output", flat=True)
+        .first()
+    )
+
+
+def _ledger_for(run: Run, step: Step, *, created: bool) -> StepLedger:
+    """The step's ledger; a step that existed before may hold answers already paid for."""
+    calls: list[StepCall] = []
+    if not created:
+        calls = list(StepCall.objects.filter(step_id=step.id).order_by("ordinal"))
+    return StepLedger(
+        run_id=run.id,
+        step_id=step.id,
+        step_key=step.key,
+        budget_usd=run.budget_usd,
+        stored=[call for call in calls if not call.retired],
+        next_ordinal=calls[-1].ordinal + 1 if calls else 0,
+    )
 
 
 def _step_fail(step: Step, exc: BaseException) -> None:
-    detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
-    code = getattr(exc, "code", None) or "internal"
+    code, reason = failure_for(exc)
     with transaction.atomic():
         Step.objects.filter(id=step.id, status=Step.Status.RUNNING).update(
-            status=Step.Status.FAILED, error=str(detail)[:4000], finished_at=timezone.now()
+            status=Step.Status.FAILED, error=reason[:4000], finished_at=timezone.now()
         )
+        # Running the step again (retry, resume) means asking anew, not replaying this.
+        StepCall.objects.filter(step_id=step.id).update(retired=True)
         emit(
             run_id=step.run_id,
             type="step.failed",
-            payload={**_step_ref(step), "reason": code},
+            payload={**_step_ref(step), "reason": code, "detail": reason},
         )
     logger.warning("step.failed", run_id=step.run_id, step=step.key, reason=code)
 

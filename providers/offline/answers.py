@@ -29,8 +29,23 @@ atomically, first match wins; ``times`` defaults to 1, -1 means forever. Actions
 - ``error``: the call raises ``OfflineScriptedError`` with ``status_code`` (400 by default:
   a permanent provider error; 503 makes it transient).
 
-Every call is counted per run and step key (``calls_for(run_id)``), so tests can prove a
-finished step's model call is never made again.
+Every call is counted per run and step key (``calls_for(run_id)``), once its answer is
+made (a call cut off during its latency is not counted), so tests can prove a finished
+step's model call is never made again.
+
+Shapes and latencies, for tests and benchmarks (also through Redis, seen by every worker):
+
+- ``dag_set(tasks)`` makes the architect design one component per task and the planner
+  approve exactly that DAG: ``tasks`` is ``[{"key", "depends_on": [keys]}]``;
+  ``dag_layers([4, 4, 4], fan_in=2, seed=1)`` builds such a list: L layers of the given
+  widths, keys ``t<layer>_<i>``, each task of a later layer depending on ``fan_in``
+  tasks of the layer before it (chosen with ``random.Random(seed)``). Every task gets
+  one module with one function and a passing test, so runs integrate without conflicts.
+- ``latency_set(tasks={key: ms}, roles={role: ms}, spread_ms=(lo, hi), seed=0,
+  default_ms=None)`` sets how long each call takes: the task's own latency (its coder's
+  and tester's calls), else the role's, else a seeded draw in ``spread_ms`` per step key
+  (the same step always takes the same time), else ``default_ms``, else
+  ``OFFLINE_LATENCY_MS``. ``latency_clear()`` and ``dag_clear()`` undo them.
 
 This module imports nothing of the platform's apps: only Django settings and Redis.
 """
@@ -39,15 +54,19 @@ from __future__ import annotations
 
 import json
 import keyword
+import random
 import re
 import textwrap
 import threading
+import time
 from typing import Any, cast
 
 import redis
 from django.conf import settings
 
 SCRIPT_KEY = "aiflow:offline:script"
+DAG_KEY = "aiflow:offline:dag"
+LATENCY_KEY = "aiflow:offline:latency"
 CALLS_KEY = "aiflow:offline:calls:{run}"
 BUG_MARKER = "offline: deliberate bug"
 STATIC_LABEL = "static review"
@@ -59,10 +78,14 @@ _STOPWORDS = {
     "the", "this", "to", "tool", "with", "write", "please", "which", "test", "tests",
 }  # fmt: skip
 
-# Atomically take the first rule matching the call: decrement its ``times`` and return it.
+# In one round trip: count the call (KEYS[3], field ARGV[2], when given), read the DAG
+# (KEYS[2]), and atomically take the first rule matching the call (KEYS[1]): decrement its
+# ``times`` and return it. Returns {rule or false, dag or false}.
 _TAKE_RULE = """
+if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[2], 1) end
+local dag = redis.call('GET', KEYS[2])
 local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
+if not raw then return {false, dag} end
 local rules = cjson.decode(raw)
 local call = cjson.decode(ARGV[1])
 for _, rule in ipairs(rules) do
@@ -74,10 +97,10 @@ for _, rule in ipairs(rules) do
   if ok and times ~= 0 then
     if times > 0 then rule['times'] = times - 1 end
     redis.call('SET', KEYS[1], cjson.encode(rules))
-    return cjson.encode(rule)
+    return {cjson.encode(rule), dag}
   end
 end
-return false
+return {false, dag}
 """
 
 _lock = threading.Lock()
@@ -121,14 +144,88 @@ def calls_for(run_id: int) -> dict[str, int]:
     return {key.decode(): int(value) for key, value in raw.items()}
 
 
-def _take_rule(call: dict[str, Any]) -> dict[str, Any] | None:
-    found = cast(bytes | None, _redis().eval(_TAKE_RULE, 1, SCRIPT_KEY, json.dumps(call)))
-    return json.loads(found) if found else None
+def dag_layers(layers: list[int], *, fan_in: int = 2, seed: int = 0) -> list[dict[str, Any]]:
+    """A DAG of ``len(layers)`` layers of the given widths (see the module docstring)."""
+    rng = random.Random(seed)  # noqa: S311 - a seeded shape, not a secret
+    tasks: list[dict[str, Any]] = []
+    previous: list[str] = []
+    for index, width in enumerate(layers):
+        keys = [f"t{index}_{i}" for i in range(width)]
+        for key in keys:
+            depends = sorted(rng.sample(previous, min(fan_in, len(previous)))) if previous else []
+            tasks.append({"key": key, "depends_on": depends})
+        previous = keys
+    return tasks
 
 
-def _count(context: dict[str, Any]) -> None:
-    if context.get("run") is not None and context.get("step"):
-        _redis().hincrby(CALLS_KEY.format(run=context["run"]), str(context["step"]), 1)
+def dag_set(tasks: list[dict[str, Any]]) -> None:
+    """Make the offline architect and planner design and approve exactly this DAG."""
+    _redis().set(DAG_KEY, json.dumps(tasks))
+
+
+def dag_clear() -> None:
+    _redis().delete(DAG_KEY)
+
+
+def latency_set(
+    *,
+    tasks: dict[str, int] | None = None,
+    roles: dict[str, int] | None = None,
+    spread_ms: tuple[int, int] | None = None,
+    seed: int = 0,
+    default_ms: int | None = None,
+) -> None:
+    """Set how long offline calls take (see the module docstring)."""
+    config = {
+        "tasks": tasks or {},
+        "roles": roles or {},
+        "spread_ms": list(spread_ms) if spread_ms else None,
+        "seed": seed,
+        "default_ms": default_ms,
+    }
+    _redis().set(LATENCY_KEY, json.dumps(config))
+
+
+def latency_clear() -> None:
+    _redis().delete(LATENCY_KEY)
+
+
+def _task_key(context: dict[str, Any]) -> str | None:
+    task = context.get("task")
+    return task.get("key") if isinstance(task, dict) else None
+
+
+def latency_ms(*, role: str, context: dict[str, Any], default_ms: int) -> int:
+    """How long this call takes, from ``latency_set``'s configuration (or ``default_ms``)."""
+    raw = cast(bytes | None, _redis().get(LATENCY_KEY))
+    if not raw:
+        return default_ms
+    config = json.loads(raw)
+    task = _task_key(context)
+    if task is not None and task in config["tasks"]:
+        return int(config["tasks"][task])
+    if role in config["roles"]:
+        return int(config["roles"][role])
+    if config.get("spread_ms"):
+        low, high = config["spread_ms"]
+        return random.Random(f"{config['seed']}:{context.get('step')}").randint(low, high)  # noqa: S311
+    if config.get("default_ms") is not None:
+        return int(config["default_ms"])
+    return default_ms
+
+
+def _take_rule(
+    call: dict[str, Any], context: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+    """Count the call, take the first matching rule, and read the DAG: one round trip."""
+    counted = context.get("run") is not None and context.get("step")
+    calls_key = CALLS_KEY.format(run=context.get("run"))
+    field = str(context["step"]) if counted else ""
+    found, dag = cast(
+        list[bytes | None],
+        _redis().eval(_TAKE_RULE, 3, SCRIPT_KEY, DAG_KEY, calls_key, json.dumps(call), field),
+    )
+    return (json.loads(found) if found else None), (json.loads(dag) if dag else None)
 
 
 # --- the answer ------------------------------------------------------------------------------
@@ -147,20 +244,27 @@ def _context(messages: list[Any]) -> dict[str, Any]:
     return {}
 
 
-def answer(*, role: str, messages: list[Any], schema: dict[str, Any] | None) -> str:
-    """The offline model's answer for ``role`` (see module docstring)."""
+def answer(
+    *, role: str, messages: list[Any], schema: dict[str, Any] | None, latency_ms_default: int = 0
+) -> str:
+    """The offline model's answer for ``role``, after its latency (see module docstring)."""
     context = _context(messages)
-    _count(context)
+    delay = latency_ms(role=role, context=context, default_ms=latency_ms_default)
+    if delay > 0:
+        time.sleep(delay / 1000)
     kind = context.get("kind")
-    rule = _take_rule(
+    rule, dag = _take_rule(
         {
             "role": role,
             "kind": kind,
-            "task": (context.get("task") or {}).get("key"),
+            "task": _task_key(context),
             "round": context.get("round"),
             "run": context.get("run"),
-        }
+        },
+        context,
     )
+    if dag:
+        context["dag"] = dag
     if rule and rule.get("action") == "error":
         raise OfflineScriptedError(
             rule.get("message", f"offline {role} failed (scripted)"),
@@ -195,9 +299,44 @@ def package_name(prompt: str) -> str:
 _CONFTEST = '"""Puts the project root on sys.path so the tests import the package."""\n'
 
 
+def _dag_design(pkg: str, subject: str, dag: list[dict[str, Any]]) -> dict[str, Any]:
+    """A design of one module per DAG task, each with one function and its test."""
+    return {
+        "summary": f"A Python package '{pkg}' for: {subject}, in {len(dag)} modules.",
+        "package": pkg,
+        "components": [
+            {
+                "name": task["key"],
+                "purpose": f"Module {task['key']} of {subject}.",
+                "files": [f"{pkg}/{task['key']}.py", f"tests/test_{task['key']}.py"],
+                "depends_on": list(task.get("depends_on") or []),
+            }
+            for task in dag
+        ],
+        "interfaces": [
+            {
+                "path": f"{pkg}/{task['key']}.py",
+                "name": f"{task['key']}_name",
+                "signature": f"def {task['key']}_name() -> str",
+                "description": "The module's name.",
+            }
+            for task in dag
+        ],
+        "tech_choices": ["Python 3.11, standard library only", "pytest for tests"],
+        "shared_files": {
+            f"{pkg}/__init__.py": f'"""{pkg}: {subject}."""\n',
+            "conftest.py": _CONFTEST,
+        },
+        "resolutions": [],
+    }
+
+
 def _design(context: dict[str, Any], action: str | None) -> dict[str, Any]:
     prompt = str(context.get("prompt", ""))
     pkg = package_name(prompt)
+    if context.get("dag"):
+        return _dag_design(pkg, prompt.strip().rstrip(".") or "the tool", context["dag"])
+
     objections = [str(o) for o in context.get("objections") or []]
     subject = prompt.strip().rstrip(".") or "the requested tool"
     summary = (
@@ -417,7 +556,18 @@ _TESTS: dict[str, str] = {
 }
 
 
+def _generic_test(module: str) -> str:
+    """The test of a DAG task's module: its one function answers its own name."""
+    name = f"{module}_name"
+    return (
+        f"from {{pkg}}.{module} import {name}\n\n\n"
+        f"def test_{name}_answers_the_module_name():\n"
+        f'    assert {name}() == "{module}"\n'
+    )
+
+
 def _module(pkg: str, path: str, names: list[str], bug: bool) -> str:
+
     base = path.rsplit("/", 1)[-1]
     head = f'"""{pkg}.{base[:-3]}: part of the {pkg} package."""\n'
     imports = _IMPORTS.get(base, "").format(pkg=pkg)
@@ -425,6 +575,10 @@ def _module(pkg: str, path: str, names: list[str], bug: bool) -> str:
     for name in names:
         key = f"{name}:bug" if bug and f"{name}:bug" in _CODE else name
         template = _CODE.get(key)
+        if template is None and name == f"{base[:-3]}_name":
+            template = (
+                f'def {name}() -> str:\n    """The module\'s name."""\n    return "{base[:-3]}"\n'
+            )
         if template is None:
             template = f'''
                 def {name}(*args, **kwargs):
@@ -448,7 +602,7 @@ def _code(context: dict[str, Any], action: str | None) -> dict[str, Any]:
             files[path] = shared[path]
         elif path.startswith("tests/test_"):
             module = path.removeprefix("tests/test_")
-            template = _TESTS.get(module, "def test_module_imports():\n    assert True\n")
+            template = _TESTS.get(module) or _generic_test(module[:-3])
             files[path] = textwrap.dedent(template).strip().format(pkg=pkg) + "\n"
         elif path.endswith(".py"):
             names = [i["name"] for i in interfaces if i.get("path") == path]

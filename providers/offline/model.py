@@ -5,7 +5,6 @@ It is a LangChain ``BaseChatModel`` whose answers come from ``providers.offline.
 "offline", model "offline" wherever a model name shows, and costs nothing.
 """
 
-import time
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -59,9 +58,12 @@ class OfflineChatModel(BaseChatModel):
     ) -> ChatResult:
         role = kwargs.get("role") or self.role
         schema = kwargs.get("schema", self.json_schema)
-        if self.latency_ms > 0:
-            time.sleep(self.latency_ms / 1000)
-        text = answers.answer(role=role, messages=message_dicts(messages), schema=schema)
+        text = answers.answer(
+            role=role,
+            messages=message_dicts(messages),
+            schema=schema,
+            latency_ms_default=self.latency_ms,
+        )
         tokens_in = sum(_count_tokens(str(message.text)) for message in messages)
         tokens_out = _count_tokens(text)
         message = AIMessage(

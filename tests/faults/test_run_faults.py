@@ -1,10 +1,12 @@
 """Faults with a real worker: a provider failing for good, cancel mid-coding, resume."""
 
+import json
 import time
 from typing import Any
 
 import pytest
 
+from pipeline.failures import FAILURE_REASONS
 from pipeline.models import Event, Run, Step
 from pipeline.services import run_start
 from providers.offline.answers import calls_for
@@ -19,16 +21,17 @@ def last_event(run: Run) -> Event:
     return Event.objects.filter(run=run).order_by("-seq").first()
 
 
-def test_a_provider_failing_permanently_fails_the_run_with_the_reason(
-    celery_worker: Any, project: Any, script: Any, no_sandbox: None
+def test_a_provider_failing_permanently_fails_the_run_with_a_plain_reason_only(
+    celery_worker: Any, api_client: Any, project: Any, script: Any, no_sandbox: None
 ) -> None:
+    vendor_text = "invalid API key sk-live-4f9a8b7c6d5e"
     script(
         [
             {
                 "role": "coder",
                 "action": "error",
                 "status_code": 401,
-                "message": "invalid API key",
+                "message": vendor_text,
                 "times": -1,
             }
         ]
@@ -37,12 +40,24 @@ def test_a_provider_failing_permanently_fails_the_run_with_the_reason(
     run = run_start(project=project, user=project.owner, prompt=PROMPT)
     run = wait_for_run(run.id)
 
-    assert run.status == Run.Status.FAILED
-    assert run.error_code
-    assert "invalid API key" in run.error
+    shown = json.dumps(
+        [
+            api_client.get(f"/runs/{run.id}").json(),
+            api_client.get(f"/runs/{run.id}/steps").json(),
+            list(Event.objects.filter(run=run).values_list("payload", flat=True)),
+        ]
+    )
+    assert (run.status, run.error_code) == (Run.Status.FAILED, "provider_failed")
+    assert run.error == FAILURE_REASONS["provider_failed"]
+    assert "invalid API key" not in shown
+    assert "sk-live" not in shown
     assert last_event(run).type == "run.failed"
-    assert last_event(run).payload["reason"] == run.error_code
-    assert Step.objects.filter(run=run, role="coder", status=Step.Status.FAILED).exists()
+    assert last_event(run).payload == {
+        "reason": "provider_failed",
+        "detail": FAILURE_REASONS["provider_failed"],
+    }
+    failed = Step.objects.filter(run=run, status=Step.Status.FAILED)
+    assert set(failed.values_list("error", flat=True)) == {FAILURE_REASONS["provider_failed"]}
 
 
 def test_cancel_during_coding_starts_no_further_step(

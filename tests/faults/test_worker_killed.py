@@ -1,9 +1,12 @@
-"""A worker killed with SIGKILL while a coder step runs: a new worker finishes the run.
+"""Workers killed with SIGKILL mid-run: the beat reaper resumes the run, nothing is paid twice.
 
-The workers are real ``celery -A config worker`` processes on the test database and Redis
-db; the first one is killed mid-step, the beat reaper's task (run by the second worker)
-resumes the run whose heartbeat went stale, and the run completes without any duplicated
-row and without paying again for a step that had finished.
+The workers and beat are real ``celery -A config worker`` / ``celery -A config beat``
+processes on the test database and Redis db. A fault point (``pipeline.faults``, on only in
+these processes) holds the worker right after a model's answer was stored and before its
+step ended, so the kill lands at that moment every time; the test then starts beat and a
+fresh worker and calls nothing by hand: beat's reaper must find the run and resume it.
+Afterwards every model step has exactly one billed call, the run's tokens and cost are the
+sums over its steps, and each step and the run completed exactly once.
 """
 
 import os
@@ -11,60 +14,55 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipeline.models import Run, Step
+from pipeline.faults import fault_held, fault_script_set
+from pipeline.models import Event, Run, Step, StepCall
 from pipeline.services import run_start
-from pipeline.tasks import reap_stale_runs
 from projects.models import Artifact
-from providers.offline.answers import calls_for
+from providers.offline.answers import calls_for, latency_set
 from tests.net import subprocess_env
 from tests.pipeline.conftest import wait_for_run, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-STALE_SECONDS = 3
+CELERY = str(Path(sys.executable).with_name("celery"))
+# Steps that make no model call: the integrated tree and the combined test suite.
+NO_MODEL_CALL = ("integrate:tree", "integrate:suite:")
+
+
+Start = Callable[..., subprocess.Popen]
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen]]:
-    """Start ``celery -A config worker`` subprocesses on this test's database and Redis."""
+def start(tmp_path: Path) -> Iterator[Start]:
+    """Start celery processes (``worker`` or ``beat``) on this test's database and Redis."""
     env = subprocess_env(
-        OFFLINE_LATENCY_MS="1500",
+        OFFLINE_LATENCY_MS="300",
         PIPELINE_HEARTBEAT_SECONDS="0.5",
-        PIPELINE_STALE_SECONDS=str(STALE_SECONDS),
-        SANDBOX_TESTS_ENABLED="false",
+        PIPELINE_STALE_SECONDS="3",
+        PIPELINE_REAPER_SECONDS="1",
+        PIPELINE_FAULT_POINTS="true",
     )
     started: list[subprocess.Popen] = []
 
-    def start(name: str) -> subprocess.Popen:
+    def start(name: str, *args: str, sandbox: bool = False) -> subprocess.Popen:
         log = (tmp_path / f"{name}.log").open("wb")
+        if args[0] == "worker":
+            args = (*args, "-n", f"{name}@%h", "--without-mingle", "--without-gossip")
+        else:
+            args = (*args, "-s", str(tmp_path / "beat-schedule"))
         process = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("celery")),
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "llm,sandbox,default",
-                "--pool",
-                "threads",
-                "-c",
-                "8",
-                "-n",
-                f"{name}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "--loglevel",
-                "INFO",
-            ],
+            [CELERY, "-A", "config", *args, "--loglevel", "INFO"],
             cwd=ROOT,
-            env=env,
+            env={**env, "SANDBOX_TESTS_ENABLED": "true" if sandbox else "false"},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -83,36 +81,97 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen]]:
                 process.wait()
 
 
-def test_a_run_survives_its_worker_killed_during_a_coder_step(
-    project: Any, start_worker: Callable[[str], subprocess.Popen]
-) -> None:
-    first = start_worker("doomed")
-    run = run_start(project=project, user=project.owner, prompt="A habit tracker with streaks")
-    running = wait_until(
-        lambda: Step.objects.filter(run=run, role="coder", status=Step.Status.RUNNING).first(),
-        timeout=90,
-    )
+def llm_worker(start: Start, name: str, queues: str = "llm,default", **kw: Any) -> Any:
+    return start(name, "worker", "-Q", queues, "--pool", "threads", "-c", "8", **kw)
 
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-    finished_before = set(
-        Step.objects.filter(run=run, status=Step.Status.SUCCEEDED).values_list("key", flat=True)
-    )
-    time.sleep(STALE_SECONDS + 1)  # the killed worker's heartbeats stop; the run goes stale
-    start_worker("rescuer")
-    reap_stale_runs.delay()
-    run = wait_for_run(run.id, timeout=180)
 
-    calls = calls_for(run.id)
-    keys = list(Step.objects.filter(run=run).values_list("key", flat=True))
-    paths = list(Artifact.objects.filter(run=run).values_list("path", flat=True))
+def kill(process: subprocess.Popen) -> float:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return time.monotonic()
+
+
+def assert_paid_and_completed_once(run: Run) -> None:
+    """One billed call per model step, usage summed exactly, one completion of each."""
+    steps = list(Step.objects.filter(run=run))
+    model_steps = [s.key for s in steps if not s.key.startswith(NO_MODEL_CALL)]
+    completed = Counter(
+        e.payload["key"] for e in Event.objects.filter(run=run, type="step.completed")
+    )
     assert run.status == Run.Status.COMPLETED
-    assert run.resume_count == 1
-    assert running.key not in finished_before
-    assert {key: calls[key] for key in finished_before} == dict.fromkeys(finished_before, 1)
-    # The killed step ran again (the offline model counts a call after its latency, so
-    # the interrupted attempt may or may not have been counted).
-    assert Step.objects.get(run=run, key=running.key).status == Step.Status.SUCCEEDED
-    assert calls[running.key] >= 1
-    assert len(keys) == len(set(keys))
+    assert calls_for(run.id) == dict.fromkeys(model_steps, 1)
+    assert {s.key: s.llm_calls for s in steps if s.key in model_steps} == dict.fromkeys(
+        model_steps, 1
+    )
+    assert StepCall.objects.filter(step__run=run).count() == len(model_steps)
+    assert (run.tokens_in, run.tokens_out, run.cost_usd) == (
+        sum(s.tokens_in for s in steps),
+        sum(s.tokens_out for s in steps),
+        sum((s.cost_usd for s in steps), Decimal(0)),
+    )
+    assert completed == Counter(s.key for s in steps if s.key != "integrate:tree")
+    assert Event.objects.filter(run=run, type="run.completed").count() == 1
+    paths = list(Artifact.objects.filter(run=run).values_list("path", flat=True))
     assert paths and len(paths) == len(set(paths))
+
+
+def test_an_llm_worker_killed_after_the_answer_was_stored_pays_for_no_call_again(
+    project: Any, start: Start
+) -> None:
+    held_step = "task:cli:coder:1"
+    fault_script_set([{"point": "answer_stored", "step": held_step, "seconds": 600}])
+    doomed = llm_worker(start, "doomed", "llm,sandbox,default")
+    run = run_start(project=project, user=project.owner, prompt="A habit tracker with streaks")
+    wait_until(fault_held, timeout=120)
+
+    killed_at = kill(doomed)
+    start("beat", "beat")
+    llm_worker(start, "rescuer", "llm,sandbox,default")
+    run = wait_for_run(run.id, timeout=180)
+    print(f"completed {time.monotonic() - killed_at:.1f}s after the kill")
+
+    step = Step.objects.get(run=run, key=held_step)
+    assert fault_held() == [{"point": "answer_stored", "step": held_step}]
+    assert run.resume_count == 1
+    assert (step.status, step.llm_calls) == (Step.Status.SUCCEEDED, 1)
+    assert_paid_and_completed_once(run)
+
+
+def test_a_sandbox_worker_killed_during_a_tester_step_pays_for_no_call_again(
+    project: Any, start: Start
+) -> None:
+    held_step = "task:core:tester:1"
+    fault_script_set([{"point": "answer_stored", "step": held_step, "seconds": 600}])
+    llm_worker(start, "llm", sandbox=True)
+    doomed = start(
+        "doomed", "worker", "-Q", "sandbox", "--pool", "prefork", "-c", "2", sandbox=True
+    )
+    run = run_start(project=project, user=project.owner, prompt="A habit tracker with streaks")
+    wait_until(fault_held, timeout=180)
+
+    killed_at = kill(doomed)
+    start("beat", "beat")
+    start("rescuer", "worker", "-Q", "sandbox", "--pool", "prefork", "-c", "2", sandbox=True)
+    run = wait_for_run(run.id, timeout=240)
+    print(f"completed {time.monotonic() - killed_at:.1f}s after the kill")
+
+    verdict = Event.objects.get(run=run, type="test.result", payload__task="core")
+    assert fault_held() == [{"point": "answer_stored", "step": held_step}]
+    assert run.resume_count == 1
+    assert verdict.payload["mode"] == "sandbox"
+    assert_paid_and_completed_once(run)
+
+
+def test_a_live_worker_in_a_model_call_longer_than_the_stale_bound_is_left_alone(
+    project: Any, start: Start
+) -> None:
+    latency_set(roles={"coder": 8000}, default_ms=100)  # coders take over twice the bound
+    start("beat", "beat")
+    llm_worker(start, "worker", "llm,sandbox,default")
+
+    run = run_start(project=project, user=project.owner, prompt="A habit tracker with streaks")
+    run = wait_for_run(run.id, timeout=240)
+
+    assert run.resume_count == 0
+    assert not Event.objects.filter(run=run, type="run.resumed").exists()
+    assert_paid_and_completed_once(run)

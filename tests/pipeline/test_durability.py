@@ -8,6 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from pipeline import canvas
+from pipeline.flow import Next
 from pipeline.models import Event, Run, Step
 from pipeline.services import run_reap_stale
 from pipeline.services.steps import StepBusy, StepSpec, step_run
@@ -108,7 +109,7 @@ def test_the_reaper_leaves_a_live_run_alone(run: Run) -> None:
 
 
 def test_cancel_revokes_the_tasks_the_run_queued(run: Run, project: Any) -> None:
-    sig = canvas.design_round(run.id, 1)
+    sig = canvas.canvas_for(run.id, Next.design(1))
     sig.freeze()
     canvas.canvas_remember(run_id=run.id, sig=sig)
 
@@ -203,3 +204,245 @@ def test_a_long_model_call_keeps_the_step_heartbeat_fresh(run: Run, settings: An
 
     step = Step.objects.get(run=run, key="k")
     assert step.started_at < step.heartbeat_at < step.finished_at
+
+
+# --- stored answers: a paid call is never made again --------------------------------------
+
+
+def ask_offline(prepared: Any, ledger: Any) -> dict:
+    """A step body that asks the offline model once, through ``complete``."""
+    from providers.services import complete
+
+    context = f'<context>{{"kind": "note", "run": {ledger.run_id}, "step": "k"}}</context>'
+    completion = complete(role="coder", messages=[{"role": "user", "content": context}], run=ledger)
+    return {"text": completion.text, "replayed": completion.replayed}
+
+
+def stale_running_step(run: Run, settings: Any) -> Step:
+    old = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS + 5)
+    return Step.objects.create(run=run, role="coder", key="k", status="running", heartbeat_at=old)
+
+
+def test_an_answer_is_stored_with_its_usage_the_moment_it_arrives(run: Run) -> None:
+    from pipeline.models import StepCall
+
+    seen: dict[str, Any] = {}
+
+    def ask_then_look(prepared: Any, ledger: Any) -> dict:
+        answer = ask_offline(prepared, ledger)
+        step = Step.objects.get(run=run, key="k")
+        seen["call"] = StepCall.objects.values("ordinal", "text", "tokens_in").get(step=step)
+        seen["usage"] = (step.status, step.llm_calls, step.tokens_in)
+        seen["run_tokens"] = Run.objects.get(id=run.id).tokens_in
+        return answer
+
+    output = step_run(
+        run_id=run.id,
+        spec=StepSpec(role="coder", key="k"),
+        prepare=lambda r, s: None,
+        execute=ask_then_look,
+    )
+
+    tokens = seen["call"]["tokens_in"]
+    assert seen["call"]["ordinal"] == 0
+    assert seen["call"]["text"] == output["text"]
+    assert seen["usage"] == ("running", 1, tokens)
+    assert seen["run_tokens"] == tokens > 0
+
+
+def test_a_step_taken_over_replays_its_stored_answer_and_pays_nothing_more(
+    run: Run, settings: Any
+) -> None:
+    from decimal import Decimal
+
+    from pipeline.models import StepCall
+    from providers.offline.answers import calls_for
+
+    step = stale_running_step(run, settings)
+    Step.objects.filter(id=step.id).update(tokens_in=40, cost_usd=Decimal("0.5"), llm_calls=1)
+    Run.objects.filter(id=run.id).update(tokens_in=40, cost_usd=Decimal("0.5"))
+    StepCall.objects.create(
+        step=step,
+        ordinal=0,
+        provider="offline",
+        model="offline",
+        text="paid before",
+        tokens_in=40,
+        cost_usd=Decimal("0.5"),
+    )
+
+    output = step_run(
+        run_id=run.id,
+        spec=StepSpec(role="coder", key="k"),
+        prepare=lambda r, s: None,
+        execute=ask_offline,
+    )
+
+    step.refresh_from_db()
+    run.refresh_from_db()
+    assert output == {"text": "paid before", "replayed": True}
+    assert calls_for(run.id) == {}
+    assert (step.status, step.llm_calls, step.tokens_in, step.cost_usd) == (
+        "succeeded",
+        1,
+        40,
+        Decimal("0.5"),
+    )
+    assert (run.tokens_in, run.cost_usd) == (40, Decimal("0.5"))
+    assert StepCall.objects.filter(step=step).count() == 1
+
+
+def test_a_call_cut_off_before_its_answer_is_made_again(run: Run, settings: Any) -> None:
+    from providers.offline.answers import calls_for
+
+    step = stale_running_step(run, settings)
+
+    output = step_run(
+        run_id=run.id,
+        spec=StepSpec(role="coder", key="k"),
+        prepare=lambda r, s: None,
+        execute=ask_offline,
+    )
+
+    step.refresh_from_db()
+    assert output["replayed"] is False
+    assert calls_for(run.id) == {"k": 1}
+    assert (step.status, step.llm_calls) == ("succeeded", 1)
+
+
+def test_a_failed_step_asks_the_model_anew_when_it_runs_again(run: Run) -> None:
+    from pipeline.models import StepCall
+    from providers.offline.answers import calls_for
+
+    def ask_then_break(prepared: Any, ledger: Any) -> dict:
+        ask_offline(prepared, ledger)
+        raise ValueError("the answer could not be used")
+
+    spec = StepSpec(role="coder", key="k")
+    with pytest.raises(ValueError):
+        step_run(run_id=run.id, spec=spec, prepare=lambda r, s: None, execute=ask_then_break)
+    Step.objects.filter(run=run, key="k").update(status=Step.Status.PENDING)
+
+    output = step_run(run_id=run.id, spec=spec, prepare=lambda r, s: None, execute=ask_offline)
+
+    assert output["replayed"] is False
+    assert calls_for(run.id) == {"k": 2}
+    assert list(StepCall.objects.filter(step__key="k").values_list("ordinal", "retired")) == [
+        (0, True),
+        (1, False),
+    ]
+
+
+def test_a_fault_point_holds_the_worker_right_after_an_answer_is_stored(
+    run: Run, settings: Any
+) -> None:
+    from pipeline.faults import fault_held, fault_script_set
+
+    settings.PIPELINE_FAULT_POINTS = True
+    fault_script_set([{"point": "answer_stored", "step": "k", "seconds": 0.1}])
+
+    step_run(
+        run_id=run.id,
+        spec=StepSpec(role="coder", key="k"),
+        prepare=lambda r, s: None,
+        execute=ask_offline,
+    )
+
+    assert fault_held() == [{"point": "answer_stored", "step": "k"}]
+
+
+def test_the_reaper_is_in_the_beat_schedule_every_few_seconds() -> None:
+    from config.celery import app
+
+    reapers = [
+        entry
+        for entry in app.conf.beat_schedule.values()
+        if entry["task"] == "pipeline.reap_stale_runs"
+    ]
+
+    assert len(reapers) == 1
+    assert reapers[0]["schedule"].total_seconds() <= 5
+    assert reapers[0]["options"]["queue"] == "default"
+
+
+def test_the_reaper_resumes_a_run_whose_step_holder_stopped_beating_at_once(
+    run: Run, settings: Any
+) -> None:
+    settings.PIPELINE_QUIET_SECONDS = 3600
+    old = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS + 1)
+    Step.objects.create(run=run, role="coder", key="dead", status="running", heartbeat_at=old)
+    Step.objects.create(
+        run=run, role="coder", key="live", status="running", heartbeat_at=timezone.now()
+    )
+
+    assert run_reap_stale() == [run.id]
+    assert dict(Step.objects.filter(run=run).values_list("key", "status")) == {
+        "dead": "pending",
+        "live": "running",
+    }
+
+
+def test_the_reaper_resumes_a_quiet_run_only_after_the_quiet_bound(run: Run, settings: Any) -> None:
+    settings.PIPELINE_QUIET_SECONDS = 60
+    Run.objects.filter(id=run.id).update(heartbeat_at=timezone.now() - timedelta(seconds=30))
+    assert run_reap_stale() == []  # its next task may be waiting behind busy workers
+
+    Run.objects.filter(id=run.id).update(heartbeat_at=timezone.now() - timedelta(seconds=61))
+    assert run_reap_stale() == [run.id]
+
+
+def test_a_model_call_longer_than_the_stale_bound_is_never_taken_over(
+    run: Run, settings: Any
+) -> None:
+    import threading
+    import time
+
+    from django.db import connections
+
+    settings.PIPELINE_HEARTBEAT_SECONDS = 0.2
+    settings.PIPELINE_STALE_SECONDS = 1.0
+    reaped: list[int] = []
+    done = threading.Event()
+
+    def reaper() -> None:
+        try:
+            while not done.is_set():
+                reaped.extend(run_reap_stale())
+                time.sleep(0.1)
+        finally:
+            connections.close_all()
+
+    looking = threading.Thread(target=reaper)
+    looking.start()
+    try:
+        step_run(
+            run_id=run.id,
+            spec=StepSpec(role="coder", key="k"),
+            prepare=lambda run, step: None,
+            execute=lambda prepared, ledger: time.sleep(4) or {"done": True},
+        )
+    finally:
+        done.set()
+        looking.join()
+
+    run.refresh_from_db()
+    assert reaped == []
+    assert (run.status, run.resume_count) == (Run.Status.RUNNING, 0)
+    assert Step.objects.get(run=run, key="k").status == Step.Status.SUCCEEDED
+
+
+def test_a_step_costs_three_statements_around_its_model_call(run: Run) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as before:
+        step_run(
+            run_id=run.id,
+            spec=StepSpec(role="coder", key="k"),
+            prepare=lambda run, step: None,
+            execute=lambda prepared, ledger: {"done": True},
+            run=run,
+        )
+
+    statements = [q["sql"].split()[0:4] for q in before.captured_queries]
+    assert len(statements) == 3, statements
+    assert Event.objects.filter(run=run).count() == 2

@@ -103,9 +103,16 @@ def test_static_review_is_labelled_when_the_sandbox_is_off(
     )
     run = wait_for_run(response.json()["run_id"])
 
-    results = Event.objects.filter(run=run, type="test.result", payload__task="core")
-    assert [e.payload["mode"] for e in results] == ["static review"]
-    assert results[0].payload["summary"].startswith("static review")
+    events = Event.objects.filter(run=run, type="test.result")
+    results = [e for e in events if e.payload["task"] is not None]
+    completed = Event.objects.filter(run=run, type="step.completed", payload__role="tester")
+    testers = [e for e in completed if e.payload["task"] is not None]
+    assert sorted(e.payload["task"] for e in results) == ["cli", "core", "storage"]
+    assert {e.payload["mode"] for e in results} == {"static review"}
+    assert all(e.payload["summary"].startswith("static review") for e in results)
+    assert sorted((e.payload["task"], e.payload["mode"]) for e in testers) == [
+        (task, "static review") for task in ("cli", "core", "storage")
+    ]
 
 
 def test_a_failing_first_attempt_is_fixed_by_the_next_coder_attempt(

@@ -7,10 +7,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..env import env
 
-# ==== Pipeline core (canvas, bounds, durability) ============================================
-# Defaults of a run's options (POST /projects/{id}/generate may override them per run).
+# ---- Pipeline core: canvas, bounds, durability ----
+
+# Design rounds a run may take before the planner approves (a run's option may lower it).
 PIPELINE_MAX_DESIGN_ROUNDS = env.int("PIPELINE_MAX_DESIGN_ROUNDS", default=3)
+# Coder -> tester attempts a task may take before the run fails (a run's option may lower it).
 PIPELINE_MAX_FIX_ATTEMPTS = env.int("PIPELINE_MAX_FIX_ATTEMPTS", default=3)
+# Whether runs wait at the approval gate after design unless their options say otherwise.
 PIPELINE_REQUIRE_APPROVAL = env.bool("PIPELINE_REQUIRE_APPROVAL", default=False)
 # Budget of a run in USD when the request names none (empty: no budget).
 PIPELINE_DEFAULT_BUDGET_USD = env.str("PIPELINE_DEFAULT_BUDGET_USD", default="")
@@ -22,23 +25,32 @@ if PIPELINE_DEFAULT_BUDGET_USD:
         raise ImproperlyConfigured(
             f"PIPELINE_DEFAULT_BUDGET_USD is not a number: {PIPELINE_DEFAULT_BUDGET_USD!r}"
         ) from exc
-# Bounds no run may pass: integration consult rounds, tokens, wall time.
+# Consult rounds integration may take to resolve conflicts before the run fails.
 PIPELINE_MAX_CONSULT_ROUNDS = env.int("PIPELINE_MAX_CONSULT_ROUNDS", default=2)
+# Tokens (in + out) a run may use before it fails with reason max_tokens.
 PIPELINE_MAX_RUN_TOKENS = env.int("PIPELINE_MAX_RUN_TOKENS", default=2_000_000)
+# Seconds a run (each resume anew) may take before it fails with reason wall_time.
 PIPELINE_MAX_WALL_SECONDS = env.int("PIPELINE_MAX_WALL_SECONDS", default=3600)
-# Limits on what a request may ask for.
+# Largest max_design_rounds a request may ask for.
 PIPELINE_OPTION_MAX_ROUNDS = env.int("PIPELINE_OPTION_MAX_ROUNDS", default=10)
+# Largest max_fix_attempts a request may ask for.
 PIPELINE_OPTION_MAX_FIX_ATTEMPTS = env.int("PIPELINE_OPTION_MAX_FIX_ATTEMPTS", default=10)
+# Longest prompt a run may have, in characters.
 PIPELINE_PROMPT_MAX_CHARS = env.int("PIPELINE_PROMPT_MAX_CHARS", default=20_000)
 # Context each step's prompt may carry, in tokens (about four characters each).
 PIPELINE_CONTEXT_BUDGET_TOKENS = env.int("PIPELINE_CONTEXT_BUDGET_TOKENS", default=12_000)
-# A running step touches its heartbeat this often; a run whose heartbeat is older than
-# PIPELINE_STALE_SECONDS is resumed by the reaper (beat, every PIPELINE_REAPER_SECONDS).
-PIPELINE_HEARTBEAT_SECONDS = env.float("PIPELINE_HEARTBEAT_SECONDS", default=10.0)
-PIPELINE_STALE_SECONDS = env.float("PIPELINE_STALE_SECONDS", default=300.0)
-PIPELINE_REAPER_SECONDS = env.float("PIPELINE_REAPER_SECONDS", default=60.0)
+# Seconds between heartbeats of a running step (one thread a worker process beats them all).
+PIPELINE_HEARTBEAT_SECONDS = env.float("PIPELINE_HEARTBEAT_SECONDS", default=2.0)
+# A running step whose heartbeat is older than this lost its worker: its run is resumed.
+PIPELINE_STALE_SECONDS = env.float("PIPELINE_STALE_SECONDS", default=10.0)
+# An active run with no step running and no progress for this long lost its queued work.
+PIPELINE_QUIET_SECONDS = env.float("PIPELINE_QUIET_SECONDS", default=180.0)
+# Seconds between two looks of the reaper (beat) for stalled runs.
+PIPELINE_REAPER_SECONDS = env.float("PIPELINE_REAPER_SECONDS", default=2.0)
 # A task that finds its step claimed by a live worker waits this long before looking again.
 PIPELINE_BUSY_RETRY_SECONDS = env.float("PIPELINE_BUSY_RETRY_SECONDS", default=5.0)
+# Test-only: let fault tests hold a worker at named moments (pipeline.faults); never in production.
+PIPELINE_FAULT_POINTS = env.bool("PIPELINE_FAULT_POINTS", default=False)
 # The tester runs the code in the sandbox (projects.checks) when available; otherwise it
 # gives a static review, labelled as such.
 SANDBOX_TESTS_ENABLED = env.bool("SANDBOX_TESTS_ENABLED", default=True)
@@ -53,10 +65,13 @@ for _name in (
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1")
-if not 0 < PIPELINE_HEARTBEAT_SECONDS < PIPELINE_STALE_SECONDS:
+if not 0 < 2 * PIPELINE_HEARTBEAT_SECONDS <= PIPELINE_STALE_SECONDS <= PIPELINE_QUIET_SECONDS:
     raise ImproperlyConfigured(
-        "PIPELINE_HEARTBEAT_SECONDS must be positive and below PIPELINE_STALE_SECONDS"
+        "PIPELINE_HEARTBEAT_SECONDS must be positive, PIPELINE_STALE_SECONDS at least two "
+        "heartbeats, and PIPELINE_QUIET_SECONDS at least PIPELINE_STALE_SECONDS"
     )
+if PIPELINE_REAPER_SECONDS <= 0:
+    raise ImproperlyConfigured("PIPELINE_REAPER_SECONDS must be positive")
 
 PIPELINE_BEAT_SCHEDULE: dict = {
     "pipeline-reap-stale-runs": {
@@ -65,7 +80,7 @@ PIPELINE_BEAT_SCHEDULE: dict = {
         "options": {"queue": "default", "expires": PIPELINE_REAPER_SECONDS},
     },
 }
-# ==== END pipeline core ======================================================================
+# ---- end of pipeline core ----
 
 # ==== BEGIN streaming / artifacts block (owned by the streaming helper) =====================
 # Artifacts live in the named "artifacts" storage: the local filesystem under MEDIA_ROOT by

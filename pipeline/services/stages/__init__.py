@@ -1,12 +1,20 @@
-"""The stages of a run, one function per canvas task: design, orchestrate, code, test,
+"""The stages of a run, one function per Celery task: design, orchestrate, code, test,
 integrate, finalize.
 
-Each returns what the canvas should do next as a ``Next`` (or ``None`` when this branch of
-the canvas ends), so the Celery tasks stay thin and ``pipeline.canvas`` alone builds
-signatures. Every function is safe to run again: its steps answer from their rows.
+Each returns what comes next as a ``pipeline.flow.Next`` (or ``None`` when this branch
+ends); the tasks hand it to ``pipeline.canvas``, which alone builds signatures (no stage
+imports it). Every function is safe to run again: its steps answer from their rows.
 """
 
-from .coding import check_files, layer_done, orchestrate, task_code, task_test
+from .coding import (
+    check_files,
+    orchestrate,
+    plan_claim_integration,
+    plan_claim_ready,
+    plan_next,
+    task_code,
+    task_test,
+)
 from .common import STATIC_REVIEW, Next
 from .design import design_architect, design_planner, plan_layers
 from .integration import finalize, find_conflicts, integrate
@@ -20,8 +28,10 @@ __all__ = [
     "finalize",
     "find_conflicts",
     "integrate",
-    "layer_done",
     "orchestrate",
+    "plan_claim_integration",
+    "plan_claim_ready",
+    "plan_next",
     "plan_layers",
     "task_code",
     "task_test",

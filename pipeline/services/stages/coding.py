@@ -1,23 +1,30 @@
-"""Coding: the approval gate and the orchestrator, then per task coder -> tester (fix loop)."""
+"""Coding: the approval gate and the orchestrator, then per task coder -> tester (fix loop).
+
+No layer barrier: a task is queued the moment its own dependencies are green. Whoever
+turns a task green claims, with one conditional UPDATE, every task that just became ready
+(``plan_claim_ready``), so a task is queued exactly once however many of its dependencies
+finish together; whoever turns the last one green claims integration.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from common.logging import get_logger
 
 from ... import context as ctx
+from ...flow import INTEGRATE, Next
 from ...models import PlanTask, Run, Step
 from ...roles import CODER, ORCHESTRATOR, TESTER
 from ..runs import RunStopped, emit, run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .common import (
     STATIC_REVIEW,
-    Next,
     base_context,
     normalize_files,
     run_chain,
@@ -89,7 +96,57 @@ def orchestrate(*, run_id: int) -> Next | None:
         prepare=prepare,
         execute=execute,
     )
-    return Next("layers", ([[t.id for t in layer] for layer in layers],))
+    return plan_next(run_id=run_id)
+
+
+# --- dispatch: a task starts when its own dependencies are green --------------------------
+
+_CLAIM_READY = """
+UPDATE pipeline_plantask AS t SET dispatched_at = now(), status = 'running'
+WHERE t.run_id = %s AND t.status = 'pending' AND t.dispatched_at IS NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM pipeline_plantask AS d
+    WHERE d.run_id = t.run_id AND jsonb_exists(t.depends_on, d.key) AND d.status <> 'succeeded'
+  )
+RETURNING t.id
+"""
+
+
+def plan_claim_ready(*, run_id: int) -> list[int]:
+    """Claim the run's tasks whose dependencies are all green and that nobody queued yet.
+
+    One conditional UPDATE: of several workers that finish dependencies of one task at the
+    same moment, exactly one gets it back (PostgreSQL re-checks ``dispatched_at`` on the
+    row it waited for). Callers must have committed their own task's green status first,
+    so that the last of them to finish sees every dependency green.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_READY, [run_id])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def plan_claim_integration(*, run_id: int) -> bool:
+    """Claim integration once every task of an active run is green; True for the one winner."""
+    unfinished = PlanTask.objects.filter(run_id=OuterRef("id")).exclude(
+        status=PlanTask.Status.SUCCEEDED
+    )
+    return bool(
+        Run.objects.filter(id=run_id, status__in=Run.ACTIVE, integration_claimed_at__isnull=True)
+        .filter(Exists(PlanTask.objects.filter(run_id=OuterRef("id"))))
+        .exclude(Exists(unfinished))
+        .update(integration_claimed_at=timezone.now())
+    )
+
+
+def plan_next(*, run_id: int) -> Next | None:
+    """What the plan needs now: the tasks just claimed, or integration, or nothing yet."""
+    ready = plan_claim_ready(run_id=run_id)
+    if ready:
+        return Next.tasks(*((task_id, 1) for task_id in ready))
+    if plan_claim_integration(run_id=run_id):
+        stage_mark(run_id=run_id, stage="coding", edge="completed")
+        return INTEGRATE
+    return None
 
 
 # --- a task: coder -> tester ------------------------------------------------------------------
@@ -151,11 +208,8 @@ def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> d
 
 def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     """Attempt ``attempt`` of a task's coder (with the previous attempt's failures)."""
-    run_check_bounds(run_id=run_id)
-    task = PlanTask.objects.get(id=plan_task_id)
-    PlanTask.objects.filter(id=task.id, status=PlanTask.Status.PENDING).update(
-        status=PlanTask.Status.RUNNING
-    )
+    run = run_check_bounds(run_id=run_id)
+    task = PlanTask.objects.get(id=plan_task_id)  # running since it was claimed
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         return {
@@ -175,6 +229,7 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
         spec=_task_step_spec(task, "coder", attempt),
         prepare=prepare,
         execute=execute,
+        run=run,
     )
 
 
@@ -234,8 +289,10 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
     task = PlanTask.objects.get(id=plan_task_id)
     max_attempts = int(run_option(run, "max_fix_attempts"))
 
+    coded: dict[str, Any] = {}
+
     def prepare(run: Run, step: Step) -> dict[str, Any]:
-        coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
+        coded.update(step_output(run_id, f"task:{task.key}:coder:{attempt}") or {})
         files = {**_dependency_files(task), **(coded.get("files") or {})}
         context = base_context(run, step, "test")
         context["attempt"] = attempt
@@ -272,36 +329,36 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
             "report": report,
         }
 
-    def on_success(step: Step, verdict: dict[str, Any]) -> None:
-        emit(
-            run_id=run_id,
-            type="test.result",
-            payload={
-                "task": task.key,
-                "attempt": attempt,
-                "passed": verdict["passed"],
-                "mode": verdict["mode"],
-                "summary": verdict["summary"],
-                "failures": verdict["failures"][:5],
-            },
-        )
+    def result_events(verdict: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        payload = {
+            "task": task.key,
+            "attempt": attempt,
+            "passed": verdict["passed"],
+            "mode": verdict["mode"],
+            "summary": verdict["summary"],
+            "failures": verdict["failures"][:5],
+        }
+        return [("test.result", payload)]
 
     verdict = step_run(
         run_id=run_id,
         spec=_task_step_spec(task, "tester", attempt),
         prepare=prepare,
         execute=execute,
-        on_success=on_success,
+        events=result_events,
+        run=run,
     )
-    coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
+    if not coded:  # the verdict was stored before: prepare did not run
+        coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
     if verdict.get("passed"):
+        # Committed on its own before the claims below (see plan_claim_ready).
         PlanTask.objects.filter(id=task.id).update(
             status=PlanTask.Status.SUCCEEDED,
             result={"files": coded.get("files") or {}, "attempt": attempt, "verdict": verdict},
         )
-        return None
+        return plan_next(run_id=run_id)
     if attempt < max_attempts:
-        return Next("fix", (task.id, attempt + 1))
+        return Next.tasks((task.id, attempt + 1))
     PlanTask.objects.filter(id=task.id).update(
         status=PlanTask.Status.FAILED,
         result={"files": coded.get("files") or {}, "attempt": attempt, "verdict": verdict},
@@ -313,24 +370,3 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         + "; ".join(verdict.get("failures") or [verdict.get("summary", "")])[:1000],
     )
     return None
-
-
-def layer_done(*, run_id: int, layer: int, last: bool) -> None:
-    """A layer's chord has finished: every task of it must have succeeded."""
-    run = Run.objects.get(id=run_id)
-    if run.status not in Run.ACTIVE:
-        raise RunStopped(run_id)
-    unfinished = list(
-        PlanTask.objects.filter(run_id=run_id, layer=layer)
-        .exclude(status=PlanTask.Status.SUCCEEDED)
-        .values_list("key", flat=True)
-    )
-    if unfinished:
-        run_fail(
-            run_id=run_id,
-            code="task_failed",
-            detail=f"Tasks {unfinished} of layer {layer + 1} did not succeed.",
-        )
-        raise RunStopped(run_id)
-    if last:
-        stage_mark(run_id=run_id, stage="coding", edge="completed")

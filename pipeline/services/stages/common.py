@@ -1,27 +1,17 @@
-"""What the stage modules share: ``Next``, option lookup, stored outputs, base context."""
+"""What the stage modules share: option lookup, stored outputs, base context."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
+from ...flow import Next
 from ...models import Run, Step
 
+__all__ = ["STATIC_REVIEW", "Next"]
+
 STATIC_REVIEW = "static review"
-
-
-@dataclass(frozen=True)
-class Next:
-    """What the canvas does after a task: ``kind`` names it, ``args`` parametrize it.
-
-    Kinds: ``design`` (round), ``orchestrate``, ``layers`` (list of lists of plan task
-    ids), ``fix`` (plan task id, attempt).
-    """
-
-    kind: str
-    args: tuple = ()
 
 
 def run_chain(run: Run) -> list[str] | None:

@@ -7,16 +7,17 @@ from typing import Any
 from django.utils import timezone
 
 from ... import context as ctx
+from ...flow import ORCHESTRATE, Next
 from ...models import PlanTask, Run, Step
 from ...roles import ARCHITECT, PLANNER
-from ..runs import emit, run_check_bounds, run_fail, run_set_status, stage_mark
+from ..runs import run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
-from .common import Next, base_context, run_chain, run_option, step_output
+from .common import base_context, run_chain, run_option, step_output
 
 
 def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
     """Round ``round`` of the design: the architect proposes (answering last objections)."""
-    run_check_bounds(run_id=run_id)
+    run = run_check_bounds(run_id=run_id)
     if run_set_status(
         run_id=run_id, status=Run.Status.DESIGNING, from_statuses=(Run.Status.QUEUED,)
     ):
@@ -44,6 +45,7 @@ def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
         spec=StepSpec(role="architect", key=f"design:{round}:architect", round=round),
         prepare=prepare,
         execute=execute,
+        run=run,
     )
 
 
@@ -117,35 +119,37 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
                 review["objections"] = [*review["objections"], f"The plan is invalid: {exc}"]
         return review
 
-    def on_success(step: Step, review: dict[str, Any]) -> None:
+    def round_events(review: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         design = step_output(run_id, f"design:{round}:architect") or {}
+        payload = {
+            "round": round,
+            "approved": review["approved"],
+            "objections": review["objections"],
+            "resolutions": design.get("resolutions", []),
+            "summary": design.get("summary", ""),
+        }
+        return [("consensus.round", payload)]
+
+    def on_success(step: Step, review: dict[str, Any]) -> None:
         if review["approved"]:
+            design = step_output(run_id, f"design:{round}:architect") or {}
             _plan_store(run_id, round, design, review["tasks"])
-        emit(
-            run_id=run_id,
-            type="consensus.round",
-            payload={
-                "round": round,
-                "approved": review["approved"],
-                "objections": review["objections"],
-                "resolutions": design.get("resolutions", []),
-                "summary": design.get("summary", ""),
-            },
-        )
 
     review = step_run(
         run_id=run_id,
         spec=StepSpec(role="planner", key=f"design:{round}:planner", round=round),
         prepare=prepare,
         execute=execute,
+        events=round_events,
         on_success=on_success,
+        run=run,
     )
     if review.get("approved"):
         if not PlanTask.objects.filter(run_id=run_id).exists():  # replay after a crash
             design = step_output(run_id, f"design:{round}:architect") or {}
             _plan_store(run_id, round, design, review["tasks"])
         stage_mark(run_id=run_id, stage="design", edge="completed")
-        return Next("orchestrate")
+        return ORCHESTRATE
     if round >= max_rounds:
         run_fail(
             run_id=run_id,
@@ -154,4 +158,4 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
             f"objections: {'; '.join(review.get('objections') or [])[:1000]}",
         )
         return None
-    return Next("design", (round + 1,))
+    return Next.design(round + 1)

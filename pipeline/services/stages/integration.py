@@ -166,26 +166,23 @@ def _suite(run_id: int, number: int, tree: dict[str, str]) -> dict[str, Any]:
         report, mode = check_files(prepared["files"])
         return {"mode": mode, "report": report, "passed": report is None or report["passed"]}
 
-    def on_success(step: Step, result: dict[str, Any]) -> None:
-        emit(
-            run_id=run_id,
-            type="test.result",
-            payload={
-                "task": None,
-                "suite": "integration",
-                "attempt": number,
-                "passed": result["passed"],
-                "mode": result["mode"],
-                "summary": (result["report"] or {}).get("summary", STATIC_REVIEW),
-            },
-        )
+    def result_events(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        payload = {
+            "task": None,
+            "suite": "integration",
+            "attempt": number,
+            "passed": result["passed"],
+            "mode": result["mode"],
+            "summary": (result["report"] or {}).get("summary", STATIC_REVIEW),
+        }
+        return [("test.result", payload)]
 
     return step_run(
         run_id=run_id,
         spec=StepSpec(role="tester", key=f"integrate:suite:{number}", attempt=number),
         prepare=prepare,
         execute=execute,
-        on_success=on_success,
+        events=result_events,
     )
 
 

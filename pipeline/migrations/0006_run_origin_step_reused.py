@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipeline', '0002_run_gate_stages_plantask_result'),
+        ('pipeline', '0005_running_step_index'),
     ]
 
     operations = [
