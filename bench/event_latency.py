@@ -28,6 +28,9 @@ class _Collector:
     def __init__(self) -> None:
         self.latencies: dict[str, list[float]] = {"sse": [], "ws": []}
         self.received: dict[str, int] = {"sse": 0, "ws": 0}
+        self.connected: dict[str, int] = {"sse": 0, "ws": 0}
+        self.refused: dict[str, list[str]] = {"sse": [], "ws": []}
+        self.settled = 0  # clients that subscribed or gave up
         self.lock = threading.Lock()
 
     def note(self, transport: str, data: dict[str, Any]) -> None:
@@ -40,28 +43,50 @@ class _Collector:
             self.received[transport] += 1
 
 
+# Handshakes in flight at once: the figure is about subscribers, not a burst of handshakes.
+_HANDSHAKES = 8
+_ATTEMPTS = 3
+
+
 async def _sse_client(
-    base_url: str, token: str, run_id: int, after: int, ready: asyncio.Event, out: _Collector
+    base_url: str, token: str, run_id: int, after: int, gate: asyncio.Semaphore, out: _Collector
 ) -> None:
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     if after:
         headers["Last-Event-ID"] = str(after)
-    async with (
-        httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=None)) as client,
-        client.stream("GET", f"/runs/{run_id}/events", headers=headers) as response,
-    ):
-        response.raise_for_status()
-        async for line in response.aiter_lines():
-            if line.startswith("retry:"):
-                ready.set()  # the stream subscribed to the run's group before this line
-            elif line.startswith("data:"):
-                out.note("sse", json.loads(line[5:]))
+    timeout = httpx.Timeout(30, read=None)
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+        response = None
+        for _ in range(_ATTEMPTS):
+            async with gate:
+                try:
+                    request = client.build_request("GET", f"/runs/{run_id}/events", headers=headers)
+                    response = await client.send(request, stream=True)
+                    response.raise_for_status()
+                    lines = response.aiter_lines()
+                    # The stream joins the run's group before its first line ("retry:").
+                    while not (await anext(lines)).startswith("retry:"):
+                        pass
+                    break
+                except (httpx.HTTPError, StopAsyncIteration) as exc:
+                    out.refused["sse"].append(f"{type(exc).__name__}: {exc}"[:200])
+                    response = None
+        out.settled += 1
+        if response is None:
+            return
+        out.connected["sse"] += 1
+        try:
+            async for line in lines:
+                if line.startswith("data:"):
+                    out.note("sse", json.loads(line[5:]))
+        finally:
+            await response.aclose()
 
 
 async def _ws_url(base_url: str, token: str, run_id: int, after: int) -> tuple[str, list[str]]:
     """Where to connect and which subprotocols to offer: a ticket, or the bearer token."""
     ws_base = base_url.replace("http://", "ws://", 1)
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         response = await client.post(
             f"/runs/{run_id}/ws-ticket", headers={"Authorization": f"Bearer {token}"}
         )
@@ -74,22 +99,36 @@ async def _ws_url(base_url: str, token: str, run_id: int, after: int) -> tuple[s
 
 
 async def _ws_client(
-    base_url: str, token: str, run_id: int, after: int, ready: asyncio.Event, out: _Collector
+    base_url: str, token: str, run_id: int, after: int, gate: asyncio.Semaphore, out: _Collector
 ) -> None:
-    from websockets.asyncio.client import connect
+    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.exceptions import WebSocketException
     from websockets.typing import Origin, Subprotocol
 
-    url, protocols = await _ws_url(base_url, token, run_id, after)
-    async with connect(
-        url,
-        subprotocols=[Subprotocol(p) for p in protocols] or None,
-        origin=Origin(base_url),
-        open_timeout=30,
-        max_queue=None,
-    ) as socket:
-        ready.set()  # accepted after joining the run's group
+    socket: ClientConnection | None = None
+    for _ in range(_ATTEMPTS):
+        async with gate:
+            try:
+                url, protocols = await _ws_url(base_url, token, run_id, after)
+                socket = await connect(
+                    url,
+                    subprotocols=[Subprotocol(p) for p in protocols] or None,
+                    origin=Origin(base_url),
+                    open_timeout=30,
+                    max_queue=None,
+                )
+                break  # accepted after joining the run's group
+            except (OSError, TimeoutError, WebSocketException, httpx.HTTPError) as exc:
+                out.refused["ws"].append(f"{type(exc).__name__}: {exc}"[:200])
+    out.settled += 1
+    if socket is None:
+        return
+    out.connected["ws"] += 1
+    try:
         async for message in socket:
             out.note("ws", json.loads(message))
+    finally:
+        await socket.close()
 
 
 def ws_admission(base_url: str, token: str, run_id: int) -> str:
@@ -126,33 +165,36 @@ def measure(
             connection.close()
 
     async def main() -> None:
-        readies = [asyncio.Event() for _ in range(2 * clients)]
+        gate = asyncio.Semaphore(_HANDSHAKES)
         tasks = [
-            asyncio.create_task(_sse_client(base_url, token, run_id, after, readies[i], out))
-            for i in range(clients)
-        ] + [
-            asyncio.create_task(
-                _ws_client(base_url, token, run_id, after, readies[clients + i], out)
-            )
-            for i in range(clients)
+            asyncio.create_task(client(base_url, token, run_id, after, gate, out))
+            for client in (_sse_client, _ws_client)
+            for _ in range(clients)
         ]
-        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), timeout=120)
+        await asyncio.wait_for(_settled(), timeout=300)
         await asyncio.sleep(0.5)
         await asyncio.to_thread(publish_all)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if min(out.received.values()) >= events * clients:
+            if all(out.received[t] >= events * out.connected[t] for t in ("sse", "ws")):
                 break
             await asyncio.sleep(0.1)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _settled() -> None:
+        while out.settled < 2 * clients:
+            await asyncio.sleep(0.05)
+
     asyncio.run(main())
     return {
         transport: {
             **percentiles(out.latencies[transport]),
-            "expected": events * clients,
+            "clients": clients,
+            "connected": out.connected[transport],
+            "refused": out.refused[transport],
+            "expected": events * out.connected[transport],
             "received": out.received[transport],
         }
         for transport in ("sse", "ws")

@@ -71,14 +71,17 @@ def _hop_rows(group: str, ours: dict[str, Any] | None, peer: dict[str, Any], not
             "celery": show(peer["celery"]),
         }
 
+    def ends(summary: dict[str, Any] | None) -> str:
+        if summary is None:
+            return NOT_AVAILABLE
+        return f"{fmt(summary['start_ms'])} / {fmt(summary['finish_ms'])} ms"
+
     return [
         Row(group, "hop overhead on the critical path, p50", **cells("hops_ms", "p50"),
             target="< 15 ms", note=note),
         Row(group, "hop overhead on the critical path, max", **cells("hops_ms", "max")),
-        Row(group, "request -> first call / last call -> done",
-            ours=(f"{fmt(ours['start_ms'])} / {fmt(ours['finish_ms'])} ms" if ours else NOT_AVAILABLE),
-            langgraph=f"{fmt(peer['langgraph']['start_ms'])} / {fmt(peer['langgraph']['finish_ms'])} ms",
-            celery=f"{fmt(peer['celery']['start_ms'])} / {fmt(peer['celery']['finish_ms'])} ms"),
+        Row(group, "request -> first call / last call -> done", ours=ends(ours),
+            langgraph=ends(peer["langgraph"]), celery=ends(peer["celery"])),
         Row(group, "wall time / model critical path",
             **cells("wall_over_critical_path", as_ratio=True)),
     ]  # fmt: skip
@@ -257,15 +260,23 @@ def figure_events(bench: Bench, client_counts: list[int], events: int) -> list[R
         details[clients] = result
         for transport, label in (("sse", "SSE"), ("ws", "WebSocket")):
             figures = result[transport]
-            lost = figures["expected"] - figures["received"]
+            notes = [] if transport == "sse" else [f"admitted by {admission}"]
+            if figures["connected"] < clients:
+                notes.append(
+                    f"{clients - figures['connected']} of {clients} could not connect "
+                    f"({figures['refused'][-1] if figures['refused'] else '?'})"
+                )
+            elif figures["refused"]:
+                notes.append(f"{len(figures['refused'])} handshake(s) retried")
+            if figures["received"] < figures["expected"]:
+                notes.append(f"{figures['expected'] - figures['received']} events not received")
             rows.append(
                 Row(
                     "4",
                     f"event publish -> {label}, {clients} client(s): p50 / p99",
                     ours=f"{fmt(figures['p50'])} / {fmt(figures['p99'])} ms",
                     target="p99 < 20 ms" if clients == 1 else "p99 < 100 ms",
-                    note=(f"{lost} of {figures['expected']} not received; " if lost else "")
-                    + ("" if transport == "sse" else f"admitted by {admission}"),
+                    note="; ".join(notes),
                 )
             )
     bench.details["events"] = {"admission": admission, "by_clients": details}

@@ -80,7 +80,9 @@ def run_trace(run_id: int) -> Trace:
         begin=run.created_at.timestamp(),
         end=end.timestamp(),
         spans=[
-            Span(s["key"], deps[s["key"]], s["started_at"].timestamp(), s["finished_at"].timestamp())
+            Span(
+                s["key"], deps[s["key"]], s["started_at"].timestamp(), s["finished_at"].timestamp()
+            )
             for s in steps
         ],
     )

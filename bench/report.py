@@ -38,8 +38,11 @@ def ratio(value: float | None) -> str:
     return fmt(value, "x", 2)
 
 
-def table(rows: list[Row], *, columns: tuple[str, ...] | None = None) -> str:
-    """The rows as a Markdown table (columns without any value left out)."""
+def table(rows: list[Row], *, headers: dict[str, str] | None = None) -> str:
+    """The rows as a Markdown table (columns without any value left out).
+
+    ``headers`` renames columns (the fault table puts its own figures in them).
+    """
     names = {
         "group": "#",
         "figure": "figure",
@@ -48,9 +51,9 @@ def table(rows: list[Row], *, columns: tuple[str, ...] | None = None) -> str:
         "celery": "Celery canvas",
         "target": "target",
         "note": "note",
+        **(headers or {}),
     }
-    keys = list(columns or names)
-    keys = [k for k in keys if k in ("group", "figure") or any(getattr(r, k) for r in rows)]
+    keys = [k for k in names if k in ("group", "figure") or any(getattr(r, k) for r in rows)]
     lines = [
         "| " + " | ".join(names.get(k, k) for k in keys) + " |",
         "|" + "|".join("---" for _ in keys) + "|",

@@ -99,7 +99,11 @@ def main() -> int:
 
         step(1, "hops, 12 tasks in 3 layers", lambda: figures.figure_hops(bench))
         step(2, "uneven latencies", lambda: figures.figure_uneven(bench))
-        step(6, "prompt tokens", lambda: figures.figure_tokens(bench, _ints("BENCH_TOKEN_SIZES", "3,10,20,30")))
+        step(
+            6,
+            "prompt tokens",
+            lambda: figures.figure_tokens(bench, _ints("BENCH_TOKEN_SIZES", "3,10,20,30")),
+        )
         step(
             3,
             "concurrent runs, sandbox off",
@@ -155,8 +159,9 @@ def main() -> int:
         details={**details, "failures": failures, "seconds": time.monotonic() - started},
     )
     print()
-    print(f"{title}; {result['date']}; {result['machine']['cores']} cores "
-          f"({result['machine']['cpu']}), load {result['machine']['load_average'][0]:.1f}")  # fmt: skip
+    box = result["machine"]
+    print(f"{title}; {result['date']}; {box['cores']} cores ({box['cpu']}), "
+          f"load {box['load_average'][0]:.1f}")  # fmt: skip
     print()
     print(report.table(rows))
     print()

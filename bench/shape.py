@@ -174,8 +174,7 @@ def layered_shape(
             continue
         previous = keys_by_layer[index - 1]
         chosen: dict[str, set[str]] = {
-            key: set(rng.sample(previous, k=min(len(previous), rng.choice((1, 2)))))
-            for key in keys
+            key: set(rng.sample(previous, k=min(len(previous), rng.choice((1, 2))))) for key in keys
         }
         # Every task of the previous layer feeds at least one task of this one.
         for orphan in set(previous) - set().union(*chosen.values()):

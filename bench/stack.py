@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench"
-PASSWORD = "Bench-Password-42!"
+PASSWORD = "Bench-Password-42!"  # noqa: S105 - the bench's own throwaway account
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROLES = ("web", "worker_llm", "worker_sandbox", "beat")
 
@@ -53,9 +53,10 @@ def wait_listening(port: int, process: subprocess.Popen | None = None, timeout: 
             raise RuntimeError(f"the process exited with {process.returncode} before listening")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
         except OSError:
             time.sleep(0.1)
+        else:
+            return
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
@@ -246,9 +247,7 @@ class Stack:
         process = self.processes.pop(role, None)
         if process is None:
             return
-        self.cpu_of_exited[role] = self.cpu_of_exited.get(role, 0.0) + tree_cpu_seconds(
-            process.pid
-        )
+        self.cpu_of_exited[role] = self.cpu_of_exited.get(role, 0.0) + tree_cpu_seconds(process.pid)
         if process.poll() is None:
             try:
                 os.killpg(process.pid, sig)
@@ -259,10 +258,8 @@ class Stack:
             except ProcessLookupError:
                 process.wait()
         # Whatever the group left behind (a prefork child that outlived its parent) goes too.
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
         """Kill ``role``'s process group at once (a crash, as the fault suite wants it)."""
@@ -312,11 +309,17 @@ def running(stack: Stack, roles: tuple[str, ...] = ROLES, **extra: str) -> Itera
         stack.close()
 
 
-def django_setup(stack: Stack) -> None:
-    """Point this process's Django at the stack's database and Redis, and set it up."""
+def django_setup(stack: Stack, *, application_name: str = "") -> None:
+    """Point this process's Django at the stack's database and Redis, and set it up.
+
+    ``application_name`` names this process's PostgreSQL connections (the fault suite spares
+    its own when it cuts the stack's).
+    """
     import django
 
     env = stack.env()
+    if application_name:
+        env["DATABASE_URL"] = f"{env['DATABASE_URL']}?application_name={application_name}"
     for name in (
         "DJANGO_SETTINGS_MODULE",
         "DATABASE_URL",

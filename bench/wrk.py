@@ -17,7 +17,9 @@ _ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), ti
 
 def parse(output: str) -> dict[str, Any]:
     """The figures of ``wrk --latency`` output: p50/p75/p90/p99 in ms, req/s, failures."""
-    latency = {f"p{pct}": float(value) * _UNITS[unit] for pct, value, unit in _LATENCY.findall(output)}
+    latency = {
+        f"p{pct}": float(value) * _UNITS[unit] for pct, value, unit in _LATENCY.findall(output)
+    }
     rate = _RATE.search(output)
     requests = _REQUESTS.search(output)
     non_2xx = _NON_2XX.search(output)
