@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/: its modules must not shadow the standard library
 
 from bench import report  # noqa: E402
-from bench.report import Row, fmt  # noqa: E402
+from bench.report import fmt  # noqa: E402
 from bench.stack import VAR, Api, Stack, django_setup, free_port, wait_listening  # noqa: E402
 
 SEED = int(os.environ.get("BENCH_SEED", "14"))
@@ -129,6 +129,30 @@ class PrivateRedis:
 
 
 @dataclass
+class FaultRow:
+    """One line of the fault table."""
+
+    number: str
+    fault: str
+    runs: str = ""
+    recover: str = ""
+    duplicates: str = ""
+    repeated_paid_calls: str = ""
+    note: str = ""
+
+
+COLUMNS = {
+    "number": "#",
+    "fault": "fault",
+    "runs": "runs",
+    "recover": "time to recover (fault -> completed)",
+    "duplicates": "duplicated steps / artifacts",
+    "repeated_paid_calls": "paid calls repeated",
+    "note": "note",
+}
+
+
+@dataclass
 class Outcome:
     """One fault's runs and what followed."""
 
@@ -137,6 +161,8 @@ class Outcome:
     fault_times: dict[int, float] = field(default_factory=dict)
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # Processes that exited by themselves meanwhile (the supervisor started them again).
+    crashes: list[tuple[str, float, int]] = field(default_factory=list)
 
 
 def inspect(run_id: int) -> dict[str, Any]:
@@ -368,7 +394,7 @@ class Suite:
         return outcome
 
 
-def _row(number: int, outcome: Outcome, runs: list[dict[str, Any]]) -> Row:
+def _row(number: int, outcome: Outcome, runs: list[dict[str, Any]]) -> FaultRow:
     completed = [r for r in runs if r["status"] == "completed"]
     failed = Counter(f"{r['status']}: {r['reason'] or '-'}" for r in runs if r not in completed)
     recover = [
@@ -391,13 +417,15 @@ def _row(number: int, outcome: Outcome, runs: list[dict[str, Any]]) -> Row:
         note += ("; " if note else "") + f"{restarted} interrupted step(s) ran again"
     if unbilled:
         note += ("; " if note else "") + f"{unbilled} answered call(s) not on any step's bill"
-    return Row(
+    for role, _, status in outcome.crashes:
+        note += ("; " if note else "") + f"{role} exited by itself ({status}), restarted"
+    return FaultRow(
         str(number),
         outcome.fault,
-        ours=f"{len(completed)}/{len(runs)} completed" + (f"; {dict(failed)}" if failed else ""),
-        langgraph=recovered,
-        celery=f"{dup_steps} / {dup_artifacts}",
-        target=str(repeated),
+        runs=f"{len(completed)}/{len(runs)} completed" + (f"; {dict(failed)}" if failed else ""),
+        recover=recovered,
+        duplicates=f"{dup_steps} / {dup_artifacts}",
+        repeated_paid_calls=str(repeated),
         note=note,
     )
 
@@ -417,6 +445,7 @@ def _suite() -> Iterator[Suite]:
         stack.prepare_database()
         django_setup(stack, application_name=DRIVER)
         stack.start_all()
+        stack.supervise()
         api = Api(stack)
         yield Suite(
             stack=stack,
@@ -436,7 +465,7 @@ def main() -> int:
         f"faults: offline model {LATENCY_MS} ms per call, seed {SEED}, logs in var/bench/faults/",
         flush=True,
     )
-    rows: list[Row] = []
+    rows: list[FaultRow] = []
     details: dict[str, Any] = {}
     with _suite() as suite:
         from django.conf import settings
@@ -461,12 +490,17 @@ def main() -> int:
                 continue
             print(f"faults: {number}. {scenario.__name__} ...", flush=True)
             t0 = time.monotonic()
+            crashed_before = len(suite.stack.crashes)
             try:
-                done.append((number, scenario()))
+                outcome = scenario()
+                outcome.crashes = suite.stack.crashes[crashed_before:]
+                done.append((number, outcome))
             except Exception as exc:
                 traceback.print_exc()
                 rows.append(
-                    Row(str(number), scenario.__name__, ours=f"error: {type(exc).__name__}: {exc}")
+                    FaultRow(
+                        str(number), scenario.__name__, runs=f"error: {type(exc).__name__}: {exc}"
+                    )
                 )
             print(f"faults: {number}. done in {time.monotonic() - t0:.0f} s", flush=True)
         every = [run_id for _, outcome in done for run_id in outcome.runs]
@@ -476,45 +510,33 @@ def main() -> int:
             rows.append(_row(number, outcome, runs))
             details[outcome.fault] = {
                 "runs": runs,
+                "crashes": outcome.crashes,
                 "fault_times": outcome.fault_times,
                 "note": outcome.note,
                 **outcome.extra,
             }
         lost = [r for o in details.values() for r in o["runs"] if r["status"] not in FINISHED]
         rows.append(
-            Row(
+            FaultRow(
                 "-",
                 "runs lost (still unfinished at the end)",
-                ours=f"{len(lost)} of {len(every)}",
+                runs=f"{len(lost)} of {len(every)}",
                 note=f"after {TIMEOUT:g} s per fault",
             )
         )
-    rows.sort(key=lambda row: int(row.group) if row.group.isdigit() else 99)
+    rows.sort(key=lambda row: int(row.number) if row.number.isdigit() else 99)
     title = f"make faults: offline model {LATENCY_MS} ms per call, seed {SEED}; {detection}"
     result = report.write(
         OUTPUT,
         title=title,
         rows=rows,
         details={**details, "seconds": time.monotonic() - started},
+        columns=COLUMNS,
     )
     print()
-    print(f"{title}; {result['date']}; {result['machine']['cores']} cores, "
-          f"load {result['machine']['load_average'][0]:.1f}")  # fmt: skip
-    print()
-    print(
-        report.table(
-            rows,
-            headers={
-                "figure": "fault",
-                "ours": "runs",
-                "langgraph": "time to recover",
-                "celery": "duplicated steps / artifacts",
-                "target": "paid calls repeated",
-            },
-        )
-    )
-    print()
-    print(f"written to {OUTPUT.relative_to(ROOT) if OUTPUT.is_relative_to(ROOT) else OUTPUT}")
+    print(result["markdown"])
+    shown = OUTPUT.relative_to(ROOT) if OUTPUT.is_relative_to(ROOT) else OUTPUT
+    print(f"written to {shown} and {shown.with_suffix('.md')}")
     return 0
 
 

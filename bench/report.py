@@ -38,24 +38,26 @@ def ratio(value: float | None) -> str:
     return fmt(value, "x", 2)
 
 
-def table(rows: list[Row], *, headers: dict[str, str] | None = None) -> str:
-    """The rows as a Markdown table (columns without any value left out).
+BENCH_COLUMNS = {
+    "group": "#",
+    "figure": "figure",
+    "ours": "aiflow",
+    "langgraph": "LangGraph",
+    "celery": "Celery canvas",
+    "target": "target",
+    "note": "note",
+}
 
-    ``headers`` renames columns (the fault table puts its own figures in them).
+
+def table(rows: list[Any], *, columns: dict[str, str] | None = None) -> str:
+    """Dataclass rows as a Markdown table; ``columns`` maps fields to headers, in order.
+
+    Columns that no row fills are left out (the first two always stay).
     """
-    names = {
-        "group": "#",
-        "figure": "figure",
-        "ours": "aiflow",
-        "langgraph": "LangGraph",
-        "celery": "Celery canvas",
-        "target": "target",
-        "note": "note",
-        **(headers or {}),
-    }
-    keys = [k for k in names if k in ("group", "figure") or any(getattr(r, k) for r in rows)]
+    names = columns or BENCH_COLUMNS
+    keys = [k for i, k in enumerate(names) if i < 2 or any(str(getattr(r, k)) for r in rows)]
     lines = [
-        "| " + " | ".join(names.get(k, k) for k in keys) + " |",
+        "| " + " | ".join(names[k] for k in keys) + " |",
         "|" + "|".join("---" for _ in keys) + "|",
     ]
     for row in rows:
@@ -90,8 +92,25 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write(path: Path, *, title: str, rows: list[Row], details: dict[str, Any]) -> dict[str, Any]:
-    """Write the JSON result (rows, details, date, machine); return it."""
+def heading(result: dict[str, Any]) -> str:
+    """The line above a table: what was measured, when, on what."""
+    box = result["machine"]
+    return (
+        f"{result['title']}. Taken {result['date']} on {box['cores']} cores ({box['cpu']}), "
+        f"load average {box['load_average'][0]:.1f} at the end, commit {box['commit']}."
+    )
+
+
+def write(
+    path: Path,
+    *,
+    title: str,
+    rows: list[Any],
+    details: dict[str, Any],
+    columns: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Write the JSON result (rows, details, date, machine) and the table beside it as
+    Markdown (same name, ``.md``: what the README shows); return the result."""
     result = {
         "title": title,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -101,4 +120,7 @@ def write(path: Path, *, title: str, rows: list[Row], details: dict[str, Any]) -
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    markdown = f"{heading(result)}\n\n{table(rows, columns=columns)}\n"
+    path.with_suffix(".md").write_text(markdown)
+    result["markdown"] = markdown
     return result

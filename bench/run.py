@@ -159,13 +159,9 @@ def main() -> int:
         details={**details, "failures": failures, "seconds": time.monotonic() - started},
     )
     print()
-    box = result["machine"]
-    print(f"{title}; {result['date']}; {box['cores']} cores ({box['cpu']}), "
-          f"load {box['load_average'][0]:.1f}")  # fmt: skip
-    print()
-    print(report.table(rows))
-    print()
-    print(f"written to {OUTPUT.relative_to(ROOT) if OUTPUT.is_relative_to(ROOT) else OUTPUT}")
+    print(result["markdown"])
+    shown = OUTPUT.relative_to(ROOT) if OUTPUT.is_relative_to(ROOT) else OUTPUT
+    print(f"written to {shown} and {shown.with_suffix('.md')}")
     return 0
 
 

@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -124,8 +125,12 @@ class Stack:
     port: int = 0
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     cpu_of_exited: dict[str, float] = field(default_factory=dict)
+    # (role, time.time(), exit status) of every process that exited without being stopped.
+    crashes: list[tuple[str, float, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._lock = threading.RLock()
+        self._supervising = threading.Event()
         self.port = self.port or free_port()
         self.logs = VAR / self.name
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -196,6 +201,10 @@ class Stack:
 
     def start(self, role: str, *, command: str | None = None, **extra: str) -> subprocess.Popen:
         """Start one Procfile process type (or ``command``) in its own process group."""
+        with self._lock:
+            return self._start(role, command=command, **extra)
+
+    def _start(self, role: str, *, command: str | None = None, **extra: str) -> subprocess.Popen:
         line = command or procfile()[role]
         log = (self.logs / f"{role}.log").open("ab")
         process = subprocess.Popen(
@@ -228,7 +237,10 @@ class Stack:
                 process = self.processes.get(role)
                 if process is not None and process.poll() is not None:
                     raise RuntimeError(f"{role} exited with {process.returncode}; see its log")
-            replies = app.control.ping(timeout=1.0) or []
+            try:
+                replies = app.control.ping(timeout=1.0) or []
+            except Exception:  # the broker is (re)starting: ask again
+                replies = []
             answered = {name for reply in replies for name in reply}
             wanted = {w for w in wanted if not any(a.startswith(w) for a in answered)}
             if wanted:
@@ -244,6 +256,10 @@ class Stack:
 
     def stop(self, role: str, *, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
         """Stop ``role`` (``sig`` to its group, SIGKILL after ``timeout``); keep its CPU time."""
+        with self._lock:
+            self._stop(role, sig=sig, timeout=timeout)
+
+    def _stop(self, role: str, *, sig: int, timeout: float) -> None:
         process = self.processes.pop(role, None)
         if process is None:
             return
@@ -264,6 +280,27 @@ class Stack:
     def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
         """Kill ``role``'s process group at once (a crash, as the fault suite wants it)."""
         self.stop(role, sig=sig, timeout=60)
+
+    def supervise(self, interval: float = 0.5) -> None:
+        """Restart any process that exits unasked, like systemd's or Docker's restart policy.
+
+        Each such exit is kept in ``crashes``.
+        """
+        if self._supervising.is_set():
+            return
+        self._supervising.set()
+
+        def watch() -> None:
+            while self._supervising.is_set():
+                with self._lock:
+                    for role, process in list(self.processes.items()):
+                        if process.poll() is not None:
+                            self.crashes.append((role, time.time(), process.returncode))
+                            self.processes.pop(role)
+                            self._start(role)
+                time.sleep(interval)
+
+        threading.Thread(target=watch, name="bench-supervisor", daemon=True).start()
 
     def cpu_seconds(self, roles: tuple[str, ...] | list[str]) -> float:
         """CPU seconds of ``roles`` so far (processes and descendants, stopped ones too)."""
@@ -289,12 +326,14 @@ class Stack:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError("the peer worker exited; see var/bench/*/peer_worker.log")
-            if app.control.ping(destination=[f"peer@{socket.gethostname()}"], timeout=1.0):
-                return process
+            with suppress(Exception):  # the broker is (re)starting: ask again
+                if app.control.ping(destination=[f"peer@{socket.gethostname()}"], timeout=1.0):
+                    return process
             time.sleep(0.5)
         raise TimeoutError("the peer worker did not answer")
 
     def close(self) -> None:
+        self._supervising.clear()
         for role in list(self.processes):
             self.stop(role, timeout=30)
 
