@@ -92,7 +92,7 @@ def default_plan_shape(latency_ms: int) -> Shape:
     """The offline model's own plan (core and storage, then cli), every call ``latency_ms``."""
     equal = latency_ms
     return Shape(
-        name="offline default plan: 3 tasks in 2 layers",
+        name=f"offline default plan: 3 tasks in 2 layers, every call {latency_ms} ms",
         design_ms=(equal, equal, equal),
         tasks=(
             Task("core", 0, (), equal, equal),
