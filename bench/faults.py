@@ -188,6 +188,7 @@ def inspect(run_id: int) -> dict[str, Any]:
         "id": run_id,
         "status": run.status,
         "reason": run.error_code,
+        "error": run.error[:300],
         "finished_at": run.finished_at.timestamp() if run.finished_at else None,
         "resume_count": run.resume_count,
         "steps": len(billed),
@@ -263,6 +264,14 @@ class Suite:
         time.sleep(self.rng.uniform(0.05, 0.9) * LATENCY_MS / 1000)
         return str(key)
 
+    def web_requests_failing(self, attempts: int = 20) -> int:
+        """How many GET /projects answer 5xx before one succeeds (a user's first requests)."""
+        for failed in range(attempts):
+            if self.api.http.get("/projects").status_code < 500:
+                return failed
+            time.sleep(0.1)
+        return attempts
+
     # 1
     def sigkill_llm(self) -> Outcome:
         outcome = Outcome(f"SIGKILL llm worker during coding (x{KILLS})")
@@ -319,7 +328,13 @@ class Suite:
         self.redis.restart()
         outcome.extra["down_s"] = time.time() - outcome.fault_times[run_id]
         wait_finished([run_id], TIMEOUT)
-        outcome.note = f"Redis down {outcome.extra['down_s']:.1f} s (append-only file kept)"
+        failed_requests = self.web_requests_failing()
+        outcome.extra["web_requests_failed"] = failed_requests
+        outcome.note = f"Redis down {outcome.extra['down_s']:.1f} s (append-only file kept)" + (
+            f"; then {failed_requests} API request(s) answered 5xx before one succeeded"
+            if failed_requests
+            else ""
+        )
         return outcome
 
     # 5
@@ -341,7 +356,13 @@ class Suite:
             ).fetchone()
         outcome.extra["terminated"] = killed[0] if killed else 0
         wait_finished([run_id], TIMEOUT)
-        outcome.note = f"{outcome.extra['terminated']} backends terminated"
+        failed_requests = self.web_requests_failing()
+        outcome.extra["web_requests_failed"] = failed_requests
+        outcome.note = f"{outcome.extra['terminated']} backends terminated" + (
+            f"; then {failed_requests} API request(s) answered 5xx before one succeeded"
+            if failed_requests
+            else ""
+        )
         return outcome
 
     # 6
@@ -413,6 +434,8 @@ def _row(number: int, outcome: Outcome, runs: list[dict[str, Any]]) -> FaultRow:
     unbilled = sum(r["answered_not_billed"] for r in runs)
     restarted = sum(len(r["restarted_steps"]) for r in runs)
     note = outcome.note
+    for error in sorted({r["error"][:90] for r in runs if r not in completed and r["error"]}):
+        note += ("; " if note else "") + f"error: {error}"
     if restarted:
         note += ("; " if note else "") + f"{restarted} interrupted step(s) ran again"
     if unbilled:

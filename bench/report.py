@@ -61,7 +61,7 @@ def table(rows: list[Any], *, columns: dict[str, str] | None = None) -> str:
         "|" + "|".join("---" for _ in keys) + "|",
     ]
     for row in rows:
-        cells = [str(getattr(row, k)).replace("|", "/") for k in keys]
+        cells = [" ".join(str(getattr(row, k)).replace("|", "/").split()) for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -16,6 +16,7 @@ to create users and to read the rows it measures; everything a user does goes th
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import socket
@@ -229,8 +230,12 @@ class Stack:
         """Wait until each worker answers a ping (its consumers are up)."""
         from config.celery import app
 
-        names = {"worker_llm": "llm@", "worker_sandbox": "sandbox@"}
-        wanted = {names[r] for r in roles if r in names}
+        lines = procfile()
+        wanted = set()
+        for role in roles:
+            # The node name the Procfile gives the worker (``-n llm@%h``), up to the host.
+            found = re.search(r"(?:-n|--hostname)[ =](\S+?)@", lines.get(role, ""))
+            wanted.add(f"{found.group(1) if found else role}@")
         deadline = time.monotonic() + timeout
         while wanted and time.monotonic() < deadline:
             for role in roles:
