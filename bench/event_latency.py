@@ -70,6 +70,8 @@ async def _sse_client(
                     break
                 except (httpx.HTTPError, StopAsyncIteration) as exc:
                     out.refused["sse"].append(f"{type(exc).__name__}: {exc}"[:200])
+                    if response is not None:
+                        await response.aclose()
                     response = None
         out.settled += 1
         if response is None:
