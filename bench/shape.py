@@ -1,8 +1,9 @@
 """The pipeline's shape as data, and what a schedule of it costs.
 
 A ``Shape`` is what every system in the benchmark executes: a design round (architect,
-planner, orchestrator), a DAG of plan tasks (each a coder call then a tester call, with its
-own seeded latencies), and the integrator. From it follow the two reference times:
+planner, orchestrator), a DAG of plan tasks (each a coder call then a tester call, both
+taking the task's seeded latency, as the offline model scripts it), and the integrator.
+From it follow the two reference times:
 
 - the critical path: the longest chain of dependent model calls, the least wall time any
   scheduler can reach with unbounded parallelism and zero overhead;
@@ -148,8 +149,9 @@ def layered_shape(
     Tasks are spread evenly over the layers (the first layers take the remainder). Each task
     after the first layer depends on one or two tasks of the layer before it, and every task
     of a layer is depended on by at least one task of the next (so the layers are real). Every
-    call takes ``latency_ms`` times a factor drawn log-uniformly from
-    ``[1 / (1 + spread), 1 + spread]``: ``spread=0`` gives equal latencies.
+    design call, the integrator and every task (its coder and its tester call alike) takes
+    ``latency_ms`` times a factor drawn log-uniformly from ``[1 / (1 + spread), 1 + spread]``:
+    ``spread=0`` gives equal latencies.
     """
     if not 1 <= layers <= tasks:
         raise ValueError("need 1 <= layers <= tasks")
@@ -180,12 +182,12 @@ def layered_shape(
         for orphan in set(previous) - set().union(*chosen.values()):
             chosen[rng.choice(keys)].add(orphan)
         depends.update({key: tuple(sorted(deps)) for key, deps in chosen.items()})
-    plan = tuple(
-        Task(key, index, depends[key], latency(), latency())
-        for index, keys in enumerate(keys_by_layer)
-        for key in keys
-    )
-    return Shape(name=name, design_ms=design, tasks=plan, integrate_ms=latency(), seed=seed)
+    plan = []
+    for index, keys in enumerate(keys_by_layer):
+        for key in keys:
+            ms = latency()  # the task's coder and tester calls take the same time
+            plan.append(Task(key, index, depends[key], ms, ms))
+    return Shape(name=name, design_ms=design, tasks=tuple(plan), integrate_ms=latency(), seed=seed)
 
 
 # --- what one execution did ------------------------------------------------------------------
