@@ -9,7 +9,7 @@ export FLOWER_PORT ?= 5555
 # Web and workers of `make up` write their Prometheus counters here; /metrics adds them up.
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 
-.PHONY: up test test-fast lint format migrate superuser bench sysdeps sandbox sandbox-sysdeps services clean
+.PHONY: up test test-fast lint format migrate superuser bench faults sysdeps sandbox sandbox-sysdeps services clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -95,8 +95,15 @@ format: $(VENV)/.dev
 superuser: migrate
 	$(PY) manage.py createsuperuser
 
-bench: $(VENV)/.dev services
+# Figures, not assertions: one table from one run on the real stack (bench/run.py), written
+# to bench/results/latest.json; wrk for the API figures (installed when missing and root).
+bench: $(VENV)/.dev services sysdeps
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } || echo "wrk missing: the API figures are skipped (sudo apt-get install wrk)" >&2
 	$(PY) bench/run.py
+
+# The fault table: workers killed, Redis restarted, connections cut, a hanging provider.
+faults: $(VENV)/.dev services sysdeps
+	$(PY) bench/faults.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

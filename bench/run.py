@@ -1,201 +1,169 @@
 #!/usr/bin/env python
-"""Benchmarks: figures, not assertions. `make bench` runs them against real processes.
+"""`make bench`: one run on the real stack, one table, ``bench/results/latest.json``.
 
-Starts its own Celery worker and daphne (on free ports, Redis db 9, the development
-database), then measures:
+Starts the Procfile's processes (daphne web, the llm and sandbox workers, beat) on a
+database of its own (``aiflow_bench``, dropped and recreated) and Redis db 8, with the
+offline model at ``BENCH_LATENCY_MS`` per call and a seeded spread, plus the bare Celery
+peer's worker; then measures the six figure groups of issue 14 (see ``bench.figures``),
+runs the same shapes in LangGraph and as a bare Celery canvas, prints one table and writes
+the JSON file. Figures, not assertions: it exits 0 whatever the numbers are, and non-zero
+only when the stack could not be run.
 
-1. one run with the offline model at OFFLINE_LATENCY_MS per call: wall time, the time
-   its steps spent, and the parallel speed-up that the DAG layers give;
-2. several runs started at once: total wall time and runs per minute;
-3. HTTP latency of an authenticated GET /projects (p50 / p95 / max) through daphne.
+Environment (all optional): BENCH_LATENCY_MS (200), BENCH_SPREAD (0.25: latencies vary up
+to 25% either way), BENCH_SEED (14), BENCH_CONCURRENCY ("1,10,50"), BENCH_SANDBOX_CONCURRENCY
+("1,10"), BENCH_EVENT_CLIENTS ("1,50"), BENCH_EVENTS (40), BENCH_WRK_CONNECTIONS (50),
+BENCH_WRK_SECONDS (10), BENCH_TOKEN_SIZES ("3,10,20,30"), BENCH_ONLY (comma list of figure
+groups 1-6 to run), BENCH_DB (aiflow_bench), BENCH_REDIS_URL (redis://127.0.0.1:6379/8),
+BENCH_OUTPUT (bench/results/latest.json).
 """
 
-import json
+from __future__ import annotations
+
 import os
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import time
-import urllib.request
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-LATENCY_MS = int(os.environ.get("BENCH_OFFLINE_LATENCY_MS", "300"))
-CONCURRENT_RUNS = int(os.environ.get("BENCH_CONCURRENT_RUNS", "4"))
-HTTP_REQUESTS = int(os.environ.get("BENCH_HTTP_REQUESTS", "300"))
+sys.path[0] = str(ROOT)  # not bench/: its modules must not shadow the standard library
 
-ENV = {
-    **os.environ,
-    "DJANGO_SETTINGS_MODULE": "config.settings.local",
-    "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"),
-    "CELERY_BROKER_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"),
-    "CELERY_RESULT_BACKEND": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"),
-    "OFFLINE_LATENCY_MS": str(LATENCY_MS),
-    "LOG_LEVEL": "WARNING",
-    "RATE_LIMIT_GENERATE": "1000/hour",
-    "RATE_LIMIT_USER": "100000/minute",
-}
-ENV.pop("PROMETHEUS_MULTIPROC_DIR", None)  # per-process metrics are enough here
-os.environ.update(ENV)
-os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+from bench import report  # noqa: E402
+from bench.report import Row  # noqa: E402
+from bench.stack import Stack, django_setup  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _ints(name: str, default: str) -> list[int]:
+    return [int(v) for v in os.environ.get(name, default).split(",") if v.strip()]
 
 
-def _start(argv: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(  # noqa: S603 - our own commands
-        argv,
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "200"))
+SPREAD = float(os.environ.get("BENCH_SPREAD", "0.25"))
+SEED = int(os.environ.get("BENCH_SEED", "14"))
+ONLY = set(_ints("BENCH_ONLY", "1,2,3,4,5,6"))
+OUTPUT = Path(os.environ.get("BENCH_OUTPUT", ROOT / "bench" / "results" / "latest.json"))
+LLM_CONCURRENCY = int(os.environ.get("LLM_WORKER_CONCURRENCY", "32"))
+
+
+def main() -> int:
+    stack = Stack(
+        name="bench",
+        db_name=os.environ.get("BENCH_DB", "aiflow_bench"),
+        redis_url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"),
+        env_extra={
+            "OFFLINE_LATENCY_MS": str(LATENCY_MS),
+            "LLM_WORKER_CONCURRENCY": str(LLM_CONCURRENCY),
+            "SANDBOX_TESTS_ENABLED": "false",
+        },
     )
-
-
-def _wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def main() -> None:
-    import django
-
-    django.setup()
-    import redis
-    from django.conf import settings
-    from django.core.management import call_command
-
-    from accounts.models import User
-    from pipeline.models import Run, Step
-    from pipeline.services import run_start
-    from projects.models import Project
-
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    call_command("migrate", verbosity=0)
-    user, _ = User.objects.get_or_create(email="bench@example.com", defaults={"username": "bench"})
-    user.set_password("Bench-Password-42!")
-    user.save()
-    project, _ = Project.objects.get_or_create(owner=user, name="bench")
-
-    port = _free_port()
-    worker = _start(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "llm,default,sandbox",
-            "--pool",
-            "threads",
-            "-c",
-            "16",
-            "-n",
-            "bench@%h",
-        ]
+    stack.env_extra["DJANGO_CSRF_TRUSTED_ORIGINS"] = stack.base_url
+    print(
+        f"bench: offline model {LATENCY_MS} ms per call, spread {SPREAD:.0%}, seed {SEED}; "
+        f"database {stack.db_name}, Redis {stack.redis_url}, logs in var/bench/bench/",
+        flush=True,
     )
-    web = _start(
-        [
-            sys.executable,
-            "-m",
-            "config.serve",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-        ]
-    )
+    started = time.monotonic()
+    stack.prepare_database()
+    django_setup(stack)
+    from bench import figures
+    from bench.stack import Api
+
+    rows: list[Row] = []
+    failures: dict[str, str] = {}
     try:
-        _wait_port(port)
-        time.sleep(3)  # the worker's start-up
-
-        def run_and_wait(prompts: list[str]) -> tuple[float, list[Run]]:
-            started = time.monotonic()
-            runs = [run_start(project=project, user=user, prompt=p) for p in prompts]
-            pending = {r.id for r in runs}
-            while pending:
-                done = set(
-                    Run.objects.filter(id__in=pending, status__in=Run.FINISHED).values_list(
-                        "id", flat=True
-                    )
-                )
-                pending -= done
-                time.sleep(0.1)
-            return time.monotonic() - started, [Run.objects.get(id=r.id) for r in runs]
-
-        print(f"offline model latency per call: {LATENCY_MS} ms")
-        wall, (run,) = run_and_wait(["Create a REST API for a todo application"])
-        steps = Step.objects.filter(run=run).exclude(started_at=None).exclude(finished_at=None)
-        busy = sum(
-            (s.finished_at - s.started_at).total_seconds()
-            for s in steps
-            if s.finished_at is not None and s.started_at is not None
-        )
-        print(
-            f"1 run: status={run.status} wall={wall:.1f}s steps={steps.count()} "
-            f"step-time={busy:.1f}s parallel speed-up={busy / wall:.2f}x"
+        stack.start_all()
+        stack.start_peer_worker(LLM_CONCURRENCY)
+        bench = figures.Bench(
+            stack=stack,
+            api=Api(stack),
+            latency_ms=LATENCY_MS,
+            spread=SPREAD,
+            seed=SEED,
+            llm_concurrency=LLM_CONCURRENCY,
         )
 
-        wall, runs = run_and_wait(
-            [f"Create a todo API, variant {n}" for n in range(CONCURRENT_RUNS)]
-        )
-        statuses = sorted({r.status for r in runs})
-        print(
-            f"{CONCURRENT_RUNS} runs at once: wall={wall:.1f}s statuses={statuses} "
-            f"throughput={CONCURRENT_RUNS / wall * 60:.1f} runs/min"
-        )
-
-        body = json.dumps({"email": "bench@example.com", "password": "Bench-Password-42!"})
-        login = urllib.request.Request(
-            f"http://127.0.0.1:{port}/auth/login",
-            data=body.encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(login, timeout=10) as response:  # noqa: S310 - loopback
-            token = json.load(response)["access"]
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/projects", headers={"Authorization": f"Bearer {token}"}
-        )
-        timings = []
-        for _ in range(HTTP_REQUESTS):
-            t0 = time.perf_counter()
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                response.read()
-            timings.append((time.perf_counter() - t0) * 1000)
-        print(
-            f"GET /projects x{HTTP_REQUESTS}: p50={statistics.median(timings):.1f}ms "
-            f"p95={_percentile(timings, 0.95):.1f}ms max={max(timings):.1f}ms"
-        )
-    finally:
-        for proc in (web, worker):
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in (web, worker):
+        def step(group: int, label: str, make: Callable[[], list[Row]]) -> None:
+            if group not in ONLY:
+                return
+            print(f"bench: {group}. {label} ...", flush=True)
+            t0 = time.monotonic()
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                made = make()
+            except Exception as exc:
+                traceback.print_exc()
+                failures[label] = f"{type(exc).__name__}: {exc}"
+                made = [Row(str(group), label, ours=f"error: {type(exc).__name__}: {exc}"[:120])]
+            rows.extend(made)
+            print(f"bench: {group}. done in {time.monotonic() - t0:.0f} s", flush=True)
+
+        step(1, "hops, 12 tasks in 3 layers", lambda: figures.figure_hops(bench))
+        step(2, "uneven latencies", lambda: figures.figure_uneven(bench))
+        step(
+            6,
+            "prompt tokens",
+            lambda: figures.figure_tokens(bench, _ints("BENCH_TOKEN_SIZES", "3,10,20,30")),
+        )
+        step(
+            3,
+            "concurrent runs, sandbox off",
+            lambda: figures.figure_concurrency(
+                bench, _ints("BENCH_CONCURRENCY", "1,10,50"), sandbox=False
+            ),
+        )
+        step(
+            4,
+            "event latency",
+            lambda: figures.figure_events(
+                bench,
+                _ints("BENCH_EVENT_CLIENTS", "1,50"),
+                int(os.environ.get("BENCH_EVENTS", "40")),
+            ),
+        )
+        step(
+            5,
+            "API load",
+            lambda: figures.figure_api(
+                bench,
+                connections=int(os.environ.get("BENCH_WRK_CONNECTIONS", "50")),
+                seconds=int(os.environ.get("BENCH_WRK_SECONDS", "10")),
+            ),
+        )
+        if 3 in ONLY:
+            print("bench: restarting the workers with the sandbox on ...", flush=True)
+            for role in ("worker_llm", "worker_sandbox"):
+                stack.stop(role)
+            stack.env_extra["SANDBOX_TESTS_ENABLED"] = "true"
+            for role in ("worker_llm", "worker_sandbox"):
+                stack.start(role)
+            stack.wait_workers(["worker_llm", "worker_sandbox"])
+        step(
+            3,
+            "concurrent runs, sandbox on",
+            lambda: figures.figure_concurrency(
+                bench, _ints("BENCH_SANDBOX_CONCURRENCY", "1,10"), sandbox=True
+            ),
+        )
+        details = bench.details
+    finally:
+        stack.close()
+    rows.sort(key=lambda row: int(row.group) if row.group.isdigit() else 99)
+    title = (
+        f"make bench: offline model {LATENCY_MS} ms per call (spread {SPREAD:.0%}, seed {SEED}), "
+        f"llm worker {LLM_CONCURRENCY} threads"
+    )
+    result = report.write(
+        OUTPUT,
+        title=title,
+        rows=rows,
+        details={**details, "failures": failures, "seconds": time.monotonic() - started},
+    )
+    print()
+    print(result["markdown"])
+    shown = OUTPUT.relative_to(ROOT) if OUTPUT.is_relative_to(ROOT) else OUTPUT
+    print(f"written to {shown} and {shown.with_suffix('.md')}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

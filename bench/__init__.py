@@ -1,0 +1,1 @@
+"""Benchmarks and the fault suite: figures, not assertions (`make bench`, `make faults`)."""
