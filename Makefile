@@ -97,12 +97,12 @@ superuser: migrate
 
 # Figures, not assertions: one table from one run on the real stack (bench/run.py), written
 # to bench/results/latest.json; wrk for the API figures (installed when missing and root).
-bench: $(VENV)/.dev services sysdeps
+bench: $(VENV)/.dev services sysdeps sandbox
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } || echo "wrk missing: the API figures are skipped (sudo apt-get install wrk)" >&2
 	$(PY) bench/run.py
 
 # The fault table: workers killed, Redis restarted, connections cut, a hanging provider.
-faults: $(VENV)/.dev services sysdeps
+faults: $(VENV)/.dev services sysdeps sandbox
 	$(PY) bench/faults.py
 
 clean:
