@@ -5,7 +5,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,17 +35,41 @@ def wait_listening(port: int, process: subprocess.Popen | None = None, timeout: 
     raise AssertionError(f"nothing listens on port {port} after {timeout}s")
 
 
+def database_url(db: Mapping[str, Any]) -> str:
+    """``DATABASE_URL`` for Django's ``settings_dict`` ``db``: user, password, host, port,
+    name and libpq options, each quoted, so a subprocess reaches the same database however
+    PostgreSQL authenticates (a password, special characters, a Unix socket)."""
+
+    def quote(value: Any) -> str:
+        return urllib.parse.quote(str(value or ""), safe="")
+
+    user = quote(db.get("USER"))
+    if db.get("PASSWORD"):
+        user = f"{user}:{quote(db['PASSWORD'])}"
+    host = str(db.get("HOST") or "")
+    options = {
+        key: str(value)
+        for key, value in (db.get("OPTIONS") or {}).items()
+        if isinstance(value, str | int) and not isinstance(value, bool)
+    }
+    if host.startswith("/"):  # a Unix socket directory goes in the query string
+        options["host"] = host
+        host = ""
+    port = f":{db['PORT']}" if db.get("PORT") and host else ""
+    query = f"?{urllib.parse.urlencode(options)}" if options else ""
+    return f"postgres://{user}@{host}{port}/{quote(db.get('NAME'))}{query}"
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for a server or worker subprocess on this test run's database and Redis."""
     from django.conf import settings
     from django.db import connection
 
-    db = connection.settings_dict
     return {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": database_url(connection.settings_dict),
         "TEST_REDIS_URL": settings.REDIS_URL,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         **extra,
