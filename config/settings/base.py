@@ -81,15 +81,15 @@ TEMPLATES = [
 # --- Database: PostgreSQL through psycopg 3 with Django's connection pool -----------------
 # The pool's max size is sized together with the llm worker's concurrency and the broker's
 # producer pool below (see "Fan-out" in the README).
+
 # Connections the pool keeps open, at least.
 DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
 # Connections the pool opens at most (per process).
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
 # Seconds to wait for a free pooled connection before failing.
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=30.0)
-# The default works with a local trust-auth PostgreSQL (the password is then ignored) and
-# with the compose file's db service (whose default password it is).
 DATABASES = {
+    # PostgreSQL URL; the default suits a local trust-auth server and compose's db service.
     "default": env.db_url(
         "DATABASE_URL", default="postgres://postgres:postgres@127.0.0.1:5432/aiflow"
     ),
@@ -148,6 +148,7 @@ CHANNEL_LAYERS = {
 # each of which may queue further tasks while it runs, so the broker's producer pool must be
 # larger than the thread count (the kombu default of 10 deadlocks 50 chaining threads), and
 # the database pool must cover the threads that touch the database at the same moment.
+
 # Threads of the llm worker (I/O-bound model calls).
 LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=32)
 # Processes of the sandbox worker (each runs generated code and tests).
@@ -156,7 +157,7 @@ SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=2)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 # Celery result backend (defaults to REDIS_URL).
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
-# Broker producer pool: larger than the llm thread count (see the fan-out note above).
+# Broker producer connections per process: above the llm worker's thread count.
 CELERY_BROKER_POOL_LIMIT = env.int(
     "CELERY_BROKER_POOL_LIMIT", default=max(2 * LLM_WORKER_CONCURRENCY, 64)
 )

@@ -9,8 +9,12 @@ from ..env import env
 
 # ==== Pipeline core (canvas, bounds, durability) ============================================
 # Defaults of a run's options (POST /projects/{id}/generate may override them per run).
+
+# Architect/planner rounds a run may take to agree on a design, unless its options say.
 PIPELINE_MAX_DESIGN_ROUNDS = env.int("PIPELINE_MAX_DESIGN_ROUNDS", default=3)
+# Coder/tester attempts per plan task before the run fails, unless its options say.
 PIPELINE_MAX_FIX_ATTEMPTS = env.int("PIPELINE_MAX_FIX_ATTEMPTS", default=3)
+# Runs pause after design until POST /runs/{id}/approve, unless their options say.
 PIPELINE_REQUIRE_APPROVAL = env.bool("PIPELINE_REQUIRE_APPROVAL", default=False)
 # Budget of a run in USD when the request names none (empty: no budget).
 PIPELINE_DEFAULT_BUDGET_USD = env.str("PIPELINE_DEFAULT_BUDGET_USD", default="")
@@ -22,20 +26,29 @@ if PIPELINE_DEFAULT_BUDGET_USD:
         raise ImproperlyConfigured(
             f"PIPELINE_DEFAULT_BUDGET_USD is not a number: {PIPELINE_DEFAULT_BUDGET_USD!r}"
         ) from exc
-# Bounds no run may pass: integration consult rounds, tokens, wall time.
+# Bounds no run may pass.
+
+# Rounds integration may consult architect and planner about conflicts or red tests.
 PIPELINE_MAX_CONSULT_ROUNDS = env.int("PIPELINE_MAX_CONSULT_ROUNDS", default=2)
+# Tokens (in + out) a run may use before it fails with max_tokens.
 PIPELINE_MAX_RUN_TOKENS = env.int("PIPELINE_MAX_RUN_TOKENS", default=2_000_000)
+# Wall-clock seconds a run (each start or resume) may take before it fails with wall_time.
 PIPELINE_MAX_WALL_SECONDS = env.int("PIPELINE_MAX_WALL_SECONDS", default=3600)
 # Limits on what a request may ask for.
+
+# Most design rounds a request may ask for in its options.
 PIPELINE_OPTION_MAX_ROUNDS = env.int("PIPELINE_OPTION_MAX_ROUNDS", default=10)
+# Most fix attempts a request may ask for in its options.
 PIPELINE_OPTION_MAX_FIX_ATTEMPTS = env.int("PIPELINE_OPTION_MAX_FIX_ATTEMPTS", default=10)
+# Longest prompt a run may be given, in characters.
 PIPELINE_PROMPT_MAX_CHARS = env.int("PIPELINE_PROMPT_MAX_CHARS", default=20_000)
 # Context each step's prompt may carry, in tokens (about four characters each).
 PIPELINE_CONTEXT_BUDGET_TOKENS = env.int("PIPELINE_CONTEXT_BUDGET_TOKENS", default=12_000)
-# A running step touches its heartbeat this often; a run whose heartbeat is older than
-# PIPELINE_STALE_SECONDS is resumed by the reaper (beat, every PIPELINE_REAPER_SECONDS).
+# Seconds between touches of a running step's heartbeat.
 PIPELINE_HEARTBEAT_SECONDS = env.float("PIPELINE_HEARTBEAT_SECONDS", default=10.0)
+# A run whose heartbeat is older than this many seconds is resumed by the reaper.
 PIPELINE_STALE_SECONDS = env.float("PIPELINE_STALE_SECONDS", default=300.0)
+# Seconds between the reaper's looks for stale runs (a beat task).
 PIPELINE_REAPER_SECONDS = env.float("PIPELINE_REAPER_SECONDS", default=60.0)
 # A task that finds its step claimed by a live worker waits this long before looking again.
 PIPELINE_BUSY_RETRY_SECONDS = env.float("PIPELINE_BUSY_RETRY_SECONDS", default=5.0)
@@ -72,9 +85,14 @@ PIPELINE_BEAT_SCHEDULE: dict = {
 # default, S3 (django-storages) when AWS_STORAGE_BUCKET_NAME is set. Credentials come from
 # boto3's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, instance role, ...), never
 # from here.
+
+# S3 bucket of the artifacts (empty: the local filesystem under MEDIA_ROOT).
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+# S3 endpoint URL, for an S3-compatible store (MinIO, moto); empty: AWS.
 AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+# Region of the artifacts bucket (empty: boto3's default).
 AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+# Key prefix of the artifacts in the bucket.
 ARTIFACTS_S3_PREFIX = env.str("ARTIFACTS_S3_PREFIX", default="artifacts")
 
 if AWS_STORAGE_BUCKET_NAME:
@@ -103,10 +121,11 @@ STORAGES = {
     "artifacts": _ARTIFACTS_STORAGE,
 }
 
-# Progress stream: seconds between SSE heartbeat comments, seconds between polls of the
-# Event table while a stream waits for live events, and the longest a stream stays open.
+# Seconds between heartbeat comments on an SSE progress stream.
 EVENTS_SSE_HEARTBEAT_SECONDS = env.float("EVENTS_SSE_HEARTBEAT_SECONDS", default=15.0)
+# Seconds between polls of the Event table while a stream waits for live events.
 EVENTS_POLL_SECONDS = env.float("EVENTS_POLL_SECONDS", default=0.5)
+# Longest a progress stream stays open, in seconds.
 EVENTS_STREAM_MAX_SECONDS = env.float("EVENTS_STREAM_MAX_SECONDS", default=6 * 3600.0)
 if EVENTS_SSE_HEARTBEAT_SECONDS <= 0 or EVENTS_POLL_SECONDS <= 0 or EVENTS_STREAM_MAX_SECONDS <= 0:
     raise ValueError(
