@@ -54,6 +54,9 @@ class Run(models.Model):
     stages = models.JSONField(default=dict, blank=True)
     budget_warned = models.BooleanField(default=False)
     resume_count = models.PositiveIntegerField(default=0)
+    # X-Request-ID of the request that started the run: every task of the run logs it,
+    # however the task was queued (the start, an approval, a resume, the reaper).
+    request_id = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]

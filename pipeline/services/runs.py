@@ -18,7 +18,7 @@ from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from common.errors import ApplicationError, Conflict
-from common.logging import get_logger
+from common.logging import get_logger, get_request_id
 
 from ..events import publish
 from ..models import Event, PlanTask, Run, Step
@@ -250,6 +250,7 @@ def run_start(*, project: Any, user: Any, prompt: str, options: dict | None = No
             budget_usd=budget_value,
             deadline_at=_deadline(),
             heartbeat_at=timezone.now(),
+            request_id=get_request_id() or "",
         )
         publish(
             run_id=run.id,
