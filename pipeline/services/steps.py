@@ -27,6 +27,7 @@ from common.logging import get_logger
 
 from ..models import Run, Step
 from ..roles import Prompt
+from ..selectors import user_spent_last_day_usd
 from .runs import RunStopped, emit, run_check_bounds, run_touch
 
 logger = get_logger(__name__)
@@ -61,8 +62,17 @@ def release_connection() -> None:
 class StepLedger:
     """The ``UsageLedger`` of one step: usage lands on the Step and its Run atomically."""
 
-    def __init__(self, *, run_id: int, step_id: int, step_key: str, budget_usd: Decimal | None):
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        step_id: int,
+        step_key: str,
+        budget_usd: Decimal | None,
+        user_id: int | None = None,
+    ):
         self.run_id: int | None = run_id  # the UsageLedger protocol's attribute
+        self.user_id = user_id  # the run's user: their daily budget, their circuits
         self._run_id = run_id
         self.step_id = step_id
         self.step_key = step_key
@@ -76,6 +86,14 @@ class StepLedger:
         finally:
             release_connection()
         return self.budget_usd - spent
+
+    def user_spent_last_day_usd(self) -> Decimal | None:
+        if self.user_id is None:
+            return None
+        try:
+            return user_spent_last_day_usd(user_id=self.user_id)
+        finally:
+            release_connection()
 
     def record_usage(self, completion: Any) -> None:
         try:
@@ -242,7 +260,11 @@ def step_run(
         prepared = prepare(run, step)
         release_connection()
         ledger = StepLedger(
-            run_id=run_id, step_id=step.id, step_key=step.key, budget_usd=run.budget_usd
+            run_id=run_id,
+            step_id=step.id,
+            step_key=step.key,
+            budget_usd=run.budget_usd,
+            user_id=run.created_by_id,
         )
         with heartbeat(step_id=step.id, run_id=run_id):
             output = execute(prepared, ledger)

@@ -9,6 +9,7 @@ default chain only when no other provider is configured.
 """
 
 import json
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -181,8 +182,39 @@ for _key, _price in LLM_PRICES.items():
             f"LLM_PRICES[{_key!r}] must be [input_usd_per_million, output_usd_per_million], "
             f"got {json.dumps(_price)}"
         )
-# Price of a model in neither table (USD per million input / output tokens).
-LLM_DEFAULT_PRICE = env.list("LLM_DEFAULT_PRICE", cast=float, default=[0.0, 0.0])
+# Price of a model in neither table, "input,output" USD per million (empty: such a model
+# is never called, and a run may not name it).
+LLM_DEFAULT_PRICE = env.list("LLM_DEFAULT_PRICE", cast=float, default=[])
+if LLM_DEFAULT_PRICE and len(LLM_DEFAULT_PRICE) != 2:
+    raise ImproperlyConfigured("LLM_DEFAULT_PRICE must be empty or 'input,output' (USD/million)")
+
+# --- Spending -------------------------------------------------------------------------------
+# provider:model entries a run's options may name besides the configured chains' (comma list).
+LLM_ALLOWED_MODELS = env.list("LLM_ALLOWED_MODELS", default=[])
+
+
+def _usd(name: str, value: str) -> Decimal | None:
+    if not value.strip():
+        return None
+    try:
+        amount = Decimal(value)
+    except InvalidOperation as exc:
+        raise ImproperlyConfigured(f"{name} is not a number: {value!r}") from exc
+    if not amount.is_finite() or amount <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive amount of USD, or empty")
+    return amount
+
+
+# Most a run may spend, in USD: its budget_usd may not be higher, and a run that names
+# none gets this one (empty: no cap).
+_run_cap = env.str("LLM_RUN_BUDGET_MAX_USD", default="10")
+LLM_RUN_BUDGET_MAX_USD = _usd("LLM_RUN_BUDGET_MAX_USD", _run_cap)
+# Most one user's runs may spend in any 24 hours, in USD, checked when a run starts and
+# before every model call (empty: no cap).
+_daily_cap = env.str("LLM_USER_DAILY_BUDGET_USD", default="50")
+LLM_USER_DAILY_BUDGET_USD = _usd("LLM_USER_DAILY_BUDGET_USD", _daily_cap)
+for _entry in LLM_ALLOWED_MODELS:
+    _chain(_entry)
 
 # --- Router ---------------------------------------------------------------------------------
 # Seconds one model call may take before it counts as a (transient) failure.
