@@ -13,6 +13,8 @@ def generator(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location(
         "env_reference", ROOT / "scripts/env_reference.py"
     )
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     settings_dir = tmp_path / "config" / "settings"
