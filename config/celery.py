@@ -24,6 +24,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in ("llm", "sandbox", "default")]
 app.conf.imports = ["common.tasks"]
 app.autodiscover_tasks()
+# Every worker reports itself for /health (config.health).
+app.steps["worker"].add("config.health:WorkerHeartbeat")
 
 
 @before_task_publish.connect

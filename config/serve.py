@@ -21,6 +21,15 @@ class DrainingServer(Server):
 
     drain_seconds = float(os.environ.get("WEB_DRAIN_SECONDS", "4"))
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ports: list[Any] = []
+
+    def listen_success(self, port: Any) -> None:
+        # Keep the listening ports (daphne's listener deferreds end in None, not the port).
+        self.ports.append(port)
+        super().listen_success(port)
+
     def _in_flight_http(self) -> int:
         return sum(
             1
@@ -31,8 +40,8 @@ class DrainingServer(Server):
         )
 
     def kill_all_applications(self) -> Any:
-        for listener in self.listeners:
-            listener.addCallback(lambda port: port.stopListening())
+        for port in self.ports:
+            port.stopListening()  # new connections are refused from now on
         finished: defer.Deferred = defer.Deferred()
         deadline = time.monotonic() + self.drain_seconds
 

@@ -104,3 +104,59 @@ def web_server(
         if process.poll() is None:
             process.terminate()
         process.wait(timeout=15)
+
+
+def worker_started(
+    name: str, process: subprocess.Popen | None = None, timeout: float = 60
+) -> None:
+    """Wait until the worker named ``name@…`` reports in (its /health heartbeat)."""
+    import json
+
+    import redis
+    from django.conf import settings
+
+    from config.health import WORKERS_KEY
+
+    store = redis.Redis.from_url(settings.REDIS_URL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"worker {name} exited with {process.returncode}")
+        beats = [json.loads(v) for v in store.hvals(WORKERS_KEY)]
+        if any(beat.get("name", "").startswith(f"{name}@") for beat in beats):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"worker {name} did not report in {timeout}s")
+
+
+@contextmanager
+def worker_process(
+    *,
+    name: str = "worker",
+    queues: str = "llm,sandbox,default",
+    pool: str = "threads",
+    concurrency: int = 4,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> Iterator[subprocess.Popen]:
+    """A ``celery -A config worker`` process on this test run's database and Redis, ready
+    (reported in) when the block starts; asked to stop (SIGTERM) when it ends, if alive."""
+    out = log.open("wb") if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("celery")),
+            *("-A", "config", "worker", "-Q", queues, "--pool", pool, "-c", str(concurrency)),
+            *("-n", f"{name}@%h", "--without-mingle", "--without-gossip", "--loglevel", "INFO"),
+        ],
+        cwd=ROOT,
+        env=env or subprocess_env(),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        worker_started(name, process)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=60)

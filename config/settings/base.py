@@ -5,6 +5,8 @@ environment through django-environ, and listed with its default in
 ``.env.example`` and the README.
 """
 
+from typing import Any
+
 from .env import BASE_DIR, env
 
 # Signs sessions, CSRF tokens and (unless JWT_SIGNING_KEY is set) JWTs. Production
@@ -181,8 +183,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 3,
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
-# Seconds /health waits for a worker to answer its ping.
-HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
 # Seconds the web process lets requests in flight finish when told to stop.
 WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
 
@@ -224,7 +224,7 @@ SPECTACULAR_SETTINGS = {
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # JSON log lines (production default) instead of key=value.
 LOG_JSON = env.bool("LOG_JSON", default=False)
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
@@ -258,8 +258,21 @@ from .components.providers import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
 
 # --- Operations -----------------------------------------------------------------------------
-# A bearer token /metrics requires; empty leaves it open (bind it to a private network).
+# A bearer token /metrics requires; empty leaves it open outside production.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Without METRICS_TOKEN, /metrics answers 403 (production sets this).
+METRICS_REQUIRE_TOKEN = False
+# Seconds a web process's view of the checks behind /health may age before it is refreshed
+# (in the background; requests answer from the view).
+HEALTH_REFRESH_SECONDS = env.float("HEALTH_REFRESH_SECONDS", default=2.0)
+# Seconds each /health check (database, Redis, broker) may take before it counts as failed.
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=2.0)
+# Seconds between a worker's heartbeats, which /health reads to see the workers.
+HEALTH_HEARTBEAT_SECONDS = env.float("HEALTH_HEARTBEAT_SECONDS", default=2.0)
+# A worker not heard from for this many seconds counts as gone.
+HEALTH_WORKER_STALE_SECONDS = env.float("HEALTH_WORKER_STALE_SECONDS", default=10.0)
+# Seconds between /health's trial runs of the sandbox (each starts bubblewrap).
+HEALTH_SANDBOX_SECONDS = env.float("HEALTH_SANDBOX_SECONDS", default=60.0)
 # A directory shared by the web and worker processes of one host: each writes its counters
 # there (prometheus-client's multiprocess mode) and /metrics adds them up. `make up` sets it.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
