@@ -106,9 +106,7 @@ def web_server(
         process.wait(timeout=15)
 
 
-def worker_started(
-    name: str, process: subprocess.Popen | None = None, timeout: float = 60
-) -> None:
+def worker_started(name: str, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
     """Wait until the worker named ``name@…`` reports in (its /health heartbeat)."""
     import json
 

@@ -45,9 +45,7 @@ def _workers() -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_health_is_200_with_every_check_ok_when_a_worker_serves_every_queue(
-    client, celery_worker
-):
+def test_health_is_200_with_every_check_ok_when_a_worker_serves_every_queue(client, celery_worker):
     response = client.get("/health")
 
     body = response.json()

@@ -2,6 +2,7 @@
 worker processes counted; it needs its token when one is set, and one in production."""
 
 import re
+from typing import Any
 
 import pytest
 import redis
@@ -10,7 +11,7 @@ from django.conf import settings as django_settings
 pytestmark = pytest.mark.django_db
 
 
-def _sample(text: str, name: str, default: float | None = None, **labels: str) -> float:
+def _sample(text: str, name: str, *, default: float | None = None, **labels: Any) -> float:
     """The value of the series ``name{labels}``; a missing series fails unless ``default``."""
     for line in text.splitlines():
         if not line.startswith(name + "{"):
@@ -25,7 +26,9 @@ def _sample(text: str, name: str, default: float | None = None, **labels: str) -
 
 def test_metrics_counts_a_request_by_route_and_status(client, api_client):
     route = dict(method="GET", route="/projects", status="200")
-    before = _sample(client.get("/metrics").content.decode(), "http_requests_total", 0, **route)
+    before = _sample(
+        client.get("/metrics").content.decode(), "http_requests_total", default=0, **route
+    )
     api_client.get("/projects")
     text = client.get("/metrics").content.decode()
     assert _sample(text, "http_requests_total", **route) == before + 1
