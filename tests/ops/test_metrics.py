@@ -2,7 +2,6 @@
 worker processes counted; it needs its token when one is set, and one in production."""
 
 import re
-from typing import Any
 
 import pytest
 import redis
@@ -11,24 +10,27 @@ from django.conf import settings as django_settings
 pytestmark = pytest.mark.django_db
 
 
-def _sample(text: str, name: str, *, default: float | None = None, **labels: Any) -> float:
-    """The value of the series ``name{labels}``; a missing series fails unless ``default``."""
+def _find(text: str, name: str, labels: dict[str, str]) -> float | None:
     for line in text.splitlines():
         if not line.startswith(name + "{"):
             continue
         found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
         if all(found.get(k) == v for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
-    if default is None:
+    return None
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of the series ``name{labels}``; a missing series fails the test."""
+    value = _find(text, name, labels)
+    if value is None:
         raise AssertionError(f"no series {name}{labels} in /metrics")
-    return default
+    return value
 
 
 def test_metrics_counts_a_request_by_route_and_status(client, api_client):
     route = dict(method="GET", route="/projects", status="200")
-    before = _sample(
-        client.get("/metrics").content.decode(), "http_requests_total", default=0, **route
-    )
+    before = _find(client.get("/metrics").content.decode(), "http_requests_total", route) or 0
     api_client.get("/projects")
     text = client.get("/metrics").content.decode()
     assert _sample(text, "http_requests_total", **route) == before + 1
