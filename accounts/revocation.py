@@ -5,9 +5,11 @@ session has expired by then). The database row stays the source of truth: the au
 class checks the row too, so a lost or unreachable set never lets a revoked session back in.
 """
 
+import functools
 import time
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -20,6 +22,13 @@ logger = get_logger(__name__)
 REVOKED_SIDS_KEY = "aiflow:accounts:revoked_sids"
 
 
+@functools.cache
+def _redis() -> Any:
+    """One client for the process: django-redis builds a new one on every call (its
+    connections come from one pool either way), which showed in every request's profile."""
+    return get_redis_connection("default")
+
+
 def _keep_seconds() -> int:
     return int(timedelta(minutes=settings.ACCOUNTS_ACCESS_TOKEN_MINUTES).total_seconds()) + 60
 
@@ -30,7 +39,7 @@ def revoked_sids_add(sids: Iterable[str]) -> None:
     if not members:
         return
     try:
-        get_redis_connection("default").zadd(REVOKED_SIDS_KEY, members)
+        _redis().zadd(REVOKED_SIDS_KEY, members)
     except RedisError:
         logger.warning("accounts.revoked_sids.unavailable", count=len(members))
 
@@ -38,11 +47,11 @@ def revoked_sids_add(sids: Iterable[str]) -> None:
 def sid_is_revoked(sid: str) -> bool:
     """True when the set lists ``sid``; False when it does not or Redis cannot answer."""
     try:
-        return get_redis_connection("default").zscore(REVOKED_SIDS_KEY, str(sid)) is not None
+        return _redis().zscore(REVOKED_SIDS_KEY, str(sid)) is not None
     except RedisError:
         return False
 
 
 def revoked_sids_prune() -> int:
     """Drop entries whose access tokens have all expired; returns how many went."""
-    return int(get_redis_connection("default").zremrangebyscore(REVOKED_SIDS_KEY, 0, time.time()))
+    return int(_redis().zremrangebyscore(REVOKED_SIDS_KEY, 0, time.time()))

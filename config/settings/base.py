@@ -60,6 +60,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Messages (admin, dashboard) live in the session: the cookie store signs a cookie on every
+# request, messages or not, which showed in every request's profile.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
@@ -80,14 +83,31 @@ TEMPLATES = [
     },
 ]
 
-# --- Database: PostgreSQL through psycopg 3 with Django's connection pool -----------------
-# The pool's max size is sized together with the llm worker's concurrency and the broker's
-# producer pool below (see "Fan-out" in the README).
+# --- Concurrency: set here, together, and everything else is sized from it ----------------
+# Each process's database pool must cover the threads of that process that may touch the
+# database at the same moment (web threads, llm worker threads, plus the /health and step
+# heartbeat threads), and the broker's producer pool must be larger than the llm worker's
+# thread count, since each thread may queue further tasks while it runs (kombu's default
+# of 10 deadlocked 50 chaining threads). Both pools are per process: across all processes
+# their sum must stay below PostgreSQL's max_connections (see "Fan-out" in the README).
 
-# Connections the pool keeps open, at least.
+# Web processes `make up` serves HTTP and WebSocket with, on one port (0: one per CPU).
+WEB_PROCESSES = env.int("WEB_PROCESSES", default=0)
+# Threads per web process that run requests through Django (the event loop only does I/O).
+WEB_THREADS = env.int("WEB_THREADS", default=8)
+# Threads of the llm worker (I/O-bound model calls).
+LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=32)
+# Processes of the sandbox worker (each runs generated code and tests).
+SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=2)
+# Seconds a web process lets requests in flight finish when told to stop.
+WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
+_BUSIEST_PROCESS = max(WEB_THREADS, LLM_WORKER_CONCURRENCY)
+
+# --- Database: PostgreSQL through psycopg 3 with Django's connection pool -----------------
+# Connections the pool keeps open, at least (per process).
 DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
-# Connections the pool opens at most (per process).
-DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+# Connections the pool opens at most (per process): the busiest process's threads, plus 4.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=_BUSIEST_PROCESS + 4)
 # Seconds to wait for a free pooled connection before failing.
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=30.0)
 DATABASES = {
@@ -146,22 +166,13 @@ CHANNEL_LAYERS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------
-# Fan-out is bounded here, in one place: the llm worker runs LLM_WORKER_CONCURRENCY threads,
-# each of which may queue further tasks while it runs, so the broker's producer pool must be
-# larger than the thread count (the kombu default of 10 deadlocks 50 chaining threads), and
-# the database pool must cover the threads that touch the database at the same moment.
-
-# Threads of the llm worker (I/O-bound model calls).
-LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=32)
-# Processes of the sandbox worker (each runs generated code and tests).
-SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=2)
 # Celery broker (defaults to REDIS_URL).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 # Celery result backend (defaults to REDIS_URL).
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
-# Broker producer connections per process: above the llm worker's thread count.
+# Broker producer connections per process: twice the busiest process's threads, 64 at least.
 CELERY_BROKER_POOL_LIMIT = env.int(
-    "CELERY_BROKER_POOL_LIMIT", default=max(2 * LLM_WORKER_CONCURRENCY, 64)
+    "CELERY_BROKER_POOL_LIMIT", default=max(2 * _BUSIEST_PROCESS, 64)
 )
 # Seconds before Redis re-delivers an unacknowledged task (longer than any countdown).
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
@@ -183,8 +194,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 3,
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
-# Seconds the web process lets requests in flight finish when told to stop.
-WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
 
 # --- DRF, OpenAPI ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
