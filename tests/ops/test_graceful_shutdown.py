@@ -62,7 +62,10 @@ def _refused(port: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_sigterm_refuses_new_connections_and_lets_the_request_in_flight_finish(hung_database):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sigterm_refuses_new_connections_and_lets_the_request_in_flight_finish(
+    hung_database, processes
+):
     # A fresh process's first /health waits for its checks; the database check hangs until
     # its timeout: a request that is in flight for a while, with a known answer.
     env = subprocess_env(
@@ -70,6 +73,7 @@ def test_sigterm_refuses_new_connections_and_lets_the_request_in_flight_finish(h
         DB_POOL_TIMEOUT="30",
         HEALTH_CHECK_TIMEOUT_SECONDS="8",
         WEB_DRAIN_SECONDS="30",
+        WEB_PROCESSES=processes,
     )
     answer: dict[str, Any] = {}
     with web_server(env=env) as (url, process):
