@@ -165,7 +165,8 @@ def wrk(
     web tier's pid) the web processes' CPU milliseconds per request."""
     pids = _tree(web_pid) if web_pid else []
     cpu_before = _cpu_seconds(pids)
-    argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s"]
+    argv += ["--latency", "--timeout", "10s"]
     if token:
         argv += ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run(  # noqa: S603
