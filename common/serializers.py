@@ -4,14 +4,20 @@ DRF's ``Serializer.to_representation`` walks its fields for every object: a gene
 readable fields, ``get_attribute`` through ``source_attrs``, then each field's own
 ``to_representation`` (a ``DateTimeField`` looks the current time zone up through an
 ``asgiref`` local on every value). Profiled on ``GET /projects`` (20 projects) that walk was
-the largest single cost of the request. ``FastOutputMixin`` plans the walk once per
-serializer instance: a field that reads a plain model column of a simple kind (text,
-integer, boolean, an ISO 8601 date-time) is read and converted inline, exactly as DRF would;
-any other field goes through DRF's own path, unchanged.
+the largest single cost of the request, after building the fields themselves, which a
+``ModelSerializer`` does from the model's metadata for every new serializer.
+
+``FastOutputMixin`` builds a class's fields from the model once and copies them for each
+new serializer (the way DRF copies declared fields), and plans the walk once per serializer
+instance: a field that reads a plain model column of a simple kind (text, integer, boolean,
+an ISO 8601 date-time) is read and converted inline, exactly as DRF would; any other field
+goes through DRF's own path, unchanged. A serializer using it must not vary its fields by
+instance or context.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +74,14 @@ def _converter(field: fields.Field) -> _Convert:
 
 class FastOutputMixin(serializers.Serializer):
     """Put first in a serializer's bases; its output is DRF's, computed with less work."""
+
+    def get_fields(self) -> dict[str, fields.Field]:
+        # Built once per class from the model (unbound templates), copied per serializer.
+        templates = type(self).__dict__.get("_fast_field_templates")
+        if templates is None:
+            templates = super().get_fields()
+            type(self)._fast_field_templates = templates  # type: ignore[attr-defined]
+        return {name: copy.deepcopy(field) for name, field in templates.items()}
 
     def _output_plan(self, instance: Any) -> list[tuple[str, str | None, Any, _Convert]]:
         plan = getattr(self, "_fast_output_plan", None)
