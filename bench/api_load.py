@@ -12,6 +12,7 @@ bench/results/api_load.json).
     python bench/api_load.py                       # WEB_PROCESSES from the environment
     python bench/api_load.py --web-processes 1 2   # one row per process count
     python bench/api_load.py --url http://127.0.0.1:8001 --token ACCESS   # a running server
+    python bench/api_load.py --profile var/profiles   # py-spy of each web process, too
 
 Needs ``wrk`` (Debian: apt-get install wrk), PostgreSQL and Redis.
 """
@@ -191,15 +192,49 @@ def wrk(
     }
 
 
+@contextmanager
+def _profiled(web_pid: int | None, seconds: int, into: Path | None) -> Iterator[None]:
+    """py-spy (GIL holder only) on every web process while the block runs: one speedscope
+    file per process in ``into`` (open them at https://www.speedscope.app)."""
+    if into is None or web_pid is None:
+        yield
+        return
+    into.mkdir(parents=True, exist_ok=True)
+    pids = [pid for pid in _tree(web_pid) if pid != web_pid] or [web_pid]
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    recorders = [
+        subprocess.Popen(  # noqa: S603
+            [spy, "record", "--gil", "-r", "200", "-d", str(seconds), "-f", "speedscope"]
+            + ["-o", str(into / f"web-{pid}.json"), "-p", str(pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+    try:
+        yield
+    finally:
+        for recorder in recorders:
+            recorder.wait(timeout=seconds + 60)
+
+
 def measure(
-    url: str, token: str, *, connections: int, seconds: int, web_pid: int | None = None
+    url: str,
+    token: str,
+    *,
+    connections: int,
+    seconds: int,
+    web_pid: int | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Warm up, then /projects (signed in) and /health at ``connections`` connections."""
     wrk(f"{url}/projects", connections=connections, seconds=3, token=token)
     wrk(f"{url}/health", connections=connections, seconds=2, token=None)
     figures = {"connections": connections, "seconds": seconds, "web_pid": web_pid}
+    with _profiled(web_pid, seconds, profile):
+        projects = wrk(f"{url}/projects", token=token, **figures)  # type: ignore[arg-type]
     return {
-        "GET /projects": wrk(f"{url}/projects", token=token, **figures),  # type: ignore[arg-type]
+        "GET /projects": projects,
         "GET /health": wrk(f"{url}/health", token=None, **figures),  # type: ignore[arg-type]
     }
 
@@ -253,6 +288,9 @@ def main() -> int:
     parser.add_argument("--url", help="benchmark a running server instead")
     parser.add_argument("--token", help="access token for --url")
     parser.add_argument("--label", default="", help="a note stored with the figures")
+    parser.add_argument(
+        "--profile", type=Path, help="record py-spy profiles of the web processes under load here"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
@@ -280,7 +318,12 @@ def main() -> int:
         for count in counts:
             with stack(count) as (url, pid):
                 results = measure(
-                    url, token, connections=args.connections, seconds=args.seconds, web_pid=pid
+                    url,
+                    token,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                    web_pid=pid,
+                    profile=args.profile / f"{count}-processes" if args.profile else None,
                 )
             rows.append({"web_processes": count or "one per CPU", "results": results})
     report = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import os
 import signal
 import socket
@@ -121,9 +122,17 @@ def _die_with_parent() -> None:
 
 def serve_child(argv: list[str]) -> None:
     """One daphne process of several: its own SO_REUSEPORT socket on the shared port
-    (Twisted adopts a duplicate of it and closes the original)."""
+    (Twisted adopts a duplicate of it and closes the original).
+
+    The application is loaded before the socket opens, so a process takes connections only
+    once it can serve them; told to stop before then, it has nothing to drain and exits 0.
+    """
     _die_with_parent()
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     host, port, rest = _address(argv)
+    application = next((arg for arg in reversed(rest) if ":" in arg and "=" not in arg), "")
+    if application:
+        importlib.import_module(application.split(":", 1)[0])
     DrainingCommandLine().run(["--fd", str(_reuseport_socket(host, port)), *rest])
 
 
