@@ -68,7 +68,9 @@ def test_a_queue_no_worker_consumes_is_named(client, transactional_db):
 
     from config.celery import app
 
-    with start_worker(app, pool="threads", queues=["llm", "default"], perform_ping_check=False):
+    with start_worker(
+        app, pool="threads", queues=["llm", "default"], perform_ping_check=False, loglevel="WARNING"
+    ):
         body = client.get("/health").json()
 
     assert body["failing"] == ["workers"]
@@ -83,7 +85,9 @@ def test_a_worker_reports_its_queues_while_it_runs_and_withdraws_when_it_stops(
 
     from config.celery import app
 
-    with start_worker(app, pool="threads", queues=["sandbox"], perform_ping_check=False):
+    with start_worker(
+        app, pool="threads", queues=["sandbox"], perform_ping_check=False, loglevel="WARNING"
+    ):
         running = _workers()
     assert [beat["queues"] for beat in running.values()] == [["sandbox"]]
     assert _workers() == {}

@@ -88,6 +88,8 @@ def test_a_worker_thread_does_not_carry_one_tasks_request_id_into_the_next(trans
     from config.celery import app
 
     # One thread: the second task runs where the first one did.
-    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False):
+    with start_worker(
+        app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING"
+    ):
         assert _queued_under("req-first", echo, "a")["request_id"] == "req-first"
         assert _queued_under(None, echo, "b")["request_id"] is None
