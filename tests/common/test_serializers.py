@@ -69,27 +69,25 @@ def test_none_stays_none(projects):
     assert Fast(projects[0]).data == Plain(projects[0]).data
 
 
-def test_fields_are_built_from_the_model_once_per_class(projects):
+def test_fields_are_built_from_the_model_once_per_class(projects, monkeypatch):
     from rest_framework.serializers import ModelSerializer
 
-    calls = []
+    built = []
     original = ModelSerializer.build_field
 
     def counting(self, *args, **kwargs):
-        calls.append(args[0])
+        built.append(args[0])
         return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ModelSerializer, "build_field", counting)
 
     class Once(FastOutputMixin, serializers.ModelSerializer):
         class Meta:
             model = Project
             fields = ["id", "name", "created_at"]
 
-    ModelSerializer.build_field = counting
-    try:
-        first = Once(projects, many=True).data
-        second = Once(projects[:1], many=True).data
-    finally:
-        ModelSerializer.build_field = original
+    first = Once(projects, many=True).data
+    second = Once(projects[:1], many=True).data
 
-    assert calls == ["id", "name", "created_at"]
+    assert built == ["id", "name", "created_at"]
     assert second[0] == first[0]
