@@ -19,11 +19,17 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.tokens import Token
 
+from common.db import PrecompiledQuery
+
 from .models import User, UserSession
 from .revocation import sid_is_revoked
 from .tokens import SID_CLAIM
 
 _TOUCH_EVERY = timedelta(seconds=60)
+# The session and its user in one query, on every request: its SQL is compiled once.
+_session_with_user = PrecompiledQuery(
+    lambda sid: UserSession.objects.select_related("user").filter(pk=sid)
+)
 
 
 class SessionJWTAuthentication(JWTAuthentication):
@@ -48,14 +54,14 @@ class SessionJWTAuthentication(JWTAuthentication):
         sid = validated_token.get(SID_CLAIM)
         user_id = validated_token.get("user_id")
         try:
-            uuid.UUID(str(sid))
+            sid = uuid.UUID(str(sid))
         except ValueError as exc:
             raise AuthenticationFailed(
                 "Token has no valid session.", code="token_not_valid"
             ) from exc
         if sid_is_revoked(str(sid)):
             raise AuthenticationFailed("This session has been signed out.", code="session_revoked")
-        session = UserSession.objects.select_related("user").filter(pk=sid).first()
+        session = _session_with_user.first(sid)
         if session is None or str(session.user_id) != str(user_id):
             raise AuthenticationFailed("Token has no valid session.", code="token_not_valid")
         if session.revoked_at is not None:

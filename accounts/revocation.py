@@ -11,6 +11,7 @@ signing a cookie session out also sends ``session.revoked`` to that session's Ch
 group, so every stream it opened closes at once, in whichever process serves it.
 """
 
+import functools
 import hashlib
 import time
 import uuid
@@ -32,6 +33,13 @@ logger = get_logger(__name__)
 REVOKED_SIDS_KEY = "aiflow:accounts:revoked_sids"
 
 
+@functools.cache
+def _redis() -> Any:
+    """One client for the process: django-redis builds a new one on every call (its
+    connections come from one pool either way), which showed in every request's profile."""
+    return get_redis_connection("default")
+
+
 def _keep_seconds() -> int:
     return int(timedelta(minutes=settings.ACCOUNTS_ACCESS_TOKEN_MINUTES).total_seconds()) + 60
 
@@ -42,7 +50,7 @@ def revoked_sids_add(sids: Iterable[str]) -> None:
     if not members:
         return
     try:
-        get_redis_connection("default").zadd(REVOKED_SIDS_KEY, members)
+        _redis().zadd(REVOKED_SIDS_KEY, members)
     except RedisError:
         logger.warning("accounts.revoked_sids.unavailable", count=len(members))
     session_streams_close(list(members))
@@ -115,11 +123,11 @@ def session_is_live(sid: str) -> bool:
 def sid_is_revoked(sid: str) -> bool:
     """True when the set lists ``sid``; False when it does not or Redis cannot answer."""
     try:
-        return get_redis_connection("default").zscore(REVOKED_SIDS_KEY, str(sid)) is not None
+        return _redis().zscore(REVOKED_SIDS_KEY, str(sid)) is not None
     except RedisError:
         return False
 
 
 def revoked_sids_prune() -> int:
     """Drop entries whose access tokens have all expired; returns how many went."""
-    return int(get_redis_connection("default").zremrangebyscore(REVOKED_SIDS_KEY, 0, time.time()))
+    return int(_redis().zremrangebyscore(REVOKED_SIDS_KEY, 0, time.time()))

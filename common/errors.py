@@ -34,6 +34,13 @@ class Conflict(ApplicationError):
     code = "conflict"
 
 
+class QuotaExceeded(ApplicationError):
+    """The user used up an allowance (requests, dollars); it frees up with time."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "quota_exceeded"
+
+
 class ServiceUnavailable(ApplicationError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     code = "unavailable"

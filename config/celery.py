@@ -1,6 +1,17 @@
-"""The Celery application: Redis broker, late acks, three queues, events for Flower."""
+"""The Celery application: Redis broker, late acks, three queues, events for Flower.
 
+Every task logs one request id, bound when it starts and cleared when it ends, so a worker
+thread never carries one task's id into the next: a task of a run logs the id of the request
+that started the run (stored with the run, so tasks queued by an approval, a resume or the
+reaper log it too, or none when the run has none); any other task logs the id of whatever
+queued it (carried in the message's headers).
+"""
+
+import functools
+import inspect
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
@@ -13,6 +24,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in ("llm", "sandbox", "default")]
 app.conf.imports = ["common.tasks"]
 app.autodiscover_tasks()
+# Every worker reports itself for /health (config.health).
+app.steps["worker"].add("config.health:WorkerHeartbeat")
 
 
 @before_task_publish.connect
@@ -25,12 +38,53 @@ def _carry_request_id(headers: dict | None = None, **_: object) -> None:
         headers["request_id"] = request_id
 
 
+@functools.cache
+def _run_id_position(task_name: str, function: Any) -> int | None:
+    """Where ``run_id`` sits among the task's positional arguments (None: it takes none)."""
+    try:
+        parameters = list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return None
+    return parameters.index("run_id") if "run_id" in parameters else None
+
+
+def run_id_of(task: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int | None:
+    """The ``run_id`` a task was called with, if it takes one."""
+    if "run_id" in kwargs:
+        return kwargs["run_id"]
+    position = _run_id_position(task.name, task.run)
+    if position is not None and position < len(args):
+        return args[position]
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def run_request_id(run_id: int) -> str | None:
+    """The request id stored with run ``run_id`` (it never changes), or None."""
+    from django.apps import apps
+
+    run_model = apps.get_model("pipeline", "Run")
+    stored = run_model.objects.filter(id=run_id).values_list("request_id", flat=True).first()
+    return stored or None
+
+
 @task_prerun.connect
-def _bind_request_id(task: object = None, **_: object) -> None:
+def _bind_request_id(
+    task: Any = None,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    **_: object,
+) -> None:
     from common.logging import bind_request_id
 
-    request = getattr(task, "request", None)
-    bind_request_id(getattr(request, "request_id", None) if request else None)
+    request_id: str | None = None
+    if task is not None:
+        run_id = run_id_of(task, args or (), kwargs or {})
+        if isinstance(run_id, int):
+            request_id = run_request_id(run_id)
+        else:
+            request_id = getattr(task.request, "request_id", None)
+    bind_request_id(request_id)
 
 
 @task_postrun.connect

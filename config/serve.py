@@ -1,12 +1,27 @@
-"""Daphne with a graceful drain: ``python -m config.serve`` takes daphne's own arguments.
+"""The web tier: daphne with a graceful drain, in one or several processes on one port.
 
-Stock daphne cancels every in-flight request when it receives SIGTERM or SIGINT. This
-server first stops listening, then gives running HTTP requests up to
-``WEB_DRAIN_SECONDS`` (default 4, below the process runner's kill timeout) to finish,
-and only then cancels what is left (long-lived streams and sockets).
+``python -m config.serve`` takes daphne's own arguments. With ``WEB_PROCESSES`` above 1 (0,
+the default, means one per CPU) it becomes a small supervisor: it starts that many daphne
+processes, each listening on the same host and port through its own ``SO_REUSEPORT``
+socket (the kernel spreads new connections over them), restarts one that dies, and on
+SIGTERM or SIGINT passes SIGTERM on and waits for every one of them to drain. Channels
+keeps its layer in Redis, so a WebSocket group reaches clients of every process.
+
+Each daphne process drains the same way: stock daphne cancels every in-flight request when
+it receives SIGTERM or SIGINT; this server first stops listening (new connections are
+refused), then gives running HTTP requests up to ``WEB_DRAIN_SECONDS`` to finish, and only
+then cancels what is left (long-lived streams and sockets).
 """
 
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
 import os
+import signal
+import socket
+import subprocess
 import sys
 import time
 from typing import Any
@@ -15,11 +30,30 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from twisted.internet import defer, reactor
 
+CHILD_FLAG = "--serve-child"
+# A process that dies this many times within RESTART_WINDOW seconds is not started again.
+MAX_RESTARTS, RESTART_WINDOW = 5, 60.0
+
+
+def _settings() -> Any:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    from django.conf import settings
+
+    return settings
+
 
 class DrainingServer(Server):
     """A daphne server that lets in-flight HTTP requests finish before shutting down."""
 
-    drain_seconds = float(os.environ.get("WEB_DRAIN_SECONDS", "4"))
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ports: list[Any] = []
+        self.drain_seconds = float(_settings().WEB_DRAIN_SECONDS)
+
+    def listen_success(self, port: Any) -> None:
+        # Keep the listening ports (daphne's listener deferreds end in None, not the port).
+        self.ports.append(port)
+        super().listen_success(port)
 
     def _in_flight_http(self) -> int:
         return sum(
@@ -31,8 +65,8 @@ class DrainingServer(Server):
         )
 
     def kill_all_applications(self) -> Any:
-        for listener in self.listeners:
-            listener.addCallback(lambda port: port.stopListening())
+        for port in self.ports:
+            port.stopListening()  # new connections are refused from now on
         finished: defer.Deferred = defer.Deferred()
         deadline = time.monotonic() + self.drain_seconds
 
@@ -51,6 +85,123 @@ class DrainingCommandLine(CommandLineInterface):
     server_class = DrainingServer
 
 
+# --- Several processes ---------------------------------------------------------------------
+
+
+def _address(argv: list[str]) -> tuple[str, int, list[str]]:
+    """Host and port from daphne's ``-b``/``--bind`` and ``-p``/``--port``; the rest."""
+    host, port, rest = "127.0.0.1", 8000, []
+    items = iter(argv)
+    for item in items:
+        if item in ("-b", "--bind"):
+            host = next(items)
+        elif item in ("-p", "--port"):
+            port = int(next(items))
+        else:
+            rest.append(item)
+    return host, port, rest
+
+
+def _reuseport_socket(host: str, port: int) -> int:
+    """A listening socket on ``host:port`` that other processes may listen on too."""
+    if ":" in host:
+        raise SystemExit(f"several web processes need an IPv4 bind, not {host!r}; WEB_PROCESSES=1")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock.detach()
+
+
+def _die_with_parent() -> None:
+    """Get SIGTERM should the supervisor die without a word (SIGKILL)."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: no such guard
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def serve_child(argv: list[str]) -> None:
+    """One daphne process of several: its own SO_REUSEPORT socket on the shared port
+    (Twisted adopts a duplicate of it and closes the original).
+
+    The application is loaded before the socket opens, so a process takes connections only
+    once it can serve them; told to stop before then, it has nothing to drain and exits 0.
+    """
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    host, port, rest = _address(argv)
+    application = next((arg for arg in reversed(rest) if ":" in arg and "=" not in arg), "")
+    if application:
+        importlib.import_module(application.split(":", 1)[0])
+    DrainingCommandLine().run(["--fd", str(_reuseport_socket(host, port)), *rest])
+
+
+class Supervisor:
+    """Starts ``count`` daphne processes on one port, restarts one that dies, and drains
+    them all when told to stop."""
+
+    def __init__(self, count: int, argv: list[str]) -> None:
+        self.count, self.argv = count, argv
+        self.children: dict[int, subprocess.Popen] = {}
+        self.stopping = False
+        self.deaths: list[float] = []
+
+    def _start(self, slot: int) -> None:
+        self.children[slot] = subprocess.Popen(  # noqa: S603 - ourselves
+            [sys.executable, "-m", "config.serve", CHILD_FLAG, *self.argv],
+            start_new_session=True,  # a terminal's Ctrl-C reaches us, and we pass it on
+        )
+
+    def _stop(self, *_: Any) -> None:
+        self.stopping = True
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        for slot in range(self.count):
+            self._start(slot)
+        while not self.stopping:
+            for slot, child in list(self.children.items()):
+                if child.poll() is None or self.stopping:
+                    continue
+                now = time.monotonic()
+                self.deaths = [t for t in self.deaths if now - t < RESTART_WINDOW] + [now]
+                print(
+                    f"web process {child.pid} exited with {child.returncode}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if len(self.deaths) > MAX_RESTARTS:
+                    self._stop()
+                    break
+                self._start(slot)
+            time.sleep(0.2)
+        grace = float(_settings().WEB_DRAIN_SECONDS) + 15
+        deadline = time.monotonic() + grace
+        codes = []
+        for child in self.children.values():
+            try:
+                codes.append(child.wait(timeout=max(0.1, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                codes.append(child.wait())
+        crashed = len(self.deaths) > MAX_RESTARTS
+        return 1 if crashed or any(code != 0 for code in codes) else 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == [CHILD_FLAG]:
+        serve_child(argv[1:])
+        return 0
+    count = int(_settings().WEB_PROCESSES) or (os.cpu_count() or 1)
+    if count <= 1:
+        DrainingCommandLine().run(argv)
+        return 0
+    return Supervisor(count, argv).run()
+
+
 if __name__ == "__main__":
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    DrainingCommandLine().run(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -65,9 +65,11 @@ class Run(models.Model):
     # Where the fork went on from: a stage (design, orchestrate, coding, integrate) or a step key.
     fork_point = models.CharField(max_length=200, blank=True, default="")
 
-
     # Set once, by whichever task saw the last plan task green: integration is queued.
     integration_claimed_at = models.DateTimeField(null=True, blank=True)
+    # X-Request-ID of the request that started the run: every task of the run logs it,
+    # however the task was queued (the start, an approval, a resume, the reaper).
+    request_id = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -5,9 +5,12 @@ Also what a follow-up run starts from (``run_base_tree``) and what ``GET
 """
 
 import re
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Q, QuerySet, Sum
+from django.utils import timezone
 
 from common.errors import ApplicationError, NotFound
 from projects.artifacts import artifact_list_for_run, artifact_read, artifact_tree_diff
@@ -24,6 +27,22 @@ _COUNTS = re.compile(r"(\d+) passed, (\d+) failed, (\d+) errors")
 def run_list_for_project(*, project: Any) -> QuerySet[Run]:
     """The project's runs, newest first (the caller already checked the owner)."""
     return Run.objects.filter(project=project).order_by("-created_at", "-id")
+
+
+def user_spent_last_day_usd(*, user_id: int) -> Decimal:
+    """What the runs the user started spent over the last 24 hours, in USD.
+
+    A run counts with its whole cost when it spent within the window: it finished in it, or
+    it has not finished and its heartbeat (touched by every model call) is in it. That may
+    count some dollars from before the window, never fewer than were spent in it.
+    """
+    since = timezone.now() - timedelta(hours=24)
+    total = (
+        Run.objects.filter(created_by_id=user_id)
+        .filter(Q(finished_at__gte=since) | Q(finished_at__isnull=True, heartbeat_at__gte=since))
+        .aggregate(total=Sum("cost_usd"))["total"]
+    )
+    return total or Decimal(0)
 
 
 def run_get_for_user(*, user: Any, run_id: int) -> Run:

@@ -7,4 +7,4 @@ class ProvidersConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the llm_* Prometheus metrics so /metrics shows them from the start.
-        from . import metrics  # noqa: F401
+        from . import checks, metrics  # noqa: F401

@@ -1,8 +1,13 @@
-"""A circuit breaker per provider, kept in Redis so every worker shares it.
+"""Circuit breakers, kept in Redis so every worker shares them.
+
+A provider's circuit counts failures that say something about the provider (5xx, timeouts,
+429, auth): it opens for every user. A failure caused by the request itself (a 4xx such as
+400, 404 or 413) counts only in a narrower circuit, of that provider and model for the user
+whose request failed, so one user's bad requests never take a provider away from the others.
 
 Closed: calls go through. After ``LLM_CIRCUIT_FAILURE_THRESHOLD`` consecutive failures it
-opens: calls skip the provider. After ``LLM_CIRCUIT_COOLDOWN_SECONDS`` it is half-open: one
-caller at a time (a Redis lock) may probe it; a success closes it, a failure opens it again.
+opens: calls skip it. After ``LLM_CIRCUIT_COOLDOWN_SECONDS`` it is half-open: one caller at a
+time (a Redis lock) may probe it; a success closes it, a failure opens it again.
 """
 
 import time
@@ -15,8 +20,15 @@ from .redis_client import PREFIX, get_redis
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
-def _key(provider: str) -> str:
-    return f"{PREFIX}circuit:{provider}"
+def circuit_scope(provider: str, model: str | None = None, tenant: int | None = None) -> str:
+    """The circuit of ``provider`` (every user), or of one model for one user (``tenant``)."""
+    if model is None:
+        return provider
+    return f"{provider}|{model}|{tenant if tenant is not None else '-'}"
+
+
+def _key(scope: str) -> str:
+    return f"{PREFIX}circuit:{scope}"
 
 
 @dataclass
@@ -26,9 +38,9 @@ class CircuitState:
     opened_at: float | None
 
 
-def circuit_state(provider: str) -> CircuitState:
-    """The provider's circuit as every worker sees it."""
-    raw = get_redis().hgetall(_key(provider))
+def circuit_state(scope: str) -> CircuitState:
+    """The circuit ``scope`` (see ``circuit_scope``) as every worker sees it."""
+    raw = get_redis().hgetall(_key(scope))
     failures = int(raw.get(b"failures", 0))
     opened = raw.get(b"opened_at")
     if opened is None:
@@ -39,27 +51,28 @@ def circuit_state(provider: str) -> CircuitState:
     return CircuitState(HALF_OPEN, failures, opened_at)
 
 
-def circuit_allows(provider: str) -> bool:
-    """Whether a call may go to ``provider`` now (claims the half-open probe if so)."""
-    state = circuit_state(provider)
+def circuit_allows(scope: str) -> bool:
+    """Whether a call may go through circuit ``scope`` now (claims the half-open probe)."""
+    state = circuit_state(scope)
     if state.state == CLOSED:
         return True
     if state.state == OPEN:
         return False
     # Half-open: only one caller probes; the lock expires should that caller die.
     hold_ms = int(max(settings.LLM_TIMEOUT_SECONDS, settings.LLM_CIRCUIT_COOLDOWN_SECONDS) * 1000)
-    return bool(get_redis().set(_key(provider) + ":probe", "1", nx=True, px=max(hold_ms, 1)))
+    return bool(get_redis().set(_key(scope) + ":probe", "1", nx=True, px=max(hold_ms, 1)))
 
 
-def circuit_record_success(provider: str) -> None:
-    """A call to ``provider`` worked: close its circuit."""
-    get_redis().delete(_key(provider), _key(provider) + ":probe")
+def circuit_record_success(*scopes: str) -> None:
+    """A call through ``scopes`` worked: close them."""
+    keys = [key for scope in scopes for key in (_key(scope), _key(scope) + ":probe")]
+    get_redis().delete(*keys)
 
 
-def circuit_record_failure(provider: str) -> bool:
-    """A call to ``provider`` failed; returns True when its circuit is (now) open."""
+def circuit_record_failure(scope: str) -> bool:
+    """A call failed in a way that counts for ``scope``; True when it is (now) open."""
     client = get_redis()
-    key = _key(provider)
+    key = _key(scope)
     failures = client.hincrby(key, "failures", 1)
     client.expire(key, 86400)
     if failures >= settings.LLM_CIRCUIT_FAILURE_THRESHOLD:
@@ -69,6 +82,6 @@ def circuit_record_failure(provider: str) -> bool:
     return False
 
 
-def circuit_release_probe(provider: str) -> None:
-    """The half-open probe ended without a verdict on the provider's health (e.g. a 400)."""
-    get_redis().delete(_key(provider) + ":probe")
+def circuit_release_probe(scope: str) -> None:
+    """The half-open probe of ``scope`` ended without a verdict on its health."""
+    get_redis().delete(_key(scope) + ":probe")

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 
 TRANSIENT_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504, 529}
-# Failures that say something about the provider's health (and so count for its circuit);
-# a 400 or 404 says something about the request or the model id instead.
-UNHEALTHY_STATUSES = TRANSIENT_STATUSES | {401, 403}
+# Failures that say something about the provider's health or the operator's account there
+# (and so count for the provider's circuit, for every user).
+UNHEALTHY_STATUSES = TRANSIENT_STATUSES | {401, 402, 403}
 _TRANSIENT_NAMES = (
     "timeout",
     "connection",
@@ -35,6 +35,17 @@ class CallFailure:
     @property
     def counts_against_provider(self) -> bool:
         return self.status is None or self.status in UNHEALTHY_STATUSES
+
+    @property
+    def caused_by_request(self) -> bool:
+        """A 4xx about the request itself (400, 404, 413, 422...): the prompt, its size or
+        the model id, not the provider's health; it counts only against that model for the
+        user whose request it was."""
+        return (
+            self.status is not None
+            and 400 <= self.status < 500
+            and self.status not in UNHEALTHY_STATUSES
+        )
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -1,9 +1,16 @@
-"""Prices (USD per million input / output tokens) and what a call costs or may cost."""
+"""Prices (USD per million input / output tokens) and what a call costs or may cost.
+
+A model without a price (in ``LLM_PRICES``, the built-in table, or ``LLM_DEFAULT_PRICE``
+when the operator sets one) is never called: it would cost an unknown amount that no
+budget could bound.
+"""
 
 import math
 from decimal import Decimal
 
 from django.conf import settings
+
+from .types import UnpricedModel
 
 MILLION = Decimal(1_000_000)
 
@@ -51,8 +58,8 @@ def _candidates(provider: str, model: str) -> list[str]:
     return names
 
 
-def price_for(*, provider: str, model: str) -> tuple[Decimal, Decimal]:
-    """USD per million (input, output) tokens of ``provider:model``."""
+def price_or_none(*, provider: str, model: str) -> tuple[Decimal, Decimal] | None:
+    """USD per million (input, output) tokens of ``provider:model``; None when unpriced."""
     if provider == "offline":
         return Decimal(0), Decimal(0)
     for table in (settings.LLM_PRICES, BUILTIN_PRICES):
@@ -60,8 +67,21 @@ def price_for(*, provider: str, model: str) -> tuple[Decimal, Decimal]:
             if name in table:
                 price_in, price_out = table[name]
                 return Decimal(str(price_in)), Decimal(str(price_out))
-    price_in, price_out = settings.LLM_DEFAULT_PRICE
-    return Decimal(str(price_in)), Decimal(str(price_out))
+    if settings.LLM_DEFAULT_PRICE:
+        price_in, price_out = settings.LLM_DEFAULT_PRICE
+        return Decimal(str(price_in)), Decimal(str(price_out))
+    return None
+
+
+def price_for(*, provider: str, model: str) -> tuple[Decimal, Decimal]:
+    """USD per million (input, output) tokens of ``provider:model``; ``UnpricedModel``."""
+    price = price_or_none(provider=provider, model=model)
+    if price is None:
+        raise UnpricedModel(
+            f"{provider}:{model} has no price: the operator must set one (LLM_PRICES or "
+            "LLM_DEFAULT_PRICE) before it may be called."
+        )
+    return price
 
 
 def cost_usd(*, provider: str, model: str, tokens_in: int, tokens_out: int) -> Decimal:

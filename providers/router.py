@@ -1,9 +1,11 @@
 """The router: one request through a role's chain of ``provider:model``.
 
-For each model of the chain, in order: a cache hit answers at once; a provider whose circuit
-is open is skipped; the run's budget is checked (a call that may exceed it is not sent);
-transient errors are retried with exponential backoff and jitter (a 429's Retry-After is
-honoured); permanent errors and exhausted retries fail over to the next model.
+For each model of the chain, in order: a cache hit answers at once; a model without a price
+is skipped (nothing could bound what it costs); a provider whose circuit is open is skipped,
+and so is a model whose circuit this user's own bad requests opened; the run's budget and
+its user's daily budget are checked (a call that may exceed either is not sent); transient
+errors are retried with exponential backoff and jitter (a 429's Retry-After is honoured);
+permanent errors and exhausted retries fail over to the next model.
 """
 
 import random
@@ -25,13 +27,21 @@ from .circuit import (
     circuit_record_failure,
     circuit_record_success,
     circuit_release_probe,
+    circuit_scope,
 )
 from .circuit import circuit_state as _circuit_state
 from .errors import CallFailure, classify
 from .offline.model import message_dicts
-from .pricing import cost_usd, worst_case_cost_usd
+from .pricing import cost_usd, price_or_none, worst_case_cost_usd
 from .stats import stats_record_call
-from .types import BudgetExceeded, Completion, ProviderError, UsageLedger
+from .types import (
+    BudgetExceeded,
+    Completion,
+    DailyBudgetExceeded,
+    ProviderError,
+    UnpricedModel,
+    UsageLedger,
+)
 from .vendors import build_chat_model, invocation_for, provider_options
 
 log = get_logger(__name__)
@@ -71,6 +81,12 @@ class Request:
     def message_dicts(self) -> list[dict[str, str]]:
         return message_dicts(self.messages)
 
+    def scopes(self, provider: str, model: str) -> tuple[str, str]:
+        """The circuits a call to ``provider:model`` goes through: the provider's (every
+        user) and the model's for this request's user."""
+        tenant = self.run.user_id if self.run is not None else None
+        return circuit_scope(provider), circuit_scope(provider, model, tenant)
+
 
 @dataclass
 class Answer:
@@ -92,18 +108,50 @@ def _backoff(attempt: int, retry_after: float | None) -> float | None:
     return delay
 
 
-def _check_budget(request: Request, provider: str, model: str) -> None:
-    if request.run is None:
-        return
-    remaining = request.run.remaining_budget_usd()
-    if remaining is None:
-        return
+def _worst_case(request: Request, provider: str, model: str) -> Decimal:
     texts = [str(message.text) for message in request.messages]
     if request.json_schema is not None:
         texts.append(str(request.json_schema))
-    worst = worst_case_cost_usd(
+    return worst_case_cost_usd(
         provider=provider, model=model, texts=texts, max_output_tokens=request.max_tokens
     )
+
+
+def _check_daily_budget(request: Request, provider: str, model: str) -> None:
+    cap = settings.LLM_USER_DAILY_BUDGET_USD
+    if request.run is None or cap is None:
+        return
+    spent = request.run.user_spent_last_day_usd()
+    if spent is None:
+        return
+    left = Decimal(str(cap)) - Decimal(str(spent))
+    worst = _worst_case(request, provider, model)
+    if worst > left:
+        log.warning(
+            "provider.daily_budget_refused",
+            role=request.role,
+            provider=provider,
+            model=model,
+            estimate_usd=str(worst),
+            left_usd=str(left),
+            run_id=request.run.run_id,
+            user_id=request.run.user_id,
+        )
+        raise DailyBudgetExceeded(
+            f"Daily budget exceeded: a {request.role} call to {provider}:{model} may cost up "
+            f"to ${worst:.4f}, but the user's runs have ${max(left, Decimal(0)):.4f} left of "
+            f"the ${cap} they may spend in 24 hours; the call was not sent."
+        )
+
+
+def _check_budget(request: Request, provider: str, model: str) -> None:
+    if request.run is None:
+        return
+    _check_daily_budget(request, provider, model)
+    remaining = request.run.remaining_budget_usd()
+    if remaining is None:
+        return
+    worst = _worst_case(request, provider, model)
     remaining = Decimal(str(remaining))
     if worst > remaining:
         log.warning(
@@ -164,6 +212,7 @@ def _cached(request: Request, provider: str, model: str, key: str) -> Answer | N
 def _try_model(request: Request, provider: str, model: str) -> Completion | CallFailure:
     """Ask one model, retrying transient errors; the completion or the final failure."""
     kind = provider_options(provider)["kind"]
+    provider_scope, model_scope = request.scopes(provider, model)
     try:
         chat_model = build_chat_model(
             provider=provider,
@@ -200,10 +249,15 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
             metrics.LLM_LATENCY.labels(provider, model).observe(latency_ms / 1000)
             stats_record_call(provider=provider, model=model, latency_ms=latency_ms, ok=False)
             opened = False
-            if failure.counts_against_provider:
-                opened = circuit_record_failure(provider)
+            if failure.caused_by_request:
+                opened = circuit_record_failure(model_scope)
+                circuit_release_probe(provider_scope)
+            elif failure.counts_against_provider:
+                opened = circuit_record_failure(provider_scope)
+                circuit_release_probe(model_scope)
             else:
-                circuit_release_probe(provider)
+                circuit_release_probe(provider_scope)
+                circuit_release_probe(model_scope)
             log.warning(
                 "provider.call_failed",
                 role=request.role,
@@ -225,7 +279,7 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
             continue
 
         latency_ms = int((time.monotonic() - started) * 1000)
-        circuit_record_success(provider)
+        circuit_record_success(provider_scope, model_scope)
         usage: dict[str, Any] = dict(message.usage_metadata or {})
         tokens_in = int(usage.get("input_tokens", 0))
         tokens_out = int(usage.get("output_tokens", 0))
@@ -268,6 +322,7 @@ def route(request: Request, chain: list[str]) -> Answer:
         raise ProviderError(f"no model is configured for role {request.role!r}", code="config")
     entries = [(entry, *split_entry(entry)) for entry in chain]
     failures: list[str] = []
+    unpriced = 0
     for index, (entry, provider, model) in enumerate(entries):
         next_entry = entries[index + 1][0] if index + 1 < len(entries) else None
         kind = provider_options(provider)["kind"]
@@ -284,12 +339,23 @@ def route(request: Request, chain: list[str]) -> Answer:
             answer = _cached(request, provider, model, key)
             if answer is not None:
                 return answer
-        if _circuit_state(provider).state == OPEN:
+        if price_or_none(provider=provider, model=model) is None:
+            unpriced += 1
+            failures.append(f"{entry}: no price set (LLM_PRICES or LLM_DEFAULT_PRICE)")
+            _failover(request, entry, next_entry, "unpriced")
+            continue
+        provider_scope, model_scope = request.scopes(provider, model)
+        if OPEN in (_circuit_state(provider_scope).state, _circuit_state(model_scope).state):
             failures.append(f"{entry}: circuit open")
             _failover(request, entry, next_entry, "circuit_open")
             continue
         _check_budget(request, provider, model)
-        if not circuit_allows(provider):  # half-open, and another worker holds the probe
+        if not circuit_allows(provider_scope):  # half-open, and another worker holds the probe
+            failures.append(f"{entry}: circuit half-open, probe in flight")
+            _failover(request, entry, next_entry, "circuit_open")
+            continue
+        if not circuit_allows(model_scope):
+            circuit_release_probe(provider_scope)
             failures.append(f"{entry}: circuit half-open, probe in flight")
             _failover(request, entry, next_entry, "circuit_open")
             continue
@@ -306,6 +372,10 @@ def route(request: Request, chain: list[str]) -> Answer:
             status=outcome.status,
             transient=outcome.transient,
             detail=outcome.message[:300],
+        )
+    if unpriced == len(entries):
+        raise UnpricedModel(
+            f"No model of the {request.role!r} chain has a price: " + "; ".join(failures)
         )
     raise ProviderError(
         f"No model of the {request.role!r} chain answered: " + "; ".join(failures),

@@ -1,4 +1,5 @@
-"""Reads of the providers app: the status report behind ``GET /admin/providers``."""
+"""Reads of the providers app: which models a run may name, and the status report behind
+``GET /admin/providers``."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -6,7 +7,7 @@ from typing import Any
 from django.conf import settings
 
 from .circuit import circuit_state
-from .pricing import price_for
+from .pricing import price_or_none
 from .router import split_entry
 from .stats import stats_for
 
@@ -26,6 +27,30 @@ def configured_models() -> dict[str, dict[str, list[str]]]:
     return found
 
 
+def models_allowed() -> list[str]:
+    """``provider:model`` entries a run's options may name: every configured chain's, then
+    the operator's ``LLM_ALLOWED_MODELS``."""
+    entries = [entry for chain in settings.LLM_CHAINS.values() for entry in chain]
+    return list(dict.fromkeys([*entries, *settings.LLM_ALLOWED_MODELS]))
+
+
+def model_refusal(entry: str) -> str | None:
+    """Why a run may not name ``provider:model`` (None: it may).
+
+    Only models of the configured chains or the operator's allow-list may be chosen, and
+    only with a price: a user naming any model id would otherwise spend without a bound.
+    """
+    if entry not in models_allowed():
+        return (
+            f"{entry!r} is not one of the configured models "
+            f"({', '.join(models_allowed())}); the operator may allow more (LLM_ALLOWED_MODELS)"
+        )
+    provider, model = split_entry(entry)
+    if price_or_none(provider=provider, model=model) is None:
+        return f"{entry!r} has no price; the operator must set one (LLM_PRICES)"
+    return None
+
+
 def providers_status() -> dict[str, Any]:
     """Providers and models with circuit state, calls, errors and p50 / p95 latency."""
     providers = []
@@ -34,12 +59,15 @@ def providers_status() -> dict[str, Any]:
         circuit = circuit_state(name)
         model_rows = []
         for model, roles in models.items():
-            price_in, price_out = price_for(provider=name, model=model)
+            price = price_or_none(provider=name, model=model)
             model_rows.append(
                 {
                     "model": model,
                     "roles": roles,
-                    "price_usd_per_million": {"input": str(price_in), "output": str(price_out)},
+                    # None: unpriced, so never called until the operator sets a price.
+                    "price_usd_per_million": (
+                        {"input": str(price[0]), "output": str(price[1])} if price else None
+                    ),
                     **stats_for(provider=name, model=model),
                 }
             )

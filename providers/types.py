@@ -47,13 +47,28 @@ class BudgetExceeded(ProviderError):
     code = "budget"
 
 
+class DailyBudgetExceeded(BudgetExceeded):
+    """The call would take the run's user past ``LLM_USER_DAILY_BUDGET_USD``; nothing was sent."""
+
+    code = "daily_budget"
+
+
+class UnpricedModel(ProviderError):
+    """The model has no price, so no budget could bound it: it is never called."""
+
+    code = "unpriced_model"
+
+
 class UsageLedger(Protocol):
     """What ``complete(run=...)`` needs from a run, without importing the pipeline.
 
-    ``remaining_budget_usd`` is None when the run has no budget. ``record_usage`` is called
-    once per call that reached a model (not for cache hits), as soon as its answer is in
-    hand and before the next call is sent, with ``parsed`` set when the answer fit the
-    schema. ``run_id`` keys caches and logs. ``failover`` is told of every failover.
+    ``remaining_budget_usd`` is None when the run has no budget. ``user_spent_last_day_usd``
+    is what the run's user spent over the last 24 hours (None: no user), checked against
+    ``LLM_USER_DAILY_BUDGET_USD`` before every call. ``record_usage`` is called once per
+    call that reached a model (not for cache hits), as soon as its answer is in hand and
+    before the next call is sent, with ``parsed`` set when the answer fit the schema.
+    ``run_id`` keys caches and logs; ``user_id`` (the tenant) scopes the circuits that the
+    user's own bad requests open. ``failover`` is told of every failover.
 
     A ledger may also offer ``replay() -> Completion | None``: the answers it already paid
     for, one per call, in order (a step taken over after its worker died). ``complete``
@@ -61,8 +76,11 @@ class UsageLedger(Protocol):
     """
 
     run_id: int | None
+    user_id: int | None
 
     def remaining_budget_usd(self) -> Decimal | None: ...
+
+    def user_spent_last_day_usd(self) -> Decimal | None: ...
 
     def record_usage(self, completion: Completion) -> None: ...
 

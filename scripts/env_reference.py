@@ -2,9 +2,10 @@
 """Keep the README's environment table and `.env.example` true to the settings.
 
 Every ``env.<cast>("NAME", default=...)`` call under ``config/settings/`` is one variable;
-the comment lines just above it (if any) are its description. ``--write`` rewrites the
-README block between the env markers and ``.env.example``; ``--check`` exits 1 when either
-is out of date (a test runs it).
+the comment line(s) directly above it are its description, never a section banner
+(``# ---``, ``# ===``). ``--write`` rewrites the README block between the env markers and
+``.env.example``; ``--check`` exits 1 when either is out of date or a variable has no
+description of its own (a test runs it).
 """
 
 import ast
@@ -19,12 +20,26 @@ START, END = "<!-- env:start -->", "<!-- env:end -->"
 SKIP = {"test.py"}
 
 
-def _section_above(lines: list[str], index: int) -> str:
-    for line in reversed(lines[:index]):
-        text = line.strip().lstrip("#").strip()
-        if line.strip().startswith("#") and text.startswith("---"):
-            return text.strip("- ").rstrip(":")
-    return ""
+def _is_banner(text: str) -> bool:
+    """A section banner (``# --- Database ---``, ``# ==== END ... ====``) names no setting."""
+    return text.startswith(("---", "===", "***"))
+
+
+def _description(lines: list[str], index: int) -> str:
+    """The comment line(s) directly above line ``index`` (0-based), banners excluded.
+
+    Only an unbroken run of comment lines touching the setting counts: a blank line, code,
+    or a section banner ends it, so a setting never borrows another's words or a heading.
+    """
+    comments: list[str] = []
+    row = index - 1
+    while row >= 0 and lines[row].strip().startswith("#"):
+        text = lines[row].strip().lstrip("#").strip()
+        if _is_banner(text):
+            break
+        comments.insert(0, text)
+        row -= 1
+    return " ".join(comment for comment in comments if comment)
 
 
 def _variables() -> dict[str, tuple[str, str, str]]:
@@ -48,22 +63,9 @@ def _variables() -> dict[str, tuple[str, str, str]]:
             name = node.args[0].value
             default = next((k.value for k in node.keywords if k.arg == "default"), None)
             shown = "(required)" if default is None else ast.get_source_segment(source, default)
-            comments: list[str] = []
-            row = node.lineno - 2
-            # A run of settings under one comment shares it.
-            while row >= 0 and "= env." in lines[row] and not lines[row].lstrip().startswith("#"):
-                row -= 1
-            while row >= 0 and lines[row].strip().startswith("#"):
-                text = lines[row].strip().lstrip("#").strip()
-                if not text.startswith("---"):  # section headers describe a group, not this
-                    comments.insert(0, text)
-                row -= 1
-            if not comments:  # fall back on the heading of the section it stands in
-                section = _section_above(lines, node.lineno - 1)
-                comments = [section] if section else []
             where = str(path.relative_to(ROOT))
             if name not in found or path.name == "base.py":
-                found[name] = (shown or "", " ".join(comments), where)
+                found[name] = (shown or "", _description(lines, node.lineno - 1), where)
     return dict(sorted(found.items()))
 
 
@@ -91,6 +93,12 @@ def _example(variables: dict[str, tuple[str, str, str]]) -> str:
 
 def main() -> int:
     variables = _variables()
+    undescribed = sorted(name for name, (_, text, _) in variables.items() if not text)
+    if undescribed:
+        print(
+            "no description (a comment line directly above the env call): " + ", ".join(undescribed)
+        )
+        return 1
     readme = README.read_text()
     head, _, rest = readme.partition(START)
     _, _, tail = rest.partition(END)

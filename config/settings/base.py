@@ -5,6 +5,8 @@ environment through django-environ, and listed with its default in
 ``.env.example`` and the README.
 """
 
+from typing import Any
+
 from .env import BASE_DIR, env
 
 # Signs sessions, CSRF tokens and (unless JWT_SIGNING_KEY is set) JWTs. Production
@@ -61,6 +63,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Messages (admin, dashboard) live in the session: the cookie store signs a cookie on every
+# request, messages or not, which showed in every request's profile.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
@@ -81,21 +86,39 @@ TEMPLATES = [
     },
 ]
 
-# --- Database: PostgreSQL through psycopg 3 with Django's connection pool -----------------
-# The pool's max size is sized together with the llm worker's concurrency and the broker's
-# producer pool below (see "Fan-out" in the README).
-# Connections the pool keeps open, at least.
-DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
-# Threads of the llm worker (I/O-bound model calls); sizes the pools below and the broker's.
+# --- Concurrency: set here, together, and everything else is sized from it ----------------
+# Each process's database pool must cover the threads of that process that may touch the
+# database at the same moment (web threads, llm worker threads, plus the /health and step
+# heartbeat threads), and the broker's producer pool must be larger than the llm worker's
+# thread count, since each thread may queue further tasks while it runs (kombu's default
+# of 10 deadlocked 50 chaining threads). Both pools are per process: across all processes
+# their sum must stay below PostgreSQL's max_connections (see "Fan-out" in the README).
+
+# Web processes `make up` serves HTTP and WebSocket with, on one port (0: one per CPU).
+WEB_PROCESSES = env.int("WEB_PROCESSES", default=0)
+# Threads per web process that run requests through Django (the event loop only does I/O).
+WEB_THREADS = env.int("WEB_THREADS", default=8)
+# Threads of the llm worker (I/O-bound model calls).
 LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=32)
-# Connections the pool opens at most (per process); a step holds one only between its
-# statements, never across a model call, so half the llm threads is room enough.
-DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=max(20, LLM_WORKER_CONCURRENCY // 2))
+# Processes of the sandbox worker (each runs generated code and tests).
+SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=2)
+# Seconds a web process lets requests in flight finish when told to stop.
+WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
+_BUSIEST_PROCESS = max(WEB_THREADS, LLM_WORKER_CONCURRENCY)
+
+# --- Database: PostgreSQL through psycopg 3 with Django's connection pool -----------------
+# Connections the pool keeps open, at least (per process).
+DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
+# Connections the pool opens at most (per process): a web thread holds one for its
+# request; an llm step holds one only between its statements, never across a model
+# call, so half the llm threads is room enough.
+DB_POOL_MAX_SIZE = env.int(
+    "DB_POOL_MAX_SIZE", default=max(WEB_THREADS + 2, LLM_WORKER_CONCURRENCY // 2)
+)
 # Seconds to wait for a free pooled connection before failing.
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=30.0)
-# The default works with a local trust-auth PostgreSQL (the password is then ignored) and
-# with the compose file's db service (whose default password it is).
 DATABASES = {
+    # PostgreSQL URL; the default suits a local trust-auth server and compose's db service.
     "default": env.db_url(
         "DATABASE_URL", default="postgres://postgres:postgres@127.0.0.1:5432/aiflow"
     ),
@@ -150,19 +173,13 @@ CHANNEL_LAYERS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------
-# Fan-out is bounded here, in one place: the llm worker runs LLM_WORKER_CONCURRENCY threads,
-# each of which may queue further tasks while it runs, so the broker's producer pool must be
-# larger than the thread count (the kombu default of 10 deadlocks 50 chaining threads), and
-# the database pool must cover the threads that touch the database at the same moment.
-# Processes of the sandbox worker (each runs generated code and tests).
-SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=2)
 # Celery broker (defaults to REDIS_URL).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 # Celery result backend (defaults to REDIS_URL).
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
-# Broker producer pool: larger than the llm thread count (see the fan-out note above).
+# Broker producer connections per process: twice the busiest process's threads, 64 at least.
 CELERY_BROKER_POOL_LIMIT = env.int(
-    "CELERY_BROKER_POOL_LIMIT", default=max(2 * LLM_WORKER_CONCURRENCY, 64)
+    "CELERY_BROKER_POOL_LIMIT", default=max(2 * _BUSIEST_PROCESS, 64)
 )
 # Seconds before Redis re-delivers an unacknowledged task (longer than any countdown).
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
@@ -184,10 +201,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 3,
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
-# Seconds /health waits for a worker to answer its ping.
-HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
-# Seconds the web process lets requests in flight finish when told to stop.
-WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
 
 # --- DRF, OpenAPI ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -227,7 +240,7 @@ SPECTACULAR_SETTINGS = {
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # JSON log lines (production default) instead of key=value.
 LOG_JSON = env.bool("LOG_JSON", default=False)
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
@@ -262,8 +275,19 @@ from .components.sandbox import *  # noqa: E402, F403
 from .components.web import *  # noqa: E402, F403
 
 # --- Operations -----------------------------------------------------------------------------
-# A bearer token /metrics requires; empty leaves it open (bind it to a private network).
+# A bearer token /metrics requires; empty leaves it open outside production.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Without METRICS_TOKEN, /metrics answers 403 (production sets this).
+METRICS_REQUIRE_TOKEN = False
+# Seconds a web process's view of the checks behind /health may age before it is refreshed
+# (in the background; requests answer from the view).
+HEALTH_REFRESH_SECONDS = env.float("HEALTH_REFRESH_SECONDS", default=2.0)
+# Seconds each /health check (database, Redis, broker) may take before it counts as failed.
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=2.0)
+# Seconds between a worker's heartbeats, which /health reads to see the workers.
+HEALTH_HEARTBEAT_SECONDS = env.float("HEALTH_HEARTBEAT_SECONDS", default=2.0)
+# A worker not heard from for this many seconds counts as gone.
+HEALTH_WORKER_STALE_SECONDS = env.float("HEALTH_WORKER_STALE_SECONDS", default=10.0)
 # A directory shared by the web and worker processes of one host: each writes its counters
 # there (prometheus-client's multiprocess mode) and /metrics adds them up. `make up` sets it.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")

@@ -17,13 +17,15 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from common.errors import ApplicationError, Conflict
-from common.logging import get_logger
+from common.errors import ApplicationError, Conflict, QuotaExceeded
+from common.logging import get_logger, get_request_id
+from providers.selectors import model_refusal
 
 from ..canvas import canvas_dispatch, canvas_revoke
 from ..events import publish, publish_many
 from ..flow import ORCHESTRATE, Next
 from ..models import Event, PlanTask, Run, Step
+from ..selectors import user_spent_last_day_usd
 
 logger = get_logger(__name__)
 
@@ -167,6 +169,9 @@ class RunOptions(BaseModel):
                 )
                 if not model:
                     raise ValueError(f"name a model for provider {provider!r} as 'provider:model'")
+            refusal = model_refusal(f"{provider}:{model}")
+            if refusal:
+                raise ValueError(refusal)
             chain.append(f"{provider}:{model}")
         return chain
 
@@ -177,8 +182,12 @@ def run_options_validate(options: dict[str, Any] | None) -> dict[str, Any]:
     data.setdefault("require_approval", settings.PIPELINE_REQUIRE_APPROVAL)
     data.setdefault("max_design_rounds", settings.PIPELINE_MAX_DESIGN_ROUNDS)
     data.setdefault("max_fix_attempts", settings.PIPELINE_MAX_FIX_ATTEMPTS)
-    if data.get("budget_usd") is None and settings.PIPELINE_DEFAULT_BUDGET_USD:
-        data["budget_usd"] = settings.PIPELINE_DEFAULT_BUDGET_USD
+    cap = settings.LLM_RUN_BUDGET_MAX_USD
+    if data.get("budget_usd") is None:
+        # The operator's default budget, never above the cap; the cap itself otherwise.
+        defaults = [Decimal(v) for v in (settings.PIPELINE_DEFAULT_BUDGET_USD, cap) if v]
+        if defaults:
+            data["budget_usd"] = str(min(defaults))
     try:
         parsed = RunOptions.model_validate(data)
     except ValidationError as exc:
@@ -196,6 +205,12 @@ def run_options_validate(options: dict[str, Any] | None) -> dict[str, Any]:
         raise ApplicationError(
             f"max_fix_attempts may be at most {settings.PIPELINE_OPTION_MAX_FIX_ATTEMPTS}.",
             code="invalid_options",
+        )
+    if cap is not None and parsed.budget_usd is not None and parsed.budget_usd > cap:
+        raise ApplicationError(
+            f"budget_usd may be at most {cap} USD per run (the operator's cap).",
+            code="budget_above_cap",
+            extra={"cap_usd": str(cap)},
         )
     result = parsed.model_dump(mode="json")
     return result
@@ -230,6 +245,16 @@ def run_start(*, project: Any, user: Any, prompt: str, options: dict | None = No
             code="invalid_prompt",
         )
     validated = run_options_validate(options)
+    daily_cap = settings.LLM_USER_DAILY_BUDGET_USD
+    if daily_cap is not None and user is not None:
+        spent = user_spent_last_day_usd(user_id=user.id)
+        if spent >= daily_cap:
+            raise QuotaExceeded(
+                f"Your runs spent ${spent:.2f} in the last 24 hours, the most one user may "
+                f"spend in a day (${daily_cap}); start the run later.",
+                code="daily_budget",
+                extra={"daily_budget_usd": str(daily_cap), "spent_usd": str(spent)},
+            )
     budget = validated.get("budget_usd")
     try:
         budget_value = Decimal(str(budget)) if budget is not None else None
@@ -244,6 +269,7 @@ def run_start(*, project: Any, user: Any, prompt: str, options: dict | None = No
             budget_usd=budget_value,
             deadline_at=_deadline(),
             heartbeat_at=timezone.now(),
+            request_id=get_request_id() or "",
         )
         publish(
             run_id=run.id,

@@ -33,6 +33,7 @@ from ..failures import failure_for
 from ..faults import fault_point
 from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
+from ..selectors import user_spent_last_day_usd
 from .runs import RunStopped, emit, run_check_bounds
 
 logger = get_logger(__name__)
@@ -128,8 +129,10 @@ class StepLedger:
         budget_usd: Decimal | None,
         stored: list[StepCall] | None = None,
         next_ordinal: int = 0,
+        user_id: int | None = None,
     ):
         self.run_id: int | None = run_id  # the UsageLedger protocol's attribute
+        self.user_id = user_id  # the run's user: their daily budget, their circuits
         self._run_id = run_id
         self.step_id = step_id
         self.step_key = step_key
@@ -145,6 +148,14 @@ class StepLedger:
         finally:
             release_connection()
         return self.budget_usd - spent
+
+    def user_spent_last_day_usd(self) -> Decimal | None:
+        if self.user_id is None:
+            return None
+        try:
+            return user_spent_last_day_usd(user_id=self.user_id)
+        finally:
+            release_connection()
 
     def replay(self) -> Completion | None:
         """The next answer this step already paid for (in call order), or None."""
@@ -533,6 +544,7 @@ def _ledger_for(run: Run, step: Step, *, created: bool) -> StepLedger:
         step_id=step.id,
         step_key=step.key,
         budget_usd=run.budget_usd,
+        user_id=run.created_by_id,
         stored=[call for call in calls if not call.retired],
         next_ordinal=calls[-1].ordinal + 1 if calls else 0,
     )

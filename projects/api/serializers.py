@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from common.serializers import FastOutputMixin
+
 from ..models import Project
 
 
@@ -13,7 +15,7 @@ class ProjectPatchSerializer(ProjectInputSerializer):
     description = serializers.CharField(allow_blank=True, required=False)
 
 
-class ProjectOutputSerializer(serializers.ModelSerializer):
+class ProjectOutputSerializer(FastOutputMixin, serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ["id", "name", "description", "created_at", "updated_at"]

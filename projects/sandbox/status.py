@@ -23,10 +23,22 @@ CHECK_TOOLS = ("python", "pytest", "ruff", "bandit")
 
 @dataclass(frozen=True)
 class SandboxStatus:
-    """``ok`` when generated code can be run confined here; ``reason`` says why not (or how)."""
+    """``ok`` when generated code can be run confined here; ``reason`` says why not (or how).
+
+    ``problem`` names what failed in words safe to show anyone (``/health``), where
+    ``reason`` may carry a path or a tool's message (logs, the operator).
+    """
 
     ok: bool
     reason: str
+    problem: str = ""
+
+
+# What failed, in words that carry no host detail.
+NOT_INSTALLED = "bubblewrap is not installed or not usable here"
+ENVIRONMENT_INCOMPLETE = "the sandbox environment is incomplete (run make sandbox)"
+FILTER_UNAVAILABLE = "the seccomp filter cannot be built"
+CANNOT_START = "bubblewrap cannot start a sandbox"
 
 
 _lock = threading.Lock()
@@ -48,7 +60,9 @@ def _smoke_run() -> SandboxStatus:
         result = sandbox_run(workspace=Path(workspace), argv=["true"], limits=limits)
     if result.exit_code != 0 or result.timed_out:
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        return SandboxStatus(False, f"bubblewrap failed to start a command: {detail[0][:200]}")
+        return SandboxStatus(
+            False, f"bubblewrap failed to start a command: {detail[0][:200]}", CANNOT_START
+        )
     return SandboxStatus(True, "bubblewrap")
 
 
@@ -56,13 +70,14 @@ def _check() -> SandboxStatus:
     try:
         mode = sandbox_ensure_available()
     except SandboxUnavailable as exc:
-        return SandboxStatus(False, str(exc.detail))
+        return SandboxStatus(False, str(exc.detail), NOT_INSTALLED)
     missing = _missing_tools()
     if missing:
         return SandboxStatus(
             False,
             f"The sandbox environment {settings.SANDBOX_VENV} lacks {', '.join(missing)}: "
             "build it with `make sandbox`.",
+            ENVIRONMENT_INCOMPLETE,
         )
     if mode == MODE_UNSAFE_LOCAL:
         return SandboxStatus(True, "unsafe-local: generated code runs unconfined (set explicitly)")
@@ -71,13 +86,17 @@ def _check() -> SandboxStatus:
 
         seccomp_program()
     except (ImportError, OSError, RuntimeError) as exc:
-        return SandboxStatus(False, f"The seccomp filter cannot be built (libseccomp): {exc}")
+        return SandboxStatus(
+            False, f"The seccomp filter cannot be built (libseccomp): {exc}", FILTER_UNAVAILABLE
+        )
     try:
         return _smoke_run()
     except SandboxUnavailable as exc:
-        return SandboxStatus(False, str(exc.detail))
+        return SandboxStatus(False, str(exc.detail), CANNOT_START)
     except OSError as exc:
-        return SandboxStatus(False, f"The sandbox cannot start: {exc.strerror or exc}")
+        return SandboxStatus(
+            False, f"The sandbox cannot start: {exc.strerror or exc}", CANNOT_START
+        )
 
 
 def sandbox_status() -> SandboxStatus:

@@ -28,3 +28,35 @@ def test_openapi_schema_validates_without_warnings(tmp_path):
     text = out.read_text()
     for path in ("/auth/login", "/projects/{project_id}/generate", "/runs/{run_id}/events"):
         assert f"  {path}:" in text
+
+
+@pytest.mark.slow
+def test_the_schema_answers_the_same_document_to_many_threads_at_once_through_daphne():
+    import hashlib
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from tests.net import web_server
+
+    answers: list[tuple[int, str]] = []
+    start = threading.Barrier(24)
+
+    def fetch(url: str) -> None:
+        start.wait(timeout=60)
+        for _ in range(4):
+            try:
+                with urllib.request.urlopen(f"{url}/api/schema/?format=json", timeout=120) as r:
+                    answers.append((r.status, hashlib.sha256(r.read()).hexdigest()))
+            except urllib.error.HTTPError as exc:
+                answers.append((exc.code, ""))
+
+    with web_server() as (url, _):
+        threads = [threading.Thread(target=fetch, args=(url,)) for _ in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+    statuses = [status for status, _ in answers]
+    assert statuses == [200] * 96
+    assert len({digest for _, digest in answers}) == 1

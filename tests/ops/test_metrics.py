@@ -1,4 +1,5 @@
-"""/metrics exposes request counts, latency histograms and queue depths."""
+"""/metrics exposes request counts, latency histograms, queue depths and what the web and
+worker processes counted; it needs its token when one is set, and one in production."""
 
 import re
 
@@ -9,19 +10,27 @@ from django.conf import settings as django_settings
 pytestmark = pytest.mark.django_db
 
 
-def _sample(text: str, name: str, **labels: str) -> float:
+def _find(text: str, name: str, labels: dict[str, str]) -> float | None:
     for line in text.splitlines():
         if not line.startswith(name + "{"):
             continue
         found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
         if all(found.get(k) == v for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return None
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of the series ``name{labels}``; a missing series fails the test."""
+    value = _find(text, name, labels)
+    if value is None:
+        raise AssertionError(f"no series {name}{labels} in /metrics")
+    return value
 
 
 def test_metrics_counts_a_request_by_route_and_status(client, api_client):
     route = dict(method="GET", route="/projects", status="200")
-    before = _sample(client.get("/metrics").content.decode(), "http_requests_total", **route)
+    before = _find(client.get("/metrics").content.decode(), "http_requests_total", route) or 0
     api_client.get("/projects")
     text = client.get("/metrics").content.decode()
     assert _sample(text, "http_requests_total", **route) == before + 1
@@ -38,9 +47,23 @@ def test_metrics_shows_queue_depth_per_queue(client):
 
 def test_metrics_requires_the_token_when_one_is_set(client, settings):
     settings.METRICS_TOKEN = "s3cret-metrics"
-    assert client.get("/metrics").status_code == 401
+
+    refused = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-metric")
     authorized = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-metrics")
+
+    assert (refused.status_code, refused["WWW-Authenticate"]) == (401, 'Bearer realm="metrics"')
     assert authorized.status_code == 200
+    assert "http_requests_total" in authorized.content.decode()
+
+
+def test_metrics_are_refused_without_a_token_where_one_is_required(client, settings):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_REQUIRE_TOKEN = True  # production
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "metrics_disabled"
 
 
 def test_metrics_counts_runs_steps_tokens_and_cost_from_the_database(client, project):
@@ -69,23 +92,57 @@ def test_metrics_counts_runs_steps_tokens_and_cost_from_the_database(client, pro
     assert _sample(text, "aiflow_step_cost_usd_total", **labels) == 0.25
 
 
-def test_metrics_adds_up_counters_that_worker_processes_wrote(client, settings, tmp_path):
-    import os
-    import subprocess
-    import sys
+@pytest.mark.slow
+def test_metrics_add_up_what_the_real_web_and_worker_processes_counted(
+    transactional_db, user, project, tmp_path
+):
+    """`make up`'s multiprocess mode: a web process and a worker process each write their
+    counters to PROMETHEUS_MULTIPROC_DIR; /metrics (served by the web process) adds them up,
+    and they match what the database says the run did."""
+    import json
+    import urllib.request
 
-    worker_code = (
-        "from providers.metrics import LLM_FAILOVERS, LLM_ERRORS\n"
-        "LLM_FAILOVERS.labels('openrouter', 'm1', 'http_503').inc()\n"
-        "LLM_ERRORS.labels('openrouter', 'm1', '503').inc(3)\n"
+    from django.db.models import Sum
+
+    from pipeline.models import Run, Step
+    from tests.conftest import access_token_for
+    from tests.net import subprocess_env, web_server, worker_process
+    from tests.pipeline.conftest import wait_for_run
+
+    env = subprocess_env(
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
+        METRICS_TOKEN="metrics-t0ken",
+        SANDBOX_TESTS_ENABLED="false",
     )
-    for _ in range(2):  # two "worker processes"
-        subprocess.run(
-            [sys.executable, "-c", worker_code],
-            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
-            check=True,
+    token = access_token_for(user)
+
+    def call(url: str, method: str = "GET", body: dict | None = None, bearer: str = token):
+        request = urllib.request.Request(
+            url,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
         )
-    settings.PROMETHEUS_MULTIPROC_DIR = str(tmp_path)
-    text = client.get("/metrics").content.decode()
-    assert _sample(text, "llm_failovers_total", provider="openrouter", reason="http_503") == 2
-    assert _sample(text, "llm_errors_total", provider="openrouter", kind="503") == 6
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+
+    with worker_process(env=env, log=tmp_path / "worker.log"), web_server(env=env) as (url, _):
+        status, answer = call(
+            f"{url}/projects/{project.id}/generate", "POST", {"prompt": "A timer"}
+        )
+        run = wait_for_run(json.loads(answer)["run_id"], timeout=240)
+        _, text = call(f"{url}/metrics", bearer="metrics-t0ken")
+
+    assert (status, run.status) == (202, Run.Status.COMPLETED)
+    steps = Step.objects.filter(run=run).aggregate(
+        calls=Sum("llm_calls"), tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out")
+    )
+    model = {"provider": "offline", "model": "offline"}
+    # Written by the worker process:
+    assert _sample(text, "llm_calls_total", outcome="ok", **model) == steps["calls"]
+    assert _sample(text, "llm_tokens_total", direction="in", **model) == steps["tokens_in"]
+    assert _sample(text, "llm_tokens_total", direction="out", **model) == steps["tokens_out"]
+    # Written by the web process:
+    generate = {"method": "POST", "route": "/projects/<int:project_id>/generate"}
+    assert _sample(text, "http_requests_total", status="202", **generate) == 1
+    assert _sample(text, "http_request_duration_seconds_count", status="202", **generate) == 1

@@ -19,6 +19,7 @@ def paid_model(settings: Any) -> str:
     """The offline model served as a priced provider, so runs spend real (fake) dollars."""
     settings.LLM_PROVIDERS = {**settings.LLM_PROVIDERS, "paid": {"kind": "offline"}}
     settings.LLM_PRICES = {"paid:offline": [100, 100]}
+    settings.LLM_ALLOWED_MODELS = ["paid:offline"]
     return "paid:offline"
 
 
@@ -93,6 +94,7 @@ def test_a_failover_to_the_next_provider_is_reported_and_the_run_completes(
     celery_worker: Any, project: Any, script: Any, no_sandbox: None, settings: Any
 ) -> None:
     settings.LLM_PROVIDERS = {**settings.LLM_PROVIDERS, "flaky": {"kind": "offline"}}
+    settings.LLM_ALLOWED_MODELS = ["flaky:offline", "offline:offline"]
     script([{"role": "architect", "action": "error", "status_code": 401, "times": 1}])
 
     run = run_start(

@@ -30,7 +30,10 @@ def llm_settings(settings: Any) -> Any:
     settings.LLM_PROVIDERS = {}
     settings.LLM_CHAINS = {"default": ["offline:offline"]}
     settings.LLM_PRICES = {}
+    # Stub vendors' made-up model ids cost nothing unless a test prices them (or, to see
+    # unpriced models refused, sets this back to the default: []).
     settings.LLM_DEFAULT_PRICE = [0.0, 0.0]
+    settings.LLM_USER_DAILY_BUDGET_USD = None
     settings.LLM_RETRY_MAX_ATTEMPTS = 3
     settings.LLM_RETRY_BACKOFF_SECONDS = 0.001
     settings.LLM_RETRY_BACKOFF_MAX_SECONDS = 0.01
@@ -45,17 +48,32 @@ def llm_settings(settings: Any) -> Any:
 
 
 class Ledger:
-    """A run as ``complete(run=...)`` sees it (the pipeline's ledger, in memory)."""
+    """A run as ``complete(run=...)`` sees it (the pipeline's ledger, in memory).
 
-    def __init__(self, budget: str | None = None, run_id: int | None = 7):
+    ``user_spent`` is what the run's user spent over the last day before this run; the
+    run's own spending adds to it.
+    """
+
+    def __init__(
+        self,
+        budget: str | None = None,
+        run_id: int | None = 7,
+        user_id: int | None = 1,
+        user_spent: str = "0",
+    ):
         self.run_id = run_id
+        self.user_id = user_id
         self.budget = Decimal(budget) if budget is not None else None
         self.spent = Decimal(0)
+        self.user_spent_before = Decimal(user_spent)
         self.usages: list[Any] = []
         self.failovers: list[dict[str, Any]] = []
 
     def remaining_budget_usd(self) -> Decimal | None:
         return None if self.budget is None else self.budget - self.spent
+
+    def user_spent_last_day_usd(self) -> Decimal | None:
+        return None if self.user_id is None else self.user_spent_before + self.spent
 
     def record_usage(self, completion: Any) -> None:
         self.usages.append(completion)

@@ -70,3 +70,17 @@ def test_a_chain_naming_an_unconfigured_provider_fails_loudly():
 
     assert result.returncode != 0
     assert "not configured" in result.stderr
+
+
+def test_a_chain_model_without_a_price_is_a_system_check_warning(llm_settings):
+    from providers.checks import unpriced_models_check
+
+    llm_settings.LLM_PROVIDERS = {"vendor": {"kind": "openai", "base_url": "http://x/v1"}}
+    llm_settings.LLM_CHAINS = {"default": ["vendor:gpt-4o", "vendor:mystery"]}
+    llm_settings.LLM_DEFAULT_PRICE = []
+
+    warnings = unpriced_models_check()
+
+    assert [(w.id, w.msg) for w in warnings] == [
+        ("providers.W001", "vendor:mystery has no price, so it is never called.")
+    ]

@@ -47,7 +47,9 @@ def test_a_sandbox_that_cannot_start_a_command_is_a_failing_check(settings: Any)
     status = sandbox_status()
 
     assert status == SandboxStatus(
-        ok=False, reason="bubblewrap failed to start a command: no output"
+        ok=False,
+        reason="bubblewrap failed to start a command: no output",
+        problem="bubblewrap cannot start a sandbox",
     )
 
 

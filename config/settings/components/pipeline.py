@@ -87,9 +87,14 @@ PIPELINE_BEAT_SCHEDULE: dict = {
 # default, S3 (django-storages) when AWS_STORAGE_BUCKET_NAME is set. Credentials come from
 # boto3's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, instance role, ...), never
 # from here.
+
+# S3 bucket of the artifacts (empty: the local filesystem under MEDIA_ROOT).
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+# S3 endpoint URL, for an S3-compatible store (MinIO, moto); empty: AWS.
 AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+# Region of the artifacts bucket (empty: boto3's default).
 AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+# Key prefix of the artifacts in the bucket.
 ARTIFACTS_S3_PREFIX = env.str("ARTIFACTS_S3_PREFIX", default="artifacts")
 
 if AWS_STORAGE_BUCKET_NAME:
@@ -118,10 +123,11 @@ STORAGES = {
     "artifacts": _ARTIFACTS_STORAGE,
 }
 
-# Progress stream: seconds between SSE heartbeat comments, seconds between polls of the
-# Event table while a stream waits for live events, and the longest a stream stays open.
+# Seconds between heartbeat comments on an SSE progress stream.
 EVENTS_SSE_HEARTBEAT_SECONDS = env.float("EVENTS_SSE_HEARTBEAT_SECONDS", default=15.0)
+# Seconds between polls of the Event table while a stream waits for live events.
 EVENTS_POLL_SECONDS = env.float("EVENTS_POLL_SECONDS", default=0.5)
+# Longest a progress stream stays open, in seconds.
 EVENTS_STREAM_MAX_SECONDS = env.float("EVENTS_STREAM_MAX_SECONDS", default=6 * 3600.0)
 if EVENTS_SSE_HEARTBEAT_SECONDS <= 0 or EVENTS_POLL_SECONDS <= 0 or EVENTS_STREAM_MAX_SECONDS <= 0:
     raise ValueError(

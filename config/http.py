@@ -1,0 +1,101 @@
+"""The HTTP side of the ASGI application: Django, handled in one trip to a worker thread.
+
+Django's own ASGI handler runs the middleware chain in async mode: every classic middleware
+(session, CSRF, auth, messages...) and every sync view is a separate hop to a thread made
+for the request, and that thread is created and joined per request. Profiled under load
+(py-spy, GET /projects and /health through daphne) those hops and thread starts were most
+of a request's CPU. This handler runs the whole sync chain, as Django's WSGI handler does,
+in one call to a shared pool of ``WEB_THREADS`` threads; the event loop only reads the
+request and writes the response.
+
+Streaming responses keep Django's ASGI behaviour: their (async) content is sent from the
+event loop while a client disconnect is listened for, inside a thread-sensitive context of
+their own, and the response is closed afterwards. An async view still works: the sync
+chain calls it through ``async_to_sync``, which runs it on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers import base
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse, HttpResponseBase
+from django.urls import set_script_prefix
+
+
+class OneTripASGIHandler(ASGIHandler):
+    """Django over ASGI with the sync middleware chain run in one worker-thread call."""
+
+    def __init__(self) -> None:
+        base.BaseHandler.__init__(self)
+        self.load_middleware(is_async=False)
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.WEB_THREADS, thread_name_prefix="http"
+        )
+        self._respond_async = sync_to_async(
+            self._respond, thread_sensitive=False, executor=self.executor
+        )
+        self._close_async = sync_to_async(
+            self._close, thread_sensitive=False, executor=self.executor
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        await self.handle(scope, receive, send)
+
+    def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
+        """The response to the request (in a worker thread); a non-streaming one is also
+        closed here, which ends the request (its database connection goes back)."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        response: Any = error_response if request is None else self.get_response(request)
+        response._handler_class = self.__class__
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()
+        return response
+
+    @staticmethod
+    def _close(response: HttpResponseBase) -> None:
+        response.close()
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            response = await self._respond_async(scope, body_file)
+            if response.streaming:
+                async with ThreadSensitiveContext():
+                    await self._stream(response, receive, send)
+            else:
+                await self.send_response(response, send)
+        finally:
+            body_file.close()
+
+    async def _stream(self, response: HttpResponseBase, receive: Any, send: Any) -> None:
+        """Send a streaming response until it ends or the client goes away, then close it."""
+        sending = asyncio.create_task(self.send_response(response, send))
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait([sending, listening], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (listening, sending):
+                if not task.done():
+                    task.cancel()
+            outcomes = await asyncio.gather(listening, sending, return_exceptions=True)
+            await self._close_async(response)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception) and not isinstance(outcome, RequestAborted):
+                raise outcome

@@ -1,0 +1,93 @@
+"""A fast output serializer gives exactly what DRF gives, field kind by field kind."""
+
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+from django.utils import timezone
+from rest_framework import serializers
+
+from common.serializers import FastOutputMixin
+from projects.models import Project
+from tests.factories import ProjectFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class Plain(serializers.ModelSerializer):
+    owner_email = serializers.CharField(source="owner.email")  # dotted: DRF's path
+    shout = serializers.SerializerMethodField()  # a method field: DRF's path
+    created_day = serializers.DateTimeField(source="created_at", format="%Y-%m-%d")
+    active = serializers.BooleanField(source="owner.is_active")
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "description",
+            "created_at",
+            "updated_at",
+            "owner_email",
+            "shout",
+            "created_day",
+            "active",
+        ]
+
+    def get_shout(self, obj):
+        return obj.name.upper()
+
+
+class Fast(FastOutputMixin, Plain):
+    pass
+
+
+@pytest.fixture
+def projects():
+    made = [ProjectFactory(description="") for _ in range(3)]
+    made[1].updated_at = datetime(2026, 3, 29, 1, 30, tzinfo=dt_timezone(timedelta(hours=5)))
+    made[2].created_at = datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    return made
+
+
+def test_the_output_is_drfs_for_every_field(projects):
+    assert Fast(projects, many=True).data == Plain(projects, many=True).data
+
+
+def test_date_times_follow_the_current_time_zone(projects):
+    with timezone.override("Asia/Kolkata"):
+        fast, plain = Fast(projects, many=True).data, Plain(projects, many=True).data
+
+    assert fast == plain
+    assert fast[2]["created_at"] == "2026-01-01T05:30:00.123456+05:30"
+
+
+def test_none_stays_none(projects):
+    projects[0].description = None
+
+    assert Fast(projects[0]).data["description"] is None
+    assert Fast(projects[0]).data == Plain(projects[0]).data
+
+
+def test_fields_are_built_from_the_model_once_per_class(projects, monkeypatch):
+    from rest_framework.serializers import ModelSerializer
+
+    built = []
+    original = ModelSerializer.build_field
+
+    def counting(self, *args, **kwargs):
+        built.append(args[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ModelSerializer, "build_field", counting)
+
+    class Once(FastOutputMixin, serializers.ModelSerializer):
+        class Meta:
+            model = Project
+            fields = ["id", "name", "created_at"]
+
+    first = Once(projects, many=True).data
+    second = Once(projects[:1], many=True).data
+
+    assert built == ["id", "name", "created_at"]
+    assert second[0] == first[0]
