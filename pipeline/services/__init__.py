@@ -2,8 +2,9 @@
 
 Public: ``run_start``, ``run_cancel``, ``run_resume``, ``run_approve``, ``step_retry``,
 ``run_reap_stale`` (the beat reaper); ``run_generate`` (a run on top of a base run, in
-``followups``) and ``run_fork`` (a run that takes over another's steps, in ``forks``). Stage functions live in ``pipeline.services.stages``,
-the durable step runner in ``pipeline.services.steps``.
+``followups``) and ``run_fork`` (a run that takes over another's steps, in ``forks``).
+Stage functions live in ``pipeline.services.stages``, the durable step runner in
+``pipeline.services.steps``.
 """
 
 from .followups import run_generate

@@ -17,6 +17,8 @@ from pipeline.faults import fault_held, fault_script_set
 from pipeline.models import Run, Step
 from pipeline.services import run_start
 from providers.offline.answers import calls_for
+
+# The worker-starting fixture and helpers of the SIGKILL tests.
 from tests.faults.test_worker_killed import Start, kill, llm_worker, start  # noqa: F401
 from tests.pipeline.conftest import wait_for_run, wait_until
 
@@ -26,7 +28,9 @@ HELD_STEP = "task:cli:coder:1"
 
 
 def test_a_run_killed_mid_coding_and_cancelled_forks_with_only_its_succeeded_steps(
-    project: Any, start: Start, api_client: Any  # noqa: F811
+    project: Any,
+    start: Start,  # noqa: F811 - the fixture imported above
+    api_client: Any,
 ) -> None:
     fault_script_set([{"point": "answer_stored", "step": HELD_STEP, "seconds": 600}])
     doomed = llm_worker(start, "doomed", "llm,sandbox,default")

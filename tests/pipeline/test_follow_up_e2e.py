@@ -56,9 +56,7 @@ def test_a_follow_up_changes_a_file_adds_one_and_runs_the_whole_suite_of_the_new
 
     follow_up = generate(api_client, project, "Add a report")
 
-    diff = api_client.get(
-        f"/projects/{project.id}/diff?from={base.id}&to={follow_up.id}"
-    ).json()
+    diff = api_client.get(f"/projects/{project.id}/diff?from={base.id}&to={follow_up.id}").json()
     detail = api_client.get(f"/runs/{follow_up.id}").json()
     suite = last_suite(follow_up)
     assert follow_up.base_run_id == base.id
@@ -75,8 +73,9 @@ def test_a_follow_up_changes_a_file_adds_one_and_runs_the_whole_suite_of_the_new
         "changed": diff["changed"],
         "removed": [],
     }
-    assert "+def top_items(counts: dict[str, int], n: int = 3)" in (
-        diff["diffs"]["shopping_list/core.py"]
+    assert (
+        "+def top_items(counts: dict[str, int], n: int = 3)"
+        in (diff["diffs"]["shopping_list/core.py"])
     )
     # The integration suite ran every test of the new tree: the base's and the new ones.
     assert (suite["passed"], suite["mode"], suite["report"]["tests"]) == (

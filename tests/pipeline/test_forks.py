@@ -99,7 +99,9 @@ def forked(response: Any) -> Run:
 
 
 def reused_keys(run: Run) -> list[str]:
-    return list(Step.objects.filter(run=run, reused=True).order_by("id").values_list("key", flat=True))
+    return list(
+        Step.objects.filter(run=run, reused=True).order_by("id").values_list("key", flat=True)
+    )
 
 
 def forked_event(run: Run) -> dict[str, Any]:
@@ -182,9 +184,7 @@ def test_a_fork_from_a_tester_step_redoes_that_test_and_the_tasks_that_depend_on
         "task:core:coder:2",
         *TASK_STEPS["storage"],
     ]
-    assert sorted(run.tasks.filter(status="succeeded").values_list("key", flat=True)) == [
-        "storage"
-    ]
+    assert sorted(run.tasks.filter(status="succeeded").values_list("key", flat=True)) == ["storage"]
     assert forked_event(run)["tasks_reused"] == ["storage"]
 
 
@@ -295,9 +295,7 @@ def test_the_source_run_is_left_as_it_was(api_client: Any, source: Run) -> None:
 
 
 def test_a_fork_of_a_follow_up_changes_the_same_base(api_client: Any, source: Run) -> None:
-    base = Run.objects.create(
-        project=source.project, prompt="base", status=Run.Status.COMPLETED
-    )
+    base = Run.objects.create(project=source.project, prompt="base", status=Run.Status.COMPLETED)
     Run.objects.filter(id=source.id).update(base_run=base)
 
     run = forked(fork(api_client, source, "coding"))
@@ -329,9 +327,7 @@ def test_a_fork_with_an_unconfigured_provider_is_400_and_starts_nothing(
     assert Run.objects.count() == 1
 
 
-def test_a_fork_over_the_operators_caps_is_400(
-    api_client: Any, source: Run, settings: Any
-) -> None:
+def test_a_fork_over_the_operators_caps_is_400(api_client: Any, source: Run, settings: Any) -> None:
     settings.PIPELINE_OPTION_MAX_FIX_ATTEMPTS = 5
 
     response = fork(api_client, source, "coding", options={"max_fix_attempts": 6})
