@@ -76,7 +76,9 @@ def run_follow_up_page(request: HttpRequest, run_id: int) -> HttpResponse:
         )
     except ApplicationError as exc:
         field = "follow_up_prompt" if exc.code == "invalid_prompt" else "follow_up"
-        return run_page_render(request, run, status=400, values=values, errors={field: [exc.detail]})
+        return run_page_render(
+            request, run, status=400, values=values, errors={field: [exc.detail]}
+        )
     return HttpResponseRedirect(reverse("page-run", args=[follow_up.pk]))
 
 
@@ -96,7 +98,9 @@ def run_fork_page(request: HttpRequest, run_id: int) -> HttpResponse:
             run=run, user=request.user, point=point, options=_chain_option(request.POST)
         )
     except ApplicationError as exc:
-        return run_page_render(request, run, status=400, values=values, errors={"fork": [exc.detail]})
+        return run_page_render(
+            request, run, status=400, values=values, errors={"fork": [exc.detail]}
+        )
     return HttpResponseRedirect(reverse("page-run", args=[fork.pk]))
 
 

@@ -329,8 +329,7 @@ def iteration_context(run: Run) -> dict[str, Any]:
         "errors": {},
         "fork_stages": FORK_STAGE_CHOICES,
         "chains": chain_choices(),
-        "run_chain": ", ".join((run.options or {}).get("providers") or [])
-        or "configured chain",
+        "run_chain": ", ".join((run.options or {}).get("providers") or []) or "configured chain",
     }
 
 

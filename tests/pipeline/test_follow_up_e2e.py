@@ -91,6 +91,30 @@ def test_a_follow_up_changes_a_file_adds_one_and_runs_the_whole_suite_of_the_new
     )
 
 
+def test_compare_reports_the_tests_each_run_passed_and_a_follow_ups_changes(
+    celery_worker: Any, api_client: Any, project: Any
+) -> None:
+    base = generate(api_client, project, PROMPT, base_run=None)
+    follow_up = generate(api_client, project, "Add a report")
+
+    body = api_client.get(f"/projects/{project.id}/compare?runs={base.id},{follow_up.id}").json()
+
+    figures = {run["id"]: run for run in body["runs"]}
+    assert [(figures[r.id]["base_run"], figures[r.id]["tests"]) for r in (base, follow_up)] == [
+        (None, {"suite": "integration", "mode": "sandbox", "passed": 5, "failed": 0, "errors": 0}),
+        (
+            base.id,
+            {"suite": "integration", "mode": "sandbox", "passed": 7, "failed": 0, "errors": 0},
+        ),
+    ]
+    assert figures[follow_up.id]["lines"]["files"] == figures[base.id]["lines"]["files"] + 2
+    assert (body["diff"]["changed"], body["diff"]["added"], body["diff"]["removed"]) == (
+        ["shopping_list/core.py", "tests/test_core.py"],
+        ["shopping_list/report.py", "tests/test_report.py"],
+        [],
+    )
+
+
 def test_a_follow_up_that_removes_a_module_deletes_it_from_the_new_tree(
     celery_worker: Any, api_client: Any, project: Any
 ) -> None:

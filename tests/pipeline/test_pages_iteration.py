@@ -55,7 +55,7 @@ def generate(browser: Any, project: Any, **data: Any) -> Any:
     )
 
 
-# --- Build on (the project page's generate form) ------------------------------------------------
+# --- Build on (the project page's generate form) -----------------------------------------------
 
 
 def test_the_generate_form_builds_on_the_latest_completed_run_by_default(
@@ -109,7 +109,7 @@ def test_a_project_without_a_completed_run_offers_no_base(browser: Any, project:
     assert 'name="base_run"' not in html
 
 
-# --- the run page: where a run came from, what it changed --------------------------------------
+# --- the run page: where a run came from, what it changed -------------------------------------
 
 
 def test_a_follow_ups_page_links_its_base_and_shows_its_changes(browser: Any, project: Any) -> None:
@@ -150,7 +150,7 @@ def test_a_forks_page_links_its_source_and_counts_the_steps_it_reused(
     assert "(not charged)" in steps
 
 
-# --- Follow up -------------------------------------------------------------------------------------
+# --- Follow up ------------------------------------------------------------------------------------
 
 
 def test_follow_up_is_offered_on_a_completed_run_only(browser: Any, project: Any) -> None:
@@ -204,14 +204,17 @@ def test_follow_up_of_an_unfinished_run_says_why(browser: Any, project: Any) -> 
     run = Run.objects.create(project=project, prompt="p", status=Run.Status.RUNNING)
 
     response = page_post(
-        browser, f"/app/runs/{run.id}/follow-up", {"prompt": "More"}, form_page=f"/app/runs/{run.id}"
+        browser,
+        f"/app/runs/{run.id}/follow-up",
+        {"prompt": "More"},
+        form_page=f"/app/runs/{run.id}",
     )
 
     assert response.status_code == 400
     assert "a follow-up builds on a completed run." in response.content.decode()
 
 
-# --- Fork from here --------------------------------------------------------------------------------
+# --- Fork from here -------------------------------------------------------------------------------
 
 
 def test_fork_from_a_stage_starts_a_fork_through_the_service(browser: Any, project: Any) -> None:
@@ -259,7 +262,10 @@ def test_fork_shows_why_a_point_is_refused_next_to_the_form(browser: Any, projec
     source = completed_run(project)
 
     response = page_post(
-        browser, f"/app/runs/{source.id}/fork", {"from": "coding"}, form_page=f"/app/runs/{source.id}"
+        browser,
+        f"/app/runs/{source.id}/fork",
+        {"from": "coding"},
+        form_page=f"/app/runs/{source.id}",
     )
 
     assert response.status_code == 400
@@ -283,7 +289,7 @@ def test_another_users_run_cannot_be_followed_up_or_forked_from_the_page(project
     assert Run.objects.count() == 1
 
 
-# --- Compare ---------------------------------------------------------------------------------------
+# --- Compare --------------------------------------------------------------------------------------
 
 
 def test_the_project_page_picks_runs_for_compare(browser: Any, project: Any) -> None:
