@@ -183,11 +183,12 @@ def _generate_defaults() -> dict[str, Any]:
 
 
 def _project_page(request: HttpRequest, project: Any, *, status: int = 200, **extra: Any) -> Any:
+    listed = list(run_list_for_project(project=project)[:100])
     runs = []
-    for run in run_list_for_project(project=project)[:100]:
+    for run in listed:
         seconds = _run_seconds(run)
         runs.append({"run": run, "duration": seconds_text(seconds) if seconds is not None else ""})
-    completed = [row["run"] for row in runs if row["run"].status == Run.Status.COMPLETED]
+    completed = [run for run in listed if run.status == Run.Status.COMPLETED]
     context = {
         "nav": "projects",
         "tab": "runs",

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pipeline.models import Run, Step
-from tests.e2e.conftest import RUN_WAIT_MS, assert_accessible, screenshot_dir
+from tests.e2e.conftest import DESKTOP, PHONE, RUN_WAIT_MS, assert_accessible, screenshot_dir
 from tests.factories import DEFAULT_PASSWORD, ProjectFactory
 from tests.net import ROOT, subprocess_env, web_server
 
@@ -91,6 +91,9 @@ def test_a_person_follows_up_forks_and_compares_runs_in_the_browser(
     assert Run.objects.get(id=follow_up).base_run_id == first
     assert_accessible(page)
     shoot(page, "follow-up")
+    page.set_viewport_size(PHONE)
+    shoot(page, "follow-up-phone")
+    page.set_viewport_size(DESKTOP)
 
     # Fork from here: from coding, with another chain; the design steps are reused.
     page.get_by_label("Go on from").select_option("coding")
@@ -145,4 +148,6 @@ def test_a_person_follows_up_forks_and_compares_runs_in_the_browser(
     page.get_by_role("heading", name=f"Run {follow_up} → run {fork}").wait_for()
     assert_accessible(page)
     shoot(page, "compare")
+    page.set_viewport_size(PHONE)
+    shoot(page, "compare-phone")
     assert project.runs.count() == 4

@@ -26,7 +26,7 @@ def browser(user: Any) -> Any:
     return signed_in_client(user)
 
 
-def completed_run(project: Any, files: dict[str, str] | None = None, **fields: Any) -> Run:
+def completed_run(project: Any, files: dict[str, str | bytes] | None = None, **fields: Any) -> Run:
     run = Run.objects.create(
         project=project,
         created_by=project.owner,
