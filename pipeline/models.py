@@ -65,7 +65,6 @@ class Run(models.Model):
     # Where the fork went on from: a stage (design, orchestrate, coding, integrate) or a step key.
     fork_point = models.CharField(max_length=200, blank=True, default="")
 
-
     # Set once, by whichever task saw the last plan task green: integration is queued.
     integration_claimed_at = models.DateTimeField(null=True, blank=True)
 
