@@ -1,8 +1,9 @@
-"""Dashboard routes of runs: a project's runs and generate form, the live run page."""
+"""Dashboard routes of runs: a project's runs and generate form, the live run page, Follow
+up, Fork from here and Compare."""
 
 from django.urls import path
 
-from . import pages
+from . import iteration_pages, pages
 
 urlpatterns = [
     path("app/providers", pages.providers_page, name="page-providers"),
@@ -12,10 +13,23 @@ urlpatterns = [
         pages.project_generate_page,
         name="page-project-generate",
     ),
+    path(
+        "app/projects/<int:project_id>/compare",
+        iteration_pages.project_compare_page,
+        name="page-project-compare",
+    ),
     path("app/runs/<int:run_id>", pages.run_page, name="page-run"),
+    path(
+        "app/runs/<int:run_id>/follow-up",
+        iteration_pages.run_follow_up_page,
+        name="page-run-follow-up",
+    ),
+    path("app/runs/<int:run_id>/fork", iteration_pages.run_fork_page, name="page-run-fork"),
     path("app/runs/<int:run_id>/state", pages.run_state_json, name="page-run-state"),
     path("app/runs/<int:run_id>/summary", pages.run_summary_fragment, name="page-run-summary"),
     path("app/runs/<int:run_id>/steps", pages.run_steps_fragment, name="page-run-steps"),
+    path("app/runs/<int:run_id>/iterate", pages.run_iterate_fragment, name="page-run-iterate"),
+    path("app/runs/<int:run_id>/changes", pages.run_changes_fragment, name="page-run-changes"),
     path("app/runs/<int:run_id>/rounds", pages.run_rounds_fragment, name="page-run-rounds"),
     path("app/runs/<int:run_id>/steps/<int:step_id>", pages.step_panel, name="page-step"),
     *[

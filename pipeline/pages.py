@@ -1,7 +1,8 @@
 """Dashboard pages of runs: a project's runs and the generate form, the live run page.
 
 Reads go through ``pipeline.selectors`` (owner-checked), writes through the run services the
-API calls (``run_start``, ``run_approve``, ``run_cancel``, ``run_resume``). The run page is
+API calls (``run_generate``, ``run_approve``, ``run_cancel``, ``run_resume``; the Follow up,
+Fork and Compare pages are in ``pipeline.iteration_pages``). The run page is
 rendered with the run's state as of its latest event and then follows the run over SSE
 (``GET /runs/{id}/events`` from that event on): the browser batches the events and asks for
 the fragments below at most once per batch.
@@ -27,14 +28,17 @@ from pygments.util import ClassNotFound
 from accounts.page_access import signed_in_required, staff_required
 from accounts.templatetags.page_tags import seconds_text
 from accounts.throttling import scope_hit
-from common.errors import ApplicationError
+from common.errors import ApplicationError, NotFound
 from common.logging import redact_secrets
+from projects.artifacts import artifact_tree_diff
+from projects.pages import diff_files
 from projects.selectors import project_get_for_user
 from providers.selectors import configured_models, providers_status
 
 from .events import FINAL_EVENT_TYPES, event_serialize
 from .models import Event, Run, Step
 from .selectors import (
+    run_base_changes,
     run_get_for_user,
     run_list_for_project,
     run_rounds,
@@ -42,7 +46,8 @@ from .selectors import (
     step_get_for_run,
     step_list_for_run,
 )
-from .services import run_approve, run_cancel, run_resume, run_start
+from .services import run_approve, run_cancel, run_resume
+from .services.followups import LATEST, BaseRunChoice, run_generate
 
 STATIC_REVIEW = "static review"
 # Events a run page shows in its log at first; later ones arrive over SSE.
@@ -146,13 +151,16 @@ def _summary_context(run: Run) -> dict[str, Any]:
         "can_approve": run.status == Run.Status.AWAITING_APPROVAL,
         "can_cancel": run.status in (*Run.ACTIVE, Run.Status.AWAITING_APPROVAL),
         "can_resume": run.status in (Run.Status.FAILED, Run.Status.CANCELLED),
+        "reused_steps": (
+            Step.objects.filter(run=run, reused=True).count() if run.forked_from_id else 0
+        ),
     }
 
 
 # --- the project page: runs and the generate form ------------------------------------------
 
 
-def _chain_choices() -> list[str]:
+def chain_choices() -> list[str]:
     """Every ``provider:model`` the operator configured (the only ones a run may name)."""
     return sorted(
         f"{provider}:{model}"
@@ -165,6 +173,7 @@ def _chain_choices() -> list[str]:
 def _generate_defaults() -> dict[str, Any]:
     return {
         "prompt": "",
+        "base_run": "latest",
         "providers": "",
         "require_approval": settings.PIPELINE_REQUIRE_APPROVAL,
         "budget_usd": settings.PIPELINE_DEFAULT_BUDGET_USD,
@@ -174,16 +183,20 @@ def _generate_defaults() -> dict[str, Any]:
 
 
 def _project_page(request: HttpRequest, project: Any, *, status: int = 200, **extra: Any) -> Any:
+    listed = list(run_list_for_project(project=project)[:100])
     runs = []
-    for run in run_list_for_project(project=project)[:100]:
+    for run in listed:
         seconds = _run_seconds(run)
         runs.append({"run": run, "duration": seconds_text(seconds) if seconds is not None else ""})
+    completed = [run for run in listed if run.status == Run.Status.COMPLETED]
     context = {
         "nav": "projects",
         "tab": "runs",
         "project": project,
         "runs": runs,
-        "chains": _chain_choices(),
+        # What a new run may build on: the latest completed run (the default) or another.
+        "completed_runs": completed,
+        "chains": chain_choices(),
         "default_chain": ", ".join(settings.LLM_CHAINS.get("default", [])),
         "values": _generate_defaults(),
         "errors": {},
@@ -205,7 +218,7 @@ def project_page(request: HttpRequest, project_id: int) -> HttpResponse:
     return _project_page(request, project)
 
 
-def _options_from_form(data: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
+def options_from_form(data: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The ``options`` of ``POST /projects/{id}/generate`` from the form, or field errors."""
     options: dict[str, Any] = {"require_approval": data.get("require_approval") == "on"}
     errors: dict[str, list[str]] = {}
@@ -227,6 +240,28 @@ def _options_from_form(data: Any) -> tuple[dict[str, Any], dict[str, list[str]]]
     return options, errors
 
 
+def base_run_from_form(raw: str | None) -> BaseRunChoice:
+    """The ``base_run`` of ``run_generate`` from a form's "Build on" choice: "latest" (or
+    nothing), "fresh" (None) or a run id; ``ApplicationError`` for anything else."""
+    value = (raw or "").strip()
+    if value in ("", "latest"):
+        return LATEST
+    if value == "fresh":
+        return None
+    if not value.isdigit():
+        raise ApplicationError("Choose a run to build on, or a fresh start.", code="invalid")
+    return int(value)
+
+
+def _error_field(exc: ApplicationError) -> str:
+    """The generate form's field an error of ``run_generate`` is about."""
+    if exc.code == "invalid_prompt":
+        return "prompt"
+    if exc.code.startswith("base_run") or isinstance(exc, NotFound) or exc.code == "invalid":
+        return "base_run"
+    return _option_field(exc.detail)
+
+
 def _option_field(detail: str) -> str:
     for name in ("budget_usd", "max_design_rounds", "max_fix_attempts", "providers"):
         if name in detail:
@@ -237,7 +272,8 @@ def _option_field(detail: str) -> str:
 @signed_in_required
 @require_POST
 def project_generate_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    """Start a run (``run_start``, like ``POST /projects/{id}/generate``); open its page."""
+    """Start a run (``run_generate``, like ``POST /projects/{id}/generate``: on top of the
+    latest completed run unless the form says otherwise); open its page."""
     project = project_get_for_user(user=request.user, project_id=project_id)
     values = {**_generate_defaults(), **request.POST.dict()}
     values["require_approval"] = request.POST.get("require_approval") == "on"
@@ -245,19 +281,19 @@ def project_generate_page(request: HttpRequest, project_id: int) -> HttpResponse
     if wait is not None:
         errors = {"__all__": [f"Too many runs started; try again in {wait} s."]}
         return _project_page(request, project, status=429, values=values, errors=errors)
-    options, errors = _options_from_form(request.POST)
+    options, errors = options_from_form(request.POST)
     if errors:
         return _project_page(request, project, status=400, values=values, errors=errors)
     try:
-        run = run_start(
+        run = run_generate(
             project=project,
             user=request.user,
             prompt=request.POST.get("prompt", ""),
             options=options,
+            base_run_id=base_run_from_form(request.POST.get("base_run")),
         )
     except ApplicationError as exc:
-        field = "prompt" if exc.code == "invalid_prompt" else _option_field(exc.detail)
-        errors = {field: [exc.detail]}
+        errors = {_error_field(exc): [exc.detail]}
         return _project_page(request, project, status=400, values=values, errors=errors)
     return HttpResponseRedirect(reverse("page-run", args=[run.pk]))
 
@@ -265,11 +301,43 @@ def project_generate_page(request: HttpRequest, project_id: int) -> HttpResponse
 # --- the run page ---------------------------------------------------------------------------
 
 
-@signed_in_required
-@require_http_methods(["GET"])
-def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
-    """A run, live: graph, timeline, design rounds, steps, events; Approve, Cancel, Resume."""
-    run = run_get_for_user(user=request.user, run_id=run_id)
+# Where a fork may go on from, as the run page's Fork form names them.
+FORK_STAGE_CHOICES = (
+    ("design", "Design (reuse nothing)"),
+    ("orchestrate", "Orchestration (reuse the design)"),
+    ("coding", "Coding (reuse the design and brief)"),
+    ("integrate", "Integration (reuse finished tasks)"),
+)
+
+
+def _base_diff(run: Run) -> dict[str, Any] | None:
+    """A follow-up's changes to its base run's tree, with each file's diff (None without)."""
+    changes = run_base_changes(run=run)
+    if changes is None or run.base_run is None:
+        return None
+    diff = artifact_tree_diff(from_run=run.base_run, to_run=run)
+    return {**changes, "files": diff_files(diff, "unified")}
+
+
+def iteration_context(run: Run) -> dict[str, Any]:
+    """What the run page offers to go on: Follow up (a completed run), Fork from here (any
+    run, from a stage, or from a step in its panel) with the models a run may name."""
+    return {
+        "run": run,
+        "can_follow_up": run.status == Run.Status.COMPLETED,
+        "prompt_limit": settings.PIPELINE_PROMPT_MAX_CHARS,
+        "values": {"prompt": "", "providers": "", "from": "coding"},
+        "errors": {},
+        "fork_stages": FORK_STAGE_CHOICES,
+        "chains": chain_choices(),
+        "run_chain": ", ".join((run.options or {}).get("providers") or []) or "configured chain",
+    }
+
+
+def run_page_render(
+    request: HttpRequest, run: Run, *, status: int = 200, **extra: Any
+) -> HttpResponse:
+    """The run page (``extra``: the Follow up and Fork forms' values and errors)."""
     # The page shows the state as of this event; the stream picks up after it.
     last_seq = Event.objects.filter(run=run).aggregate(last=Max("seq"))["last"] or 0
     run.refresh_from_db()
@@ -283,6 +351,8 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         "tab": "runs",
         "project": run.project,
         **_summary_context(run),
+        **iteration_context(run),
+        "base_diff": _base_diff(run),
         "rounds": run_rounds(run=run),
         "steps": list(step_list_for_run(run=run)),
         "page_data": {
@@ -295,8 +365,18 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
             "state": run_state(run),
             "events": redact_secrets(events),
         },
+        **extra,
     }
-    return render(request, "pipeline/run.html", context)
+    return render(request, "pipeline/run.html", context, status=status)
+
+
+@signed_in_required
+@require_http_methods(["GET"])
+def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A run, live: graph, timeline, design rounds, steps, events; Approve, Cancel, Resume;
+    where it came from (base run, fork source) and what it changed; Follow up, Fork."""
+    run = run_get_for_user(user=request.user, run_id=run_id)
+    return run_page_render(request, run)
 
 
 @signed_in_required
@@ -313,6 +393,23 @@ def run_summary_fragment(request: HttpRequest, run_id: int) -> HttpResponse:
     """Status, tokens, cost, budget, duration, why it stopped, and the action buttons."""
     run = run_get_for_user(user=request.user, run_id=run_id)
     return render(request, "pipeline/_run_summary.html", _summary_context(run))
+
+
+@signed_in_required
+@require_http_methods(["GET"])
+def run_iterate_fragment(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The Follow up and Fork forms (Follow up once the run completed)."""
+    run = run_get_for_user(user=request.user, run_id=run_id)
+    return render(request, "pipeline/_run_iterate.html", iteration_context(run))
+
+
+@signed_in_required
+@require_http_methods(["GET"])
+def run_changes_fragment(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A follow-up's changes to its base run's files, each file's diff."""
+    run = run_get_for_user(user=request.user, run_id=run_id)
+    context = {"run": run, "base_diff": _base_diff(run)}
+    return render(request, "pipeline/_run_changes.html", context)
 
 
 @signed_in_required
@@ -386,6 +483,7 @@ def step_panel(request: HttpRequest, run_id: int, step_id: int) -> HttpResponse:
         "step": step,
         "task_key": step.plan_task.key if step.plan_task_id and step.plan_task else None,
         "duration": seconds_text(seconds) if seconds is not None else "",
+        "chains": chain_choices(),
         **_step_view(step),
     }
     return render(request, "pipeline/_step_panel.html", context)

@@ -13,7 +13,12 @@ from django.db.models import Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from common.errors import ApplicationError, NotFound
-from projects.artifacts import artifact_list_for_run, artifact_read, artifact_tree_diff
+from projects.artifacts import (
+    artifact_list_for_run,
+    artifact_read,
+    artifact_tree_diff,
+    artifact_tree_for_run,
+)
 
 from .context import is_test_path
 from .models import PlanTask, Run, Step
@@ -163,6 +168,26 @@ def run_last_test_report(*, run: Run) -> dict[str, Any] | None:
 def run_base_tree(*, run: Run) -> dict[str, Any]:
     """What a follow-up of ``run`` starts from: its tree (text files) and last test report."""
     return {"files": run_tree_texts(run=run), "last_report": run_last_test_report(run=run)}
+
+
+def run_base_changes(*, run: Run) -> dict[str, Any] | None:
+    """What a follow-up changed in its base run's tree: the paths added, removed and
+    changed, how many stayed the same, and where the full diff is. None for a fresh run, or
+    while the run has no files yet."""
+    if run.base_run_id is None:
+        return None
+    new = artifact_tree_for_run(run=run)
+    if not new:
+        return None
+    old = artifact_tree_for_run(run=Run(id=run.base_run_id))
+    return {
+        "base_run": run.base_run_id,
+        "added": sorted(new.keys() - old.keys()),
+        "removed": sorted(old.keys() - new.keys()),
+        "changed": sorted(path for path in new.keys() & old.keys() if new[path] != old[path]),
+        "unchanged": sum(1 for path in new.keys() & old.keys() if new[path] == old[path]),
+        "diff_url": f"/projects/{run.project_id}/diff?from={run.base_run_id}&to={run.pk}",
+    }
 
 
 # --- compare --------------------------------------------------------------------------------

@@ -88,6 +88,8 @@ def _parse_pytest(
         "exit_code": result.exit_code,
         "timed_out": result.timed_out,
         "failing": [],
+        # Every test that ran, "nodeid" and "outcome" (passed, failed, skipped, ...).
+        "ran": [],
     }
     report: dict[str, Any] = {}
     if report_path.is_file() and not report_path.is_symlink():
@@ -101,6 +103,10 @@ def _parse_pytest(
     summary["errors"] = int(counts.get("error", 0))
     summary["collected"] = int(counts.get("collected", counts.get("total", 0)))
     failing: list[dict[str, str]] = []
+    summary["ran"] = [
+        {"nodeid": str(test.get("nodeid", "")), "outcome": str(test.get("outcome", ""))}
+        for test in report.get("tests") or []
+    ]
     for test in report.get("tests") or []:
         if test.get("outcome") in ("failed", "error"):
             failing.append(

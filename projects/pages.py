@@ -207,6 +207,18 @@ def project_files_page(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(request, "projects/files.html", context)
 
 
+def diff_files(diff: Any, view: str = "split") -> list[dict[str, Any]]:
+    """The files of a ``TreeDiff`` as the diff template shows them: path, kind (added,
+    removed, changed) and the rows of their text diff (None for binary or large files)."""
+    rows = diff_rows_unified if view == "unified" else diff_rows_side_by_side
+    files = []
+    for path in sorted([*diff.added, *diff.removed, *diff.changed]):
+        kind = "added" if path in diff.added else "removed" if path in diff.removed else "changed"
+        text = diff.diffs.get(path)
+        files.append({"path": path, "kind": kind, "rows": rows(text) if text else None})
+    return files
+
+
 @signed_in_required
 @require_http_methods(["GET"])
 def project_diff_page(request: HttpRequest, project_id: int) -> HttpResponse:
@@ -231,11 +243,6 @@ def project_diff_page(request: HttpRequest, project_id: int) -> HttpResponse:
     from_run = artifact_run_for_project(project=project, run_id=from_id)
     to_run = artifact_run_for_project(project=project, run_id=to_id)
     diff = artifact_tree_diff(from_run=from_run, to_run=to_run)
-    rows = diff_rows_unified if view == "unified" else diff_rows_side_by_side
-    files = []
-    for path in sorted([*diff.added, *diff.removed, *diff.changed]):
-        kind = "added" if path in diff.added else "removed" if path in diff.removed else "changed"
-        text = diff.diffs.get(path)
-        files.append({"path": path, "kind": kind, "rows": rows(text) if text else None})
+    files = diff_files(diff, view)
     context.update(diff=diff, files=files, from_run=from_run, to_run=to_run)
     return render(request, "projects/diff.html", context)

@@ -2,13 +2,14 @@
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.logging import redact_secrets
 from projects.api.files_views import TreeDiffOutputSerializer
 
 from ..models import Run, Step
-from ..selectors import run_rounds, run_tasks
+from ..selectors import run_base_changes, run_rounds, run_tasks
 
 
 class GenerateInputSerializer(serializers.Serializer):
@@ -21,6 +22,36 @@ class GenerateInputSerializer(serializers.Serializer):
         help_text="The completed run whose tree this run changes. Left out: the project's "
         "latest completed run; null: a fresh start.",
     )
+
+
+class ForkInputSerializer(serializers.Serializer):
+    """``{"from": stage or step key, "options": {...}}`` (``from`` is a Python keyword)."""
+
+    options = serializers.DictField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Options of the new run, over the source run's (validated like generate's).",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = serializers.CharField(
+            max_length=200,
+            trim_whitespace=True,
+            help_text="Where the new run goes on from: design, orchestrate, coding, "
+            "integrate, or a step key of the source run; the steps before it are reused.",
+        )
+        return fields
+
+
+class BaseChangesSerializer(serializers.Serializer):
+    base_run = serializers.IntegerField()
+    added = serializers.ListField(child=serializers.CharField())
+    removed = serializers.ListField(child=serializers.CharField())
+    changed = serializers.ListField(child=serializers.CharField())
+    unchanged = serializers.IntegerField()
+    diff_url = serializers.CharField(help_text="The full diff (GET /projects/{id}/diff).")
 
 
 class GenerateOutputSerializer(serializers.Serializer):
@@ -66,6 +97,10 @@ class RunDetailSerializer(RunListSerializer):
     design = serializers.SerializerMethodField()
     steps_url = serializers.SerializerMethodField()
     files_url = serializers.SerializerMethodField()
+    base_changes = serializers.SerializerMethodField(
+        help_text="A follow-up's changes to its base run's tree (null for a fresh run or "
+        "while it has no files)."
+    )
 
     class Meta(RunListSerializer.Meta):
         fields = [
@@ -78,7 +113,12 @@ class RunDetailSerializer(RunListSerializer):
             "resume_count",
             "steps_url",
             "files_url",
+            "base_changes",
         ]
+
+    @extend_schema_field(BaseChangesSerializer(allow_null=True))
+    def get_base_changes(self, run: Run) -> dict[str, Any] | None:
+        return run_base_changes(run=run)
 
     def get_rounds(self, run: Run) -> list[dict[str, Any]]:
         return run_rounds(run=run)

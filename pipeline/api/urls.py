@@ -9,6 +9,7 @@ from .views import (
     RunApproveApi,
     RunCancelApi,
     RunDetailApi,
+    RunForkApi,
     RunResumeApi,
     RunStepDetailApi,
     RunStepListApi,
@@ -26,4 +27,5 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel", RunCancelApi.as_view(), name="run-cancel"),
     path("runs/<int:run_id>/resume", RunResumeApi.as_view(), name="run-resume"),
     path("runs/<int:run_id>/approve", RunApproveApi.as_view(), name="run-approve"),
+    path("runs/<int:run_id>/fork", RunForkApi.as_view(), name="run-fork"),
 ]

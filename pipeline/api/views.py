@@ -17,10 +17,11 @@ from ..selectors import (
     step_get_for_run,
     step_list_for_run,
 )
-from ..services import run_approve, run_cancel, run_resume
+from ..services import run_approve, run_cancel, run_fork, run_resume
 from ..services.followups import LATEST, run_generate
 from .serializers import (
     CompareOutputSerializer,
+    ForkInputSerializer,
     GenerateInputSerializer,
     GenerateOutputSerializer,
     RunDetailSerializer,
@@ -120,6 +121,27 @@ class RunApproveApi(_RunActionApi):
     """Approve the design of a run waiting at the approval gate."""
 
     service = staticmethod(run_approve)
+
+
+class RunForkApi(APIView):
+    """Fork the run: a new run that reuses its succeeded steps before ``from`` (no model call,
+    no cost counted again) and goes on from there with ``options`` (over the run's own)."""
+
+    throttle_scope = "generate"
+
+    @extend_schema(request=ForkInputSerializer, responses={202: GenerateOutputSerializer})
+    def post(self, request: Request, run_id: int) -> Response:
+        source = run_get_for_user(user=request.user, run_id=run_id)
+        data = ForkInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = run_fork(
+            run=source,
+            user=request.user,
+            point=data.validated_data["from"],
+            options=data.validated_data.get("options"),
+        )
+        body = {"run_id": run.id, "status": run.status, "events_url": f"/runs/{run.id}/events"}
+        return Response(GenerateOutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
 def _run_ids(raw: str | None, name: str) -> list[int]:

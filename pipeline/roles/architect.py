@@ -68,7 +68,11 @@ ARCHITECT = Prompt(
         "request into a concrete, minimal design for a Python project: components, the files "
         "each owns (every component ships its own pytest tests), the interfaces between them "
         "and the technology choices. Keep it small enough to build in a few files. When the "
-        "planner objected to your previous design, answer every objection in 'resolutions'."
+        "planner objected to your previous design, answer every objection in 'resolutions'. "
+        "When 'base_tree' summarises a project that already exists (its files, public "
+        "interfaces, tests and last test report), design a change to it: keep what still "
+        "holds, and let each component own the files it edits or adds (a component may also "
+        "only remove files, naming them in its purpose)."
     ),
     instruction=(
         "Propose the design for the request below. 'objections' lists what the planner "

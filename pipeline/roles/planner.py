@@ -37,7 +37,9 @@ PLANNER = Prompt(
         "critically. If something is unclear, inconsistent or missing, set approved=false and "
         "list concrete objections. Otherwise set approved=true and split the work into a DAG "
         "of tasks: each task owns distinct files (code plus its tests), names the tasks it "
-        "depends on, and tasks without mutual dependencies can be built in parallel."
+        "depends on, and tasks without mutual dependencies can be built in parallel. When "
+        "'base_tree' summarises a project that already exists, plan the change to it: a "
+        "task's files are those it edits or adds, and its spec says which files it removes."
     ),
     instruction="Review this design for the request below and plan it, or object.",
     schema=PlannerReview,

@@ -1,10 +1,14 @@
 """Writes of the pipeline: the run lifecycle other apps call, and the stages tasks call.
 
 Public: ``run_start``, ``run_cancel``, ``run_resume``, ``run_approve``, ``step_retry``,
-``run_reap_stale`` (the beat reaper). Stage functions live in ``pipeline.services.stages``,
-the durable step runner in ``pipeline.services.steps``.
+``run_reap_stale`` (the beat reaper); ``run_generate`` (a run on top of a base run, in
+``followups``) and ``run_fork`` (a run that takes over another's steps, in ``forks``).
+Stage functions live in ``pipeline.services.stages``, the durable step runner in
+``pipeline.services.steps``.
 """
 
+from .followups import run_generate
+from .forks import run_fork
 from .runs import (
     RunOptions,
     RunStopped,
@@ -27,6 +31,8 @@ __all__ = [
     "run_approve",
     "run_cancel",
     "run_fail",
+    "run_fork",
+    "run_generate",
     "run_options_validate",
     "run_reap_stale",
     "run_resume",

@@ -1,9 +1,9 @@
 """Follow-up runs: a run that plans a change to an earlier run's tree (its ``base_run``).
 
-``run_generate`` is what ``POST /projects/{id}/generate`` and ``manage.py generate`` call:
-it picks the base run (by default the project's latest completed run; ``None`` for a fresh
-start), then starts the run through ``run_start`` in the same transaction, so the canvas is
-queued only once the run row carries its base.
+``run_generate`` is what ``POST /projects/{id}/generate``, the dashboard's Generate and
+Follow up forms and ``manage.py generate`` call: it picks the base run (by default the
+project's latest completed run; ``None`` for a fresh start), then starts the run through
+``run_start`` with that base (the run row carries it from its first moment).
 """
 
 from __future__ import annotations
@@ -65,9 +65,6 @@ def run_generate(
     """Start a run of ``project`` for ``prompt`` on top of its base run (see the module)."""
     with transaction.atomic():
         base = run_base_resolve(project=project, user=user, base_run_id=base_run_id)
-        run = run_start(project=project, user=user, prompt=prompt, options=options)
-        if base is not None:
-            Run.objects.filter(id=run.pk).update(base_run=base)
-            run.base_run = base
+        run = run_start(project=project, user=user, prompt=prompt, options=options, base_run=base)
     logger.info("run.generate", run_id=run.pk, base_run_id=base.pk if base else None)
     return run

@@ -234,8 +234,8 @@ def _revoke(run_id: int) -> None:
         logger.warning("run.revoke_failed", run_id=run_id, exc_info=True)
 
 
-def run_start(*, project: Any, user: Any, prompt: str, options: dict | None = None) -> Run:
-    """Create a run of ``project`` for ``prompt`` and queue its canvas once committed."""
+def prompt_validate(prompt: str | None) -> str:
+    """The prompt, stripped; ``ApplicationError(code="invalid_prompt")`` when empty or long."""
     prompt = (prompt or "").strip()
     if not prompt:
         raise ApplicationError("The prompt may not be empty.", code="invalid_prompt")
@@ -244,7 +244,25 @@ def run_start(*, project: Any, user: Any, prompt: str, options: dict | None = No
             f"The prompt may be at most {settings.PIPELINE_PROMPT_MAX_CHARS} characters.",
             code="invalid_prompt",
         )
-    validated = run_options_validate(options)
+    return prompt
+
+
+def run_create(
+    *,
+    project: Any,
+    user: Any,
+    prompt: str,
+    options: dict[str, Any],
+    start: Next | None = None,
+    started: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Run:
+    """Create a run with validated ``options`` and queue its canvas from ``start`` on commit.
+
+    Inside the caller's transaction (it may add rows the run needs before its canvas
+    starts: a fork's reused steps). ``fields`` are further model fields (``base_run``,
+    ``forked_from``, ...); ``started`` is added to the ``run.started`` event's payload.
+    """
     daily_cap = settings.LLM_USER_DAILY_BUDGET_USD
     if daily_cap is not None and user is not None:
         spent = user_spent_last_day_usd(user_id=user.id)
@@ -255,29 +273,61 @@ def run_start(*, project: Any, user: Any, prompt: str, options: dict | None = No
                 code="daily_budget",
                 extra={"daily_budget_usd": str(daily_cap), "spent_usd": str(spent)},
             )
-    budget = validated.get("budget_usd")
+    budget = options.get("budget_usd")
     try:
         budget_value = Decimal(str(budget)) if budget is not None else None
-    except InvalidOperation as exc:  # pragma: no cover - validated above
+    except InvalidOperation as exc:  # pragma: no cover - validated by run_options_validate
         raise ApplicationError("Invalid budget_usd.", code="invalid_options") from exc
+    run = Run.objects.create(
+        project=project,
+        created_by=user,
+        prompt=prompt,
+        options=options,
+        budget_usd=budget_value,
+        deadline_at=_deadline(),
+        heartbeat_at=timezone.now(),
+        request_id=get_request_id() or "",
+        **fields,
+    )
+    publish(
+        run_id=run.id,
+        type="run.started",
+        payload={"prompt": prompt[:500], "options": options, **(started or {})},
+    )
+    _dispatch_on_commit(run.id, start)
+    return run
+
+
+def run_start(
+    *,
+    project: Any,
+    user: Any,
+    prompt: str,
+    options: dict | None = None,
+    base_run: Run | None = None,
+) -> Run:
+    """Create a run of ``project`` for ``prompt`` and queue its canvas once committed.
+
+    With ``base_run`` (a completed run of the project) the run is a follow-up: it plans a
+    change to that run's tree (``run_generate`` picks the base the way the API does).
+    """
+    prompt = prompt_validate(prompt)
+    validated = run_options_validate(options)
     with transaction.atomic():
-        run = Run.objects.create(
+        run = run_create(
             project=project,
-            created_by=user,
+            user=user,
             prompt=prompt,
             options=validated,
-            budget_usd=budget_value,
-            deadline_at=_deadline(),
-            heartbeat_at=timezone.now(),
-            request_id=get_request_id() or "",
+            base_run=base_run,
+            started={"base_run": base_run.pk} if base_run is not None else None,
         )
-        publish(
-            run_id=run.id,
-            type="run.started",
-            payload={"prompt": prompt[:500], "options": validated},
-        )
-        _dispatch_on_commit(run.id)
-    logger.info("run.created", run_id=run.id, project_id=project.id)
+    logger.info(
+        "run.created",
+        run_id=run.id,
+        project_id=project.id,
+        base_run_id=base_run.pk if base_run is not None else None,
+    )
     return run
 
 

@@ -10,6 +10,10 @@ export function eventText(event) {
   const p = event.payload || {};
   switch (event.type) {
     case "run.started": return "The run started.";
+    case "run.forked": {
+      const reused = (p.reused || []).length;
+      return `Forked from run ${p.forked_from} at ${p.from}: ${reused} step${reused === 1 ? "" : "s"} reused${reused ? ` (${p.reused.map((s) => s.key).join(", ")})` : ""}.`;
+    }
     case "run.resumed": return `The run resumed (${p.reason || "asked"}).`;
     case "run.approved": return "The design was approved; coding starts.";
     case "run.awaiting_approval": return "The design waits for your approval.";

@@ -10,7 +10,7 @@ import { eventText } from "./events.js";
 
 const FINAL = new Set(["run.completed", "run.failed", "run.cancelled"]);
 const EVENT_TYPES = [
-  "run.started", "run.resumed", "run.approved", "run.awaiting_approval", "run.completed",
+  "run.started", "run.forked", "run.resumed", "run.approved", "run.awaiting_approval", "run.completed",
   "run.failed", "run.cancelled", "stage.started", "stage.completed", "step.started",
   "step.completed", "step.failed", "consensus.round", "test.result", "provider.failover",
   "budget.warning", "file.written", "integration.conflicts", "message",
@@ -135,6 +135,11 @@ if (data) {
         break;
       default:
         if (event.type.startsWith("run.") || event.type.startsWith("stage.")) needState = true;
+        // What a run offers (Follow up once completed) and its changes follow its status only.
+        if (event.type.startsWith("run.")) {
+          touchedFragments.add("run-iterate");
+          touchedFragments.add("run-changes");
+        }
     }
   };
 

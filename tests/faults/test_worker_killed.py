@@ -9,15 +9,9 @@ Afterwards every model step has exactly one billed call, the run's tokens and co
 sums over its steps, and each step and the run completed exactly once.
 """
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,68 +21,13 @@ from pipeline.models import Event, Run, Step, StepCall
 from pipeline.services import run_start
 from projects.models import Artifact
 from providers.offline.answers import calls_for, latency_set
-from tests.net import subprocess_env
+from tests.faults.conftest import Start, kill, llm_worker
 from tests.pipeline.conftest import wait_for_run, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-CELERY = str(Path(sys.executable).with_name("celery"))
 # Steps that make no model call: the integrated tree and the combined test suite.
 NO_MODEL_CALL = ("integrate:tree", "integrate:suite:")
-
-
-Start = Callable[..., subprocess.Popen]
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Start]:
-    """Start celery processes (``worker`` or ``beat``) on this test's database and Redis."""
-    env = subprocess_env(
-        OFFLINE_LATENCY_MS="300",
-        PIPELINE_HEARTBEAT_SECONDS="0.5",
-        PIPELINE_STALE_SECONDS="3",
-        PIPELINE_REAPER_SECONDS="1",
-        PIPELINE_FAULT_POINTS="true",
-    )
-    started: list[subprocess.Popen] = []
-
-    def start(name: str, *args: str, sandbox: bool = False) -> subprocess.Popen:
-        log = (tmp_path / f"{name}.log").open("wb")
-        if args[0] == "worker":
-            args = (*args, "-n", f"{name}@%h", "--without-mingle", "--without-gossip")
-        else:
-            args = (*args, "-s", str(tmp_path / "beat-schedule"))
-        process = subprocess.Popen(
-            [CELERY, "-A", "config", *args, "--loglevel", "INFO"],
-            cwd=ROOT,
-            env={**env, "SANDBOX_TESTS_ENABLED": "true" if sandbox else "false"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def llm_worker(start: Start, name: str, queues: str = "llm,default", **kw: Any) -> Any:
-    return start(name, "worker", "-Q", queues, "--pool", "threads", "-c", "8", **kw)
-
-
-def kill(process: subprocess.Popen) -> float:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    return time.monotonic()
 
 
 def assert_paid_and_completed_once(run: Run) -> None:

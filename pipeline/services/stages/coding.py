@@ -26,10 +26,13 @@ from ..steps import StepLedger, StepSpec, model_call, step_run
 from .common import (
     STATIC_REVIEW,
     base_context,
+    base_files,
     normalize_files,
+    normalize_paths,
     run_chain,
     run_option,
     step_output,
+    tree_apply,
 )
 
 logger = get_logger(__name__)
@@ -164,14 +167,27 @@ def _task_step_spec(task: PlanTask, role: str, attempt: int) -> StepSpec:
 
 
 def task_files(task: PlanTask) -> dict[str, str]:
+    """The files a task's accepted attempt wrote (path -> content)."""
     return dict((task.result or {}).get("files") or {})
 
 
-def _dependency_files(task: PlanTask) -> dict[str, str]:
+def task_deleted(task: PlanTask) -> list[str]:
+    """The files a task's accepted attempt removed from the tree."""
+    return list((task.result or {}).get("deleted") or [])
+
+
+def _dependency_changes(task: PlanTask) -> tuple[dict[str, str], list[str]]:
+    """What the tasks ``task`` depends on wrote and removed."""
     files: dict[str, str] = {}
+    deleted: list[str] = []
     for dep in PlanTask.objects.filter(run_id=task.run_id, key__in=task.depends_on):
         files.update(task_files(dep))
-    return files
+        deleted.extend(task_deleted(dep))
+    return files, deleted
+
+
+def _dependency_files(task: PlanTask) -> dict[str, str]:
+    return _dependency_changes(task)[0]
 
 
 def _note_for(run_id: int, key: str) -> str:
@@ -182,7 +198,9 @@ def _note_for(run_id: int, key: str) -> str:
 def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> dict[str, Any]:
     """What a coder sees: the design's summary and the interfaces touching its files, its
     task, the modules of the tasks it depends on (not their tests, not the other tasks'),
-    the previous attempt's failures; trimmed to the context budget."""
+    the previous attempt's failures; trimmed to the context budget. In a follow-up run
+    ``base_files`` holds the current content of the task's files that already exist (empty
+    when the task only adds files): the coder edits them rather than starting over."""
     design = run.design or {}
     context: dict[str, Any] = {"kind": "code", "run": run.id, "step": step_key}
     context["prompt"] = run.prompt
@@ -203,7 +221,10 @@ def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> d
         previous = step_output(run.id, f"task:{task.key}:coder:{attempt - 1}") or {}
         context["feedback"] = verdict.get("failures") or [verdict.get("summary", "")]
         context["previous_files"] = previous.get("files") or {}
-    return ctx.fit(context, files_keys=("dependencies", "previous_files"))
+    if run.base_run_id is not None:
+        base = base_files(run)
+        context["base_files"] = {path: base[path] for path in task.files if path in base}
+    return ctx.fit(context, files_keys=("base_files", "dependencies", "previous_files"))
 
 
 def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
@@ -222,7 +243,11 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
             prompt=CODER, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
         )
         dumped = answer.model_dump(mode="json")
-        return {"files": normalize_files(dumped["files"]), "notes": dumped.get("notes", "")}
+        return {
+            "files": normalize_files(dumped["files"]),
+            "deleted": normalize_paths(dumped.get("deleted") or []),
+            "notes": dumped.get("notes", ""),
+        }
 
     step_run(
         run_id=run_id,
@@ -249,13 +274,22 @@ def _sandbox_checks() -> Any | None:
     return run_test_checks
 
 
+# Test ids a report keeps (a suite past this many is listed in part; the counts stay whole).
+REPORT_TEST_IDS = 1000
+
+
 def _report_brief(report: dict[str, Any]) -> dict[str, Any]:
+    """What a tester keeps of a sandbox report: the verdict, numeric test counts, the ids of
+    the tests that ran, failures, lint and security findings, the output (all trimmed)."""
     tests = report.get("tests") or {}
     failing = tests.get("failing") or []
     failures = [f"{item.get('nodeid') or 'tests'}: {item.get('message', '')}" for item in failing]
+    ran = [str(item.get("nodeid", "")) for item in tests.get("ran") or []]
     return {
         "passed": bool(report.get("passed")),
         "mode": report.get("mode"),
+        "tests": {key: int(tests.get(key) or 0) for key in ("passed", "failed", "errors")},
+        "test_ids": ran[:REPORT_TEST_IDS],
         "summary": (
             f"{tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed, "
             f"{tests.get('errors', 0)} errors; {len(report.get('lint') or [])} lint and "
@@ -283,6 +317,16 @@ def check_files(files: dict[str, str]) -> tuple[dict[str, Any] | None, str]:
     return _report_brief(data), "sandbox"
 
 
+def _task_result(coded: dict[str, Any], attempt: int, verdict: dict[str, Any]) -> dict[str, Any]:
+    """A plan task's outcome: the attempt's files and deletions, and the tester's verdict."""
+    return {
+        "files": coded.get("files") or {},
+        "deleted": coded.get("deleted") or [],
+        "attempt": attempt,
+        "verdict": verdict,
+    }
+
+
 def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
     """The tester's verdict on attempt ``attempt``; red -> the next fix attempt (bounded)."""
     run = run_check_bounds(run_id=run_id)
@@ -293,7 +337,12 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         coded.update(step_output(run_id, f"task:{task.key}:coder:{attempt}") or {})
-        files = {**_dependency_files(task), **(coded.get("files") or {})}
+        # The task's files on top of its dependencies' on top of the base tree (a follow-up).
+        dep_files, dep_deleted = _dependency_changes(task)
+        files = tree_apply(base_files(run), files=dep_files, deleted=dep_deleted)
+        files = tree_apply(
+            files, files=coded.get("files") or {}, deleted=coded.get("deleted") or []
+        )
         context = base_context(run, step, "test")
         context["attempt"] = attempt
         context["task"] = {"key": task.key, "title": task.title, "spec": task.spec}
@@ -308,7 +357,8 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         report, mode = check_files(prepared["files"])
         context = prepared["context"]
         context["mode"] = mode
-        context["report"] = report
+        # The model reads the verdict and the failures, not the id of every test that ran.
+        context["report"] = {k: v for k, v in report.items() if k != "test_ids"} if report else None
         context["files"] = prepared["own"]
         context = ctx.fit(context, files_keys=("files",))
         verdict = model_call(
@@ -354,14 +404,13 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         # Committed on its own before the claims below (see plan_claim_ready).
         PlanTask.objects.filter(id=task.id).update(
             status=PlanTask.Status.SUCCEEDED,
-            result={"files": coded.get("files") or {}, "attempt": attempt, "verdict": verdict},
+            result=_task_result(coded, attempt, verdict),
         )
         return plan_next(run_id=run_id)
     if attempt < max_attempts:
         return Next.tasks((task.id, attempt + 1))
     PlanTask.objects.filter(id=task.id).update(
-        status=PlanTask.Status.FAILED,
-        result={"files": coded.get("files") or {}, "attempt": attempt, "verdict": verdict},
+        status=PlanTask.Status.FAILED, result=_task_result(coded, attempt, verdict)
     )
     run_fail(
         run_id=run_id,

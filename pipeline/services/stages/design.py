@@ -1,4 +1,8 @@
-"""Design rounds: the architect proposes, the planner objects or approves with a DAG."""
+"""Design rounds: the architect proposes, the planner objects or approves with a DAG.
+
+In a follow-up run both see ``base_tree``: the summary of the tree they change (its paths,
+public interfaces, test names and last test report, within the context budget).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,15 @@ from ...models import PlanTask, Run, Step
 from ...roles import ARCHITECT, PLANNER
 from ..runs import run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
-from .common import base_context, run_chain, run_option, step_output
+from .common import base_context, base_tree, run_chain, run_option, step_output
+
+
+def _with_base_tree(run: Run, context: dict[str, Any]) -> dict[str, Any]:
+    """A follow-up's design context carries the summary of the tree it changes."""
+    summary = base_tree(run)
+    if summary is not None:
+        context["base_tree"] = summary
+    return context
 
 
 def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
@@ -32,7 +44,7 @@ def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
         earlier = step_output(run_id, f"design:{round - 1}:architect") if round > 1 else None
         if earlier:
             context["previous_design"] = ctx.design_brief(earlier)
-        return {"context": context, "chain": run_chain(run)}
+        return {"context": _with_base_tree(run, context), "chain": run_chain(run)}
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(
@@ -103,7 +115,7 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
         context = base_context(run, step, "plan_review")
         context["round"] = round
         context["design"] = step_output(run_id, f"design:{round}:architect") or {}
-        return {"context": context, "chain": run_chain(run)}
+        return {"context": _with_base_tree(run, context), "chain": run_chain(run)}
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(

@@ -1,5 +1,10 @@
 """Integration and finalize: merge the tasks' files, resolve conflicts through consults,
-run the combined suite, store the artifacts, complete the run."""
+run the combined suite, store the artifacts, complete the run.
+
+A follow-up run integrates the FULL new tree: its base run's tree, less the files its tasks
+deleted, with the files they wrote on top; the whole suite of that tree runs, and that tree
+becomes the run's artifacts.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,15 @@ from ...models import PlanTask, Run, Step
 from ...roles import ARCHITECT_CONSULT, INTEGRATOR, PLANNER_CONSULT
 from ..runs import RunStopped, emit, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
-from .coding import check_files, task_files
-from .common import STATIC_REVIEW, base_context, normalize_files, run_chain, step_output
+from .coding import check_files, task_deleted, task_files
+from .common import (
+    STATIC_REVIEW,
+    base_context,
+    base_files,
+    normalize_files,
+    run_chain,
+    step_output,
+)
 
 logger = get_logger(__name__)
 
@@ -28,15 +40,18 @@ def _defines(content: str, name: str) -> bool:
 
 
 def find_conflicts(
-    tasks: list[PlanTask], design: dict[str, Any]
+    tasks: list[PlanTask], design: dict[str, Any], *, base: dict[str, str] | None = None
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """Merge the tasks' files: (tree, conflicts).
+    """Merge the tasks' files over ``base`` (a follow-up's base tree): (tree, conflicts).
 
-    A path written by two tasks with different content is a ``path`` conflict (the tree
-    keeps the owner's version for now); an interface of the design that its file does not
-    define is an ``interface`` conflict.
+    The tree is ``base`` less the files the tasks deleted, with the files they wrote on top
+    (a file one task writes stays even if another deletes it: a deletion removes a file of
+    the base). A path written by two tasks with different content is a ``path`` conflict
+    (the tree keeps the owner's version for now); an interface of the design that its file
+    does not define is an ``interface`` conflict.
     """
-    tree: dict[str, str] = {}
+    deleted = {path for task in tasks for path in task_deleted(task)}
+    tree: dict[str, str] = {p: c for p, c in (base or {}).items() if p not in deleted}
     writers: dict[str, list[dict[str, Any]]] = {}
     for task in tasks:
         for path, content in task_files(task).items():
@@ -187,7 +202,8 @@ def _suite(run_id: int, number: int, tree: dict[str, str]) -> dict[str, Any]:
 
 
 def integrate(*, run_id: int) -> None:
-    """Merge the tasks' files; resolve conflicts and red combined tests through consults."""
+    """Merge the tasks' files (over the base tree of a follow-up); resolve conflicts and red
+    combined tests through consults; the whole suite of the merged tree must pass."""
     run = Run.objects.get(id=run_id)
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
@@ -196,10 +212,12 @@ def integrate(*, run_id: int) -> None:
         status=Run.Status.INTEGRATING,
         from_statuses=(Run.Status.RUNNING, Run.Status.QUEUED, Run.Status.DESIGNING),
     )
+    # A fork may start here: its run has not started before.
+    Run.objects.filter(id=run_id, started_at__isnull=True).update(started_at=timezone.now())
     stage_mark(run_id=run_id, stage="integrate", edge="started")
     design = run.design or {}
     tasks = list(PlanTask.objects.filter(run_id=run_id).order_by("layer", "id"))
-    tree, conflicts = find_conflicts(tasks, design)
+    tree, conflicts = find_conflicts(tasks, design, base=base_files(run))
     max_consults = int(settings.PIPELINE_MAX_CONSULT_ROUNDS)
     number = 0
     suite_failures: list[dict[str, Any]] = []
