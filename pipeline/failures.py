@@ -51,7 +51,7 @@ def failure_for(exc: BaseException) -> tuple[str, str]:
     """
     code = getattr(exc, "code", None)
     if isinstance(exc, BudgetExceeded):
-        return "budget", str(exc.detail)
+        return exc.code, str(exc.detail)
     if isinstance(exc, ProviderError):
         code = code if isinstance(code, str) and code in FAILURE_REASONS else "provider_failed"
         logger.warning("pipeline.provider_error", code=code, error=redact(str(exc.detail))[:2000])

@@ -56,6 +56,8 @@ _LOG_EVENTS = 2000
 # Why a run stopped, in a few plain words (the run's ``error`` says the rest).
 _STOP_TITLES = {
     "budget": "The run spent its budget",
+    "daily_budget": "Your daily spending limit was reached",
+    "unpriced_model": "The model has no price",
     "wall_time": "The run took too long",
     "max_tokens": "The run used too many tokens",
     "max_fix_attempts": "A task kept failing its tests",
