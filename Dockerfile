@@ -13,12 +13,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=config.settings.production
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bubblewrap util-linux libpq5 \
+ && apt-get install -y --no-install-recommends \
+      bubblewrap util-linux e2fsprogs libseccomp2 libpq5 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY requirements.txt .
+COPY requirements.txt requirements-sandbox.txt ./
 RUN pip install -r requirements.txt
+# The sandbox's own minimal environment (what `make sandbox` builds): generated code and
+# its checks run with these packages, not the platform's.
+RUN python -m venv /app/.venv-sandbox \
+ && /app/.venv-sandbox/bin/pip install -r requirements-sandbox.txt
 
 COPY . .
 COPY --from=browser-packages /app/node_modules ./node_modules
