@@ -171,6 +171,16 @@ class Suite:
             time.sleep(0.1)
         return attempts
 
+    def note_web_recovery(self, outcome: Outcome, note: str) -> None:
+        """Set ``note``, and how many API requests failed after the fault, on ``outcome``."""
+        failed_requests = self.web_requests_failing()
+        outcome.extra["web_requests_failed"] = failed_requests
+        outcome.note = note + (
+            f"; then {failed_requests} API request(s) answered 5xx before one succeeded"
+            if failed_requests
+            else ""
+        )
+
     # 1
     def sigkill_llm(self) -> Outcome:
         outcome = Outcome(f"SIGKILL llm worker during coding (x{KILLS})")
@@ -227,12 +237,8 @@ class Suite:
         self.redis.restart()
         outcome.extra["down_s"] = time.time() - outcome.fault_times[run_id]
         wait_finished([run_id], TIMEOUT)
-        failed_requests = self.web_requests_failing()
-        outcome.extra["web_requests_failed"] = failed_requests
-        outcome.note = f"Redis down {outcome.extra['down_s']:.1f} s (append-only file kept)" + (
-            f"; then {failed_requests} API request(s) answered 5xx before one succeeded"
-            if failed_requests
-            else ""
+        self.note_web_recovery(
+            outcome, f"Redis down {outcome.extra['down_s']:.1f} s (append-only file kept)"
         )
         return outcome
 
@@ -255,13 +261,7 @@ class Suite:
             ).fetchone()
         outcome.extra["terminated"] = killed[0] if killed else 0
         wait_finished([run_id], TIMEOUT)
-        failed_requests = self.web_requests_failing()
-        outcome.extra["web_requests_failed"] = failed_requests
-        outcome.note = f"{outcome.extra['terminated']} backends terminated" + (
-            f"; then {failed_requests} API request(s) answered 5xx before one succeeded"
-            if failed_requests
-            else ""
-        )
+        self.note_web_recovery(outcome, f"{outcome.extra['terminated']} backends terminated")
         return outcome
 
     # 6

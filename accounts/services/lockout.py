@@ -1,6 +1,8 @@
 """Brute-force lockout: failed sign-ins counted per account in a moving window."""
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -34,29 +36,32 @@ def _lockout_item() -> Any:  # the account's failed sign-ins, in a moving window
     return rate(f"{threshold} per {settings.ACCOUNTS_LOGIN_LOCKOUT_WINDOW_SECONDS} seconds")
 
 
+@contextmanager
+def _counter_reachable() -> Iterator[None]:
+    """Sign-in waits for the failure counter: its store unreachable is a 503, never a pass."""
+    try:
+        yield
+    except StorageError as exc:
+        raise ServiceUnavailable(
+            "Sign-in is temporarily unavailable.", code="rate_limit_unavailable"
+        ) from exc
+
+
 def login_guard(*, email: str = "", user: User | None = None) -> None:
     """Refuse while the account (existing or not, alike) has too many recent failures."""
     item, key = _lockout_item(), _lockout_key(email=email, user=user)
-    try:
+    with _counter_reachable():
         if not limiter().test(item, "login-fail", key):
             raise LockedOut(
                 "Too many failed sign-in attempts. Try again later.",
                 extra={"retry_after": seconds_until_free(item, "login-fail", key)},
             )
-    except StorageError as exc:
-        raise ServiceUnavailable(
-            "Sign-in is temporarily unavailable.", code="rate_limit_unavailable"
-        ) from exc
 
 
 def login_failed(*, email: str = "", user: User | None = None) -> None:
     """Count one failed sign-in against ``user`` or the account ``email`` names."""
-    try:
+    with _counter_reachable():
         limiter().hit(_lockout_item(), "login-fail", _lockout_key(email=email, user=user))
-    except StorageError as exc:
-        raise ServiceUnavailable(
-            "Sign-in is temporarily unavailable.", code="rate_limit_unavailable"
-        ) from exc
 
 
 def login_lockout_clear(*, email: str = "", user: User | None = None) -> None:
