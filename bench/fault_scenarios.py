@@ -163,6 +163,15 @@ class Suite:
         time.sleep(self.rng.uniform(0.05, 0.9) * LATENCY_MS / 1000)
         return str(key)
 
+    def start_at_coder_moment(self, outcome: Outcome, label: str) -> int:
+        """Start one of ``outcome``'s runs; return at a seeded moment of a coder step, noted as
+        the fault's time."""
+        run_id = self.start_run(label)
+        outcome.runs.append(run_id)
+        self.at_random_moment_of(run_id, "coder")
+        outcome.fault_times[run_id] = time.time()
+        return run_id
+
     def web_requests_failing(self, attempts: int = 20) -> int:
         """How many GET /projects answer 5xx before one succeeds (a user's first requests)."""
         for failed in range(attempts):
@@ -185,10 +194,7 @@ class Suite:
     def sigkill_llm(self) -> Outcome:
         outcome = Outcome(f"SIGKILL llm worker during coding (x{KILLS})")
         for _ in range(KILLS):
-            run_id = self.start_run("habit")
-            outcome.runs.append(run_id)
-            self.at_random_moment_of(run_id, "coder")
-            outcome.fault_times[run_id] = time.time()
+            run_id = self.start_at_coder_moment(outcome, "habit")
             self.stack.kill("worker_llm", signal.SIGKILL)
             self.stack.start("worker_llm")
             wait_finished([run_id], TIMEOUT)
@@ -216,10 +222,7 @@ class Suite:
     # 3
     def sigterm_llm(self) -> Outcome:
         outcome = Outcome("SIGTERM llm worker during coding")
-        run_id = self.start_run("budget")
-        outcome.runs.append(run_id)
-        self.at_random_moment_of(run_id, "coder")
-        outcome.fault_times[run_id] = time.time()
+        run_id = self.start_at_coder_moment(outcome, "budget")
         self.stack.stop("worker_llm", sig=signal.SIGTERM, timeout=120)
         outcome.extra["drained_s"] = time.time() - outcome.fault_times[run_id]
         self.stack.start("worker_llm")
@@ -230,10 +233,7 @@ class Suite:
     # 4
     def redis_restart(self) -> Outcome:
         outcome = Outcome("Redis restarted mid-run")
-        run_id = self.start_run("plant watering")
-        outcome.runs.append(run_id)
-        self.at_random_moment_of(run_id, "coder")
-        outcome.fault_times[run_id] = time.time()
+        run_id = self.start_at_coder_moment(outcome, "plant watering")
         self.redis.restart()
         outcome.extra["down_s"] = time.time() - outcome.fault_times[run_id]
         wait_finished([run_id], TIMEOUT)
@@ -247,10 +247,7 @@ class Suite:
         import psycopg
 
         outcome = Outcome("PostgreSQL connections killed mid-run")
-        run_id = self.start_run("mileage")
-        outcome.runs.append(run_id)
-        self.at_random_moment_of(run_id, "coder")
-        outcome.fault_times[run_id] = time.time()
+        run_id = self.start_at_coder_moment(outcome, "mileage")
         with psycopg.connect(
             self.stack.database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True
         ) as conn:
