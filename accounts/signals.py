@@ -18,7 +18,7 @@ SIGNED_IN_AT_SESSION_KEY = "accounts_signed_in_at"
 
 @receiver(user_logged_in)
 def _note_sign_in_time(sender: Any, request: Any = None, **_: Any) -> None:
-    """Record in the dashboard session when it signed in (see ``services._reauthenticate``)."""
+    """Record in the dashboard session when it signed in (see ``services.mfa._reauthenticate``)."""
     session = getattr(request, "session", None)
     if session is not None:
         session[SIGNED_IN_AT_SESSION_KEY] = timezone.now().isoformat()

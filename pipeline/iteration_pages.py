@@ -25,7 +25,7 @@ from projects.pages import diff_files
 from projects.selectors import project_get_for_user
 
 from .models import Run
-from .pages import run_page_render
+from .run_pages import run_page_render
 from .selectors import (
     LineCache,
     run_figures,

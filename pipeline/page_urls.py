@@ -3,7 +3,7 @@ up, Fork from here and Compare."""
 
 from django.urls import path
 
-from . import iteration_pages, pages
+from . import iteration_pages, pages, run_pages
 
 urlpatterns = [
     path("app/providers", pages.providers_page, name="page-providers"),
@@ -18,24 +18,24 @@ urlpatterns = [
         iteration_pages.project_compare_page,
         name="page-project-compare",
     ),
-    path("app/runs/<int:run_id>", pages.run_page, name="page-run"),
+    path("app/runs/<int:run_id>", run_pages.run_page, name="page-run"),
     path(
         "app/runs/<int:run_id>/follow-up",
         iteration_pages.run_follow_up_page,
         name="page-run-follow-up",
     ),
     path("app/runs/<int:run_id>/fork", iteration_pages.run_fork_page, name="page-run-fork"),
-    path("app/runs/<int:run_id>/state", pages.run_state_json, name="page-run-state"),
-    path("app/runs/<int:run_id>/summary", pages.run_summary_fragment, name="page-run-summary"),
-    path("app/runs/<int:run_id>/steps", pages.run_steps_fragment, name="page-run-steps"),
-    path("app/runs/<int:run_id>/iterate", pages.run_iterate_fragment, name="page-run-iterate"),
-    path("app/runs/<int:run_id>/changes", pages.run_changes_fragment, name="page-run-changes"),
-    path("app/runs/<int:run_id>/rounds", pages.run_rounds_fragment, name="page-run-rounds"),
-    path("app/runs/<int:run_id>/steps/<int:step_id>", pages.step_panel, name="page-step"),
+    path("app/runs/<int:run_id>/state", run_pages.run_state_json, name="page-run-state"),
+    path("app/runs/<int:run_id>/summary", run_pages.run_summary_fragment, name="page-run-summary"),
+    path("app/runs/<int:run_id>/steps", run_pages.run_steps_fragment, name="page-run-steps"),
+    path("app/runs/<int:run_id>/iterate", run_pages.run_iterate_fragment, name="page-run-iterate"),
+    path("app/runs/<int:run_id>/changes", run_pages.run_changes_fragment, name="page-run-changes"),
+    path("app/runs/<int:run_id>/rounds", run_pages.run_rounds_fragment, name="page-run-rounds"),
+    path("app/runs/<int:run_id>/steps/<int:step_id>", run_pages.step_panel, name="page-step"),
     *[
         path(
             f"app/runs/<int:run_id>/{action}",
-            pages.run_action,
+            run_pages.run_action,
             {"action": action},
             name=f"page-run-{action}",
         )

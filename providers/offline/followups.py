@@ -28,6 +28,8 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
+from .planning import package_name
+
 BUG_MARKER = "offline: deliberate bug"
 DELETE_SPEC = "Delete these files: "
 
@@ -191,8 +193,6 @@ def _key(text: str) -> str:
 
 def design(context: dict[str, Any], action: str | None) -> dict[str, Any]:
     """The architect's change to the base tree (see the module docstring)."""
-    from .answers import package_name
-
     base = context.get("base_tree") or {}
     prompt = str(context.get("prompt", ""))
     subject = prompt.strip().rstrip(".") or "the requested change"
@@ -348,8 +348,6 @@ def _tests_content(existing: str | None, module: str, names: list[str]) -> str:
 
 def code(context: dict[str, Any], action: str | None) -> dict[str, Any]:
     """The coder's files for a task of the change: edited, new, and deleted ones."""
-    from .answers import package_name
-
     task = context.get("task") or {}
     design_ = context.get("design") or {}
     base_files: dict[str, str] = context.get("base_files") or {}
