@@ -115,7 +115,10 @@ class StepLedger:
         if self.budget_usd is None:
             return None
         try:
-            spent = Run.objects.values_list("cost_usd", flat=True).get(id=self._run_id)
+            spent = retry_transient(
+                lambda: Run.objects.values_list("cost_usd", flat=True).get(id=self._run_id),
+                what="step.remaining_budget",
+            )
         finally:
             release_connection()
         return self.budget_usd - spent
@@ -123,8 +126,11 @@ class StepLedger:
     def user_spent_last_day_usd(self) -> Decimal | None:
         if self.user_id is None:
             return None
+        user_id = self.user_id
         try:
-            return user_spent_last_day_usd(user_id=self.user_id)
+            return retry_transient(
+                lambda: user_spent_last_day_usd(user_id=user_id), what="step.user_spent"
+            )
         finally:
             release_connection()
 
