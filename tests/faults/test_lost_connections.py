@@ -8,6 +8,7 @@ calls per step key (``calls_for``).
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +20,20 @@ from django.utils import timezone
 from pipeline.models import Run, Step, StepCall
 from pipeline.services.steps import StepSpec, step_run
 from pipeline.tasks import _guarded
+from pipeline.transient import drop_connection
 from providers import redis_client
 from providers.offline.answers import calls_for
 from tests.net import free_port
 from tests.pipeline.conftest import wait_for_run
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _forget_a_dead_connection(transactional_db: Any) -> Iterator[None]:
+    """A test that fails leaves no killed connection behind for the next one."""
+    yield
+    drop_connection()
 
 
 @pytest.fixture
