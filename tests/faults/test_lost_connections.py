@@ -16,6 +16,8 @@ import redis
 from celery import Task, shared_task
 from django.db import OperationalError, connection
 from django.utils import timezone
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from pipeline.models import Run, Step, StepCall
 from pipeline.services.steps import StepSpec, step_run
@@ -196,7 +198,7 @@ def test_a_model_call_while_redis_is_unreachable_succeeds_and_its_answer_is_stor
     run: Run, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Circuits, cache and call stats live on this client; nothing listens on its port.
-    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    dead = redis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0))
     monkeypatch.setitem(redis_client._clients, settings.REDIS_URL, dead)
 
     output = step_run(
