@@ -17,7 +17,11 @@ from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from kombu import Queue
 
+from config.broker_fixes import broker_fixes_apply
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# A Redis restart must not make a worker exit (see config.broker_fixes).
+broker_fixes_apply()
 
 app = Celery("aiflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -4,8 +4,10 @@ Each stage returns what comes next (``pipeline.flow.Next``) and ``pipeline.canva
 it; the queues are the canvas's (``canvas.queue_for``). All tasks inherit ``acks_late`` and
 ``reject_on_worker_lost`` from the settings and keep no result (nothing reads one).
 ``_guarded`` turns what a stage raises into the run's outcome: a stopped run ends the
-branch quietly, a busy step is looked at again later, a failure ends the run with a code
-and a plain reason (``pipeline.failures``).
+branch quietly, a busy step is looked at again later, a lost connection (``pipeline.transient``)
+has the task tried again, and any other failure ends the run with a code and a plain reason
+(``pipeline.failures``). What comes next is sent with retries of its own: it exists nowhere
+else (a stage that claimed the next tasks would not claim them again).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from celery import Task, shared_task
-from celery.exceptions import Ignore, Retry
+from celery.exceptions import Ignore, Reject, Retry
 from django.conf import settings
 
 from common.logging import get_logger
@@ -24,12 +26,17 @@ from .flow import Next
 from .services import stages
 from .services.runs import RunStopped, run_fail, run_reap_stale
 from .services.steps import StepBusy
+from .transient import is_transient, retry_transient
 
 logger = get_logger(__name__)
 
 # A busy step is looked at again every PIPELINE_BUSY_RETRY_SECONDS; after this many looks
 # the reaper's stale-heartbeat rule has long since taken over.
 BUSY_MAX_RETRIES = 1000
+# A task that met a lost connection is tried again this many times (backoff up to
+# TRANSIENT_MAX_COUNTDOWN seconds); past that the reaper resumes the run.
+TRANSIENT_MAX_RETRIES = 12
+TRANSIENT_MAX_COUNTDOWN = 10.0
 
 
 def _guarded(task: Task, run_id: int, body: Callable[[], Next | None]) -> None:
@@ -44,13 +51,51 @@ def _guarded(task: Task, run_id: int, body: Callable[[], Next | None]) -> None:
             countdown=settings.PIPELINE_BUSY_RETRY_SECONDS, max_retries=BUSY_MAX_RETRIES
         ) from None
     except Exception as exc:
+        if is_transient(exc):
+            _retry_later(task, run_id, exc)
+            return
         if not isinstance(getattr(exc, "code", None), str):
             logger.exception("pipeline.task_crashed", run_id=run_id, task=task.name)
         code, reason = failure_for(exc)
-        run_fail(run_id=run_id, code=code, detail=reason)
+        retry_transient(
+            lambda: run_fail(run_id=run_id, code=code, detail=reason), what="run.fail", attempts=5
+        )
         return
     if following is not None:
-        canvas.canvas_send(run_id=run_id, step=following)
+        try:
+            retry_transient(
+                lambda: canvas.canvas_send(run_id=run_id, step=following),
+                what="canvas.send",
+                attempts=12,
+            )
+        except Exception:
+            # The reaper resumes a run whose work was lost (PIPELINE_QUIET_SECONDS).
+            logger.exception("pipeline.send_failed", run_id=run_id, task=task.name)
+
+
+def _retry_later(task: Task, run_id: int, exc: BaseException) -> None:
+    """Try the task again after a lost connection; past the bound, leave it to the reaper."""
+    retries = task.request.retries or 0
+    logger.warning(
+        "pipeline.task_transient_error",
+        run_id=run_id,
+        task=task.name,
+        retries=retries,
+        error=f"{type(exc).__name__}: {exc}"[:300],
+    )
+    if retries >= TRANSIENT_MAX_RETRIES:
+        logger.error("pipeline.task_given_up", run_id=run_id, task=task.name)
+        return
+    countdown = min(0.5 * 2**retries, TRANSIENT_MAX_COUNTDOWN)
+
+    def send() -> Retry:
+        try:
+            return task.retry(countdown=countdown, max_retries=TRANSIENT_MAX_RETRIES, throw=False)
+        except Reject as rejected:  # the broker is away too: what it raised, to try again
+            reason = getattr(rejected, "reason", None)
+            raise reason if isinstance(reason, Exception) else rejected from None
+
+    raise retry_transient(send, what="task.retry", attempts=12) from None
 
 
 @shared_task(bind=True, name="pipeline.design_architect", ignore_result=True)

@@ -6,14 +6,21 @@ and so is a model whose circuit this user's own bad requests opened; the run's b
 its user's daily budget are checked (a call that may exceed either is not sent); transient
 errors are retried with exponential backoff and jitter (a 429's Retry-After is honoured);
 permanent errors and exhausted retries fail over to the next model.
+
+Circuits, the cache and the call statistics live in Redis and only advise: when Redis cannot
+be reached a circuit counts as closed, the cache as empty, and nothing is recorded, so a
+Redis restart never fails a call, nor loses an answer already paid for.
 """
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
+import redis
 from django.conf import settings
 from langchain_core.messages import BaseMessage
 
@@ -48,6 +55,29 @@ log = get_logger(__name__)
 
 # The router's only way to wait; tests replace it to see the delays without waiting them.
 sleep = time.sleep
+
+T = TypeVar("T")
+
+
+def advisory(what: str, default: T, operation: Callable[[], T]) -> T:
+    """``operation()`` on Redis, or ``default`` when Redis cannot be reached (see above)."""
+    try:
+        return operation()
+    except (redis.RedisError, OSError) as exc:
+        log.warning("provider.redis_unavailable", operation=what, error=f"{type(exc).__name__}")
+        return default
+
+
+def _circuit_open(scope: str) -> bool:
+    return advisory("circuit_state", False, lambda: _circuit_state(scope).state == OPEN)
+
+
+def _allows(scope: str) -> bool:
+    return advisory("circuit_allows", True, lambda: circuit_allows(scope))
+
+
+def _release_probe(scope: str) -> None:
+    advisory("circuit_release_probe", None, lambda: circuit_release_probe(scope))
 
 
 def split_entry(entry: str) -> tuple[str, str]:
@@ -188,7 +218,7 @@ def _failover(request: Request, entry: str, next_entry: str | None, reason: str,
 
 
 def _cached(request: Request, provider: str, model: str, key: str) -> Answer | None:
-    hit = cache_get(key)
+    hit = advisory("cache_get", None, lambda: cache_get(key))
     if hit is None:
         return None
     metrics.LLM_CALLS.labels(provider, model, "cached").inc()
@@ -247,17 +277,27 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
             metrics.LLM_CALLS.labels(provider, model, "error").inc()
             metrics.LLM_ERRORS.labels(provider, model, kind_label).inc()
             metrics.LLM_LATENCY.labels(provider, model).observe(latency_ms / 1000)
-            stats_record_call(provider=provider, model=model, latency_ms=latency_ms, ok=False)
+            advisory(
+                "stats",
+                None,
+                partial(
+                    stats_record_call,
+                    provider=provider,
+                    model=model,
+                    latency_ms=latency_ms,
+                    ok=False,
+                ),
+            )
             opened = False
             if failure.caused_by_request:
-                opened = circuit_record_failure(model_scope)
-                circuit_release_probe(provider_scope)
+                opened = advisory("circuit", False, lambda: circuit_record_failure(model_scope))
+                _release_probe(provider_scope)
             elif failure.counts_against_provider:
-                opened = circuit_record_failure(provider_scope)
-                circuit_release_probe(model_scope)
+                opened = advisory("circuit", False, lambda: circuit_record_failure(provider_scope))
+                _release_probe(model_scope)
             else:
-                circuit_release_probe(provider_scope)
-                circuit_release_probe(model_scope)
+                _release_probe(provider_scope)
+                _release_probe(model_scope)
             log.warning(
                 "provider.call_failed",
                 role=request.role,
@@ -279,7 +319,7 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
             continue
 
         latency_ms = int((time.monotonic() - started) * 1000)
-        circuit_record_success(provider_scope, model_scope)
+        advisory("circuit", None, lambda: circuit_record_success(provider_scope, model_scope))
         usage: dict[str, Any] = dict(message.usage_metadata or {})
         tokens_in = int(usage.get("input_tokens", 0))
         tokens_out = int(usage.get("output_tokens", 0))
@@ -289,7 +329,13 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
         metrics.LLM_TOKENS.labels(provider, model, "out").inc(tokens_out)
         metrics.LLM_COST.labels(provider, model).inc(float(cost))
         metrics.LLM_LATENCY.labels(provider, model).observe(latency_ms / 1000)
-        stats_record_call(provider=provider, model=model, latency_ms=latency_ms, ok=True)
+        advisory(
+            "stats",
+            None,
+            partial(
+                stats_record_call, provider=provider, model=model, latency_ms=latency_ms, ok=True
+            ),
+        )
         completion = Completion(
             text=text,
             parsed=None,
@@ -345,17 +391,17 @@ def route(request: Request, chain: list[str]) -> Answer:
             _failover(request, entry, next_entry, "unpriced")
             continue
         provider_scope, model_scope = request.scopes(provider, model)
-        if OPEN in (_circuit_state(provider_scope).state, _circuit_state(model_scope).state):
+        if _circuit_open(provider_scope) or _circuit_open(model_scope):
             failures.append(f"{entry}: circuit open")
             _failover(request, entry, next_entry, "circuit_open")
             continue
         _check_budget(request, provider, model)
-        if not circuit_allows(provider_scope):  # half-open, and another worker holds the probe
+        if not _allows(provider_scope):  # half-open, and another worker holds the probe
             failures.append(f"{entry}: circuit half-open, probe in flight")
             _failover(request, entry, next_entry, "circuit_open")
             continue
-        if not circuit_allows(model_scope):
-            circuit_release_probe(provider_scope)
+        if not _allows(model_scope):
+            _release_probe(provider_scope)
             failures.append(f"{entry}: circuit half-open, probe in flight")
             _failover(request, entry, next_entry, "circuit_open")
             continue

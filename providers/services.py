@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from common.logging import get_logger
 
 from .cache import cache_set
-from .router import Answer, Request, chain_for, route
+from .router import Answer, Request, advisory, chain_for, route
 from .types import Completion, ProviderError, UsageLedger
 
 log = get_logger(__name__)
@@ -68,10 +68,13 @@ def _validate(
 
 def _store(answer: Answer, completion: Completion) -> None:
     if answer.cache_key is not None and not completion.cached:
-        cache_set(
-            answer.cache_key,
-            {"text": completion.text, "model": completion.model, "provider": completion.provider},
-        )
+        key = answer.cache_key
+        value = {
+            "text": completion.text,
+            "model": completion.model,
+            "provider": completion.provider,
+        }
+        advisory("cache_set", None, lambda: cache_set(key, value))
 
 
 def _combined(first: Completion, second: Completion) -> Completion:

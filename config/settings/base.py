@@ -130,6 +130,10 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "max_size": DB_POOL_MAX_SIZE,
     "timeout": DB_POOL_TIMEOUT,
 }
+# With the pool, this makes Django check every connection as it leaves the pool
+# (psycopg_pool's ``ConnectionPool.check_connection``, an empty query): one that died while
+# idle (PostgreSQL restarted, a backend terminated) is replaced, never handed to a request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

@@ -5,6 +5,11 @@ and resume free: a succeeded step returns its stored output (no model call), a s
 live worker holds makes the caller wait (``StepBusy``), and a step whose worker died (stale
 heartbeat) is taken over. While the model works the step's heartbeat is touched from a side
 thread that borrows a connection only for the moment of each update.
+
+A lost connection (PostgreSQL or Redis, ``pipeline.transient``) never fails a step: the step
+is handed back (pending, its paid answers kept for replay) and the error goes up for the
+task to be tried again. Every answer is stored by the step's ledger (``.ledger``) the moment
+it arrives.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -26,15 +30,16 @@ from django.utils import timezone
 from pydantic import BaseModel
 
 from common.logging import get_logger
-from providers.types import Completion
 
 from ..events import events_push_on_commit
 from ..failures import failure_for
-from ..faults import fault_point
 from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
-from ..selectors import user_spent_last_day_usd
+from ..transient import drop_connection, is_transient, retry_transient
+from .ledger import StepLedger, release_connection
 from .runs import RunStopped, emit, run_check_bounds
+
+__all__ = ["StepBusy", "StepLedger", "StepSpec", "model_call", "release_connection", "step_run"]
 
 logger = get_logger(__name__)
 
@@ -57,187 +62,6 @@ class StepSpec:
     attempt: int = 1
     plan_task_id: int | None = None
     input: dict[str, Any] = field(default_factory=dict)
-
-
-def release_connection() -> None:
-    """Give this thread's database connection back before a long wait (a model call)."""
-    if not connection.in_atomic_block:
-        connection.close()
-
-
-# A paid call, in one statement: the step's and the run's usage and the stored answer land
-# together (or not at all). The ordinal is the ledger's next one, or past any a concurrent
-# holder stored; a clash with one stored at the same instant leaves ``ordinal`` NULL.
-_RECORD_USAGE = """
-WITH step AS (
-    UPDATE pipeline_step
-    SET tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
-        cost_usd = cost_usd + %(cost)s, latency_ms = latency_ms + %(latency)s,
-        llm_calls = llm_calls + 1, provider = %(provider)s, model = %(model)s
-    WHERE id = %(step)s
-    RETURNING id
-), call AS (
-    INSERT INTO pipeline_stepcall (
-        step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
-        latency_ms, retired, created_at
-    )
-    SELECT id, GREATEST(%(ordinal)s, COALESCE(
-            (SELECT max(ordinal) + 1 FROM pipeline_stepcall WHERE step_id = %(step)s), 0)),
-        %(provider)s, %(model)s, %(text)s, %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s,
-        %(cost)s, %(latency)s, false, clock_timestamp()
-    FROM step
-    ON CONFLICT (step_id, ordinal) DO NOTHING
-    RETURNING ordinal
-), run AS (
-    UPDATE pipeline_run
-    SET tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
-        cost_usd = cost_usd + %(cost)s, heartbeat_at = clock_timestamp()
-    WHERE id = %(run)s
-    RETURNING cost_usd, budget_warned
-)
-SELECT (SELECT ordinal FROM call), cost_usd, budget_warned FROM run
-"""
-
-_RECORD_CALL_AGAIN = """
-INSERT INTO pipeline_stepcall (
-    step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
-    latency_ms, retired, created_at
-)
-SELECT %(step)s, COALESCE(max(ordinal) + 1, 0), %(provider)s, %(model)s, %(text)s,
-    %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s, %(cost)s, %(latency)s, false,
-    clock_timestamp()
-FROM pipeline_stepcall WHERE step_id = %(step)s
-RETURNING ordinal
-"""
-
-
-class StepLedger:
-    """The ``UsageLedger`` of one step: each answer and its usage land in one transaction.
-
-    Every paid call is stored as a ``StepCall`` (answer, parsed output, usage) together
-    with the step's and the run's usage, the moment it returns. A step taken over after
-    its worker died starts with its stored calls (``stored``) and ``replay`` hands them
-    back in order, so only a call cut off before its answer is ever made again.
-    """
-
-    def __init__(
-        self,
-        *,
-        run_id: int,
-        step_id: int,
-        step_key: str,
-        budget_usd: Decimal | None,
-        stored: list[StepCall] | None = None,
-        next_ordinal: int = 0,
-        user_id: int | None = None,
-    ):
-        self.run_id: int | None = run_id  # the UsageLedger protocol's attribute
-        self.user_id = user_id  # the run's user: their daily budget, their circuits
-        self._run_id = run_id
-        self.step_id = step_id
-        self.step_key = step_key
-        self.budget_usd = budget_usd
-        self._stored = list(stored or [])
-        self._next_ordinal = next_ordinal
-
-    def remaining_budget_usd(self) -> Decimal | None:
-        if self.budget_usd is None:
-            return None
-        try:
-            spent = Run.objects.values_list("cost_usd", flat=True).get(id=self._run_id)
-        finally:
-            release_connection()
-        return self.budget_usd - spent
-
-    def user_spent_last_day_usd(self) -> Decimal | None:
-        if self.user_id is None:
-            return None
-        try:
-            return user_spent_last_day_usd(user_id=self.user_id)
-        finally:
-            release_connection()
-
-    def replay(self) -> Completion | None:
-        """The next answer this step already paid for (in call order), or None."""
-        if not self._stored:
-            return None
-        call = self._stored.pop(0)
-        logger.info(
-            "step.call_replayed", run_id=self._run_id, step=self.step_key, call=call.ordinal
-        )
-        return Completion(
-            text=call.text,
-            parsed=None,
-            tokens_in=call.tokens_in,
-            tokens_out=call.tokens_out,
-            cost_usd=call.cost_usd,
-            model=call.model,
-            provider=call.provider,
-            latency_ms=call.latency_ms,
-            attempts=0,
-            replayed=True,
-        )
-
-    def record_usage(self, completion: Completion) -> None:
-        parsed = completion.parsed.model_dump(mode="json") if completion.parsed else None
-        params: dict[str, Any] = {
-            "step": self.step_id,
-            "run": self._run_id,
-            "ordinal": self._next_ordinal,
-            "provider": completion.provider,
-            "model": completion.model,
-            "text": completion.text,
-            "parsed": json.dumps(parsed) if parsed is not None else None,
-            "tokens_in": completion.tokens_in,
-            "tokens_out": completion.tokens_out,
-            "cost": completion.cost_usd,
-            "latency": completion.latency_ms,
-        }
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(_RECORD_USAGE, params)
-                ordinal, cost, warned = cursor.fetchone()
-            if ordinal is None:  # another holder stored this ordinal at the same moment
-                logger.warning("step.call_ordinal_taken", step=self.step_key, ordinal=ordinal)
-                with connection.cursor() as cursor:
-                    cursor.execute(_RECORD_CALL_AGAIN, params)
-                    ordinal = cursor.fetchone()[0]
-            self._next_ordinal = ordinal + 1
-            budget = self.budget_usd
-            if budget is not None and budget > 0 and not warned and cost >= budget * Decimal("0.8"):
-                self._warn_budget()
-        finally:
-            release_connection()
-        fault_point("answer_stored", step_key=self.step_key)
-
-    def _warn_budget(self) -> None:
-        if self.budget_usd is None or self.budget_usd <= 0:
-            return
-        threshold = self.budget_usd * Decimal("0.8")
-        warned = Run.objects.filter(
-            id=self._run_id, budget_warned=False, cost_usd__gte=threshold
-        ).update(budget_warned=True)
-        if warned:
-            spent = Run.objects.values_list("cost_usd", flat=True).get(id=self._run_id)
-            emit(
-                run_id=self._run_id,
-                type="budget.warning",
-                payload={"budget_usd": str(self.budget_usd), "cost_usd": str(spent)},
-            )
-
-    def failover(self, info: dict[str, Any]) -> None:
-        try:
-            emit(
-                run_id=self._run_id,
-                type="provider.failover",
-                # The vendor's error text ("detail") stays in the logs.
-                payload={
-                    "step": self.step_key,
-                    **{k: str(v) for k, v in info.items() if k != "detail"},
-                },
-            )
-        finally:
-            release_connection()
 
 
 class _Heartbeats:
@@ -467,20 +291,41 @@ def step_run(
     if isinstance(claimed, dict):
         return claimed
     step, created = claimed
-    emit(
-        run_id=run_id,
-        type="step.started",
-        payload={**_step_ref(step, spec), "round": step.round, "attempt": step.attempt},
-    )
     try:
+        emit(
+            run_id=run_id,
+            type="step.started",
+            payload={**_step_ref(step, spec), "round": step.round, "attempt": step.attempt},
+        )
         ledger = _ledger_for(run, step, created=created)
         prepared = prepare(run, step)
         release_connection()
         with heartbeat(step_id=step.id, run_id=run_id):
             output = execute(prepared, ledger)
     except Exception as exc:
-        _step_fail(step, exc)
+        if is_transient(exc):
+            _step_hand_back(step, exc)
+        else:
+            _step_fail(step, exc)
         raise
+    try:
+        return _step_store(step, spec, output, events=events, on_success=on_success)
+    except Exception as exc:
+        if is_transient(exc):
+            _step_hand_back(step, exc)
+        raise
+
+
+def _step_store(
+    step: Step,
+    spec: StepSpec,
+    output: dict[str, Any],
+    *,
+    events: Callable[[dict[str, Any]], Events] | None,
+    on_success: Callable[[Step, dict[str, Any]], None] | None,
+) -> dict[str, Any]:
+    """Store the step's output and its events (see ``step_run``); the output stored."""
+    run_id = step.run_id
     following = events(output) if events is not None else []
     extra = {"mode": output["mode"]} if output.get("mode") else {}
     params: dict[str, Any] = {
@@ -519,6 +364,35 @@ def step_run(
     if stored:
         return output
     return step_output_stored(run_id=run_id, key=spec.key) or output
+
+
+def _step_hand_back(step: Step, exc: BaseException) -> None:
+    """A lost connection stopped the step: it goes back to pending with its paid answers.
+
+    Nothing is retired: whoever runs the step next (the task's retry, or the reaper's
+    resume) replays the stored answers instead of buying them again. Should the database
+    still be away, the step stays running without a heartbeat and the reaper takes it over
+    once it is stale.
+    """
+    logger.warning(
+        "step.handed_back",
+        run_id=step.run_id,
+        step=step.key,
+        error=f"{type(exc).__name__}: {exc}"[:300],
+    )
+    drop_connection()
+    try:
+        retry_transient(
+            lambda: Step.objects.filter(id=step.id, status=Step.Status.RUNNING).update(
+                status=Step.Status.PENDING, heartbeat_at=None
+            ),
+            what="step.hand_back",
+            attempts=4,
+        )
+    except Exception:
+        logger.warning("step.hand_back_failed", run_id=step.run_id, step=step.key)
+    finally:
+        release_connection()
 
 
 def _json(value: Any) -> Any:

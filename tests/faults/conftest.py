@@ -25,7 +25,8 @@ Start = Callable[..., subprocess.Popen]
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Start]:
-    """Start celery processes (``worker`` or ``beat``) on this test's database and Redis."""
+    """Start celery processes (``worker`` or ``beat``) on this test's database and Redis
+    (keyword arguments are further environment variables: ``TEST_REDIS_URL`` for another Redis)."""
     env = subprocess_env(
         OFFLINE_LATENCY_MS="300",
         PIPELINE_HEARTBEAT_SECONDS="0.5",
@@ -35,7 +36,7 @@ def start(tmp_path: Path) -> Iterator[Start]:
     )
     started: list[subprocess.Popen] = []
 
-    def start(name: str, *args: str, sandbox: bool = False) -> subprocess.Popen:
+    def start(name: str, *args: str, sandbox: bool = False, **extra: str) -> subprocess.Popen:
         log = (tmp_path / f"{name}.log").open("wb")
         if args[0] == "worker":
             args = (*args, "-n", f"{name}@%h", "--without-mingle", "--without-gossip")
@@ -44,7 +45,7 @@ def start(tmp_path: Path) -> Iterator[Start]:
         process = subprocess.Popen(
             [CELERY, "-A", "config", *args, "--loglevel", "INFO"],
             cwd=ROOT,
-            env={**env, "SANDBOX_TESTS_ENABLED": "true" if sandbox else "false"},
+            env={**env, "SANDBOX_TESTS_ENABLED": "true" if sandbox else "false", **extra},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -1,0 +1,144 @@
+"""PostgreSQL and Redis lose their connections under a running pipeline, on a real worker.
+
+The llm worker is a real ``celery -A config worker`` process. A fault point holds it right
+after a coder's answer was stored, so the fault lands at that moment every time; then either
+every PostgreSQL backend of the test database but the test's own is terminated, or a Redis
+of this test (a ``redis-server`` with its append-only file, as a broker runs) is restarted.
+The worker must stay up, the run must complete, and every model step is paid for once.
+"""
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from django.db import connection
+
+from config.celery import app
+from pipeline import canvas
+from pipeline.faults import fault_held, fault_script_set
+from pipeline.flow import Next
+from pipeline.services import run_start
+from tests.faults.conftest import Start, llm_worker
+from tests.faults.test_worker_killed import assert_paid_and_completed_once
+from tests.net import free_port, wait_listening
+from tests.pipeline.conftest import wait_for_run, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+HELD_STEP = "task:cli:coder:1"
+PROMPT = "A plant watering tracker"
+
+
+def terminate_backends_but_mine() -> int:
+    """End every backend of the test database except the test's own connection."""
+    connection.ensure_connection()
+    mine = connection.connection.info.backend_pid
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as killer:
+        row = killer.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), %s)",
+            (mine,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_postgres_backends_killed_after_a_coder_was_paid_cost_no_second_call(
+    project: Any, start: Start
+) -> None:
+    fault_script_set([{"point": "answer_stored", "step": HELD_STEP, "seconds": 2}])
+    # No heartbeat during the hold: its statements would weed out the dead connections first.
+    worker = llm_worker(
+        start,
+        "worker",
+        "llm,sandbox,default",
+        PIPELINE_HEARTBEAT_SECONDS="5",
+        PIPELINE_STALE_SECONDS="30",
+    )
+    run = run_start(project=project, user=project.owner, prompt=PROMPT)
+    wait_until(fault_held, timeout=120)
+
+    terminated = terminate_backends_but_mine()
+    run = wait_for_run(run.id, timeout=90)
+
+    assert terminated > 0
+    assert worker.poll() is None
+    assert_paid_and_completed_once(run)
+
+
+class PrivateRedis:
+    """A ``redis-server`` of one test, on a free port, with its append-only file."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],  # fmt: skip
+            stdout=(self.directory / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_listening(self.port, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # it writes its append-only file out and exits
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path, settings: Any) -> Iterator[PrivateRedis]:
+    """A Redis this test may restart; this process's Redis state (faults, counts) uses it."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    settings.REDIS_URL = server.url
+    yield server
+    server.stop()
+
+
+def test_a_redis_restart_while_a_coder_holds_its_answer_keeps_the_worker_and_the_run(
+    project: Any, start: Start, private_redis: PrivateRedis
+) -> None:
+    fault_script_set([{"point": "answer_stored", "step": HELD_STEP, "seconds": 3}])
+    worker = llm_worker(start, "worker", "llm,sandbox,default", TEST_REDIS_URL=private_redis.url)
+    run = run_start(project=project, user=project.owner, prompt=PROMPT)
+    with app.connection_for_write(private_redis.url) as broker:  # the worker's broker
+        canvas.canvas_for(run.id, Next.design(1)).apply_async(connection=broker)
+    wait_until(fault_held, timeout=120)
+
+    private_redis.stop()
+    private_redis.start()
+    restarted_at = time.monotonic()
+    run = wait_for_run(run.id, timeout=90)
+    print(f"completed {time.monotonic() - restarted_at:.1f}s after the restart")
+
+    assert worker.poll() is None
+    assert_paid_and_completed_once(run)
