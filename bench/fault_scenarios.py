@@ -290,6 +290,8 @@ class Suite:
                     }
                 ),
                 LLM_CHAIN_DEFAULT="hanging:stub-model,offline:offline",
+                # A model without a price is never called: price it, so the request is sent.
+                LLM_PRICES=json.dumps({"hanging:stub-model": [1, 1]}),
                 LLM_TIMEOUT_SECONDS=timeout,
             )
             run_id = self.start_run("hanging provider")
@@ -299,7 +301,12 @@ class Suite:
         finally:
             release.set()
             stub.close()
-            for name in ("LLM_EXTRA_PROVIDERS", "LLM_CHAIN_DEFAULT", "LLM_TIMEOUT_SECONDS"):
+            for name in (
+                "LLM_EXTRA_PROVIDERS",
+                "LLM_CHAIN_DEFAULT",
+                "LLM_PRICES",
+                "LLM_TIMEOUT_SECONDS",
+            ):
                 self.stack.env_extra.pop(name, None)
             self.restart_workers()
         from pipeline.models import Event
@@ -310,4 +317,6 @@ class Suite:
             f"timeout {timeout} s; {len(stub.requests)} requests hung, "
             f"{failovers} failover event(s) to the offline model"
         )
+        if not stub.requests:
+            outcome.note += " (the hanging provider was never called: this row shows nothing)"
         return outcome
