@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from accounts.services import session_start
 from config.asgi import application
 from pipeline.api.stream_views import event_stream
-from pipeline.events import CHANNEL_MESSAGE_TYPE, event_serialize, run_group_name
+from pipeline.events import CHANNEL_MESSAGE_TYPE, event_serialize, publish, run_group_name
 from pipeline.fanout import LOST_MESSAGE_TYPE, FanOut, Subscription, fanout_get
 from pipeline.models import Event, Run
 
@@ -43,8 +43,9 @@ def sid(user: Any) -> str:
 
 
 def store(run: Run, seq: int, kind: str = "step.started") -> dict[str, Any]:
-    """Store an event without pushing it; its wire form."""
+    """Store an event without pushing it (keeping the run's counter in step); its wire form."""
     event = Event.objects.create(run=run, seq=seq, type=kind, payload={"n": seq})
+    Run.objects.filter(pk=run.pk).update(next_event_seq=seq + 1)
     return event_serialize(event)
 
 
@@ -66,13 +67,18 @@ async def open_stream(run: Run, sid: str) -> Any:
     return chunks
 
 
+async def data_until(chunks: Any, last: int) -> list[str]:
+    """The ``data:`` lines the stream sends, in order, up to the event ``last``."""
+    seen: list[str] = []
+    while not seen or json.loads(seen[-1][5:])["seq"] < last:
+        chunk = (await asyncio.wait_for(anext(chunks), timeout=20)).decode()
+        seen += [line for line in chunk.split("\n") if line.startswith("data:")]
+    return seen
+
+
 async def seqs_until(chunks: Any, last: int) -> list[int]:
     """The seqs the stream sends, in order, up to and including ``last``."""
-    seen: list[int] = []
-    while not seen or seen[-1] < last:
-        chunk = (await asyncio.wait_for(anext(chunks), timeout=20)).decode()
-        seen += [json.loads(line[5:])["seq"] for line in chunk.split("\n") if line[:5] == "data:"]
-    return seen
+    return [json.loads(line[5:])["seq"] for line in await data_until(chunks, last)]
 
 
 @pytest.fixture
@@ -104,6 +110,24 @@ async def test_pushed_events_that_follow_on_are_sent_without_a_table_read(
     await chunks.aclose()
 
     assert (seen, reads) == ([2, 3, 4], [0])
+
+
+async def test_a_pushed_event_goes_out_exactly_as_a_table_read_would_send_it(
+    run: Run, sid: str, reads: list[int]
+) -> None:
+    chunks = await open_stream(run, sid)
+    await seqs_until(chunks, 1)
+
+    payload = {"role": "coder", "nested": [1, {"z": "é", "a": None}], "big": 2**40}
+    await sync_to_async(publish)(run_id=run.pk, type="step.started", payload=payload)
+    live = await data_until(chunks, 2)
+    await chunks.aclose()
+    replayed = event_stream(run.pk, 1, sid=sid)
+    await anext(replayed)
+    from_table = await data_until(replayed, 2)
+    await replayed.aclose()
+
+    assert (live, reads) == (from_table, [0, 1])
 
 
 async def test_a_duplicated_push_is_sent_once(run: Run, sid: str) -> None:
