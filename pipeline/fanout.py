@@ -17,7 +17,6 @@ could not be read. Readers take events from the table then: a push is only a hin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import weakref
 from typing import Any
@@ -110,12 +109,13 @@ class FanOut:
                     group = self._groups[name] = _Group(name)
                     group.joined = asyncio.ensure_future(self._join(group))
                 joined = group.joined
-                if time.monotonic() - group.joined_at > _REJOIN_SECONDS:
-                    group.joined_at = time.monotonic()
-                    if group.channel is not None:
-                        await self.layer.group_add(name, group.channel)
                 group.subscribers.add(subscription)
                 subscription.groups.append(group)
+                if group.channel is not None and time.monotonic() - group.joined_at > (
+                    _REJOIN_SECONDS
+                ):
+                    group.joined_at = time.monotonic()
+                    await self.layer.group_add(name, group.channel)
                 # Shielded: one subscriber giving up must not cancel the join the others share.
                 await asyncio.shield(joined)
         except BaseException:
@@ -143,22 +143,25 @@ class FanOut:
             raise
         group.channel = channel
         self.joins += 1
+        if self._groups.get(group.name) is not group:  # every subscriber left meanwhile
+            await self._discard(group.name, channel)
+            return
         group.reader = asyncio.ensure_future(self._read(group, channel))
 
     async def _leave(self, group: _Group) -> None:
+        # Synchronous up to the discard, so a subscriber cancelled twice leaves no reader.
         if not group.joined.done():
-            with contextlib.suppress(BaseException):
-                await group.joined  # its reader is only there once the join ended
+            return  # ``_join`` finds the group gone and takes its channel out itself
         if group.reader is not None:
             group.reader.cancel()
-            with contextlib.suppress(BaseException):
-                await group.reader
-        if group.channel is None:
-            return
+        if group.channel is not None:
+            await self._discard(group.name, group.channel)
+
+    async def _discard(self, name: str, channel: str) -> None:
         try:
-            await self.layer.group_discard(group.name, group.channel)
+            await self.layer.group_discard(name, channel)
         except Exception:  # channels-redis drops the member after group_expiry anyway
-            logger.warning("fanout.leave_failed", group=group.name, exc_info=True)
+            logger.warning("fanout.leave_failed", group=name, exc_info=True)
 
     async def _read(self, group: _Group, channel: str) -> None:
         while True:

@@ -300,6 +300,22 @@ async def test_the_last_subscriber_to_leave_takes_the_channel_out_of_the_group(
     assert (both, one_left, await group_members(group)) == ((1, 1), 1, 0)
 
 
+async def test_a_subscriber_that_gives_up_while_joining_leaves_no_channel_behind(
+    run: Run,
+) -> None:
+    group = run_group_name(run.pk)
+    fanout = FanOut(get_channel_layer())
+    subscribing = asyncio.ensure_future(fanout.subscribe([group]))
+    await asyncio.sleep(0)
+    joining = fanout._groups[group].joined
+
+    subscribing.cancel()
+    await asyncio.gather(subscribing, return_exceptions=True)
+    await joining
+
+    assert (fanout.joins, fanout.channels(group), await group_members(group)) == (1, 0, 0)
+
+
 async def test_a_subscriber_that_falls_behind_is_told_it_lost_messages() -> None:
     subscription = Subscription(FanOut(get_channel_layer()))
 
