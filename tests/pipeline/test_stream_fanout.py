@@ -178,6 +178,20 @@ async def test_a_push_that_skips_ahead_reads_the_gap_from_the_table(
     assert (seen, reads) == ([2, 3, 4], [0, 1])
 
 
+async def test_word_of_a_lost_push_sends_the_stream_to_the_table(
+    run: Run, sid: str, reads: list[int]
+) -> None:
+    chunks = await open_stream(run, sid)
+    await seqs_until(chunks, 1)
+    await sync_to_async(store)(run, 2)
+
+    await get_channel_layer().group_send(run_group_name(run.pk), {"type": LOST_MESSAGE_TYPE})
+    seen = await seqs_until(chunks, 2)
+    await chunks.aclose()
+
+    assert (seen, reads) == ([2], [0, 1])
+
+
 async def test_a_pushed_final_event_is_confirmed_by_the_table_and_ends_the_stream(
     run: Run, sid: str, reads: list[int]
 ) -> None:
@@ -282,6 +296,20 @@ async def test_a_socket_sends_duplicated_and_reordered_pushes_once_in_seq_order(
     await communicator.disconnect()
 
     assert (seen, nothing_more) == ([2, 3, 4], True)
+
+
+async def test_a_socket_reads_an_event_whose_push_was_lost_at_the_next_heartbeat(
+    run: Run, user: Any, settings: Any
+) -> None:
+    settings.EVENTS_SSE_HEARTBEAT_SECONDS = 0.3
+    communicator = await open_socket(run, user)
+    await socket_seqs_until(communicator, 1)
+
+    await sync_to_async(store)(run, 2)  # and no push
+    seen = await socket_seqs_until(communicator, 2)
+    await communicator.disconnect()
+
+    assert seen == [2]
 
 
 async def test_the_last_subscriber_to_leave_takes_the_channel_out_of_the_group(
