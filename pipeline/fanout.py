@@ -83,8 +83,10 @@ class _Group:
 class FanOut:
     """The groups this process (one event loop) listens to, each through one channel."""
 
-    def __init__(self, layer: Any) -> None:
+    def __init__(self, layer: Any, *, source: Any = None) -> None:
         self.layer = layer
+        #: The process's default layer this one was made after (``layer`` itself if None).
+        self.source = source if source is not None else layer
         self._groups: dict[str, _Group] = {}
         #: How many times a channel of this process joined a group (a test's measure).
         self.joins = 0
@@ -149,11 +151,14 @@ class FanOut:
         group.reader = asyncio.ensure_future(self._read(group, channel))
 
     async def _leave(self, group: _Group) -> None:
-        # Synchronous up to the discard, so a subscriber cancelled twice leaves no reader.
+        # The reader is cancelled before the first await: a subscriber cancelled twice leaves
+        # no reader behind.
         if not group.joined.done():
             return  # ``_join`` finds the group gone and takes its channel out itself
         if group.reader is not None:
             group.reader.cancel()
+            # Let the layer's receive unwind (channels-redis counts its receivers).
+            await asyncio.gather(group.reader, return_exceptions=True)
         if group.channel is not None:
             await self._discard(group.name, group.channel)
 
@@ -181,16 +186,29 @@ _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FanOut] = weakref
 
 
 def fanout_get() -> FanOut | None:
-    """This event loop's fan-out over the default channel layer (None without a layer)."""
-    from channels.layers import get_channel_layer
+    """This event loop's fan-out over the default channel layer (None without a layer).
 
-    layer = get_channel_layer()
-    if layer is None:
+    It reads through a layer instance of its own: channels-redis lets one event loop at a
+    time receive on an instance, and a process may run more than one loop (tests do), while
+    groups live in Redis and reach every instance. The in-memory layer keeps its groups in
+    the instance, so that one is shared.
+    """
+    from channels.layers import (
+        DEFAULT_CHANNEL_LAYER,
+        InMemoryChannelLayer,
+        channel_layers,
+        get_channel_layer,
+    )
+
+    source = get_channel_layer()
+    if source is None:
         return None
     loop = asyncio.get_running_loop()
     fanout = _fanouts.get(loop)
-    if fanout is None or fanout.layer is not layer:
-        fanout = _fanouts[loop] = FanOut(layer)
+    if fanout is None or fanout.source is not source:
+        shared = isinstance(source, InMemoryChannelLayer)
+        layer = source if shared else channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        fanout = _fanouts[loop] = FanOut(layer, source=source)
     return fanout
 
 
