@@ -5,11 +5,15 @@ from ``POST /runs/{id}/ws-ticket`` (4401 when missing, used, expired or for anot
 still owned by its user (4404), whose session is still live (4401), under the user's cap of
 open event streams (4429, shared with SSE). No token ever travels in the query string.
 
-The socket is in the group of the session its ticket was issued to: revoking that session
-(logout, ``DELETE /auth/sessions/{id}``, refresh reuse) closes it at once with 4401.
+Like the SSE streams, the socket listens through the process's fan-out
+(``pipeline.fanout``): the run's group and the group of the session its ticket was issued
+to have one channel each in this web process, shared by every stream and socket watching
+them. Revoking that session (logout, ``DELETE /auth/sessions/{id}``, refresh reuse) closes
+the socket at once with 4401.
 """
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 from urllib.parse import parse_qs
@@ -35,6 +39,7 @@ from common.websocket import (
 )
 
 from .events import (
+    CHANNEL_MESSAGE_TYPE,
     FINAL_EVENT_TYPES,
     event_final_seq,
     event_list_after,
@@ -42,6 +47,7 @@ from .events import (
     run_get_for_owner,
     run_group_name,
 )
+from .fanout import Subscription, fanout_subscribe
 
 logger = get_logger(__name__)
 
@@ -80,8 +86,10 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
     """Streams one run's events (``{seq, type, at, payload}`` JSON text frames) to its owner.
 
     Subscribes to the run's group first, then sends the backlog from the table, so nothing
-    published in between is missed; a live push that skips ahead of what was sent makes the
-    consumer read the gap from the table. Closes (1000) after the final event.
+    published in between is missed; a live push that follows the last event sent goes out
+    as it is, one that skips ahead makes the consumer read the gap from the table, and so
+    does a heartbeat interval without any push (in case the last one was lost). Closes
+    (1000) after the final event.
     """
 
     run_id: int | None = None
@@ -93,6 +101,8 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
         self.user_id: int | None = None
         self.sid = ""
         self._keeper: asyncio.Task[Any] | None = None
+        self._pump: asyncio.Task[Any] | None = None
+        self._subscription: Subscription | None = None
         run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         if not scope_origin_allowed(self.scope):
             logger.warning("ws.run_events.origin_refused", run_id=run_id)
@@ -122,23 +132,21 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
             return
         self.user_id, self.sid, self.run_id = claim.user_id, claim.sid, run_id
         self.last_seq = last_event_id_from_scope(self.scope)
-        await self.channel_layer.group_add(run_group_name(run_id), self.channel_name)
-        if self.sid:
-            await self.channel_layer.group_add(session_group_name(self.sid), self.channel_name)
+        groups = [run_group_name(run_id)] + ([session_group_name(self.sid)] if self.sid else [])
+        self._subscription = await fanout_subscribe(groups)
         await self.accept()
         self._keeper = asyncio.ensure_future(self._keep_alive())
-        await self._catch_up()
+        self._pump = asyncio.ensure_future(self._follow())
 
     async def disconnect(self, code: int) -> None:
         """Leave the groups and give the stream's slot back."""
-        if self._keeper is not None and self._keeper is not asyncio.current_task():
-            self._keeper.cancel()
-        if self.run_id is not None:
-            await self.channel_layer.group_discard(run_group_name(self.run_id), self.channel_name)
-            if self.sid:
-                await self.channel_layer.group_discard(
-                    session_group_name(self.sid), self.channel_name
-                )
+        self.done = True
+        for task in (self._keeper, self._pump):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
+            await subscription.close()
         if self.lease is not None and self.user_id is not None:
             lease, self.lease = self.lease, None
             await database_sync_to_async(stream_lease_release)(
@@ -157,6 +165,38 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
                 await self.session_revoked({})
                 return
 
+    async def _follow(self) -> None:
+        """Send the backlog, then every pushed event, reading the table where pushes fall short."""
+        heartbeat = float(settings.EVENTS_SSE_HEARTBEAT_SECONDS)
+        try:
+            await self._catch_up()
+            while not self.done:
+                if self._subscription is None:  # no layer: poll the table
+                    await asyncio.sleep(float(settings.EVENTS_POLL_SECONDS))
+                    messages: list[dict[str, Any]] = []
+                else:
+                    messages = await self._subscription.receive(heartbeat)
+                if not messages:
+                    await self._catch_up()
+                for message in messages:
+                    if self.done:
+                        return
+                    kind = message.get("type")
+                    if kind == "session.revoked":
+                        await self.session_revoked(message)
+                    elif kind == CHANNEL_MESSAGE_TYPE:
+                        await self.run_event(message)
+                    else:  # a lost push
+                        await self._catch_up()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("ws.run_events.follow_failed", run_id=self.run_id, exc_info=True)
+            if not self.done:
+                self.done = True
+                with contextlib.suppress(Exception):  # the socket may be gone already
+                    await self.close(code=1011)
+
     async def session_revoked(self, message: dict[str, Any]) -> None:
         """The session this socket was opened under was signed out: close now."""
         if self.done:
@@ -168,7 +208,7 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
         """Clients have nothing to say on this socket; frames they send are ignored."""
 
     async def run_event(self, message: dict[str, Any]) -> None:
-        """A pushed event (from ``publish`` on commit)."""
+        """A pushed event (from ``publish`` on commit, through the fan-out)."""
         if self.done:
             return
         event = message["event"]

@@ -3,16 +3,20 @@
 The view itself is an ordinary DRF view, so authentication (JWT through the project's
 ``DEFAULT_AUTHENTICATION_CLASSES``, or the Django session), the owner check and error
 rendering are the same as everywhere else. It answers with a ``StreamingHttpResponse``
-over an *async* generator, which daphne serves without pinning a worker thread: the
-generator reads the Event table in short sync sections, returning the database connection
-after each, and sleeps between them on a private channel in the run's Channels group: it
-wakes when ``publish`` pushes an event, not on a timer. While nothing is pushed it only
-sends a heartbeat (and reads the table once, in case a push was lost) every
-``EVENTS_SSE_HEARTBEAT_SECONDS``; a stream with no event for ``EVENTS_STREAM_IDLE_SECONDS``
-(a run parked at the approval gate) ends cleanly, and the client reconnects with
-``Last-Event-ID`` when it wants more. The same channel is in the group of the session the
-stream was opened under, so revoking that session ends the stream at once. Each user may
-hold ``EVENTS_STREAMS_PER_USER`` streams (SSE and run sockets together); one more is a 429.
+over an *async* generator, which daphne serves without pinning a worker thread.
+
+The generator reads the Event table at the start, then waits on the process's fan-out
+(``pipeline.fanout``: one channel per run per web process, however many streams watch it).
+A pushed event whose ``seq`` follows the last one sent goes out as it is, without a query;
+a gap, a final event, a lost push or a heartbeat interval without one sends the generator
+back to the table (in a short sync section that returns the database connection), so the
+stream stays gap-free and in ``seq`` order whatever happens to the pushes. While nothing is
+pushed it sends a heartbeat every ``EVENTS_SSE_HEARTBEAT_SECONDS``; a stream with no event
+for ``EVENTS_STREAM_IDLE_SECONDS`` (a run parked at the approval gate) ends cleanly, and
+the client reconnects with ``Last-Event-ID`` when it wants more. The stream also listens to
+the group of the session it was opened under, so revoking that session ends it at once.
+Each user may hold ``EVENTS_STREAMS_PER_USER`` streams (SSE and run sockets together); one
+more is a 429.
 
 ``POST /runs/{id}/ws-ticket`` hands out the single-use ticket ``/ws/runs/{id}/`` needs.
 """
@@ -46,18 +50,23 @@ from common.websocket import (
 )
 
 from ..events import (
+    CHANNEL_MESSAGE_TYPE,
+    FINAL_EVENT_TYPES,
     event_final_seq,
     event_list_after,
     event_serialize,
     run_get_for_owner,
     run_group_name,
 )
+from ..fanout import Subscription, fanout_subscribe
 
 logger = get_logger(__name__)
 
 # A finished run whose final event never shows up (it should not happen) still ends the
 # stream after this many empty polls.
 _FINISHED_WITHOUT_FINAL_EVENT_POLLS = 10
+# Events one table read returns at most (``event_list_after``'s default).
+_PAGE = 500
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -105,7 +114,8 @@ def _fetch(run_id: int, after_seq: int) -> tuple[list[dict[str, Any]], bool, int
     from ..models import Run
 
     try:
-        events = [event_serialize(e) for e in event_list_after(run_id=run_id, after_seq=after_seq)]
+        stored = event_list_after(run_id=run_id, after_seq=after_seq, limit=_PAGE)
+        events = [event_serialize(e) for e in stored]
         status = Run.objects.filter(id=run_id).values_list("status", flat=True).first()
         finished = status is None or status in Run.FINISHED
         final_seq = event_final_seq(run_id=run_id)
@@ -151,38 +161,12 @@ def events_stream_lease_acquire(*, user_id: int) -> str:
     return lease
 
 
-async def _subscribe(run_id: int, sid: str) -> tuple[Any, str | None]:
-    """A private channel in the run's (and the session's) group, or ``(None, None)``."""
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()
-    if layer is None:
-        return None, None
-    try:
-        channel = await layer.new_channel()
-        await layer.group_add(run_group_name(run_id), channel)
-        if sid:
-            await layer.group_add(session_group_name(sid), channel)
-    except Exception:
-        logger.warning("sse.subscribe_failed", run_id=run_id, exc_info=True)
-        return None, None
-    return layer, channel
-
-
-async def _wait(layer: Any, channel: str | None, timeout: float) -> str | None:
-    """Sleep up to ``timeout`` seconds, waking early on a push; the push's type, if any."""
-    if layer is None or channel is None:
+async def _wait(subscription: Subscription | None, timeout: float) -> list[dict[str, Any]]:
+    """Sleep up to ``timeout`` seconds, waking early on a push; the pushed messages, if any."""
+    if subscription is None:
         await asyncio.sleep(min(timeout, float(settings.EVENTS_POLL_SECONDS)))
-        return None
-    try:
-        message = await asyncio.wait_for(layer.receive(channel), timeout)
-    except TimeoutError:
-        return None
-    except Exception:  # a broken layer degrades to polling
-        logger.warning("sse.receive_failed", exc_info=True)
-        await asyncio.sleep(min(timeout, float(settings.EVENTS_POLL_SECONDS)))
-        return None
-    return str(message.get("type", ""))
+        return []
+    return await subscription.receive(timeout)
 
 
 def _housekeeping(user_id: int, lease: str | None, sid: str) -> bool:
@@ -214,29 +198,33 @@ async def event_stream(
     idle = float(settings.EVENTS_STREAM_IDLE_SECONDS)
     deadline = time.monotonic() + settings.EVENTS_STREAM_MAX_SECONDS
     fetch = sync_to_async(_fetch)
-    layer, channel = await _subscribe(run_id, sid)
+    groups = [run_group_name(run_id)] + ([session_group_name(sid)] if sid else [])
+    subscription = await fanout_subscribe(groups)
     last_seq = after_seq
     last_write = last_event = time.monotonic()
     empty_finished_polls = 0
+    read_table = True
     try:
         yield f"retry: {int(poll * 1000) + 1000}\n\n".encode()
         while time.monotonic() < deadline:
-            # Read after every wake: a push means new events, a quiet heartbeat interval
-            # reads once in case a push was lost (the table is the source of truth).
-            events, finished, final_seq = await fetch(run_id, last_seq)
-            for event in events:
-                yield format_sse(event)
-                last_seq = event["seq"]
-                last_write = last_event = time.monotonic()
-                if final_seq is not None and event["seq"] >= final_seq:
+            if read_table:
+                # At the start, after a gap or a lost push, and when a heartbeat interval
+                # passed without a push: the table is the source of truth.
+                events, finished, final_seq = await fetch(run_id, last_seq)
+                for event in events:
+                    yield format_sse(event)
+                    last_seq = event["seq"]
+                    last_write = last_event = time.monotonic()
+                    if final_seq is not None and event["seq"] >= final_seq:
+                        return
+                read_table = len(events) >= _PAGE  # a full page may mean more are waiting
+                if read_table:
+                    continue
+                if final_seq is not None and final_seq <= last_seq:
                     return
-            if events:
-                continue  # a full page may mean more are waiting
-            if final_seq is not None and final_seq <= last_seq:
-                return
-            empty_finished_polls = empty_finished_polls + 1 if finished else 0
-            if empty_finished_polls >= _FINISHED_WITHOUT_FINAL_EVENT_POLLS:
-                return
+                empty_finished_polls = 0 if events or not finished else empty_finished_polls + 1
+                if empty_finished_polls >= _FINISHED_WITHOUT_FINAL_EVENT_POLLS:
+                    return
             now = time.monotonic()
             if now - last_event >= idle:
                 yield b": idle; reconnect with Last-Event-ID for more\n\n"
@@ -251,18 +239,31 @@ async def event_stream(
             until = min(heartbeat - (now - last_write), idle - (now - last_event))
             if empty_finished_polls:
                 until = min(until, poll)  # finished without a final event: look again soon
-            pushed = await _wait(layer, channel, max(0.01, until))
-            if pushed == "session.revoked":
-                yield b": session revoked\n\n"
-                return
+            messages = await _wait(subscription, max(0.01, until))
+            read_table = not messages
+            for message in messages:
+                kind = message.get("type")
+                if kind == "session.revoked":
+                    yield b": session revoked\n\n"
+                    return
+                pushed = message.get("event") if kind == CHANNEL_MESSAGE_TYPE else None
+                if pushed is None:  # a lost push, or a message this stream does not know
+                    read_table = True
+                    continue
+                if read_table or pushed["seq"] <= last_seq:
+                    continue  # the table read covers it, or it was sent already
+                if pushed["seq"] != last_seq + 1 or pushed["type"] in FINAL_EVENT_TYPES:
+                    # A gap (a push still on its way or lost), or an end that only the
+                    # table can confirm (a resumed run's old failure is not its end).
+                    read_table = True
+                    continue
+                yield format_sse(pushed)
+                last_seq = pushed["seq"]
+                last_write = last_event = time.monotonic()
+                empty_finished_polls = 0
     finally:
-        if layer is not None and channel is not None:
-            try:
-                await layer.group_discard(run_group_name(run_id), channel)
-                if sid:
-                    await layer.group_discard(session_group_name(sid), channel)
-            except Exception:
-                logger.warning("sse.unsubscribe_failed", run_id=run_id, exc_info=True)
+        if subscription is not None:
+            await subscription.close()
         if lease is not None and user_id is not None:
             try:
                 stream_lease_release(kind=STREAM_KIND, user_id=user_id, lease=lease)
