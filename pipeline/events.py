@@ -2,8 +2,10 @@
 
 Every event is a row with a gap-free per-run ``seq``. When the publishing transaction
 commits, the event is also pushed to the Channels group ``run-<id>`` so that open
-WebSockets and SSE streams learn about it at once; a lost push costs nothing, because
-readers always take the events themselves from the table, in ``seq`` order.
+WebSockets and SSE streams learn about it at once (through one channel per web process,
+``pipeline.fanout``). A reader sends a pushed event as it came only when it follows the last
+one it sent; a gap, a final event, a lost push or a quiet heartbeat interval sends it to the
+table, so a lost push costs nothing and every reader sees the events in ``seq`` order.
 """
 
 import asyncio
