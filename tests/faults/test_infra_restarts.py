@@ -8,7 +8,6 @@ The worker must stay up, the run must complete, and every model step is paid for
 """
 
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import psycopg
 import pytest
 from django.db import connection
 
+from bench.fault_scenarios import PrivateRedis
 from config.celery import app
 from pipeline import canvas
 from pipeline.faults import fault_held, fault_script_set
@@ -25,7 +25,6 @@ from pipeline.flow import Next
 from pipeline.services import run_start
 from tests.faults.conftest import Start, llm_worker
 from tests.faults.test_worker_killed import assert_paid_and_completed_once
-from tests.net import free_port, wait_listening
 from tests.pipeline.conftest import wait_for_run, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -72,52 +71,12 @@ def test_postgres_backends_killed_after_a_coder_was_paid_cost_no_second_call(
     assert_paid_and_completed_once(run)
 
 
-class PrivateRedis:
-    """A ``redis-server`` of one test, on a free port, with its append-only file."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.directory),
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-            ],  # fmt: skip
-            stdout=(self.directory / "redis.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_listening(self.port, self.process)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # it writes its append-only file out and exits
-            self.process.wait(timeout=30)
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path, settings: Any) -> Iterator[PrivateRedis]:
     """A Redis this test may restart; this process's Redis state (faults, counts) uses it."""
-    server = PrivateRedis(tmp_path)
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(tmp_path / "redis")
     server.start()
     settings.REDIS_URL = server.url
     yield server
