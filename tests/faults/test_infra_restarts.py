@@ -2,7 +2,7 @@
 
 The llm worker is a real ``celery -A config worker`` process. A fault point holds it right
 after a coder's answer was stored, so the fault lands at that moment every time; then either
-every PostgreSQL backend of the test database but the test's own is terminated, or a Redis
+every PostgreSQL connection of the worker is terminated, or a Redis
 of this test (a ``redis-server`` with its append-only file, as a broker runs) is restarted.
 The worker must stay up, the run must complete, and every model step is paid for once.
 """
@@ -25,6 +25,7 @@ from pipeline.flow import Next
 from pipeline.services import run_start
 from tests.faults.conftest import Start, llm_worker
 from tests.faults.test_worker_killed import assert_paid_and_completed_once
+from tests.net import subprocess_env
 from tests.pipeline.conftest import wait_for_run, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -33,17 +34,25 @@ HELD_STEP = "task:cli:coder:1"
 PROMPT = "A plant watering tracker"
 
 
-def terminate_backends_but_mine() -> int:
-    """End every backend of the test database except the test's own connection."""
-    connection.ensure_connection()
-    mine = connection.connection.info.backend_pid
+WORKER_APP = "aiflow-fault-worker"
+
+
+def worker_database_url() -> str:
+    """The test database, under an application name that marks the worker's connections."""
+    url = subprocess_env()["DATABASE_URL"]
+    return f"{url}{'&' if '?' in url else '?'}application_name={WORKER_APP}"
+
+
+def terminate_worker_backends() -> int:
+    """End every backend the worker holds (this process's own connections are spared: they
+    are the harness, not the platform under test)."""
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     with psycopg.connect(**params, autocommit=True) as killer:
         row = killer.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), %s)",
-            (mine,),
+            "WHERE datname = current_database() AND application_name = %s",
+            (WORKER_APP,),
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -59,11 +68,12 @@ def test_postgres_backends_killed_after_a_coder_was_paid_cost_no_second_call(
         "llm,sandbox,default",
         PIPELINE_HEARTBEAT_SECONDS="5",
         PIPELINE_STALE_SECONDS="30",
+        DATABASE_URL=worker_database_url(),
     )
     run = run_start(project=project, user=project.owner, prompt=PROMPT)
     wait_until(fault_held, timeout=120)
 
-    terminated = terminate_backends_but_mine()
+    terminated = terminate_worker_backends()
     run = wait_for_run(run.id, timeout=90)
 
     assert terminated > 0
