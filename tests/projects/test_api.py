@@ -5,7 +5,6 @@ from datetime import timedelta
 import pytest
 
 from projects.models import Project
-
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
