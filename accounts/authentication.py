@@ -35,6 +35,13 @@ _session_with_user = PrecompiledQuery(
 class SessionJWTAuthentication(JWTAuthentication):
     """simplejwt's JWT authentication, plus the session and account checks."""
 
+    # simplejwt looks the user model up in ``__init__``, and DRF makes a new instance for
+    # every request; ``get_user`` below loads the user with its session and never uses it.
+    user_model = User
+
+    def __init__(self) -> None:
+        pass
+
     def authenticate(self, request: Request) -> tuple[User, Token] | None:  # type: ignore[override]
         result = super().authenticate(request)
         if result is not None:

@@ -8,6 +8,12 @@ of a request's CPU. This handler runs the whole sync chain, as Django's WSGI han
 in one call to a shared pool of ``WEB_THREADS`` threads; the event loop only reads the
 request and writes the response.
 
+That call is a plain ``run_in_executor`` in a copy of the request's context, not asgiref's
+``sync_to_async``: the latter walks every context variable twice per call (re-homing
+``Local`` storage into the thread, then copying changes back to the event loop), which
+showed as its own line in the profile, and nothing here needs the changes back. The thread
+still learns which loop it serves, so ``async_to_sync`` inside it runs on that loop.
+
 Streaming responses keep Django's ASGI behaviour: their (async) content is sent from the
 event loop while a client disconnect is listened for, inside a thread-sensitive context of
 their own, and the response is closed afterwards. An async view still works: the sync
@@ -17,10 +23,14 @@ chain calls it through ``async_to_sync``, which runs it on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -28,6 +38,16 @@ from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpResponseBase
 from django.urls import set_script_prefix
+
+R = TypeVar("R")
+
+
+def _run_for_loop(loop: asyncio.AbstractEventLoop, context: contextvars.Context, call: Any) -> Any:
+    """In a worker thread: ``call`` in ``context``, with the thread told which loop it serves
+    (what ``async_to_sync`` looks up to run a coroutine there rather than on a new loop)."""
+    SyncToAsync.threadlocal.main_event_loop = loop
+    SyncToAsync.threadlocal.main_event_loop_pid = os.getpid()
+    return context.run(call)
 
 
 class OneTripASGIHandler(ASGIHandler):
@@ -39,11 +59,14 @@ class OneTripASGIHandler(ASGIHandler):
         self.executor = ThreadPoolExecutor(
             max_workers=settings.WEB_THREADS, thread_name_prefix="http"
         )
-        self._respond_async = sync_to_async(
-            self._respond, thread_sensitive=False, executor=self.executor
-        )
-        self._close_async = sync_to_async(
-            self._close, thread_sensitive=False, executor=self.executor
+
+    async def _in_thread(self, function: Callable[..., R], *args: Any) -> R:
+        """``function(*args)`` in the pool, in a copy of the caller's context."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(function, *args)
+        return await loop.run_in_executor(  # type: ignore[no-any-return]
+            self.executor,
+            functools.partial(_run_for_loop, loop, contextvars.copy_context(), call),
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -75,7 +98,7 @@ class OneTripASGIHandler(ASGIHandler):
         except RequestAborted:
             return
         try:
-            response = await self._respond_async(scope, body_file)
+            response = await self._in_thread(self._respond, scope, body_file)
             if response.streaming:
                 async with ThreadSensitiveContext():
                     await self._stream(response, receive, send)
@@ -95,7 +118,7 @@ class OneTripASGIHandler(ASGIHandler):
                 if not task.done():
                     task.cancel()
             outcomes = await asyncio.gather(listening, sending, return_exceptions=True)
-            await self._close_async(response)
+            await self._in_thread(self._close, response)
         for outcome in outcomes:
             if isinstance(outcome, Exception) and not isinstance(outcome, RequestAborted):
                 raise outcome

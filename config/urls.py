@@ -1,4 +1,11 @@
-"""Top-level routes. Each app's ``api/urls.py`` holds its own paths (the API has no prefix)."""
+"""Top-level routes. Each app's ``api/urls.py`` holds its own paths (the API has no prefix).
+
+Django tries the patterns in order, and every include mounted at ``""`` that does not match
+costs a regular expression per pattern plus a copy of its list of tried patterns: the API
+routes (``projects...``, ``runs...``) come first so the calls made most often resolve after
+a handful of patterns. No two groups can match the same path (the pages live under ``app/``,
+``account``, ``signup``, ``signout`` and ``/``), so the order changes no route's meaning.
+"""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -10,13 +17,18 @@ from .schema import SchemaView
 urlpatterns = [
     path("health", ops.health, name="health"),
     path("metrics", ops.metrics, name="metrics"),
+    path("", include("projects.api.urls")),
+    path("", include("projects.api.files_urls")),
+    path("", include("pipeline.api.urls")),
+    path("", include("pipeline.api.stream_urls")),
+    path("", include("terminal.api.urls")),
+    path("auth/", include("accounts.api.urls")),
     path("api/schema/", SchemaView.as_view(permission_classes=[]), name="schema"),
     path(
         "api/docs/",
         SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]),
         name="docs",
     ),
-    path("auth/", include("accounts.api.urls")),
     # Dashboard pages (session sign-in with the MFA step); ``/`` is the projects list.
     path("", include("accounts.urls")),
     path("", include("projects.page_urls")),
@@ -24,9 +36,4 @@ urlpatterns = [
     path("", include("terminal.page_urls")),
     path("", include("providers.api.urls")),
     path("admin/", admin.site.urls),
-    path("", include("projects.api.urls")),
-    path("", include("projects.api.files_urls")),
-    path("", include("pipeline.api.urls")),
-    path("", include("pipeline.api.stream_urls")),
-    path("", include("terminal.api.urls")),
 ]

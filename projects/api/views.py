@@ -4,7 +4,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..selectors import project_get_for_user, project_list_for_user
+from ..selectors import project_get_for_user, project_rows_for_user
 from ..services import project_create, project_delete, project_update
 from .serializers import ProjectInputSerializer, ProjectOutputSerializer, ProjectPatchSerializer
 
@@ -14,7 +14,7 @@ class ProjectListCreateApi(APIView):
 
     @extend_schema(responses=ProjectOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        projects = project_list_for_user(user=request.user)
+        projects = project_rows_for_user(user=request.user)
         return Response(ProjectOutputSerializer(projects, many=True).data)
 
     @extend_schema(request=ProjectInputSerializer, responses={201: ProjectOutputSerializer})

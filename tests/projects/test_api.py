@@ -1,7 +1,10 @@
 """Project CRUD over HTTP: owner-only, validated, authenticated."""
 
+from datetime import timedelta
+
 import pytest
 
+from projects.models import Project
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,6 +25,23 @@ def test_list_shows_only_the_users_projects(api_client, user, other_user):
     response = api_client.get("/projects")
     assert response.status_code == 200
     assert [p["id"] for p in response.json()] == [mine.id]
+
+
+def test_list_is_newest_first_with_every_field(api_client, user):
+    older, newer = ProjectFactory(owner=user), ProjectFactory(owner=user)
+    older.created_at = newer.created_at - timedelta(hours=1)
+    older.save(update_fields=["created_at"])
+    body = api_client.get("/projects").json()
+    assert [p["id"] for p in body] == [newer.id, older.id]
+    assert body[1] == {
+        "id": older.id,
+        "name": older.name,
+        "description": older.description,
+        "created_at": older.created_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": Project.objects.get(pk=older.pk)
+        .updated_at.isoformat()
+        .replace("+00:00", "Z"),
+    }
 
 
 def test_get_patch_delete_own_project(api_client, project):
