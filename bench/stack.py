@@ -5,8 +5,10 @@ empties its Redis db, and starts the processes of the ``Procfile`` (the same com
 ``make up`` runs: daphne web, the llm and sandbox workers, beat) on that database and Redis,
 each in its own process group with its log under ``var/bench/``. It can stop, kill and
 restart one of them (the fault suite does), start the Celery peer's worker, and count the
-CPU seconds of a process with every descendant (from ``/proc``, including children that
-already exited and were reaped).
+CPU seconds of each process type with everything it started: from a cpuacct cgroup per
+type where the machine allows one (root, cgroup v1: sandboxed processes included), else
+from ``/proc`` (the process tree, with the children it reaped; processes that bwrap reaped
+inside its pid namespace are missed there, and the figure says so).
 
 The bench process itself uses the same database and Redis through Django (``django_setup``)
 to create users and to read the rows it measures; everything a user does goes through HTTP
@@ -112,6 +114,28 @@ def tree_cpu_seconds(root_pid: int) -> float:
     return total
 
 
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+
+
+def cpuacct_group(name: str) -> Path | None:
+    """A cpuacct cgroup (v1) of this name, or None where cgroups are not writable.
+
+    Everything a process in it starts stays in it and is counted, including what bwrap
+    reaps inside its own pid namespace (which ``/proc``'s reaped-children times never see).
+    """
+    group = CPUACCT / name
+    try:
+        group.mkdir(exist_ok=True)
+        (group / "cpuacct.usage").read_text()
+    except OSError:
+        return None
+    return group
+
+
+def cpuacct_seconds(group: Path) -> float:
+    return int((group / "cpuacct.usage").read_text()) / 1e9
+
+
 # --- the stack --------------------------------------------------------------------------------
 
 
@@ -126,6 +150,8 @@ class Stack:
     port: int = 0
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     cpu_of_exited: dict[str, float] = field(default_factory=dict)
+    # A cpuacct cgroup per role where the machine lets us make one (see ``cpuacct_group``).
+    cpu_groups: dict[str, Path | None] = field(default_factory=dict)
     # (role, time.time(), exit status) of every process that exited without being stopped.
     crashes: list[tuple[str, float, int]] = field(default_factory=list)
 
@@ -220,6 +246,12 @@ class Stack:
             start_new_session=True,
         )
         self.processes[role] = process
+        if role not in self.cpu_groups:
+            self.cpu_groups[role] = cpuacct_group(f"aiflow-bench-{self.name}-{role}")
+        group = self.cpu_groups[role]
+        if group is not None:
+            with suppress(OSError):  # it may have exited already
+                (group / "cgroup.procs").write_text(str(process.pid))
         if role == "web":
             wait_listening(self.port, process)
         return process
@@ -314,6 +346,10 @@ class Stack:
         """CPU seconds of ``roles`` so far (processes and descendants, stopped ones too)."""
         total = 0.0
         for role in roles:
+            group = self.cpu_groups.get(role)
+            if group is not None:  # everything the role ever started, sandboxes included
+                total += cpuacct_seconds(group)
+                continue
             total += self.cpu_of_exited.get(role, 0.0)
             process = self.processes.get(role)
             if process is not None:
@@ -344,6 +380,10 @@ class Stack:
         self._supervising.clear()
         for role in list(self.processes):
             self.stop(role, timeout=30)
+        for group in self.cpu_groups.values():
+            if group is not None:
+                with suppress(OSError):  # still holds a process: left for the kernel
+                    group.rmdir()
 
 
 @contextmanager
