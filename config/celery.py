@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
 from kombu import Queue
 
 from config.broker_fixes import broker_fixes_apply
@@ -96,3 +96,15 @@ def _unbind_request_id(**_: object) -> None:
     from common.logging import bind_request_id
 
     bind_request_id(None)
+
+
+@worker_ready.connect
+def _sweep_abandoned_workspaces(sender: Any = None, **_: object) -> None:
+    """A sandbox worker starting up removes the run workspaces a killed one left mounted."""
+    consumer = getattr(sender, "task_consumer", None)
+    queues = {queue.name for queue in getattr(consumer, "queues", None) or []}
+    if "sandbox" not in queues:
+        return
+    from projects.workspace import workspace_sweep_runs
+
+    workspace_sweep_runs()

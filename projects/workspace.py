@@ -35,6 +35,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +262,7 @@ def workspace_materialize(*, files: Mapping[str, str | bytes], root: Path | None
     parent.mkdir(parents=True, exist_ok=True)
     workspace = Path(tempfile.mkdtemp(prefix="ws-", dir=parent))
     try:
+        _hold(workspace)
         _prepare_dir(workspace)
         if workspace_quota_enforced():
             _mount(workspace)
@@ -283,6 +285,62 @@ def workspace_remove(*, workspace: Path) -> None:
         workspace.with_suffix(".live"),
     ):
         sibling.unlink(missing_ok=True)
+    held = _held.pop(str(workspace), None)
+    if held is not None:
+        os.close(held)
+
+
+# A run's workspace is held, from its creation to its removal, by an exclusive ``flock`` on
+# ``<workspace>.lock`` that the kernel drops when the holding process dies: a workspace whose
+# lock is free was left behind by a killed process (a SIGKILLed sandbox worker), still
+# mounted, and ``workspace_sweep_runs`` takes it away.
+_held: dict[str, int] = {}
+# A workspace younger than this without its lock file is being created, not abandoned.
+_SWEEP_GRACE_SECONDS = 60.0
+
+
+def _hold(workspace: Path) -> None:
+    fd = os.open(workspace.with_suffix(".lock"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _held[str(workspace)] = fd
+
+
+def _abandoned(workspace: Path) -> bool:
+    lock = workspace.with_suffix(".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        with contextlib.suppress(FileNotFoundError):
+            return time.time() - workspace.lstat().st_mtime > _SWEEP_GRACE_SECONDS
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # a live process holds it
+    finally:
+        os.close(fd)
+    return True
+
+
+def workspace_sweep_runs(*, root: Path | None = None) -> int:
+    """Remove the run workspaces that killed processes left behind; how many were removed.
+
+    ``root`` is where they are made (``workspace_materialize``'s, by default the runs'
+    directory). Safe to call from any process at any time: a workspace in use is held by its
+    creator's lock and left alone. A sandbox worker calls it when it starts.
+    """
+    parent = Path(root) if root is not None else workspace_root() / "runs"
+    if not parent.is_dir():
+        return 0
+    removed = 0
+    for entry in sorted(parent.glob("ws-*")):
+        if entry.suffix or not entry.is_dir() or str(entry) in _held:
+            continue
+        if _abandoned(entry):
+            workspace_remove(workspace=entry)
+            logger.warning("workspace.swept", workspace=entry.name)
+            removed += 1
+    return removed
 
 
 # --- A project's persistent workspace ------------------------------------------------------
