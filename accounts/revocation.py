@@ -66,18 +66,46 @@ def cookie_session_sid(session_key: str) -> str:
     return "cookie:" + hashlib.sha256(session_key.encode("utf-8")).hexdigest()[:40]
 
 
+def user_cookie_group_name(user_id: int) -> str:
+    """The Channels group of everything streaming under any dashboard cookie of a user."""
+    return f"cookies-of-user-{int(user_id)}"
+
+
+def stream_groups(sid: str, user_id: int | None) -> list[str]:
+    """The groups a stream or socket opened under ``sid`` joins to hear of its revocation.
+
+    A device session has its own group. A cookie session cannot be found again by its sid
+    when every session of the user is revoked (only its hash is known), so its streams also
+    join the user's cookie group, which ``user_cookie_streams_close`` signals.
+    """
+    if not sid:
+        return []
+    groups = [session_group_name(sid)]
+    if sid.startswith("cookie:") and user_id is not None:
+        groups.append(user_cookie_group_name(user_id))
+    return groups
+
+
+def user_cookie_streams_close(user_id: int) -> None:
+    """Tell every stream opened under any dashboard cookie of ``user_id`` to close."""
+    _groups_send([user_cookie_group_name(user_id)], sid="cookie:*")
+
+
 def session_streams_close(sids: list[str]) -> None:
     """Tell every stream opened under ``sids`` to close (best effort, at most once each)."""
+    for sid in sids:
+        _groups_send([session_group_name(sid)], sid=str(sid))
+
+
+def _groups_send(groups: list[str], *, sid: str) -> None:
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
     if layer is None:
         return
-    for sid in sids:
+    for group in groups:
         try:
-            async_to_sync(layer.group_send)(
-                session_group_name(sid), {"type": "session.revoked", "sid": str(sid)}
-            )
+            async_to_sync(layer.group_send)(group, {"type": "session.revoked", "sid": sid})
         except Exception:  # the streams' own periodic check still ends them
             logger.warning("accounts.session_streams_close_failed", exc_info=True)
 

@@ -23,7 +23,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.models import User
-from accounts.revocation import session_group_name, session_is_live
+from accounts.revocation import session_is_live, stream_groups
 from common.logging import get_logger
 from common.websocket import (
     CLOSE_FORBIDDEN,
@@ -132,7 +132,7 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
             return
         self.user_id, self.sid, self.run_id = claim.user_id, claim.sid, run_id
         self.last_seq = last_event_id_from_scope(self.scope)
-        groups = [run_group_name(run_id)] + ([session_group_name(self.sid)] if self.sid else [])
+        groups = [run_group_name(run_id), *stream_groups(self.sid, self.user_id)]
         self._subscription = await fanout_subscribe(groups)
         await self.accept()
         self._keeper = asyncio.ensure_future(self._keep_alive())

@@ -33,7 +33,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import connections
 
-from accounts.revocation import session_group_name, session_is_live
+from accounts.revocation import session_is_live, stream_groups
 from common.errors import NotFound
 from common.logging import get_logger
 from common.websocket import (
@@ -114,7 +114,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.workspace: WorkspaceLease | None = None
         self.user_id: int | None = None
         self.sid = ""
-        self._group: str | None = None
+        self._groups: list[str] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._watchdog_task: asyncio.Task[Any] | None = None
         self._sender_task: asyncio.Task[Any] | None = None
@@ -172,9 +172,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAVAILABLE)
             return
         self.session = session
-        if self.sid:
-            self._group = session_group_name(self.sid)
-            await self.channel_layer.group_add(self._group, self.channel_name)
+        self._groups = stream_groups(self.sid, self.user_id)
+        for group in self._groups:
+            await self.channel_layer.group_add(group, self.channel_name)
         self._started = self._last_input = time.monotonic()
         self._bucket = float(settings.TERMINAL_OUTPUT_BYTES_PER_SECOND)
         self._bucket_at = time.monotonic()
@@ -353,8 +353,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if self.lease is not None and self.user_id is not None:
             lease, self.lease = self.lease, None
             await in_thread(terminal_lease_release, user_id=self.user_id, lease=lease)
-        if self._group is not None:
-            group, self._group = self._group, None
+        groups, self._groups = self._groups, []
+        for group in groups:
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def disconnect(self, code: int) -> None:

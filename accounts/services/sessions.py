@@ -22,7 +22,7 @@ from common.logging import get_logger
 
 from ..errors import AuthenticationError
 from ..models import OAuthExchangeCode, User, UserSession
-from ..revocation import revoked_sids_add, revoked_sids_prune
+from ..revocation import revoked_sids_add, revoked_sids_prune, user_cookie_streams_close
 from ..tokens import (
     SID_CLAIM,
     SessionRefreshToken,
@@ -132,6 +132,9 @@ def user_sessions_revoke_all(*, user: User, reason: str, keep_sid: str | None = 
         for _, jti in live:
             _blacklist(jti=jti)
         User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
+        # Every dashboard cookie of the user ends with the new epoch; so do its open streams.
+        user_id = user.pk
+        transaction.on_commit(lambda: user_cookie_streams_close(user_id))
         user.session_epoch = User.objects.values_list("session_epoch", flat=True).get(pk=user.pk)
     sids = [str(sid) for sid, _ in live]
     transaction.on_commit(lambda: revoked_sids_add(sids))

@@ -39,7 +39,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.revocation import request_sid, session_group_name, session_is_live
+from accounts.revocation import request_sid, session_is_live, stream_groups
 from common.errors import ApplicationError, NotFound
 from common.logging import get_logger
 from common.websocket import (
@@ -198,7 +198,7 @@ async def event_stream(
     idle = float(settings.EVENTS_STREAM_IDLE_SECONDS)
     deadline = time.monotonic() + settings.EVENTS_STREAM_MAX_SECONDS
     fetch = sync_to_async(_fetch)
-    groups = [run_group_name(run_id)] + ([session_group_name(sid)] if sid else [])
+    groups = [run_group_name(run_id), *stream_groups(sid, user_id)]
     subscription = await fanout_subscribe(groups)
     last_seq = after_seq
     last_write = last_event = time.monotonic()

@@ -291,6 +291,40 @@ async def test_signing_the_dashboard_out_ends_its_stream(run: Run, user: Any) ->
     assert rest[-1] == ": session revoked\n\n"
 
 
+async def test_signing_everyone_out_ends_an_open_dashboard_stream(run: Run, user: Any) -> None:
+    from accounts.services import user_sessions_revoke_all
+
+    client = AsyncClient()
+    await client.aforce_login(user)
+    response = await client.get(f"/runs/{run.pk}/events")
+    chunks = response.streaming_content.__aiter__()
+    await next_chunk(chunks)
+
+    await sync_to_async(user_sessions_revoke_all)(user=user, reason="password_changed")
+    rest = [chunk.decode() async for chunk in chunks]
+
+    assert rest[-1] == ": session revoked\n\n"
+
+
+async def test_another_user_signed_out_everywhere_leaves_the_dashboard_stream_open(
+    run: Run, user: Any, other_user: Any
+) -> None:
+    from accounts.services import user_sessions_revoke_all
+
+    client = AsyncClient()
+    await client.aforce_login(user)
+    response = await client.get(f"/runs/{run.pk}/events")
+    chunks = response.streaming_content.__aiter__()
+    await next_chunk(chunks)
+
+    await sync_to_async(user_sessions_revoke_all)(user=other_user, reason="password_changed")
+    await sync_to_async(publish)(run_id=run.pk, type="stage.completed")
+    chunk = await next_chunk(chunks)
+    await hang_up(response)
+
+    assert "stage.completed" in chunk
+
+
 async def test_a_parked_run_is_read_only_at_the_start_and_on_heartbeats(
     run: Run, auth: dict, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
