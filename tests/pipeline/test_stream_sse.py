@@ -278,12 +278,18 @@ async def test_revoking_the_session_ends_its_stream(run: Run, user: Any) -> None
     assert rest[-1] == ": session revoked\n\n"
 
 
-async def test_signing_the_dashboard_out_ends_its_stream(run: Run, user: Any) -> None:
+async def dashboard_stream(run: Run, user: Any) -> tuple[AsyncClient, Any, Any]:
+    """A signed-in dashboard (cookie session) following ``run``, past its first chunk."""
     client = AsyncClient()
     await client.aforce_login(user)
     response = await client.get(f"/runs/{run.pk}/events")
     chunks = response.streaming_content.__aiter__()
     await next_chunk(chunks)
+    return client, response, chunks
+
+
+async def test_signing_the_dashboard_out_ends_its_stream(run: Run, user: Any) -> None:
+    client, response, chunks = await dashboard_stream(run, user)
 
     await client.post("/signout")
     rest = [chunk.decode() async for chunk in chunks]
@@ -294,11 +300,7 @@ async def test_signing_the_dashboard_out_ends_its_stream(run: Run, user: Any) ->
 async def test_signing_everyone_out_ends_an_open_dashboard_stream(run: Run, user: Any) -> None:
     from accounts.services import user_sessions_revoke_all
 
-    client = AsyncClient()
-    await client.aforce_login(user)
-    response = await client.get(f"/runs/{run.pk}/events")
-    chunks = response.streaming_content.__aiter__()
-    await next_chunk(chunks)
+    client, response, chunks = await dashboard_stream(run, user)
 
     await sync_to_async(user_sessions_revoke_all)(user=user, reason="password_changed")
     rest = [chunk.decode() async for chunk in chunks]
@@ -311,11 +313,7 @@ async def test_another_user_signed_out_everywhere_leaves_the_dashboard_stream_op
 ) -> None:
     from accounts.services import user_sessions_revoke_all
 
-    client = AsyncClient()
-    await client.aforce_login(user)
-    response = await client.get(f"/runs/{run.pk}/events")
-    chunks = response.streaming_content.__aiter__()
-    await next_chunk(chunks)
+    client, response, chunks = await dashboard_stream(run, user)
 
     await sync_to_async(user_sessions_revoke_all)(user=other_user, reason="password_changed")
     await sync_to_async(publish)(run_id=run.pk, type="stage.completed")
