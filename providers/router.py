@@ -80,6 +80,14 @@ def _release_probe(scope: str) -> None:
     advisory("circuit_release_probe", None, lambda: circuit_release_probe(scope))
 
 
+def _record_stats(provider: str, model: str, latency_ms: int, *, ok: bool) -> None:
+    advisory(
+        "stats",
+        None,
+        partial(stats_record_call, provider=provider, model=model, latency_ms=latency_ms, ok=ok),
+    )
+
+
 def split_entry(entry: str) -> tuple[str, str]:
     """``"provider:model"`` -> ``(provider, model)`` (model ids may hold colons)."""
     provider, sep, model = entry.partition(":")
@@ -277,17 +285,7 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
             metrics.LLM_CALLS.labels(provider, model, "error").inc()
             metrics.LLM_ERRORS.labels(provider, model, kind_label).inc()
             metrics.LLM_LATENCY.labels(provider, model).observe(latency_ms / 1000)
-            advisory(
-                "stats",
-                None,
-                partial(
-                    stats_record_call,
-                    provider=provider,
-                    model=model,
-                    latency_ms=latency_ms,
-                    ok=False,
-                ),
-            )
+            _record_stats(provider, model, latency_ms, ok=False)
             opened = False
             if failure.caused_by_request:
                 opened = advisory("circuit", False, lambda: circuit_record_failure(model_scope))
@@ -329,13 +327,7 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
         metrics.LLM_TOKENS.labels(provider, model, "out").inc(tokens_out)
         metrics.LLM_COST.labels(provider, model).inc(float(cost))
         metrics.LLM_LATENCY.labels(provider, model).observe(latency_ms / 1000)
-        advisory(
-            "stats",
-            None,
-            partial(
-                stats_record_call, provider=provider, model=model, latency_ms=latency_ms, ok=True
-            ),
-        )
+        _record_stats(provider, model, latency_ms, ok=True)
         completion = Completion(
             text=text,
             parsed=None,
