@@ -14,7 +14,7 @@ from . import event_latency, offline_dag, peers, wrk
 from .platform_trace import default_plan_shape, run_counts, run_trace
 from .report import NOT_AVAILABLE, Row, fmt, ratio
 from .shape import Shape, layered_shape, trace_summary, uneven_shape
-from .stack import Api, Stack, wait_runs
+from .stack import Api, Stack, machine_busy_seconds, wait_runs
 
 WORKER_ROLES = ("worker_llm", "worker_sandbox", "beat")
 
@@ -170,6 +170,8 @@ def _concurrent(bench: Bench, runs: int, prompt: str) -> dict[str, Any]:
     """``runs`` runs started at once through the API: makespan, outcome, CPU seconds."""
     cpu_before = bench.stack.cpu_seconds(WORKER_ROLES)
     web_before = bench.stack.cpu_seconds(("web",))
+    roles_before = {role: bench.stack.cpu_seconds((role,)) for role in WORKER_ROLES}
+    busy_before = machine_busy_seconds()
     started = time.time()
     ids = [bench.api.generate(bench.project_id, f"{prompt}, variant {n}") for n in range(runs)]
     rows = wait_runs(ids, timeout=max(600, 30 * runs))
@@ -181,6 +183,13 @@ def _concurrent(bench: Bench, runs: int, prompt: str) -> dict[str, Any]:
     cpu = bench.stack.cpu_seconds(WORKER_ROLES) - cpu_before
     web = bench.stack.cpu_seconds(("web",)) - web_before
     return {
+        # Where the CPU went: each worker role, and the whole machine (PostgreSQL, Redis and
+        # this process included) over the same span.
+        "cpu_s_by_role": {
+            role: round(bench.stack.cpu_seconds((role,)) - before, 3)
+            for role, before in roles_before.items()
+        },
+        "machine_busy_cpu_s": round(machine_busy_seconds() - busy_before, 3),
         "runs": runs,
         "makespan_s": makespan,
         "statuses": statuses,

@@ -29,6 +29,10 @@ app.conf.update(
     worker_hijack_root_logger=False,
     result_expires=3600,
     broker_connection_retry_on_startup=True,
+    # Unbounded producer pool: with the default of 10 and 32 threads, threads that publish a
+    # chord from inside a task (one producer held, a second wanted) can all wait on each
+    # other, and the worker stops for good (seen here with 50 runs at once).
+    broker_pool_limit=None,
 )
 
 _client: redis.Redis | None = None

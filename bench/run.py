@@ -31,7 +31,7 @@ sys.path[0] = str(ROOT)  # not bench/: its modules must not shadow the standard 
 
 from bench import report  # noqa: E402
 from bench.report import Row  # noqa: E402
-from bench.stack import Stack, django_setup  # noqa: E402
+from bench.stack import Stack, django_setup, llm_worker_plan  # noqa: E402
 
 
 def _ints(name: str, default: str) -> list[int]:
@@ -73,7 +73,7 @@ def main() -> int:
     failures: dict[str, str] = {}
     try:
         stack.start_all()
-        stack.start_peer_worker(LLM_CONCURRENCY)
+        stack.start_peer_worker()
         bench = figures.Bench(
             stack=stack,
             api=Api(stack),
@@ -150,7 +150,7 @@ def main() -> int:
     rows.sort(key=lambda row: int(row.group) if row.group.isdigit() else 99)
     title = (
         f"make bench: offline model {LATENCY_MS} ms per call (spread {SPREAD:.0%}, seed {SEED}), "
-        f"llm worker {LLM_CONCURRENCY} threads"
+        f"llm worker {LLM_CONCURRENCY} threads in {len(llm_worker_plan(stack.env()))} process(es)"
     )
     result = report.write(
         OUTPUT,

@@ -117,6 +117,14 @@ def tree_cpu_seconds(root_pid: int) -> float:
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 
 
+def llm_worker_plan(env: dict[str, str]) -> list[tuple[str, int]]:
+    """(node name, threads) of each llm worker process ``env`` makes (see config.llm_worker)."""
+    from config.llm_worker import plan
+
+    processes = int(env.get("LLM_WORKER_PROCESSES") or 0) or os.cpu_count() or 1
+    return plan(processes, int(env.get("LLM_WORKER_CONCURRENCY") or 32))
+
+
 def cpuacct_group(name: str) -> Path | None:
     """A cpuacct cgroup (v1) of this name, or None where cgroups are not writable.
 
@@ -134,6 +142,13 @@ def cpuacct_group(name: str) -> Path | None:
 
 def cpuacct_seconds(group: Path) -> float:
     return int((group / "cpuacct.usage").read_text()) / 1e9
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy (not idle or waiting) so far."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the stack --------------------------------------------------------------------------------
@@ -268,7 +283,10 @@ class Stack:
         lines = procfile()
         wanted = set()
         for role in roles:
-            # The node name the Procfile gives the worker (``-n llm@%h``), up to the host.
+            if "config.llm_worker" in lines.get(role, ""):  # one node per llm process
+                wanted |= {f"{name}@" for name, _ in llm_worker_plan(self.env())}
+                continue
+            # The node name the Procfile gives the worker (``-n sandbox@%h``), up to the host.
             found = re.search(r"(?:-n|--hostname)[ =](\S+?)@", lines.get(role, ""))
             wanted.add(f"{found.group(1) if found else role}@")
         deadline = time.monotonic() + timeout
@@ -356,22 +374,26 @@ class Stack:
                 total += tree_cpu_seconds(process.pid)
         return total
 
-    def start_peer_worker(self, concurrency: int) -> subprocess.Popen:
-        """The bare Celery peer's worker, with the llm worker's pool and concurrency."""
-        command = (
-            f"exec {shlex.quote(sys.executable)} -m celery -A bench.peer_celery worker -Q peer "
-            f"--pool threads -c {concurrency} -n peer@%h --without-mingle --without-gossip "
-            "--loglevel WARNING"
+    def start_peer_worker(self) -> subprocess.Popen:
+        """The bare Celery peer's worker: as many processes and threads as the llm worker."""
+        plan = llm_worker_plan(self.env())
+        nodes = [(f"peer{n}", threads) for n, (_, threads) in enumerate(plan)]
+        worker = f"{shlex.quote(sys.executable)} -m celery -A bench.peer_celery worker -Q peer"
+        command = " ".join(
+            f"{worker} --pool threads -c {threads} -n {name}@%h --without-mingle "
+            "--without-gossip --loglevel WARNING &"
+            for name, threads in nodes
         )
-        process = self.start("peer_worker", command=command)
+        process = self.start("peer_worker", command=f"{command} wait")
         from bench.peer_celery import app
 
+        wanted = [f"{name}@{socket.gethostname()}" for name, _ in nodes]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError("the peer worker exited; see var/bench/*/peer_worker.log")
             with suppress(Exception):  # the broker is (re)starting: ask again
-                if app.control.ping(destination=[f"peer@{socket.gethostname()}"], timeout=1.0):
+                if len(app.control.ping(destination=wanted, timeout=1.0) or []) == len(wanted):
                     return process
             time.sleep(0.5)
         raise TimeoutError("the peer worker did not answer")

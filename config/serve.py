@@ -15,13 +15,10 @@ then cancels what is left (long-lived streams and sockets).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import importlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from typing import Any
@@ -30,9 +27,9 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from twisted.internet import defer, reactor
 
+from config.supervise import Supervisor
+
 CHILD_FLAG = "--serve-child"
-# A process that dies this many times within RESTART_WINDOW seconds is not started again.
-MAX_RESTARTS, RESTART_WINDOW = 5, 60.0
 
 
 def _settings() -> Any:
@@ -114,12 +111,6 @@ def _reuseport_socket(host: str, port: int) -> int:
     return sock.detach()
 
 
-def _die_with_parent() -> None:
-    """Get SIGTERM should the supervisor die without a word (SIGKILL)."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: no such guard
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def serve_child(argv: list[str]) -> None:
     """One daphne process of several: its own SO_REUSEPORT socket on the shared port
     (Twisted adopts a duplicate of it and closes the original).
@@ -127,69 +118,12 @@ def serve_child(argv: list[str]) -> None:
     The application is loaded before the socket opens, so a process takes connections only
     once it can serve them; told to stop before then, it has nothing to drain and exits 0.
     """
-    _die_with_parent()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     host, port, rest = _address(argv)
     application = next((arg for arg in reversed(rest) if ":" in arg and "=" not in arg), "")
     if application:
         importlib.import_module(application.split(":", 1)[0])
     DrainingCommandLine().run(["--fd", str(_reuseport_socket(host, port)), *rest])
-
-
-class Supervisor:
-    """Starts ``count`` daphne processes on one port, restarts one that dies, and drains
-    them all when told to stop."""
-
-    def __init__(self, count: int, argv: list[str]) -> None:
-        self.count, self.argv = count, argv
-        self.children: dict[int, subprocess.Popen] = {}
-        self.stopping = False
-        self.deaths: list[float] = []
-
-    def _start(self, slot: int) -> None:
-        self.children[slot] = subprocess.Popen(  # noqa: S603 - ourselves
-            [sys.executable, "-m", "config.serve", CHILD_FLAG, *self.argv],
-            start_new_session=True,  # a terminal's Ctrl-C reaches us, and we pass it on
-        )
-
-    def _stop(self, *_: Any) -> None:
-        self.stopping = True
-        for child in self.children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-
-    def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
-        for slot in range(self.count):
-            self._start(slot)
-        while not self.stopping:
-            for slot, child in list(self.children.items()):
-                if child.poll() is None or self.stopping:
-                    continue
-                now = time.monotonic()
-                self.deaths = [t for t in self.deaths if now - t < RESTART_WINDOW] + [now]
-                print(
-                    f"web process {child.pid} exited with {child.returncode}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                if len(self.deaths) > MAX_RESTARTS:
-                    self._stop()
-                    break
-                self._start(slot)
-            time.sleep(0.2)
-        grace = float(_settings().WEB_DRAIN_SECONDS) + 15
-        deadline = time.monotonic() + grace
-        codes = []
-        for child in self.children.values():
-            try:
-                codes.append(child.wait(timeout=max(0.1, deadline - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                codes.append(child.wait())
-        crashed = len(self.deaths) > MAX_RESTARTS
-        return 1 if crashed or any(code != 0 for code in codes) else 0
 
 
 def main(argv: list[str]) -> int:
@@ -200,7 +134,12 @@ def main(argv: list[str]) -> int:
     if count <= 1:
         DrainingCommandLine().run(argv)
         return 0
-    return Supervisor(count, argv).run()
+    return Supervisor(
+        count,
+        lambda _slot: [sys.executable, "-m", "config.serve", CHILD_FLAG, *argv],
+        own_session=True,  # a terminal's Ctrl-C reaches us, and we pass it on
+        grace=float(_settings().WEB_DRAIN_SECONDS) + 15,
+    ).run()
 
 
 if __name__ == "__main__":

@@ -106,6 +106,31 @@ def web_server(
         process.wait(timeout=15)
 
 
+def child_pids(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def wait_for(condition: Any, timeout: float = 90) -> Any:
+    """``condition()``'s first true value, asked every 0.2 s; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"condition not met in {timeout}s")
+
+
 def worker_started(name: str, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
     """Wait until the worker named ``name@…`` reports in (its /health heartbeat)."""
     import json

@@ -5,6 +5,7 @@ environment through django-environ, and listed with its default in
 ``.env.example`` and the README.
 """
 
+import os
 from typing import Any
 
 from .env import BASE_DIR, env
@@ -98,13 +99,16 @@ TEMPLATES = [
 WEB_PROCESSES = env.int("WEB_PROCESSES", default=0)
 # Threads per web process that run requests through Django (the event loop only does I/O).
 WEB_THREADS = env.int("WEB_THREADS", default=8)
-# Threads of the llm worker (I/O-bound model calls).
+# Threads of the llm worker (I/O-bound model calls), in all, shared out between its processes.
 LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=32)
+# Processes of the llm worker (``config.llm_worker``; 0: one per CPU).
+LLM_WORKER_PROCESSES = env.int("LLM_WORKER_PROCESSES", default=0) or os.cpu_count() or 1
 # Processes of the sandbox worker (each runs generated code and tests).
 SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=2)
 # Seconds a web process lets requests in flight finish when told to stop.
 WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
-_BUSIEST_PROCESS = max(WEB_THREADS, LLM_WORKER_CONCURRENCY)
+LLM_THREADS_PER_PROCESS = -(-LLM_WORKER_CONCURRENCY // LLM_WORKER_PROCESSES)  # rounded up
+_BUSIEST_PROCESS = max(WEB_THREADS, LLM_THREADS_PER_PROCESS)
 
 # --- Database: PostgreSQL through psycopg 3 with Django's connection pool -----------------
 # Connections the pool keeps open, at least (per process).
@@ -113,7 +117,7 @@ DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
 # request; an llm step holds one only between its statements, never across a model
 # call, so half the llm threads is room enough.
 DB_POOL_MAX_SIZE = env.int(
-    "DB_POOL_MAX_SIZE", default=max(WEB_THREADS + 2, LLM_WORKER_CONCURRENCY // 2)
+    "DB_POOL_MAX_SIZE", default=max(WEB_THREADS + 2, LLM_THREADS_PER_PROCESS // 2)
 )
 # Seconds to wait for a free pooled connection before failing.
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=30.0)

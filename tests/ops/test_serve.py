@@ -5,29 +5,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.net import ROOT, free_port, subprocess_env, web_server
+from tests.net import ROOT, child_pids, free_port, subprocess_env, wait_for, web_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
-
-
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                found.add(int(entry.name))
-    return found
 
 
 def _listening(pid: int, port: int) -> bool:
@@ -45,16 +31,6 @@ def _listening(pid: int, port: int) -> bool:
     return any(f"socket:[{inode}]" in links for inode in inodes)
 
 
-def _wait(condition, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met in {timeout}s")
-
-
 def _answers(url: str) -> int:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=30) as response:
@@ -66,9 +42,9 @@ def _answers(url: str) -> int:
 def test_web_processes_listen_on_one_port_and_a_dead_one_is_replaced():
     with web_server(env=subprocess_env(WEB_PROCESSES="2")) as (url, supervisor):
         port = int(url.rsplit(":", 1)[1])
-        children = _wait(
+        children = wait_for(
             lambda: (
-                (found := _children(supervisor.pid))
+                (found := child_pids(supervisor.pid))
                 and len(found) == 2
                 and all(_listening(pid, port) for pid in found)
                 and found
@@ -77,12 +53,12 @@ def test_web_processes_listen_on_one_port_and_a_dead_one_is_replaced():
         killed = min(children)
         os.kill(killed, signal.SIGKILL)
         # (Connections queued at the killed process's socket when it died are reset.)
-        _wait(lambda: killed not in _children(supervisor.pid))
+        wait_for(lambda: killed not in child_pids(supervisor.pid))
 
         assert _answers(url) in (200, 503)  # the other one still serves the port
-        replaced = _wait(
+        replaced = wait_for(
             lambda: (
-                (found := _children(supervisor.pid))
+                (found := child_pids(supervisor.pid))
                 and killed not in found
                 and len(found) == 2
                 and all(_listening(pid, port) for pid in found)
