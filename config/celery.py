@@ -99,6 +99,15 @@ def _unbind_request_id(**_: object) -> None:
 
 
 @worker_ready.connect
+def _freeze_startup_objects(**_: object) -> None:
+    """A worker that has loaded everything keeps it out of the collector's full passes
+    (``common.memory``; a prefork pool's children do their work outside Python)."""
+    from common.memory import freeze_startup_objects
+
+    freeze_startup_objects()
+
+
+@worker_ready.connect
 def _sweep_abandoned_workspaces(sender: Any = None, **_: object) -> None:
     """A sandbox worker starting up removes the run workspaces a killed one left mounted."""
     consumer = getattr(sender, "task_consumer", None)

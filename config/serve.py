@@ -111,6 +111,17 @@ def _reuseport_socket(host: str, port: int) -> int:
     return sock.detach()
 
 
+def _load_application(argv: list[str]) -> None:
+    """Import the ASGI application daphne's arguments name, then freeze what it loaded
+    (``common.memory``: short collector pauses for the process's life)."""
+    from common.memory import freeze_startup_objects
+
+    application = next((arg for arg in reversed(argv) if ":" in arg and "=" not in arg), "")
+    if application:
+        importlib.import_module(application.split(":", 1)[0])
+    freeze_startup_objects()
+
+
 def serve_child(argv: list[str]) -> None:
     """One daphne process of several: its own SO_REUSEPORT socket on the shared port
     (Twisted adopts a duplicate of it and closes the original).
@@ -120,9 +131,7 @@ def serve_child(argv: list[str]) -> None:
     """
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     host, port, rest = _address(argv)
-    application = next((arg for arg in reversed(rest) if ":" in arg and "=" not in arg), "")
-    if application:
-        importlib.import_module(application.split(":", 1)[0])
+    _load_application(rest)
     DrainingCommandLine().run(["--fd", str(_reuseport_socket(host, port)), *rest])
 
 
@@ -132,6 +141,7 @@ def main(argv: list[str]) -> int:
         return 0
     count = int(_settings().WEB_PROCESSES) or (os.cpu_count() or 1)
     if count <= 1:
+        _load_application(argv)
         DrainingCommandLine().run(argv)
         return 0
     return Supervisor(
