@@ -14,7 +14,8 @@ to 25% either way), BENCH_SEED (14), BENCH_CONCURRENCY ("1,10,50"), BENCH_SANDBO
 ("1,10"), BENCH_EVENT_CLIENTS ("1,50"), BENCH_EVENTS (40), BENCH_WRK_CONNECTIONS (50),
 BENCH_WRK_SECONDS (10), BENCH_TOKEN_SIZES ("3,10,20,30"), BENCH_ONLY (comma list of figure
 groups 1-6 to run), BENCH_DB (aiflow_bench), BENCH_REDIS_URL (redis://127.0.0.1:6379/8),
-BENCH_OUTPUT (bench/results/latest.json).
+BENCH_OUTPUT (bench/results/latest.json), BENCH_SLOW_MODEL_MS (1000: figure 3 again, sandbox
+off, with the model this slow; 0 skips it).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "200"))
 SPREAD = float(os.environ.get("BENCH_SPREAD", "0.25"))
 SEED = int(os.environ.get("BENCH_SEED", "14"))
 ONLY = set(_ints("BENCH_ONLY", "1,2,3,4,5,6"))
+SLOW_MODEL_MS = int(os.environ.get("BENCH_SLOW_MODEL_MS", "1000"))
 OUTPUT = Path(os.environ.get("BENCH_OUTPUT", ROOT / "bench" / "results" / "latest.json"))
-LLM_CONCURRENCY = int(os.environ.get("LLM_WORKER_CONCURRENCY", "32"))
 
 
 def main() -> int:
@@ -53,7 +54,6 @@ def main() -> int:
         redis_url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"),
         env_extra={
             "OFFLINE_LATENCY_MS": str(LATENCY_MS),
-            "LLM_WORKER_CONCURRENCY": str(LLM_CONCURRENCY),
             "SANDBOX_TESTS_ENABLED": "false",
         },
     )
@@ -80,7 +80,6 @@ def main() -> int:
             latency_ms=LATENCY_MS,
             spread=SPREAD,
             seed=SEED,
-            llm_concurrency=LLM_CONCURRENCY,
         )
 
         def step(group: int, label: str, make: Callable[[], list[Row]]) -> None:
@@ -129,6 +128,20 @@ def main() -> int:
                 seconds=int(os.environ.get("BENCH_WRK_SECONDS", "10")),
             ),
         )
+        if 3 in ONLY and SLOW_MODEL_MS:
+            # The same runs with a model as slow as real ones are: is the platform's own CPU
+            # still what limits many runs at once, or the model?
+            stack.stop("worker_llm")
+            stack.start("worker_llm", OFFLINE_LATENCY_MS=str(SLOW_MODEL_MS))
+            stack.wait_workers(["worker_llm"])
+            most = max(_ints("BENCH_CONCURRENCY", "1,10,50"))
+            step(
+                3,
+                f"concurrent runs, sandbox off, model {SLOW_MODEL_MS} ms",
+                lambda: figures.figure_concurrency(
+                    bench, [1, most], sandbox=False, latency_ms=SLOW_MODEL_MS
+                ),
+            )
         if 3 in ONLY:
             print("bench: restarting the workers with the sandbox on ...", flush=True)
             for role in ("worker_llm", "worker_sandbox"):
@@ -148,9 +161,11 @@ def main() -> int:
     finally:
         stack.close()
     rows.sort(key=lambda row: int(row.group) if row.group.isdigit() else 99)
+    llm_plan = llm_worker_plan(stack.env())
     title = (
         f"make bench: offline model {LATENCY_MS} ms per call (spread {SPREAD:.0%}, seed {SEED}), "
-        f"llm worker {LLM_CONCURRENCY} threads in {len(llm_worker_plan(stack.env()))} process(es)"
+        f"llm worker {sum(threads for _, threads in llm_plan)} threads in {len(llm_plan)} "
+        "process(es)"
     )
     result = report.write(
         OUTPUT,

@@ -119,10 +119,13 @@ CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 
 def llm_worker_plan(env: dict[str, str]) -> list[tuple[str, int]]:
     """(node name, threads) of each llm worker process ``env`` makes (see config.llm_worker)."""
+    from django.conf import settings
+
     from config.llm_worker import plan
 
     processes = int(env.get("LLM_WORKER_PROCESSES") or 0) or os.cpu_count() or 1
-    return plan(processes, int(env.get("LLM_WORKER_CONCURRENCY") or 32))
+    threads = int(env.get("LLM_WORKER_CONCURRENCY") or settings.LLM_WORKER_CONCURRENCY)
+    return plan(processes, threads)
 
 
 def cpuacct_group(name: str) -> Path | None:

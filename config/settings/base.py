@@ -99,8 +99,9 @@ TEMPLATES = [
 WEB_PROCESSES = env.int("WEB_PROCESSES", default=0)
 # Threads per web process that run requests through Django (the event loop only does I/O).
 WEB_THREADS = env.int("WEB_THREADS", default=8)
-# Threads of the llm worker (I/O-bound model calls), in all, shared out between its processes.
-LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=32)
+# Threads of the llm worker (I/O-bound model calls), in all, shared out between its processes:
+# 50 runs at once make about 100 calls at a time (make bench, figure 3 with a 1 s model).
+LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=96)
 # Processes of the llm worker (``config.llm_worker``; 0: one per CPU).
 LLM_WORKER_PROCESSES = env.int("LLM_WORKER_PROCESSES", default=0) or os.cpu_count() or 1
 # Processes of the sandbox worker (each runs generated code and tests).
