@@ -32,7 +32,8 @@ sys.path[0] = str(ROOT)  # not bench/: its modules must not shadow the standard 
 
 from bench import report  # noqa: E402
 from bench.report import Row  # noqa: E402
-from bench.stack import Stack, django_setup, llm_worker_plan  # noqa: E402
+from bench.stack import Stack, django_setup  # noqa: E402
+from config.llm_worker import plan_for_env  # noqa: E402
 
 
 def _ints(name: str, default: str) -> list[int]:
@@ -161,7 +162,7 @@ def main() -> int:
     finally:
         stack.close()
     rows.sort(key=lambda row: int(row.group) if row.group.isdigit() else 99)
-    llm_plan = llm_worker_plan(stack.env())
+    llm_plan = plan_for_env(stack.env())
     title = (
         f"make bench: offline model {LATENCY_MS} ms per call (spread {SPREAD:.0%}, seed {SEED}), "
         f"llm worker {sum(threads for _, threads in llm_plan)} threads in {len(llm_plan)} "

@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from config.llm_worker import plan_for_env
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench"
 PASSWORD = "Bench-Password-42!"  # noqa: S105 - the bench's own throwaway account
@@ -115,17 +117,6 @@ def tree_cpu_seconds(root_pid: int) -> float:
 
 
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")
-
-
-def llm_worker_plan(env: dict[str, str]) -> list[tuple[str, int]]:
-    """(node name, threads) of each llm worker process ``env`` makes (see config.llm_worker)."""
-    from django.conf import settings
-
-    from config.llm_worker import plan
-
-    processes = int(env.get("LLM_WORKER_PROCESSES") or 0) or os.cpu_count() or 1
-    threads = int(env.get("LLM_WORKER_CONCURRENCY") or settings.LLM_WORKER_CONCURRENCY)
-    return plan(processes, threads)
 
 
 def cpuacct_group(name: str) -> Path | None:
@@ -287,7 +278,7 @@ class Stack:
         wanted = set()
         for role in roles:
             if "config.llm_worker" in lines.get(role, ""):  # one node per llm process
-                wanted |= {f"{name}@" for name, _ in llm_worker_plan(self.env())}
+                wanted |= {f"{name}@" for name, _ in plan_for_env(self.env())}
                 continue
             # The node name the Procfile gives the worker (``-n sandbox@%h``), up to the host.
             found = re.search(r"(?:-n|--hostname)[ =](\S+?)@", lines.get(role, ""))
@@ -379,7 +370,7 @@ class Stack:
 
     def start_peer_worker(self) -> subprocess.Popen:
         """The bare Celery peer's worker: as many processes and threads as the llm worker."""
-        plan = llm_worker_plan(self.env())
+        plan = plan_for_env(self.env())
         nodes = [(f"peer{n}", threads) for n, (_, threads) in enumerate(plan)]
         worker = f"{shlex.quote(sys.executable)} -m celery -A bench.peer_celery worker -Q peer"
         command = " ".join(

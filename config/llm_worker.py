@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Mapping
 
 from config.supervise import Supervisor
 
@@ -41,11 +42,12 @@ def plan(processes: int, concurrency: int) -> list[tuple[str, int]]:
     return [(f"llm{slot + 1}", threads) for slot in range(processes)]
 
 
-def node_prefixes() -> list[str]:
-    """The node names the llm worker's processes answer to, up to the host."""
-    settings = _settings()
-    workers = plan(settings.LLM_WORKER_PROCESSES, settings.LLM_WORKER_CONCURRENCY)
-    return [name for name, _ in workers]
+def plan_for_env(env: Mapping[str, str]) -> list[tuple[str, int]]:
+    """The plan of an llm worker started with environment ``env`` (another process's: the
+    bench starts workers with its own); unset values take the settings' defaults."""
+    processes = int(env.get("LLM_WORKER_PROCESSES") or 0) or os.cpu_count() or 1
+    threads = int(env.get("LLM_WORKER_CONCURRENCY") or _settings().LLM_WORKER_CONCURRENCY)
+    return plan(processes, threads)
 
 
 def command(name: str, threads: int, extra: list[str]) -> list[str]:
