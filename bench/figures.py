@@ -16,7 +16,9 @@ from .report import NOT_AVAILABLE, Row, fmt, ratio
 from .shape import Shape, layered_shape, trace_summary, uneven_shape
 from .stack import Api, Stack, machine_busy_seconds, wait_runs
 
-API_SETTLE_SECONDS = 5
+# Seconds of idle before a latency figure: the previous figure's aftermath (its last runs,
+# its load) settles, so that each figure measures its own steady state.
+SETTLE_SECONDS = 5
 WORKER_ROLES = ("worker_llm", "worker_sandbox", "beat")
 
 
@@ -276,6 +278,7 @@ def figure_events(bench: Bench, client_counts: list[int], events: int) -> list[R
     admission = event_latency.ws_admission(bench.stack.base_url, bench.api.token, run.id)
     rows, details = [], {}
     for clients in client_counts:
+        time.sleep(SETTLE_SECONDS)  # the previous figure's runs and loads settle first
         result = event_latency.measure(
             base_url=bench.stack.base_url,
             token=bench.api.token,
@@ -287,7 +290,9 @@ def figure_events(bench: Bench, client_counts: list[int], events: int) -> list[R
         details[clients] = result
         for transport, label in (("sse", "SSE"), ("ws", "WebSocket")):
             figures = result[transport]
-            notes = [] if transport == "sse" else [f"admitted by {admission}"]
+            notes = [f"{events} events 0.1 s apart, after {SETTLE_SECONDS} s idle"]
+            if transport == "ws":
+                notes.append(f"admitted by {admission}")
             if figures["connected"] < clients:
                 notes.append(
                     f"{clients - figures['connected']} of {clients} could not connect "
@@ -330,7 +335,7 @@ def figure_api(bench: Bench, *, connections: int, seconds: int) -> list[Row]:
         # Each endpoint on its own: the previous load's aftermath settles (a run of /health
         # right after /runs/{id} at 300 req/s had twice the p99 of one 5 s later), and a
         # short load at the same concurrency warms the processes up; neither is counted.
-        time.sleep(API_SETTLE_SECONDS)
+        time.sleep(SETTLE_SECONDS)
         wrk.load(url, connections=connections, seconds=2, token=token)
         result = wrk.load(url, connections=connections, seconds=seconds, token=token)
         details[label] = result
@@ -343,7 +348,7 @@ def figure_api(bench: Bench, *, connections: int, seconds: int) -> list[Row]:
                 ours=f"{fmt(result.get('p50'))} / {fmt(result.get('p99'))} ms, "
                 f"{fmt(result['rps'], '', 0)} req/s",
                 target=target if path != f"/runs/{run_id}" else "",
-                note=f"{seconds} s of wrk after {API_SETTLE_SECONDS} s idle and 2 s of warm-up"
+                note=f"{seconds} s of wrk after {SETTLE_SECONDS} s idle and 2 s of warm-up"
                 + (f"; {bad} non-2xx or socket errors" if bad else ""),
             )
         )

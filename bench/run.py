@@ -11,7 +11,7 @@ only when the stack could not be run.
 
 Environment (all optional): BENCH_LATENCY_MS (200), BENCH_SPREAD (0.25: latencies vary up
 to 25% either way), BENCH_SEED (14), BENCH_CONCURRENCY ("1,10,50"), BENCH_SANDBOX_CONCURRENCY
-("1,10"), BENCH_EVENT_CLIENTS ("1,50"), BENCH_EVENTS (40), BENCH_WRK_CONNECTIONS (50),
+("1,10"), BENCH_EVENT_CLIENTS ("1,50"), BENCH_EVENTS (200), BENCH_WRK_CONNECTIONS (50),
 BENCH_WRK_SECONDS (10), BENCH_TOKEN_SIZES ("3,10,20,30"), BENCH_ONLY (comma list of figure
 groups 1-6 to run), BENCH_DB (aiflow_bench), BENCH_REDIS_URL (redis://127.0.0.1:6379/8),
 BENCH_OUTPUT (bench/results/latest.json), BENCH_SLOW_MODEL_MS (1000: figure 3 again, sandbox
@@ -117,7 +117,7 @@ def main() -> int:
             lambda: figures.figure_events(
                 bench,
                 _ints("BENCH_EVENT_CLIENTS", "1,50"),
-                int(os.environ.get("BENCH_EVENTS", "40")),
+                int(os.environ.get("BENCH_EVENTS", "200")),
             ),
         )
         step(
