@@ -6,6 +6,7 @@ latency and seed) and records its raw numbers in ``bench.details`` for the JSON 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,12 +14,14 @@ from typing import Any
 from . import event_latency, offline_dag, peers, wrk
 from .platform_trace import default_plan_shape, run_counts, run_trace
 from .report import NOT_AVAILABLE, Row, fmt, ratio
-from .shape import Shape, layered_shape, trace_summary, uneven_shape
+from .shape import Shape, layered_shape, trace_summary, traces_summary, uneven_shape
 from .stack import Api, Stack, machine_busy_seconds, wait_runs
 
 # Seconds of idle before a latency figure: the previous figure's aftermath (its last runs,
 # its load) settles, so that each figure measures its own steady state.
 SETTLE_SECONDS = 5
+# Runs of figure 1's shape, one after the other: one critical chain has only a dozen hops.
+HOP_RUNS = int(os.environ.get("BENCH_HOP_RUNS", "5"))
 WORKER_ROLES = ("worker_llm", "worker_sandbox", "beat")
 
 
@@ -48,10 +51,11 @@ class Bench:
         return wait_runs([run_id], timeout=timeout)[run_id]
 
 
-def _peer_summaries(shape: Shape) -> dict[str, dict[str, Any]]:
+def _peer_summaries(shape: Shape, runs: int = 1) -> dict[str, dict[str, Any] | None]:
+    """Each peer runs ``shape`` ``runs`` times, one after the other (as ours does)."""
     return {
-        "langgraph": trace_summary(peers.langgraph_run(shape)[0], shape),
-        "celery": trace_summary(peers.celery_run(shape)[0], shape),
+        name: traces_summary([runner(shape)[0] for _ in range(runs)], shape)
+        for name, runner in (("langgraph", peers.langgraph_run), ("celery", peers.celery_run))
     }
 
 
@@ -106,19 +110,22 @@ def figure_hops(bench: Bench) -> list[Row]:
         shape = default_plan_shape(bench.latency_ms)
         note = f"{shape.name} (12x3 {NOT_AVAILABLE}), sandbox off"
     try:
-        run = bench.run_one("A recipe scaler for cooks")
+        runs = [bench.run_one(f"A recipe scaler for cooks, take {n}") for n in range(HOP_RUNS)]
     finally:
         offline_dag.shape_clear()
-    ours = trace_summary(run_trace(run.id), shape) if run.status == "completed" else None
-    peer = _peer_summaries(shape)
+    done = [run for run in runs if run.status == "completed"]
+    ours = traces_summary([run_trace(run.id) for run in done], shape)
+    peer = _peer_summaries(shape, HOP_RUNS)
     bench.details["hops"] = {
         "shape": shape.as_dict(),
-        "run": {"id": run.id, "status": run.status, "error": run.error},
+        "runs": [{"id": run.id, "status": run.status, "error": run.error} for run in runs],
         "aiflow": ours,
         **peer,
     }
-    if ours is None:
-        note += f"; run {run.status}: {run.error_code}"
+    note += f"; {HOP_RUNS} runs one after the other, their hops pooled"
+    if len(done) < len(runs):
+        failed = [f"{run.status}: {run.error_code}" for run in runs if run not in done]
+        note += f"; not completed: {', '.join(failed)}"
     return _hop_rows("1", ours, peer, note)
 
 

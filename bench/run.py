@@ -14,8 +14,8 @@ to 25% either way), BENCH_SEED (14), BENCH_CONCURRENCY ("1,10,50"), BENCH_SANDBO
 ("1,10"), BENCH_EVENT_CLIENTS ("1,50"), BENCH_EVENTS (200), BENCH_WRK_CONNECTIONS (50),
 BENCH_WRK_SECONDS (10), BENCH_TOKEN_SIZES ("3,10,20,30"), BENCH_ONLY (comma list of figure
 groups 1-6 to run), BENCH_DB (aiflow_bench), BENCH_REDIS_URL (redis://127.0.0.1:6379/8),
-BENCH_OUTPUT (bench/results/latest.json), BENCH_SLOW_MODEL_MS (1000: figure 3 again, sandbox
-off, with the model this slow; 0 skips it).
+BENCH_OUTPUT (bench/results/latest.json), BENCH_HOP_RUNS (5: runs of figure 1, hops pooled),
+BENCH_SLOW_MODEL_MS (1000: figure 3 again, sandbox off, with the model this slow; 0 skips it).
 """
 
 from __future__ import annotations

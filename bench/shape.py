@@ -252,6 +252,21 @@ def critical_chain(trace: Trace) -> list[tuple[Span, float]]:
     return chain
 
 
+def traces_summary(traces: list[Trace], shape: Shape | None = None) -> dict | None:
+    """``trace_summary`` over several runs of one shape: the hops of all of them pooled (one
+    run's critical chain has only a dozen), the other figures the median of the runs."""
+    if not traces:
+        return None
+    each = [trace_summary(trace, shape) for trace in traces]
+    pooled = [hop * 1000 for trace in traces for _, hop in critical_chain(trace)[1:]]
+    summary = {
+        key: statistics.median(value[key] for value in each)
+        for key, first in each[0].items()
+        if isinstance(first, int | float) and all(value[key] is not None for value in each)
+    }
+    return {**summary, "runs": len(traces), "hops_ms": percentiles(pooled)}
+
+
 def trace_summary(trace: Trace, shape: Shape | None = None) -> dict:
     """Wall time, hops on the critical chain (ms), and ratios to the shape's references."""
     wall = trace.end - trace.begin
