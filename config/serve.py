@@ -16,6 +16,7 @@ then cancels what is left (long-lived streams and sockets).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import socket
@@ -112,13 +113,20 @@ def _reuseport_socket(host: str, port: int) -> int:
 
 
 def _load_application(argv: list[str]) -> None:
-    """Import the ASGI application daphne's arguments name, then freeze what it loaded
-    (``common.memory``: short collector pauses for the process's life)."""
+    """Import the ASGI application daphne's arguments name; unmount the terminal workspaces
+    a killed web process left mounted; freeze what was loaded (``common.memory``: short
+    collector pauses for the process's life)."""
     from common.memory import freeze_startup_objects
 
     application = next((arg for arg in reversed(argv) if ":" in arg and "=" not in arg), "")
     if application:
         importlib.import_module(application.split(":", 1)[0])
+        from projects.workspace import workspace_sweep_projects
+
+        try:
+            workspace_sweep_projects()
+        except OSError:  # never a reason not to serve
+            logging.getLogger(__name__).exception("serve: the workspace sweep failed")
     freeze_startup_objects()
 
 

@@ -443,6 +443,33 @@ def workspace_lease_release(*, lease: WorkspaceLease) -> None:
             os.close(probe)
 
 
+def workspace_sweep_projects() -> int:
+    """Unmount the project workspaces that no live lease holds; how many were unmounted.
+
+    A web process killed with a terminal open never gives its lease back: the kernel drops
+    its lock, but the workspace stays mounted until the project's next terminal. Its files
+    stay in the image for that terminal. Safe from any process at any time: a workspace
+    with a live lease (in any process) is left alone. A web process calls it when it starts.
+    """
+    parent = workspace_root() / "projects"
+    unmounted = 0
+    for entry in sorted(parent.iterdir()) if parent.is_dir() else []:
+        if not entry.name.isdigit() or not os.path.ismount(entry):
+            continue
+        project_id = int(entry.name)
+        with _project_lock(project_id):
+            if workspace_is_in_use(project_id=project_id):
+                continue
+            try:
+                _unmount(entry)
+            except OSError:
+                logger.exception("workspace.sweep_failed", workspace=entry.name)
+                continue
+        logger.warning("workspace.swept", workspace=f"project {project_id}")
+        unmounted += 1
+    return unmounted
+
+
 def workspace_is_in_use(*, project_id: int) -> bool:
     """True while some lease of the project is live (in any process of this host)."""
     path = _live_file(project_id)

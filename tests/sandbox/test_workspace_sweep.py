@@ -1,9 +1,12 @@
 """A run's workspace left behind by a killed process (still mounted, with its image) is
-removed when a sandbox worker starts; one that a live process holds is never touched."""
+removed when a sandbox worker starts; a project's workspace left mounted by a killed web
+process is unmounted (its files kept) when a web process starts; one that a live process
+holds is never touched."""
 
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,11 +14,14 @@ from kombu import Queue
 
 from config.celery import _sweep_abandoned_workspaces
 from projects.workspace import (
+    workspace_lease_acquire,
     workspace_materialize,
     workspace_quota_enforced,
     workspace_remove,
+    workspace_sweep_projects,
     workspace_sweep_runs,
 )
+from tests.net import ROOT, subprocess_env
 
 
 def _mounted(path: Path) -> bool:
@@ -78,4 +84,80 @@ def test_a_sandbox_worker_sweeps_when_it_starts_and_an_llm_worker_does_not(
 
     _sweep_abandoned_workspaces(sender=worker("sandbox"))
     assert not path.exists()
+    assert not _mounted(path)
+
+
+# --- A project's workspace (the terminal's) -----------------------------------------------
+
+
+def _killed_with_a_lease(project_id: int) -> Path:
+    """A child process takes a lease on the project's workspace, writes a file, and is
+    SIGKILLed holding it (a web process killed with a terminal open)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+            lease = workspace_lease_acquire(
+                project_id=project_id, on_first=lambda path: (path / "app.py").write_text("x = 1\n")
+            )
+            os.write(write, str(lease.path).encode())
+        finally:
+            os.kill(os.getpid(), signal.SIGKILL)
+    os.close(write)
+    path = Path(os.read(read, 4096).decode())
+    os.close(read)
+    os.waitpid(pid, 0)
+    return path
+
+
+def test_a_project_workspace_whose_terminal_process_was_killed_is_unmounted_files_kept(
+    settings, tmp_path: Path
+) -> None:
+    settings.SANDBOX_WORKSPACE_ROOT = str(tmp_path)
+    path = _killed_with_a_lease(7)
+    enforced = workspace_quota_enforced()
+    assert _mounted(path) == enforced
+
+    assert workspace_sweep_projects() == int(enforced)
+
+    assert not _mounted(path)
+    lease = workspace_lease_acquire(project_id=7)  # the next terminal finds the files
+    try:
+        assert (lease.path / "app.py").read_text() == "x = 1\n"
+    finally:
+        lease.release()
+
+
+def test_a_project_workspace_with_a_live_terminal_is_left_mounted(settings, tmp_path) -> None:
+    settings.SANDBOX_WORKSPACE_ROOT = str(tmp_path)
+    lease = workspace_lease_acquire(project_id=8)
+    try:
+        assert workspace_sweep_projects() == 0
+        assert _mounted(lease.path) == workspace_quota_enforced()
+    finally:
+        lease.release()
+    assert not _mounted(lease.path)
+
+
+def test_a_web_process_that_starts_sweeps_the_project_workspaces(tmp_path: Path) -> None:
+    root = tmp_path / "workspaces"
+    code = (
+        "import django, os; django.setup(); "
+        "from tests.sandbox.test_workspace_sweep import _killed_with_a_lease; "
+        "print(_killed_with_a_lease(9))"
+    )
+    env = subprocess_env(SANDBOX_WORKSPACE_ROOT=str(root))
+    made = subprocess.run(  # noqa: S603 - ourselves
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    path = Path(made.stdout.split()[-1])
+    assert _mounted(path) == workspace_quota_enforced()
+
+    subprocess.run(  # noqa: S603 - ourselves
+        [sys.executable, "-c", "from config.serve import _load_application; "
+         "_load_application(['config.asgi:application'])"],
+        cwd=ROOT, env=env, check=True, timeout=120,
+    )  # fmt: skip
+
     assert not _mounted(path)
