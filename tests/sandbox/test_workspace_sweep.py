@@ -93,14 +93,16 @@ def test_a_sandbox_worker_sweeps_when_it_starts_and_an_llm_worker_does_not(
 def _killed_with_a_lease(project_id: int) -> Path:
     """A child process takes a lease on the project's workspace, writes a file, and is
     SIGKILLed holding it (a web process killed with a terminal open)."""
+
+    def fill(path: Path) -> None:
+        (path / "app.py").write_text("x = 1\n")
+
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read)
-            lease = workspace_lease_acquire(
-                project_id=project_id, on_first=lambda path: (path / "app.py").write_text("x = 1\n")
-            )
+            lease = workspace_lease_acquire(project_id=project_id, on_first=fill)
             os.write(write, str(lease.path).encode())
         finally:
             os.kill(os.getpid(), signal.SIGKILL)
