@@ -132,6 +132,13 @@ def hosts(host_env: Callable[[str], dict[str, str]], tmp_path: Path) -> Iterator
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        # The web host stopped with the terminal's workspace possibly still mounted (its
+        # socket cancelled mid-release); the next web process there would unmount it, but
+        # none starts: leave no mount behind under the test's directory.
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            target = line.split()[1]
+            if target.startswith(f"{tmp_path}/"):
+                subprocess.run(["umount", "-l", target], check=False)  # noqa: S603, S607
 
 
 async def terminal_listing(ws_url: str, origin: str) -> str:
