@@ -16,7 +16,6 @@ then cancels what is left (long-lived streams and sockets).
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import signal
 import socket
@@ -116,6 +115,7 @@ def _load_application(argv: list[str]) -> None:
     """Import the ASGI application daphne's arguments name; unmount the terminal workspaces
     a killed web process left mounted; freeze what was loaded (``common.memory``: short
     collector pauses for the process's life)."""
+    from common.logging import get_logger
     from common.memory import freeze_startup_objects
 
     application = next((arg for arg in reversed(argv) if ":" in arg and "=" not in arg), "")
@@ -126,7 +126,7 @@ def _load_application(argv: list[str]) -> None:
         try:
             workspace_sweep_projects()
         except OSError:  # never a reason not to serve
-            logging.getLogger(__name__).exception("serve: the workspace sweep failed")
+            get_logger(__name__).exception("serve.workspace_sweep_failed")
     freeze_startup_objects()
 
 

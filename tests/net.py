@@ -120,17 +120,6 @@ def child_pids(pid: int) -> set[int]:
     return found
 
 
-def wait_for(condition: Any, timeout: float = 90) -> Any:
-    """``condition()``'s first true value, asked every 0.2 s; AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met in {timeout}s")
-
-
 def worker_started(name: str, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
     """Wait until the worker named ``name@…`` reports in (its /health heartbeat)."""
     import json

@@ -14,7 +14,8 @@ from django.conf import settings
 
 from config.health import WORKERS_KEY
 from config.llm_worker import plan
-from tests.net import ROOT, child_pids, subprocess_env, wait_for, worker_started
+from tests.net import ROOT, child_pids, subprocess_env, worker_started
+from tests.pipeline.conftest import wait_until
 
 
 def test_the_threads_are_shared_out_and_one_process_keeps_its_old_name():
@@ -49,16 +50,21 @@ def _start() -> subprocess.Popen:
     )
 
 
+def _both_reported_in(supervisor: subprocess.Popen) -> set[int]:
+    """Wait until llm1 and llm2 report in; the supervisor's two children."""
+    worker_started("llm1", supervisor)
+    worker_started("llm2", supervisor)
+    return wait_until(
+        lambda: (found := child_pids(supervisor.pid)) and len(found) == 2 and found, timeout=90
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_two_processes_report_in_one_killed_is_replaced_and_sigterm_stops_both():
     supervisor = _start()
     try:
-        worker_started("llm1", supervisor)
-        worker_started("llm2", supervisor)
-        children = wait_for(
-            lambda: (found := child_pids(supervisor.pid)) and len(found) == 2 and found
-        )
+        children = _both_reported_in(supervisor)
         assert {_threads(pid) for pid in children} == {"2"}
         names = {
             json.loads(beat)["name"].split("@")[0]
@@ -68,8 +74,9 @@ def test_two_processes_report_in_one_killed_is_replaced_and_sigterm_stops_both()
 
         killed = min(children)
         os.kill(killed, signal.SIGKILL)
-        replaced = wait_for(
-            lambda: (found := child_pids(supervisor.pid)) - children and len(found) == 2 and found
+        replaced = wait_until(
+            lambda: (found := child_pids(supervisor.pid)) - children and len(found) == 2 and found,
+            timeout=90,
         )
         assert killed not in replaced and len(replaced & children) == 1
 
@@ -88,14 +95,10 @@ def test_a_sigkill_to_the_process_group_kills_every_worker_at_once():
     """What the fault suite does to "kill the llm worker": no process may survive it."""
     supervisor = _start()
     try:
-        worker_started("llm1", supervisor)
-        worker_started("llm2", supervisor)
-        children = wait_for(
-            lambda: (found := child_pids(supervisor.pid)) and len(found) == 2 and found
-        )
+        children = _both_reported_in(supervisor)
         # In the group, not in sessions of their own (which would leave them running on).
         assert {os.getpgid(pid) for pid in children} == {supervisor.pid}
     finally:
         os.killpg(supervisor.pid, signal.SIGKILL)
         supervisor.wait()
-    wait_for(lambda: not any(_alive(pid) for pid in children), timeout=10)
+    wait_until(lambda: not any(_alive(pid) for pid in children), timeout=10)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.net import ROOT, child_pids, free_port, subprocess_env, wait_for, web_server
+from tests.net import ROOT, child_pids, free_port, subprocess_env, web_server
+from tests.pipeline.conftest import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -42,28 +43,30 @@ def _answers(url: str) -> int:
 def test_web_processes_listen_on_one_port_and_a_dead_one_is_replaced():
     with web_server(env=subprocess_env(WEB_PROCESSES="2")) as (url, supervisor):
         port = int(url.rsplit(":", 1)[1])
-        children = wait_for(
+        children = wait_until(
             lambda: (
                 (found := child_pids(supervisor.pid))
                 and len(found) == 2
                 and all(_listening(pid, port) for pid in found)
                 and found
-            )
+            ),
+            timeout=90,
         )
         killed = min(children)
         os.kill(killed, signal.SIGKILL)
         # (Connections queued at the killed process's socket when it died are reset.)
-        wait_for(lambda: killed not in child_pids(supervisor.pid))
+        wait_until(lambda: killed not in child_pids(supervisor.pid), timeout=90)
 
         assert _answers(url) in (200, 503)  # the other one still serves the port
-        replaced = wait_for(
+        replaced = wait_until(
             lambda: (
                 (found := child_pids(supervisor.pid))
                 and killed not in found
                 and len(found) == 2
                 and all(_listening(pid, port) for pid in found)
                 and found
-            )
+            ),
+            timeout=90,
         )
         assert _answers(url) in (200, 503)
     assert len(replaced - children) == 1

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,15 +29,15 @@ def _mounted(path: Path) -> bool:
     return str(path) in Path("/proc/self/mounts").read_text()
 
 
-def _abandoned_workspace(root: Path) -> Path:
-    """A workspace made by a child process that is then SIGKILLed, leaving it as it was."""
+def _made_by_a_killed_child(make: Callable[[], Path]) -> Path:
+    """What ``make()`` returns, run in a child process that is then SIGKILLed without
+    cleaning up (leaving its workspace, lock and mount as they were)."""
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: make it, say where, and die without cleaning up
+    if pid == 0:  # the child: make it, say where, and die
         try:
             os.close(read)
-            path = workspace_materialize(files={"app.py": "x = 1\n"}, root=root)
-            os.write(write, str(path).encode())
+            os.write(write, str(make()).encode())
         finally:
             os.kill(os.getpid(), signal.SIGKILL)
     os.close(write)
@@ -44,6 +45,13 @@ def _abandoned_workspace(root: Path) -> Path:
     os.close(read)
     os.waitpid(pid, 0)
     return path
+
+
+def _abandoned_workspace(root: Path) -> Path:
+    """A run workspace made by a child process that is then SIGKILLed."""
+    return _made_by_a_killed_child(
+        lambda: workspace_materialize(files={"app.py": "x = 1\n"}, root=root)
+    )
 
 
 def test_a_workspace_whose_process_was_killed_is_unmounted_and_removed(tmp_path: Path) -> None:
@@ -97,20 +105,9 @@ def _killed_with_a_lease(project_id: int) -> Path:
     def fill(path: Path) -> None:
         (path / "app.py").write_text("x = 1\n")
 
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read)
-            lease = workspace_lease_acquire(project_id=project_id, on_first=fill)
-            os.write(write, str(lease.path).encode())
-        finally:
-            os.kill(os.getpid(), signal.SIGKILL)
-    os.close(write)
-    path = Path(os.read(read, 4096).decode())
-    os.close(read)
-    os.waitpid(pid, 0)
-    return path
+    return _made_by_a_killed_child(
+        lambda: workspace_lease_acquire(project_id=project_id, on_first=fill).path
+    )
 
 
 def test_a_project_workspace_whose_terminal_process_was_killed_is_unmounted_files_kept(
