@@ -9,7 +9,7 @@ a handful of patterns. No two groups can match the same path (the pages live und
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from . import ops
 from .schema import SchemaView
@@ -24,9 +24,13 @@ urlpatterns = [
     path("", include("terminal.api.urls")),
     path("auth/", include("accounts.api.urls")),
     path("api/schema/", SchemaView.as_view(permission_classes=[]), name="schema"),
+    # Swagger UI under the site's CSP: its assets from drf-spectacular-sidecar (pinned, served
+    # here), its start-up script from ``?script``, its styles from files.
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]),
+        SpectacularSwaggerSplitView.as_view(
+            url_name="schema", permission_classes=[], template_name="api/swagger_ui.html"
+        ),
         name="docs",
     ),
     # Dashboard pages (session sign-in with the MFA step); ``/`` is the projects list.

@@ -3,7 +3,9 @@
 
 Every ``env.<cast>("NAME", default=...)`` call under ``config/settings/`` is one variable;
 the comment line(s) directly above it are its description, never a section banner
-(``# ---``, ``# ===``). ``--write`` rewrites the README block between the env markers and
+(``# ---``, ``# ===``). A default that names a constant of the same module shows the
+constant's value
+(a literal only). ``--write`` rewrites the README block between the env markers and
 ``.env.example``; ``--check`` exits 1 when either is out of date or a variable has no
 description of its own (a test runs it).
 """
@@ -42,6 +44,14 @@ def _description(lines: list[str], index: int) -> str:
     return " ".join(comment for comment in comments if comment)
 
 
+def _literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except ValueError:
+        return False
+    return True
+
+
 def _variables() -> dict[str, tuple[str, str, str]]:
     found: dict[str, tuple[str, str, str]] = {}
     for path in sorted(SETTINGS.rglob("*.py")):
@@ -49,7 +59,15 @@ def _variables() -> dict[str, tuple[str, str, str]]:
             continue
         source = path.read_text()
         lines = source.splitlines()
-        for node in ast.walk(ast.parse(source)):
+        tree = ast.parse(source)
+        constants = {
+            target.id: node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign) and _literal(node.value)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        for node in ast.walk(tree):
             if not (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
@@ -62,6 +80,8 @@ def _variables() -> dict[str, tuple[str, str, str]]:
                 continue
             name = node.args[0].value
             default = next((k.value for k in node.keywords if k.arg == "default"), None)
+            if isinstance(default, ast.Name) and default.id in constants:
+                default = constants[default.id]
             shown = "(required)" if default is None else ast.get_source_segment(source, default)
             where = str(path.relative_to(ROOT))
             if name not in found or path.name == "base.py":

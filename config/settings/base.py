@@ -10,20 +10,20 @@ from typing import Any
 
 from .env import BASE_DIR, env
 
+# The development defaults below are public: production settings refuse to start with them.
+DEVELOPMENT_SECRET_KEY = "dev-insecure-key-change-me-in-production-0123456789"
+DEVELOPMENT_ORIGINS = ["http://localhost:8001", "http://127.0.0.1:8001"]
 # Signs sessions, CSRF tokens and (unless JWT_SIGNING_KEY is set) JWTs. Production
 # requires it; the development default is public and must never be used in production.
-SECRET_KEY = env.str(
-    "DJANGO_SECRET_KEY", default="dev-insecure-key-change-me-in-production-0123456789"
-)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 # Django's debug mode (local settings turn it on by default).
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # Host names this server answers to; the terminal's WebSocket also checks Origin against
 # these and the trusted origins.
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-# Origins (scheme://host:port) trusted for CSRF-checked POSTs and terminal WebSockets.
-CSRF_TRUSTED_ORIGINS = env.list(
-    "DJANGO_CSRF_TRUSTED_ORIGINS", default=["http://localhost:8001", "http://127.0.0.1:8001"]
-)
+# Origins (scheme://host:port) trusted for CSRF-checked POSTs and WebSockets (run events,
+# terminal). Production requires it and refuses loopback origins.
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=DEVELOPMENT_ORIGINS)
 
 INSTALLED_APPS = [
     "daphne",
@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "social_django",
     "channels",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN)
     "csp",
     "accounts",
     "projects",
@@ -238,6 +239,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Hierarchical multi-agent code generation: REST and WebSocket contract.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the pinned drf-spectacular-sidecar package, served as our own static
+    # files: the docs page keeps the site's CSP (no CDN, no inline script).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge fetched from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "pipeline.models.Run.Status",
         "StepStatusEnum": "pipeline.models.WorkStatus",

@@ -6,13 +6,50 @@ balancer or Prometheus on the private network), browsers are told to stick to HT
 ``DJANGO_BEHIND_TLS_PROXY=true`` so the proxy's ``X-Forwarded-Proto`` is believed; without a
 proxy that header is ignored, since any client could send it. ``/metrics`` needs
 ``METRICS_TOKEN``.
+
+Production refuses to start (``ImproperlyConfigured``, naming the variable) with the public
+development values: the development ``DJANGO_SECRET_KEY``, and ``DJANGO_CSRF_TRUSTED_ORIGINS``
+left unset or naming a loopback origin (the development ones are ``http://localhost:8001``
+and ``http://127.0.0.1:8001``). Those origins also decide which pages may open the
+platform's WebSockets, so a page on the visitor's own machine must not be among them.
 """
 
+import ipaddress
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
+from .base import DEVELOPMENT_SECRET_KEY
 from .env import env
+
+
+def _loopback(origin: str) -> bool:
+    host = (urlsplit(origin.strip()).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+if SECRET_KEY.strip() == DEVELOPMENT_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is the development key, which is public: set a long random value "
+        "of your own (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS")
+_local_origins = [origin for origin in CSRF_TRUSTED_ORIGINS if _loopback(origin)]
+if _local_origins:
+    raise ImproperlyConfigured(
+        "DJANGO_CSRF_TRUSTED_ORIGINS names a loopback origin ("
+        + ", ".join(_local_origins)
+        + "): list the https:// origin people reach the site at. These origins may post forms "
+        "and open WebSockets with a signed-in visitor's cookie."
+    )
 # Cookies only over HTTPS (turn off only behind plain-HTTP test setups).
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -15,6 +15,30 @@ def test_swagger_docs_page_is_served(client):
     assert client.get("/api/docs/").status_code == 200
 
 
+def test_the_docs_page_keeps_the_sites_csp_and_loads_only_its_own_files(client):
+    import re
+
+    from common.csp import settings_policy
+
+    response = client.get("/api/docs/")
+    html = response.content.decode()
+
+    assert response["Content-Security-Policy"] == settings_policy(False)
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []  # no inline script
+    assert "<style" not in html
+    assert sorted(re.findall(r'(?:src|href)="([^"]+)"', html)) == [
+        "/api/docs/?script=",
+        "/static/css/swagger.css",
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/favicon-32x32.png",
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js",
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-standalone-preset.js",
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css",
+    ]
+    script = client.get("/api/docs/?script=")
+    assert (script.status_code, script["Content-Type"]) == (200, "application/javascript")
+    assert "SwaggerUIBundle(" in script.content.decode()
+
+
 def test_admin_is_mounted_and_asks_anonymous_users_to_sign_in(client):
     response = client.get("/admin/")
     assert (response.status_code, response["Location"]) == (302, "/admin/login/?next=/admin/")

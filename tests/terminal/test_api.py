@@ -75,7 +75,12 @@ def production_setting(name: str, **env: str) -> str:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TERMINAL_", "DJANGO_"))}
     result = subprocess.run(  # noqa: S603 - our own interpreter and settings module
         [sys.executable, "-c", f"from config.settings import production; print(production.{name})"],
-        env={**base, "DJANGO_SECRET_KEY": "x" * 50, **env},
+        env={
+            **base,
+            "DJANGO_SECRET_KEY": "x" * 50,
+            "DJANGO_CSRF_TRUSTED_ORIGINS": "https://aiflow.example.com",
+            **env,
+        },
         capture_output=True,
         text=True,
         check=True,
