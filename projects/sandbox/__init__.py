@@ -34,8 +34,9 @@ per-run uids and the uid sweep need root.
 
 System calls: every command runs under a seccomp filter (``seccomp.py``, handed to bwrap
 with ``--seccomp FD``) that refuses new user namespaces (``unshare``/``clone`` with
-``CLONE_NEWUSER``; ``clone3`` answers ``ENOSYS``) and the kernel keyring calls, so the
-command cannot widen the kernel surface it reaches by making a namespace of its own.
+``CLONE_NEWUSER``; ``clone3`` answers ``ENOSYS``), io_uring, ``bpf``, ``perf_event_open``,
+``userfaultfd``, ``kexec_*``, the kernel keyring, mounting, and ``ptrace`` attaching to a
+running process, so the command cannot widen the kernel surface it reaches.
 
 Disk and memory: the workspace is a size-capped filesystem of its own (``SANDBOX_WORKSPACE_MB``,
 see ``projects.workspace``), /tmp and /dev/shm are size-capped tmpfs, and the resident

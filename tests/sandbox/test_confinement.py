@@ -1,6 +1,7 @@
 """What only bubblewrap's mounts, the rlimits, the seccomp filter, the workspace's own
 filesystem and the memory watcher give: each test here fails when that layer is missing
-(run it with ``SANDBOX_MODE=unsafe-local``, an empty filter, or a quota of 0 to see it)."""
+(run it with ``SANDBOX_MODE=unsafe-local`` or a quota of 0 to see it). The seccomp filter's
+tests are in ``test_seccomp.py``."""
 
 import os
 import shutil
@@ -161,54 +162,3 @@ def test_processes_that_together_pass_the_memory_bound_are_killed(workspace: Pat
     assert (result.killed_for, result.timed_out) == ("memory", False)
     assert "memory limit of 256 MB" in result.stderr
     assert sandbox_processes_after_settling() == []
-
-
-# --- The seccomp filter ----------------------------------------------------------------------
-
-CALL = "python -c 'import ctypes; libc = ctypes.CDLL(None, use_errno=True); {}'"
-ERRNO = "print(r, ctypes.get_errno())"
-
-
-def test_a_new_user_namespace_cannot_be_made_with_unshare(workspace: Path) -> None:
-    result = sh(workspace, CALL.format(f"r = libc.unshare(0x10000000); {ERRNO}"))
-
-    assert result.stdout == "-1 1\n"  # EPERM
-
-
-def test_a_new_user_namespace_cannot_be_made_with_clone(workspace: Path) -> None:
-    # clone(CLONE_NEWUSER | SIGCHLD) as a raw system call; a child would print nothing.
-    code = "import os; r = libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0); r or os._exit(0); "
-    code += ERRNO
-    result = sh(workspace, CALL.format(code))
-
-    assert result.stdout == "-1 1\n"
-
-
-def test_clone3_answers_that_it_does_not_exist(workspace: Path) -> None:
-    result = sh(workspace, CALL.format(f"r = libc.syscall(435, 0, 0); {ERRNO}"))
-
-    assert result.stdout == "-1 38\n"  # ENOSYS: the C library falls back to clone
-
-
-@pytest.mark.parametrize(("name", "number"), [("add_key", 248), ("request_key", 249)])
-def test_the_keyring_calls_are_refused(workspace: Path, name: str, number: int) -> None:
-    result = sh(workspace, CALL.format(f"r = libc.syscall({number}, 0, 0, 0, 0, 0); {ERRNO}"))
-
-    assert result.stdout == "-1 1\n"
-
-
-def test_keyctl_is_refused(workspace: Path) -> None:
-    # KEYCTL_GET_KEYRING_ID of the session keyring: works for anyone without the filter.
-    result = sh(workspace, CALL.format(f"r = libc.syscall(250, 0, -3, 1); {ERRNO}"))
-
-    assert result.stdout == "-1 1\n"
-
-
-def test_threads_and_child_processes_still_work_under_the_filter(workspace: Path) -> None:
-    result = sh(
-        workspace,
-        'python -c \'import threading; t = threading.Thread(target=print, args=("thread",)); '
-        "t.start(); t.join()'; (echo child) | cat",
-    )
-
-    assert result.stdout == "thread\nchild\n"
