@@ -2,10 +2,23 @@
 
 A request never runs a check itself. Each web process keeps the last result of every check
 and refreshes it at most every ``HEALTH_REFRESH_SECONDS`` while it is being asked, in one
-background thread (a request that finds the view old starts the refresh and answers from
-the view it has; only a process's very first request waits for a refresh). So /health costs
-the same at 1 request a second or 1,000, and a slow dependency slows the refresh, never the
-answers.
+background thread: a request that finds a passing view older than that starts the refresh
+and answers from the view it has. So while all is well /health costs the same at 1 request
+a second or 1,000, and a slow dependency slows the refresh, never the answers.
+
+Two things are never served from the view, since a monitor would be told something that
+is no longer true (measured: after an idle spell the first answer was the view of the last
+request, minutes old; a process answered 503 "no worker consumes the llm queue" from a view
+made before its workers started, after they had reported in):
+
+- a view older than ``HEALTH_MAX_AGE_SECONDS`` (after an idle spell): the request waits for
+  a refresh;
+- a failing view: the request waits for a refresh that started after it arrived, so a
+  recovery shows at once and a failure is always current.
+
+Waiting requests share one refresh at a time, and wait at most the checks' own bound
+(``HEALTH_CHECK_TIMEOUT_SECONDS`` plus a second); a refresh that does not end by then gives
+"timed out" for every check rather than an old view.
 
 The workers are seen through their own heartbeats: every Celery worker writes, every
 ``HEALTH_HEARTBEAT_SECONDS``, its name, its queues and the time into one Redis hash
@@ -189,7 +202,7 @@ def _checks() -> dict[str, Callable[[], str]]:
 
 @dataclass
 class Snapshot:
-    """The result of every check, and when it was taken (``time.monotonic()``)."""
+    """The result of every check, and when they started (``time.monotonic()``)."""
 
     checks: dict[str, str]
     at: float = field(default_factory=time.monotonic)
@@ -223,6 +236,7 @@ class HealthMonitor:
         Each runs in a daemon thread of its own: one that hangs past the deadline counts as
         timed out and never holds up the next refresh or the process's exit.
         """
+        started = time.monotonic()
         results: dict[str, str] = {}
         threads = [
             threading.Thread(
@@ -238,10 +252,14 @@ class HealthMonitor:
         results = {name: results.get(name, "error: timed out") for name in _checks()}
         if results["broker"] != "ok" and results["workers"].startswith("ok"):
             results["workers"] = "error: broker unreachable"
-        return Snapshot(results)
+        return Snapshot(results, at=started)
 
-    def refresh(self) -> Snapshot:
-        """Take a new snapshot now (one refresh at a time; others wait for it)."""
+    def refresh(self, wait: float | None = None) -> Snapshot | None:
+        """Take a new snapshot now, or wait (at most ``wait`` seconds) for the one under way.
+
+        One refresh at a time: a caller that finds one running waits for it and gets the view
+        it made (``None`` if it did not end in time).
+        """
         with self._lock:
             running = self._refreshing
             if running is None:
@@ -250,25 +268,50 @@ class HealthMonitor:
             else:
                 owner = False
         if not owner:
-            running.wait(settings.HEALTH_CHECK_TIMEOUT_SECONDS + 5)
-            return self._snapshot or self.refresh()
+            bound = settings.HEALTH_CHECK_TIMEOUT_SECONDS + 5 if wait is None else wait
+            running.wait(max(0.0, bound))
+            return self._snapshot
         try:
             snapshot = self.run_checks()
             if snapshot.failing:
                 log.warning("health.failed", failing=snapshot.failing, checks=snapshot.checks)
-            self._snapshot = snapshot
+            current = self._snapshot
+            if current is None or current.at <= snapshot.at:
+                self._snapshot = snapshot
             return snapshot
         finally:
             with self._lock:
                 self._refreshing = None
             running.set()
 
+    def _view_since(self, since: float) -> Snapshot:
+        """A view whose checks started at ``since`` or later, waiting for refreshes if need be.
+
+        The wait is bounded by the checks' own bound; past it every check says "timed out".
+        """
+        deadline = time.monotonic() + settings.HEALTH_CHECK_TIMEOUT_SECONDS + 1
+        while True:
+            current = self._snapshot
+            if current is not None and current.at >= since:
+                return current
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("health.refresh_late")
+                return Snapshot({name: "error: timed out" for name in _checks()})
+            self.refresh(wait=left)
+
     def snapshot(self) -> Snapshot:
-        """The current view; starts a background refresh when it is older than allowed."""
+        """The view to answer from: never older than ``HEALTH_MAX_AGE_SECONDS``, never failing
+        from before this request; a passing view past ``HEALTH_REFRESH_SECONDS`` is answered
+        from while a background refresh runs."""
+        arrived = time.monotonic()
         current = self._snapshot
-        if current is None:
-            return self.refresh()
-        if time.monotonic() - current.at >= settings.HEALTH_REFRESH_SECONDS:
+        if current is None or current.failing:
+            return self._view_since(arrived)
+        age = arrived - current.at
+        if age >= settings.HEALTH_MAX_AGE_SECONDS:
+            return self._view_since(arrived - settings.HEALTH_MAX_AGE_SECONDS)
+        if age >= settings.HEALTH_REFRESH_SECONDS:
             with self._lock:
                 idle = self._refreshing is None
             if idle:

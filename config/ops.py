@@ -24,7 +24,8 @@ def health(request: HttpRequest) -> JsonResponse:
     """200 when database, Redis, broker, workers and sandbox are fine; 503 naming what is not.
 
     Answers from this process's view of the checks, refreshed in the background every
-    ``HEALTH_REFRESH_SECONDS`` (see ``config.health``): a request never runs a check.
+    ``HEALTH_REFRESH_SECONDS``; a view past ``HEALTH_MAX_AGE_SECONDS``, or failing from before
+    the request, is refreshed first (see ``config.health``).
     """
     snapshot = monitor.snapshot()
     failing = snapshot.failing

@@ -8,6 +8,8 @@ environment through django-environ, and listed with its default in
 import os
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .env import BASE_DIR, env
 
 # The development defaults below are public: production settings refuse to start with them.
@@ -296,10 +298,17 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Without METRICS_TOKEN, /metrics answers 403 (production sets this).
 METRICS_REQUIRE_TOKEN = False
 # Seconds a web process's view of the checks behind /health may age before it is refreshed
-# (in the background; requests answer from the view).
+# (in the background; requests answer from a passing view meanwhile).
 HEALTH_REFRESH_SECONDS = env.float("HEALTH_REFRESH_SECONDS", default=2.0)
+# Seconds after which /health never answers from a view: the request waits for a refresh
+# (after an idle spell the first answer is current); at least HEALTH_REFRESH_SECONDS.
+HEALTH_MAX_AGE_SECONDS = env.float("HEALTH_MAX_AGE_SECONDS", default=5 * HEALTH_REFRESH_SECONDS)
 # Seconds each /health check (database, Redis, broker) may take before it counts as failed.
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=2.0)
+if not 0 < HEALTH_REFRESH_SECONDS <= HEALTH_MAX_AGE_SECONDS:
+    raise ImproperlyConfigured(
+        "HEALTH_REFRESH_SECONDS must be positive and HEALTH_MAX_AGE_SECONDS at least as long"
+    )
 # Seconds between a worker's heartbeats, which /health reads to see the workers.
 HEALTH_HEARTBEAT_SECONDS = env.float("HEALTH_HEARTBEAT_SECONDS", default=2.0)
 # A worker not heard from for this many seconds counts as gone.
