@@ -141,8 +141,10 @@ def _stale_before() -> Any:
 
 
 # Create-and-claim in one statement: a new step is inserted as running; an existing one is
-# claimed only while pending; either only while its run is active. No row comes back when
-# the step exists in another status (or the run stopped): ``_claim_refused`` says which.
+# claimed only while pending; either only while its run is active and within its wall time
+# (the bound checked before the step could otherwise pass while the claim is on its way, and
+# a step would start after the deadline). No row comes back when the step exists in another
+# status (or the run stopped, or its time is up): ``_claim_refused`` says which.
 _CLAIM = """
 INSERT INTO pipeline_step (
     run_id, key, role, round, attempt, plan_task_id, status, provider, model, tokens_in,
@@ -151,12 +153,14 @@ INSERT INTO pipeline_step (
 )
 SELECT %(run)s, %(key)s, %(role)s, %(round)s, %(attempt)s, %(plan_task)s, 'running', '', '',
     0, 0, 0, 0, 0, %(input)s::jsonb, NULL, '', %(now)s, %(now)s, NULL, %(now)s, false
-WHERE EXISTS (SELECT 1 FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s))
+WHERE EXISTS (SELECT 1 FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
+    AND (deadline_at IS NULL OR deadline_at >= %(now)s))
 ON CONFLICT (run_id, key) DO UPDATE
 SET status = 'running', started_at = EXCLUDED.started_at,
     heartbeat_at = EXCLUDED.heartbeat_at, error = ''
 WHERE pipeline_step.status = 'pending'
-  AND EXISTS (SELECT 1 FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s))
+  AND EXISTS (SELECT 1 FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
+    AND (deadline_at IS NULL OR deadline_at >= %(now)s))
 RETURNING id, (xmax = 0) AS created, round, attempt
 """
 
@@ -232,23 +236,31 @@ def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
 
 
 def _claim_refused(run_id: int, spec: StepSpec) -> tuple[Step, bool] | dict[str, Any]:
-    """Why the claim found nothing: the stored output, a takeover, or StepBusy/RunStopped."""
+    """Why the claim found nothing: the stored output, a takeover, or StepBusy/RunStopped.
+
+    A step that could have been claimed but was not (new or pending) means the run stopped
+    or passed its deadline: ``run_check_bounds`` fails it with ``wall_time`` in that case.
+    """
     step = Step.objects.filter(run_id=run_id, key=spec.key).first()
-    if step is None:
+    if step is None or step.status == Step.Status.PENDING:
+        run_check_bounds(run_id=run_id)
         raise RunStopped(run_id)
     if step.status == Step.Status.SUCCEEDED:
         return step.output or {}
     if step.status != Step.Status.RUNNING:
         raise RunStopped(run_id)
     stale = step.heartbeat_at is None or step.heartbeat_at < _stale_before()
-    taken_over = (
+    handed_back = (
         stale
         and Step.objects.filter(
             id=step.id, status=Step.Status.RUNNING, heartbeat_at=step.heartbeat_at
         ).update(status=Step.Status.PENDING)
-        and _claim(run_id, spec)
     )
-    if not taken_over:
+    if not handed_back:
+        raise StepBusy(spec.key)
+    taken_over = _claim(run_id, spec)
+    if taken_over is None:  # the run stopped or its time is up, or another worker won it
+        run_check_bounds(run_id=run_id)
         raise StepBusy(spec.key)
     logger.warning("step.taken_over", run_id=run_id, step=spec.key)
     return taken_over

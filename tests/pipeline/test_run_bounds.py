@@ -86,8 +86,12 @@ def test_a_run_past_its_wall_time_fails_with_reason_wall_time(
     run = run_start(project=project, user=project.owner, prompt=PROMPT)
     run = wait_for_run(run.id)
 
+    steps = Step.objects.filter(run=run)
     assert (run.status, run.error_code) == (Run.Status.FAILED, "wall_time")
     assert last_event(run).type == "run.failed"
+    assert steps.filter(started_at__lte=run.deadline_at).exists()
+    assert list(steps.filter(started_at__gt=run.deadline_at).values_list("key", flat=True)) == []
+    assert not steps.filter(role="integrator").exists()  # the run ended, it did not go on
 
 
 def test_a_failover_to_the_next_provider_is_reported_and_the_run_completes(
