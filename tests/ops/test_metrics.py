@@ -7,6 +7,10 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
+from tests.providers.conftest import llm_settings, stub_server
+
+__all__ = ["llm_settings", "stub_server"]  # the providers tests' stub vendors, used here
+
 pytestmark = pytest.mark.django_db
 
 
@@ -90,6 +94,38 @@ def test_metrics_counts_runs_steps_tokens_and_cost_from_the_database(client, pro
     assert _sample(text, "aiflow_step_tokens_total", direction="in", **labels) == 100
     assert _sample(text, "aiflow_step_tokens_total", direction="out", **labels) == 40
     assert _sample(text, "aiflow_step_cost_usd_total", **labels) == 0.25
+
+
+def test_a_failover_moves_the_failover_and_error_counters_by_exactly_one(
+    client, llm_settings, stub_server
+):
+    from providers.services import complete
+    from tests.providers.stubs import openai_error, openai_reply
+
+    primary = stub_server(lambda _: openai_error(401))
+    secondary = stub_server(lambda _: openai_reply("from secondary"))
+    llm_settings.LLM_PROVIDERS = {
+        "primary": {"kind": "openai", "base_url": primary.url + "/v1", "api_key": "k1"},
+        "secondary": {"kind": "openai", "base_url": secondary.url + "/v1", "api_key": "k2"},
+    }
+    llm_settings.LLM_CHAINS = {"default": ["primary:metrics-a", "secondary:metrics-b"]}
+    left = {"provider": "primary", "model": "metrics-a"}
+    series = [
+        ("llm_failovers_total", {**left, "reason": "http_401"}),
+        ("llm_errors_total", {**left, "kind": "401"}),
+        ("llm_calls_total", {**left, "outcome": "error"}),
+        ("llm_calls_total", {"provider": "secondary", "model": "metrics-b", "outcome": "ok"}),
+        ("llm_errors_total", {"provider": "secondary", "model": "metrics-b", "kind": "401"}),
+    ]
+    text = client.get("/metrics").content.decode()
+    before = [_find(text, name, labels) or 0 for name, labels in series]
+
+    completion = complete(role="coder", messages=[{"role": "user", "content": "Plan it."}])
+
+    text = client.get("/metrics").content.decode()
+    after = [_find(text, name, labels) or 0 for name, labels in series]
+    assert (completion.provider, len(primary.requests)) == ("secondary", 1)
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1, 0]
 
 
 @pytest.mark.slow
