@@ -53,14 +53,22 @@ def test_a_crash_is_internal_without_its_message() -> None:
 @pytest.mark.parametrize(
     ("text", "secret", "kept"),
     [
-        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig", "eyJhbGciOiJIUzI1NiJ9", "Authorization: [redacted]"),
+        (
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig",
+            "eyJhbGciOiJIUzI1NiJ9",
+            "Authorization: [redacted]",
+        ),
         ("key AKIAABCDEFGHIJKLMNOP rejected", "AKIAABCDEFGHIJKLMNOP", "key [redacted] rejected"),
         ("api_key=abc123 rejected", "abc123", "[redacted] rejected"),
         ("token: 0123456789abcdef0123456789abcdef0123", "0123456789abcdef", "[redacted]"),
         ("password=hunter2; retry", "hunter2", "[redacted] retry"),
-        ("Incorrect API key provided: sk-proj-abcdef123456.", "abcdef123456", "Incorrect API key provided: [redacted]."),
+        (
+            "Incorrect API key provided: sk-proj-abcdef123456.",
+            "abcdef123456",
+            "Incorrect API key provided: [redacted].",
+        ),
     ],
-)  # fmt: skip
+)
 def test_credentials_are_redacted_from_logged_text(text: str, secret: str, kept: str) -> None:
     redacted = redact(text)
 
