@@ -231,13 +231,16 @@ async def test_output_is_read_no_faster_than_the_rate_cap_allows(
 
 
 async def test_a_new_workspace_starts_with_the_latest_runs_files(project: Any, ticket: str) -> None:
+    await database_sync_to_async(store_run_tree)(project, {"src/old.py": "print('older')\n"})
     await database_sync_to_async(store_run_tree)(project, {"src/app.py": "print('generated')\n"})
     comm = await open_terminal(project.pk, ticket)
 
-    output = await run(comm, "python src/app.py", "END")
+    output = await run(comm, "python src/app.py; ls src", "END")
     await comm.disconnect()
 
     assert "generated" in lines(output)
+    assert "app.py" in lines(output)  # `ls src`: the newer run's file only
+    assert "old.py" not in "".join(lines(output))
 
 
 def store_run_tree(project: Any, files: dict[str, str | bytes]) -> None:
