@@ -4,7 +4,16 @@ import os
 import time
 from typing import Any
 
+import pytest
+
 from projects.sandbox import processes_of_uid
+
+# Workspaces are filesystems of their own (mounted images), per-run uids are real host uids:
+# both need root. A test of them skips, saying so, rather than pass without checking.
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="needs root: workspace filesystems are mounted (and unmounted) only by root",
+)
 
 # A uid pool of this test process's own, so "no process is left" looks only at what these
 # tests ran: production uses 200000.., and other pytest runs on the machine (parallel

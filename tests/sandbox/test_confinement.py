@@ -13,7 +13,7 @@ import pytest
 
 from projects.sandbox import SandboxLimits, sandbox_run
 from projects.workspace import workspace_materialize, workspace_remove
-from tests.sandbox.helpers import sandbox_processes_after_settling
+from tests.sandbox.helpers import needs_root, sandbox_processes_after_settling
 
 
 def sh(workspace: Path, script: str, limits: SandboxLimits | None = None) -> Any:
@@ -120,6 +120,7 @@ def test_the_open_files_limit_binds(workspace: Path) -> None:
 # --- Disk quota and total memory -------------------------------------------------------------
 
 
+@needs_root
 @pytest.mark.slow
 def test_a_many_file_disk_filler_stays_under_the_workspace_quota(settings: Any) -> None:
     settings.SANDBOX_WORKSPACE_MB = 64
@@ -138,6 +139,7 @@ def test_a_many_file_disk_filler_stays_under_the_workspace_quota(settings: Any) 
     assert written <= 64 * 1024 * 1024
 
 
+@needs_root
 def test_the_workspace_is_a_filesystem_of_its_own_of_the_quota_size(settings: Any) -> None:
     settings.SANDBOX_WORKSPACE_MB = 32
     workspace = workspace_materialize(files={"README.md": "hello\n"})

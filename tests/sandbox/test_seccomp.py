@@ -24,7 +24,7 @@ from projects.sandbox import sandbox_run
 from projects.sandbox.seccomp import REFUSED_CALLS, seccomp_program
 
 PYTHON = "import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); {}"
-REPORT = 'print(r, 0 if r >= 0 else ctypes.get_errno(), flush=True)'
+REPORT = "print(r, 0 if r >= 0 else ctypes.get_errno(), flush=True)"
 
 # One call each, with arguments the kernel answers at once (x86_64 numbers).
 PROBES = {
@@ -57,7 +57,7 @@ pid = os.fork()
 if pid == 0:
     import time; time.sleep(30); os._exit(0)
 r = libc.syscall(101, {request}, pid, 0, 0)
-""" + REPORT + """
+{report}
 os.kill(pid, 9); os.waitpid(pid, 0)
 """
 PTRACE_ATTACH, PTRACE_SEIZE = 16, 0x4206
@@ -178,7 +178,7 @@ def test_the_filter_answers_enosys_where_the_kernel_answers_otherwise(
 def test_taking_hold_of_a_process_with_ptrace_is_refused_where_the_kernel_allows_it(
     workspace: Path, monkeypatch: pytest.MonkeyPatch, request_: int
 ) -> None:
-    code = TAKE_HOLD.format(request=request_)
+    code = TAKE_HOLD.format(request=request_, report=REPORT)
 
     filtered = python(workspace, code)
     kernel = kernel_answer(workspace, code, monkeypatch)

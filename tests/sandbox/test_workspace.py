@@ -18,6 +18,7 @@ from projects.workspace import (
     workspace_remove,
     workspace_write_files,
 )
+from tests.sandbox.helpers import needs_root
 
 PROJECT_ID = 900_000 + os.getpid() % 10_000
 
@@ -139,6 +140,7 @@ def test_the_workspace_is_in_use_only_while_a_lease_lives(project_workspace: Pat
     assert (during, workspace_is_in_use(project_id=PROJECT_ID)) == (True, False)
 
 
+@needs_root
 def test_the_last_lease_unmounts_and_files_persist_to_the_next(project_workspace: Path) -> None:
     lease = workspace_lease_acquire(project_id=PROJECT_ID)
     mounted = os.path.ismount(project_workspace)
