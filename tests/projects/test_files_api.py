@@ -77,6 +77,37 @@ def test_file_content_is_served_as_plain_text(api_client: Any, project: Any, new
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("index.html", "text/plain; charset=utf-8"),
+        ("app.svg", "application/octet-stream"),
+        ("main.py", "text/plain; charset=utf-8"),
+        ("logo.bin", "application/octet-stream"),
+    ],
+)
+def test_a_generated_file_is_served_sandboxed_and_never_sniffed(
+    api_client: Any, project: Any, path: str, content_type: str
+) -> None:
+    page = "<html><script>fetch('/auth/me')</script></html>\n"
+    run = Run.objects.create(project=project, prompt="web", status=Run.Status.COMPLETED)
+    artifact_store_tree(
+        run=run,
+        files={
+            "index.html": page,
+            "app.svg": "<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+            "main.py": "print(1)\n",
+            "logo.bin": b"\x00<html>",
+        },
+    )
+
+    response = api_client.get(f"/projects/{project.pk}/files/{path}")
+
+    assert (response.status_code, response["Content-Type"]) == (200, content_type)
+    assert response["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
 def test_binary_content_is_served_as_octet_stream(
     api_client: Any, project: Any, new_run: Run
 ) -> None:
