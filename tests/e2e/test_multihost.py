@@ -4,7 +4,8 @@ Web (with beat), the llm worker and the sandbox worker run as separate processes
 its own ``MEDIA_ROOT`` (nothing on disk is shared: a local path one of them wrote would be
 missing for the others), sharing only what hosts share in a deployment: PostgreSQL, Redis
 and the artifacts on S3 (moto's server). A run started through the API completes, its zip
-downloads from the web host with every file, and the terminal (on the web host) shows them.
+downloads from the web host with every file, and the terminal (on the web host) shows them;
+every tester step ran the tests in the sandbox host's bubblewrap (no static review).
 """
 
 import asyncio
@@ -26,7 +27,7 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
-from pipeline.models import Run
+from pipeline.models import Event, Run, Step
 from projects.models import Artifact
 from tests.conftest import access_token_for
 from tests.net import ROOT, subprocess_env, web_server
@@ -184,5 +185,12 @@ def test_a_run_on_separate_hosts_completes_downloads_and_shows_in_the_terminal(
     assert len(keys) == len(set(Artifact.objects.filter(run=run).values_list("sha256", flat=True)))
     assert ticket.status_code == 201
     assert {f"./{path}" for path in paths} <= set(listing.splitlines())
+    # The tests ran for real in the sandbox host's bubblewrap, not as a static review.
+    testers = list(Step.objects.filter(run=run, role="tester", status=Step.Status.SUCCEEDED))
+    modes = {(s.output.get("mode"), (s.output.get("report") or {}).get("mode")) for s in testers}
+    assert (len(testers) > 0, modes) == (True, {("sandbox", "bubblewrap")})
+    assert min(s.output["report"]["tests"]["passed"] for s in testers) > 0
+    results = Event.objects.filter(run=run, type="test.result").values_list("payload", flat=True)
+    assert {result["mode"] for result in results} == {"sandbox"}
     # No host kept an artifact blob on its own disk: they all live in the bucket.
     assert not [p for p in tmp_path.glob("*/media/blobs/**/*") if p.is_file()]
