@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .env import BASE_DIR, env
 
 # The development defaults below are public: production settings refuse to start with them.
-DEVELOPMENT_SECRET_KEY = "dev-insecure-key-change-me-in-production-0123456789"
+DEVELOPMENT_SECRET_KEY = "dev-insecure-key-change-me-in-production-0123456789"  # noqa: S105
 DEVELOPMENT_ORIGINS = ["http://localhost:8001", "http://127.0.0.1:8001"]
 # Signs sessions, CSRF tokens and (unless JWT_SIGNING_KEY is set) JWTs. Production
 # requires it; the development default is public and must never be used in production.

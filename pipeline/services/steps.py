@@ -250,12 +250,9 @@ def _claim_refused(run_id: int, spec: StepSpec) -> tuple[Step, bool] | dict[str,
     if step.status != Step.Status.RUNNING:
         raise RunStopped(run_id)
     stale = step.heartbeat_at is None or step.heartbeat_at < _stale_before()
-    handed_back = (
-        stale
-        and Step.objects.filter(
-            id=step.id, status=Step.Status.RUNNING, heartbeat_at=step.heartbeat_at
-        ).update(status=Step.Status.PENDING)
-    )
+    handed_back = stale and Step.objects.filter(
+        id=step.id, status=Step.Status.RUNNING, heartbeat_at=step.heartbeat_at
+    ).update(status=Step.Status.PENDING)
     if not handed_back:
         raise StepBusy(spec.key)
     taken_over = _claim(run_id, spec)

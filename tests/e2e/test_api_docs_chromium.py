@@ -19,5 +19,6 @@ def test_the_api_docs_render_the_operations_under_the_strict_csp(web_url, page):
     assert "script-src 'self';" in policy + ";"
     assert "'unsafe-inline'" not in policy
     page.get_by_role("heading", name="AI Workflow Platform API").wait_for()
-    page.locator(".opblock-summary-path", has_text="/projects/{project_id}/generate").first.wait_for()
+    operation = page.locator(".opblock-summary-path", has_text="/projects/{project_id}/generate")
+    operation.first.wait_for()
     page.screenshot(path=str(screenshot_dir() / "api-docs.png"), full_page=False)

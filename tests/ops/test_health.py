@@ -199,9 +199,7 @@ def counted_checks(monkeypatch) -> dict[str, Any]:
 
 
 @pytest.mark.django_db
-def test_many_requests_are_answered_from_one_refresh(
-    client, settings, counted_checks, reported_in
-):
+def test_many_requests_are_answered_from_one_refresh(client, settings, counted_checks, reported_in):
     settings.HEALTH_REFRESH_SECONDS = 3600
     settings.HEALTH_MAX_AGE_SECONDS = 3600
 

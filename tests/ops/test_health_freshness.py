@@ -106,13 +106,14 @@ def test_once_the_workers_reported_in_no_health_says_a_queue_has_no_consumer(tmp
     with web_server(env=subprocess_env(WEB_PROCESSES="2")) as (url, _):
         # Both web processes make their views before any worker runs (a start-up probe).
         early = [_get(url) for _ in range(10)]
+        # Both workers have reported in once their blocks start (worker_process waits for each
+        # heartbeat); from then on no answer may say a queue has no consumer.
         with (
             worker_process(name="llm", queues="llm,default", log=tmp_path / "llm.log"),
             worker_process(name="sandbox", queues="sandbox", log=tmp_path / "sandbox.log"),
+            concurrent.futures.ThreadPoolExecutor(8) as pool,
         ):
-            # Both have reported in (worker_process waits for each heartbeat).
-            with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                answers = list(pool.map(lambda _: _get(url), range(80)))
+            answers = list(pool.map(lambda _: _get(url), range(80)))
 
     assert {body["checks"]["workers"] for _, body in early} == {
         "error: no worker reported in the last 10s"
