@@ -99,14 +99,22 @@ def test_a_sandbox_worker_sweeps_when_it_starts_and_an_llm_worker_does_not(
     llm_log, sandbox_log = tmp_path / "llm.log", tmp_path / "sandbox.log"
     assert _mounted(path)
 
-    with worker_process(name="llm", queues="llm,default", env=env, log=llm_log):
-        wait_until(lambda: _ready(llm_log))
-        after_llm = (path.exists(), _mounted(path))
-    with worker_process(
-        name="sandbox", queues="sandbox", pool="prefork", concurrency=1, env=env, log=sandbox_log
-    ):
-        wait_until(lambda: _ready(sandbox_log))
-        after_sandbox = (path.exists(), _mounted(path), sorted((root / "runs").iterdir()))
+    try:
+        with worker_process(name="llm", queues="llm,default", env=env, log=llm_log):
+            wait_until(lambda: _ready(llm_log))
+            after_llm = (path.exists(), _mounted(path))
+        with worker_process(
+            name="sandbox",
+            queues="sandbox",
+            pool="prefork",
+            concurrency=1,
+            env=env,
+            log=sandbox_log,
+        ):
+            wait_until(lambda: _ready(sandbox_log))
+            after_sandbox = (path.exists(), _mounted(path), sorted((root / "runs").iterdir()))
+    finally:
+        workspace_sweep_runs(root=root / "runs")  # nothing left mounted should the test fail
 
     assert after_llm == (True, True)
     assert after_sandbox == (False, False, [])
