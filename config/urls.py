@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("pipeline.api.stream_urls")),
     path("", include("terminal.api.urls")),
     path("auth/", include("accounts.api.urls")),
+    path("auth/", include("spending.api.urls")),
     path("api/schema/", SchemaView.as_view(permission_classes=[]), name="schema"),
     path(
         "api/docs/",
