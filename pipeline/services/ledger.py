@@ -353,9 +353,10 @@ class StepLedger:
             replayed=True,
         )
 
-    def record_usage(self, completion: Completion) -> None:
+    def usage_params(self, completion: Completion) -> dict[str, Any]:
+        """The parameters of ``_RECORD_USAGE`` for one paid answer (one ``call_key`` each)."""
         parsed = completion.parsed.model_dump(mode="json") if completion.parsed else None
-        params: dict[str, Any] = {
+        return {
             "step": self.step_id,
             "run": self._run_id,
             "ordinal": self._next_ordinal,
@@ -374,6 +375,9 @@ class StepLedger:
             "reservation": self._reservation or "",
             "call_key": uuid.uuid4(),
         }
+
+    def record_usage(self, completion: Completion) -> None:
+        params = self.usage_params(completion)
         try:
             ordinal, cost, warned = retry_transient(
                 lambda: self._store(params),
