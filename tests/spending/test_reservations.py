@@ -22,6 +22,7 @@ from tests.spending.conftest import MESSAGES, ledger_for, make_run
 from tests.spending.helpers import record_past_spend
 
 CAP = Decimal("1.00")
+CHAIN = ["vendor:priced"]
 
 
 def _held(user: Any) -> dict[str, Decimal]:
