@@ -14,7 +14,7 @@ from django.utils import timezone
 from pipeline.models import Run, Step
 from pipeline.services.ledger import StepLedger
 from providers.offline import answers
-from tests.pipeline.conftest import no_sandbox  # noqa: F401 - a fixture
+from tests.pipeline.conftest import admin_client, no_sandbox  # noqa: F401 - fixtures
 from tests.providers.conftest import llm_settings, stub_server  # noqa: F401 - fixtures
 from tests.providers.stubs import Received, Reply, StubServer, openai_reply
 
