@@ -73,9 +73,8 @@ def test_the_new_project_form_says_why_next_to_it(user, two_projects_at_most):
     form = re.search(r'<h2 id="create-title">New project</h2>(.*?)</form>', html, re.S)
     assert response.status_code == 403
     assert form is not None
-    assert 'role="alert"><p>You have 2 projects, the most one account may have (2).' in form.group(
-        1
-    )
+    alert = 'role="alert"><p>You have 2 projects, the most one account may have (2).'
+    assert alert in form.group(1)
     assert 'value="three"' in form.group(1)  # what was typed is kept
     assert Project.objects.filter(owner=user).count() == 2
 
