@@ -174,13 +174,13 @@ def test_another_users_workspace_images_do_not_count(api_client, user, other_use
     for project in ProjectFactory.create_batch(2, owner=other_user):
         _open_workspace(project, small_images)
 
-    assert _ticket(api_client, ProjectFactory(owner=user)).status_code == 201
+    assert _ticket(api_client, ProjectFactory.create(owner=user)).status_code == 201
 
 
 @needs_root
 @pytest.mark.django_db(transaction=True)
 def test_two_terminals_opening_at_once_cannot_both_take_the_last_image(user, small_images):
-    _open_workspace(ProjectFactory(owner=user), small_images)
+    _open_workspace(ProjectFactory.create(owner=user), small_images)
     contenders = ProjectFactory.create_batch(2, owner=user)
     small_images.extend(contenders)
     start = threading.Barrier(2)

@@ -120,11 +120,11 @@ def test_the_run_budget_is_checked_before_every_call_through_the_ledger(
 ):
     llm_settings.LLM_USER_DAILY_BUDGET_USD = CAP
     ledger = ledger_for(make_run(project, budget_usd=Decimal("0.15")))
-    call = {"role": "coder", "messages": MESSAGES, "chain": ["vendor:priced"], "max_tokens": 100}
-    complete(run=ledger, **call)  # may cost $0.11 of $0.15; costs $0.05
+    # May cost $0.11 of $0.15; costs $0.05.
+    complete(role="coder", messages=MESSAGES, chain=CHAIN, run=ledger, max_tokens=100)
 
     with pytest.raises(BudgetExceeded) as refused:  # may cost $0.11 of the $0.10 left
-        complete(run=ledger, **call)
+        complete(role="coder", messages=MESSAGES, chain=CHAIN, run=ledger, max_tokens=100)
 
     assert (len(priced.requests), refused.value.code) == (1, "budget")
     assert _held(project.owner) == {}
