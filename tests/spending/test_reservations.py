@@ -183,3 +183,24 @@ def test_a_step_taken_over_gives_back_what_its_dead_holder_reserved(project, set
 
     assert output == {"granted": True}
     assert list(_held(project.owner).values()) == [Decimal("0.50")]
+
+
+@pytest.mark.django_db(transaction=True)  # as in a worker: no test transaction around it
+def test_a_paid_call_costs_two_statements_its_reservation_and_its_stored_answer(
+    priced, project, llm_settings
+):
+    from django.test.utils import CaptureQueriesContext
+
+    llm_settings.LLM_USER_DAILY_BUDGET_USD = CAP
+    ledger = ledger_for(make_run(project, budget_usd=Decimal("5")))
+
+    with CaptureQueriesContext(connection) as queries:
+        complete(role="coder", messages=MESSAGES, chain=CHAIN, run=ledger, max_tokens=100)
+
+    statements = [query["sql"] for query in queries.captured_queries]
+    # The reservation, then the answer with its spend and the reservation's settlement in one
+    # statement (its transaction also holds the rare second insert of a clashing ordinal).
+    assert [sql.split()[0] for sql in statements] == ["WITH", "BEGIN", "WITH", "COMMIT"]
+    assert "INSERT INTO spending_spendwindow" in statements[0]
+    assert "INSERT INTO pipeline_stepcall" in statements[2]
+    assert "INSERT INTO spending_spendentry" in statements[2]
