@@ -128,3 +128,18 @@ def test_the_admin_shows_the_whole_ledger_and_changes_none_of_it(admin_client, h
     delete = reverse("admin:spending_spendentry_delete", args=[entry.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     assert SpendEntry.objects.count() == 6
+
+
+def test_metrics_count_what_was_spent_from_the_ledger_after_the_project_is_gone(
+    client, history, project
+):
+    from tests.ops.test_metrics import _sample
+
+    project.delete()
+
+    text = client.get("/metrics").content.decode()
+    labels = {"provider": "vendor", "model": "gpt-4o"}
+    # 0.25 + 0.50 + 1.00 + 9.00 of the user, 7.00 of another user.
+    assert _sample(text, "aiflow_spend_usd_total", **labels) == 17.75
+    assert _sample(text, "aiflow_spend_tokens_total", direction="in", **labels) == 5000
+    assert _sample(text, "aiflow_spend_usd_total", provider="vendor", model="gpt-4o-mini") == 0.1
