@@ -4,7 +4,7 @@ What a user spent is read from ``SpendEntry`` rows, which outlive the projects a
 they were spent on: deleting either never gives a dollar back.
 """
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -48,8 +48,9 @@ def spend_history_for_user(*, user: Any, days: int) -> dict[str, Any]:
     """
     today = timezone.now().date()
     first = today - timedelta(days=days - 1)
+    since = timezone.make_aware(datetime.combine(first, time.min))  # the index's terms
     rows = (
-        SpendEntry.objects.filter(user_ref=user.pk, created_at__date__gte=first)
+        SpendEntry.objects.filter(user_ref=user.pk, created_at__gte=since)
         .annotate(day=TruncDate("created_at"))
         .values("day", "provider", "model")
         .annotate(

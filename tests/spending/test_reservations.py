@@ -204,3 +204,11 @@ def test_a_paid_call_costs_two_statements_its_reservation_and_its_stored_answer(
     assert "INSERT INTO spending_spendwindow" in statements[0]
     assert "INSERT INTO pipeline_stepcall" in statements[2]
     assert "INSERT INTO spending_spendentry" in statements[2]
+
+
+def test_the_reaper_of_reservations_is_in_the_beat_schedule() -> None:
+    from config.celery import app
+
+    schedule = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
+    assert schedule["spending.expire_reservations"] == timedelta(seconds=60)
+    assert "spending.expire_reservations" in app.tasks
