@@ -24,6 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.exceptions import ValidationError
 
 from common.errors import ApplicationError
+from spending.selectors import spend_history_for_user
 
 from . import selectors, services
 from .api.serializers import PasswordChangeInput, RegisterInput
@@ -40,6 +41,8 @@ from .throttling import scope_hit
 from .views import _PENDING_MFA
 
 _MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# Days of spending the Account page lists (the API may ask for more: GET /auth/spend?days=).
+ACCOUNT_SPEND_DAYS = 30
 
 
 def _oauth_providers() -> list[dict[str, str]]:
@@ -221,6 +224,9 @@ def _account_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "mfa_enabled": services.user_has_mfa(user),
         "mfa_pending": pending_setup,
         "sessions": sessions,
+        "spend": spend_history_for_user(
+            user=user, days=min(ACCOUNT_SPEND_DAYS, int(settings.SPEND_HISTORY_MAX_DAYS))
+        ),
         "errors": {},
         **extra,
     }
@@ -235,7 +241,7 @@ def _account(request: HttpRequest, status: int = 200, **extra: Any) -> HttpRespo
 @signed_in_required
 @require_http_methods(["GET"])
 def account(request: HttpRequest) -> HttpResponse:
-    """Account: two-factor set-up, backup codes, devices signed in, password."""
+    """Account: two-factor set-up, backup codes, devices signed in, password, spending."""
     return _account(request)
 
 

@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("pipeline.api.stream_urls")),
     path("", include("terminal.api.urls")),
     path("auth/", include("accounts.api.urls")),
+    path("auth/", include("spending.api.urls")),
     path("api/schema/", SchemaView.as_view(permission_classes=[]), name="schema"),
     # Swagger UI under the site's CSP: its assets from drf-spectacular-sidecar (pinned, served
     # here), its start-up script from ``?script``, its styles from files.

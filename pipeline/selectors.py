@@ -5,12 +5,10 @@ Also what a follow-up run starts from (``run_base_tree``) and what ``GET
 """
 
 import re
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Max, Q, QuerySet, Sum
-from django.utils import timezone
+from django.db.models import Max, QuerySet
 
 from common.errors import ApplicationError, NotFound
 from projects.artifacts import (
@@ -19,6 +17,7 @@ from projects.artifacts import (
     artifact_tree_diff,
     artifact_tree_for_run,
 )
+from spending.selectors import spend_last_day_usd
 
 from .context import is_test_path
 from .models import PlanTask, Run, Step
@@ -35,19 +34,12 @@ def run_list_for_project(*, project: Any) -> QuerySet[Run]:
 
 
 def user_spent_last_day_usd(*, user_id: int) -> Decimal:
-    """What the runs the user started spent over the last 24 hours, in USD.
+    """What the user's paid calls cost over the last 24 hours, in USD.
 
-    A run counts with its whole cost when it spent within the window: it finished in it, or
-    it has not finished and its heartbeat (touched by every model call) is in it. That may
-    count some dollars from before the window, never fewer than were spent in it.
+    Read from the spend ledger (``spending``), which outlives projects and runs: deleting
+    either gives no dollar back.
     """
-    since = timezone.now() - timedelta(hours=24)
-    total = (
-        Run.objects.filter(created_by_id=user_id)
-        .filter(Q(finished_at__gte=since) | Q(finished_at__isnull=True, heartbeat_at__gte=since))
-        .aggregate(total=Sum("cost_usd"))["total"]
-    )
-    return total or Decimal(0)
+    return spend_last_day_usd(user_id=user_id)
 
 
 def run_get_for_user(*, user: Any, run_id: int) -> Run:

@@ -25,7 +25,7 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.page_access import form_errors, page_user_signed_in, signed_in_required, validated
 from accounts.pages import sign_in
-from common.errors import NotFound
+from common.errors import ApplicationError, NotFound
 
 from .api.serializers import ProjectInputSerializer, ProjectPatchSerializer
 from .artifacts import (
@@ -90,7 +90,12 @@ def project_create_page(request: HttpRequest) -> HttpResponse:
         data = validated(ProjectInputSerializer, request.POST)
     except ValidationError as exc:
         return _project_list(request, status=400, values=values, errors=form_errors(exc))
-    project = project_create(owner=request.user, **data)
+    try:
+        project = project_create(owner=request.user, **data)
+    except ApplicationError as exc:  # the account's project cap
+        return _project_list(
+            request, status=exc.status_code, values=values, errors=form_errors(exc)
+        )
     messages.success(request, f"Project “{project.name}” created.")
     return HttpResponseRedirect(reverse("page-project", args=[project.pk]))
 

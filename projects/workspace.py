@@ -351,6 +351,11 @@ def workspace_path_for_project(*, project_id: int) -> Path:
     return workspace_root() / "projects" / str(int(project_id))
 
 
+def workspace_image_for_project(*, project_id: int) -> Path:
+    """Where the project's workspace image lives (made by its first terminal, quota on)."""
+    return _image_of(workspace_path_for_project(project_id=project_id))
+
+
 def workspace_for_project(*, project_id: int) -> Path:
     """The persistent workspace directory of a project, made on first use (not mounted)."""
     path = workspace_path_for_project(project_id=project_id)

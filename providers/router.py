@@ -2,10 +2,11 @@
 
 For each model of the chain, in order: a cache hit answers at once; a model without a price
 is skipped (nothing could bound what it costs); a provider whose circuit is open is skipped,
-and so is a model whose circuit this user's own bad requests opened; the run's budget and
-its user's daily budget are checked (a call that may exceed either is not sent); transient
-errors are retried with exponential backoff and jitter (a 429's Retry-After is honoured);
-permanent errors and exhausted retries fail over to the next model.
+and so is a model whose circuit this user's own bad requests opened; the call's worst case is
+reserved against its user's daily budget and checked against the run's budget, atomically,
+by the ledger (a call that may exceed either is not sent); transient errors are retried with
+exponential backoff and jitter (a 429's Retry-After is honoured); permanent errors and
+exhausted retries fail over to the next model.
 
 Circuits, the cache and the call statistics live in Redis and only advise: when Redis cannot
 be reached a circuit counts as closed, the cache as empty, and nothing is recorded, so a
@@ -46,6 +47,7 @@ from .types import (
     Completion,
     DailyBudgetExceeded,
     ProviderError,
+    Reservation,
     UnpricedModel,
     UsageLedger,
 )
@@ -155,6 +157,63 @@ def _worst_case(request: Request, provider: str, model: str) -> Decimal:
     )
 
 
+def _daily_refusal(
+    request: Request, provider: str, model: str, worst: Decimal, left: Decimal
+) -> DailyBudgetExceeded:
+    run = request.run
+    cap = settings.LLM_USER_DAILY_BUDGET_USD
+    log.warning(
+        "provider.daily_budget_refused",
+        role=request.role,
+        provider=provider,
+        model=model,
+        estimate_usd=str(worst),
+        left_usd=str(left),
+        run_id=run.run_id if run is not None else None,
+        user_id=run.user_id if run is not None else None,
+    )
+    return DailyBudgetExceeded(
+        f"Daily budget exceeded: a {request.role} call to {provider}:{model} may cost up "
+        f"to ${worst:.4f}, but the user's runs have ${max(left, Decimal(0)):.4f} left of "
+        f"the ${cap} they may spend in 24 hours; the call was not sent."
+    )
+
+
+def _run_refusal(
+    request: Request, provider: str, model: str, worst: Decimal, left: Decimal
+) -> BudgetExceeded:
+    log.warning(
+        "provider.budget_refused",
+        role=request.role,
+        provider=provider,
+        model=model,
+        estimate_usd=str(worst),
+        remaining_usd=str(left),
+        run_id=request.run.run_id if request.run is not None else None,
+    )
+    return BudgetExceeded(
+        f"Budget exceeded: a {request.role} call to {provider}:{model} may cost up to "
+        f"${worst:.4f} (up to {request.max_tokens} output tokens) but the run has "
+        f"${left:.4f} left; the call was not sent."
+    )
+
+
+def _reserve(request: Request, reserve: Any, provider: str, model: str) -> None:
+    """Hold the call's worst case against the daily cap and the run's budget, or refuse it."""
+    worst = _worst_case(request, provider, model)
+    cap = settings.LLM_USER_DAILY_BUDGET_USD
+    outcome: Reservation = reserve(
+        amount_usd=worst, daily_cap_usd=Decimal(str(cap)) if cap is not None else None
+    )
+    if outcome.granted:
+        return
+    daily_left = outcome.daily_left_usd
+    if daily_left is not None and worst > daily_left:
+        raise _daily_refusal(request, provider, model, worst, daily_left)
+    run_left = outcome.run_left_usd if outcome.run_left_usd is not None else Decimal(0)
+    raise _run_refusal(request, provider, model, worst, run_left)
+
+
 def _check_daily_budget(request: Request, provider: str, model: str) -> None:
     cap = settings.LLM_USER_DAILY_BUDGET_USD
     if request.run is None or cap is None:
@@ -165,25 +224,16 @@ def _check_daily_budget(request: Request, provider: str, model: str) -> None:
     left = Decimal(str(cap)) - Decimal(str(spent))
     worst = _worst_case(request, provider, model)
     if worst > left:
-        log.warning(
-            "provider.daily_budget_refused",
-            role=request.role,
-            provider=provider,
-            model=model,
-            estimate_usd=str(worst),
-            left_usd=str(left),
-            run_id=request.run.run_id,
-            user_id=request.run.user_id,
-        )
-        raise DailyBudgetExceeded(
-            f"Daily budget exceeded: a {request.role} call to {provider}:{model} may cost up "
-            f"to ${worst:.4f}, but the user's runs have ${max(left, Decimal(0)):.4f} left of "
-            f"the ${cap} they may spend in 24 hours; the call was not sent."
-        )
+        raise _daily_refusal(request, provider, model, worst, left)
 
 
 def _check_budget(request: Request, provider: str, model: str) -> None:
+    """The budgets before a call: reserved when the ledger can (``reserve``), else checked."""
     if request.run is None:
+        return
+    reserve = getattr(request.run, "reserve", None)
+    if reserve is not None:
+        _reserve(request, reserve, provider, model)
         return
     _check_daily_budget(request, provider, model)
     remaining = request.run.remaining_budget_usd()
@@ -192,20 +242,7 @@ def _check_budget(request: Request, provider: str, model: str) -> None:
     worst = _worst_case(request, provider, model)
     remaining = Decimal(str(remaining))
     if worst > remaining:
-        log.warning(
-            "provider.budget_refused",
-            role=request.role,
-            provider=provider,
-            model=model,
-            estimate_usd=str(worst),
-            remaining_usd=str(remaining),
-            run_id=request.run.run_id,
-        )
-        raise BudgetExceeded(
-            f"Budget exceeded: a {request.role} call to {provider}:{model} may cost up to "
-            f"${worst:.4f} (up to {request.max_tokens} output tokens) but the run has "
-            f"${remaining:.4f} left; the call was not sent."
-        )
+        raise _run_refusal(request, provider, model, worst, remaining)
 
 
 def _failover(request: Request, entry: str, next_entry: str | None, reason: str, **extra: Any):

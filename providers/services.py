@@ -105,6 +105,20 @@ def _ask(request: Request, entries: list[str]) -> Answer:
     return route(request, entries)
 
 
+def _ask_or_release(request: Request, entries: list[str]) -> Answer:
+    """``_ask``; when no answer comes, the ledger gives back what it reserved for the call."""
+    try:
+        return _ask(request, entries)
+    except BaseException:
+        release = getattr(request.run, "release", None)
+        if release is not None:
+            try:
+                release()
+            except Exception:  # the reservation expires on its own; the call's error matters
+                log.warning("provider.release_failed", exc_info=True)
+        raise
+
+
 def _record(run: UsageLedger | None, completion: Completion) -> None:
     """Tell the ledger of a paid answer (not of a cache hit or a replay: nothing was paid)."""
     if run is not None and not completion.cached and not completion.replayed:
@@ -141,7 +155,7 @@ def complete(
         run=run,
     )
     entries = list(chain) if chain else chain_for(role)
-    answer = _ask(request, entries)
+    answer = _ask_or_release(request, entries)
     first = answer.completion
     if schema is None:
         _record(run, first)
@@ -180,7 +194,7 @@ def complete(
     # The model that answered goes first, so it fixes its own answer.
     answered = f"{first.provider}:{first.model}"
     repair_chain = [answered, *[entry for entry in entries if entry != answered]]
-    second = _ask(repair, repair_chain).completion
+    second = _ask_or_release(repair, repair_chain).completion
     parsed, error = _validate(schema, second.text)
     _record(run, replace(second, parsed=parsed))
     if parsed is None:

@@ -59,6 +59,17 @@ class UnpricedModel(ProviderError):
     code = "unpriced_model"
 
 
+@dataclass
+class Reservation:
+    """What ``UsageLedger.reserve`` answers: whether the call's worst case is now held against
+    the user's daily cap and the run's budget, and what each had left before (None: no such
+    bound)."""
+
+    granted: bool
+    daily_left_usd: Decimal | None = None
+    run_left_usd: Decimal | None = None
+
+
 class UsageLedger(Protocol):
     """What ``complete(run=...)`` needs from a run, without importing the pipeline.
 
@@ -73,6 +84,13 @@ class UsageLedger(Protocol):
     A ledger may also offer ``replay() -> Completion | None``: the answers it already paid
     for, one per call, in order (a step taken over after its worker died). ``complete``
     asks it before each call and sends nothing while it has one.
+
+    A ledger may also reserve instead of being asked what was spent:
+    ``reserve(amount_usd=, daily_cap_usd=) -> Reservation`` holds a call's worst case against
+    the user's daily cap and checks the run's budget, atomically, before the call (it then
+    replaces any reservation it held); ``record_usage`` settles the reservation with what
+    the call really cost, and ``release()`` gives it back when no answer came. The router
+    uses ``reserve`` whenever a ledger offers it.
     """
 
     run_id: int | None

@@ -45,6 +45,7 @@ from common.websocket import (
     scope_origin_allowed,
     ticket_from_scope,
 )
+from projects.quotas import WorkspaceLimitReached
 from projects.sandbox import SandboxLimits, SandboxUnavailable
 from projects.workspace import WorkspaceLease
 
@@ -153,6 +154,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         except NotFound:
             await self._release()
             await self.close(code=CLOSE_NOT_FOUND)
+            return
+        except WorkspaceLimitReached:  # another terminal made the last image that fitted
+            await self._release()
+            await self.close(code=CLOSE_FORBIDDEN, reason="workspace_limit")
             return
         session = PtySession(
             workspace=self.workspace.path,

@@ -16,8 +16,9 @@ from common.websocket import (
     stream_lease_release,
 )
 from projects.models import Project
+from projects.quotas import workspace_lease_within_cap, workspace_room_check
 from projects.selectors import project_get_for_user
-from projects.workspace import WorkspaceLease, workspace_lease_acquire, workspace_write_files
+from projects.workspace import WorkspaceLease, workspace_write_files
 
 from .tickets import ticket_issue
 
@@ -43,6 +44,7 @@ def terminal_ticket_create(*, user: Any, project_id: int, sid: str = "") -> str:
     """
     terminal_ensure_enabled()
     project = project_get_for_user(user=user, project_id=project_id)
+    workspace_room_check(project=project)  # a new workspace image must fit the owner's cap
     ticket = ticket_issue(user_id=user.pk, project_id=project.pk, sid=sid)
     logger.info("terminal.ticket_issued", user_id=user.pk, project_id=project.pk)
     return ticket
@@ -90,7 +92,7 @@ def terminal_workspace_open(*, user_id: int, project_id: int) -> WorkspaceLease:
         if not any(workspace.iterdir()):
             _fill_from_latest_run(project=project, workspace=workspace)
 
-    return workspace_lease_acquire(project_id=project.pk, on_first=fill_if_empty)
+    return workspace_lease_within_cap(project=project, on_first=fill_if_empty)
 
 
 def _fill_from_latest_run(*, project: Project, workspace: Path) -> None:

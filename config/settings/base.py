@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "providers",
     "pipeline",
     "terminal",
+    "spending",
 ]
 
 MIDDLEWARE = [
@@ -289,6 +290,7 @@ LOGGING: dict[str, Any] = {
 from .components.accounts import *  # noqa: E402, F403
 from .components.pipeline import *  # noqa: E402, F403
 from .components.providers import *  # noqa: E402, F403
+from .components.quotas import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
 from .components.web import *  # noqa: E402, F403
 
@@ -323,4 +325,5 @@ CELERY_BEAT_SCHEDULE = {
     **PIPELINE_BEAT_SCHEDULE,  # noqa: F405
     **PROVIDERS_BEAT_SCHEDULE,  # noqa: F405
     **SANDBOX_BEAT_SCHEDULE,  # noqa: F405
+    **SPENDING_BEAT_SCHEDULE,  # noqa: F405
 }

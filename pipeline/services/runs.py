@@ -333,9 +333,22 @@ def run_start(
 
 def run_cancel(*, run: Run) -> Run:
     """Cancel a run that has not finished: no further step starts; queued tasks are revoked."""
+    if not run_cancel_if_active(run_id=run.id):
+        raise Conflict("The run has already finished.", code="run_finished")
+    run.refresh_from_db()
+    return run
+
+
+def run_cancel_if_active(*, run_id: int, reason: str = "cancelled") -> bool:
+    """Cancel the run if it has not finished; whether it was cancelled now.
+
+    Its pending steps are skipped, ``run.cancelled`` is published, and its queued tasks are
+    revoked once the transaction commits (those already running stop at their next check).
+    Called by ``run_cancel`` and before a run is deleted (``pipeline.signals``).
+    """
     with transaction.atomic():
         updated = Run.objects.filter(
-            id=run.id, status__in=(*Run.ACTIVE, Run.Status.AWAITING_APPROVAL)
+            id=run_id, status__in=(*Run.ACTIVE, Run.Status.AWAITING_APPROVAL)
         ).update(
             status=Run.Status.CANCELLED,
             finished_at=timezone.now(),
@@ -343,15 +356,14 @@ def run_cancel(*, run: Run) -> Run:
             error_code="cancelled",
         )
         if not updated:
-            raise Conflict("The run has already finished.", code="run_finished")
-        Step.objects.filter(run_id=run.id, status=Step.Status.PENDING).update(
+            return False
+        Step.objects.filter(run_id=run_id, status=Step.Status.PENDING).update(
             status=Step.Status.SKIPPED
         )
-        publish(run_id=run.id, type="run.cancelled", payload={"reason": "cancelled"})
-        transaction.on_commit(lambda: _revoke(run.id))
-    logger.info("run.cancelled", run_id=run.id)
-    run.refresh_from_db()
-    return run
+        publish(run_id=run_id, type="run.cancelled", payload={"reason": reason})
+        transaction.on_commit(lambda: _revoke(run_id))
+    logger.info("run.cancelled", run_id=run_id, reason=reason)
+    return True
 
 
 def _reset_unfinished(run_id: int) -> None:

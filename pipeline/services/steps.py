@@ -422,15 +422,20 @@ def _ledger_for(run: Run, step: Step, *, created: bool) -> StepLedger:
     calls: list[StepCall] = []
     if not created:
         calls = list(StepCall.objects.filter(step_id=step.id).order_by("ordinal"))
-    return StepLedger(
+    ledger = StepLedger(
         run_id=run.id,
         step_id=step.id,
         step_key=step.key,
         budget_usd=run.budget_usd,
         user_id=run.created_by_id,
+        project_id=run.project_id,
+        role=step.role,
         stored=[call for call in calls if not call.retired],
         next_ordinal=calls[-1].ordinal + 1 if calls else 0,
     )
+    if not created:
+        ledger.release_earlier_holders()
+    return ledger
 
 
 def _step_fail(step: Step, exc: BaseException) -> None:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from pipeline.models import Event, Run, Step
 from pipeline.services import run_start
 from tests.pipeline.conftest import wait_for_run
+from tests.spending.helpers import record_past_spend
 
 PROMPT = "A note keeper with search"
 
@@ -37,8 +38,9 @@ def _generate(client: Any, project: Any, **options: Any) -> Any:
 
 
 def _past_run(project: Any, *, cost: str, finished_ago: timedelta | None) -> Run:
+    """A run of the project's owner that spent ``cost`` (its calls in the spend ledger)."""
     now = timezone.now()
-    return Run.objects.create(
+    run = Run.objects.create(
         project=project,
         created_by=project.owner,
         prompt="earlier",
@@ -47,6 +49,14 @@ def _past_run(project: Any, *, cost: str, finished_ago: timedelta | None) -> Run
         finished_at=now - finished_ago if finished_ago is not None else None,
         heartbeat_at=now - (finished_ago or timedelta(minutes=1)),
     )
+    record_past_spend(
+        user=project.owner,
+        project=project,
+        run=run,
+        cost=cost,
+        ago=finished_ago or timedelta(minutes=1),
+    )
+    return run
 
 
 # --- Which models ---------------------------------------------------------------------------

@@ -36,6 +36,11 @@ class Reply:
 Responder = Callable[[Received], Reply]
 
 
+class _Server(ThreadingHTTPServer):
+    # Many calls at once (tests of concurrent runs) must queue, not be refused.
+    request_queue_size = 128
+
+
 class StubServer:
     """A threaded HTTP server on 127.0.0.1 with a random port."""
 
@@ -78,7 +83,7 @@ class StubServer:
             do_POST = _handle
             do_GET = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

@@ -210,7 +210,7 @@ def _usd(name: str, value: str) -> Decimal | None:
 _run_cap = env.str("LLM_RUN_BUDGET_MAX_USD", default="10")
 LLM_RUN_BUDGET_MAX_USD = _usd("LLM_RUN_BUDGET_MAX_USD", _run_cap)
 # Most one user's runs may spend in any 24 hours, in USD, checked when a run starts and
-# before every model call (empty: no cap).
+# reserved before every model call (empty: no cap).
 _daily_cap = env.str("LLM_USER_DAILY_BUDGET_USD", default="50")
 LLM_USER_DAILY_BUDGET_USD = _usd("LLM_USER_DAILY_BUDGET_USD", _daily_cap)
 for _entry in LLM_ALLOWED_MODELS:
