@@ -278,6 +278,7 @@ LOGGING: dict[str, Any] = {
 
 # --- Per-app settings, each in its own module -----------------------------------------------
 from .components.accounts import *  # noqa: E402, F403
+from .components.outbound import *  # noqa: E402, F403
 from .components.pipeline import *  # noqa: E402, F403
 from .components.providers import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
