@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "accounts",
     "projects",
     "providers",
+    "repositories",
     "pipeline",
     "terminal",
 ]
@@ -281,6 +282,7 @@ from .components.accounts import *  # noqa: E402, F403
 from .components.outbound import *  # noqa: E402, F403
 from .components.pipeline import *  # noqa: E402, F403
 from .components.providers import *  # noqa: E402, F403
+from .components.repositories import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
 from .components.web import *  # noqa: E402, F403
 
