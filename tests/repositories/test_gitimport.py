@@ -383,3 +383,66 @@ def test_the_git_session_directory_is_private_while_it_exists(
     monkeypatch.setattr(subprocess, "Popen", watching)
     import_git(served.repo_url)
     assert seen_modes and set(seen_modes) == {(0o700, 0o600)}
+
+
+def test_ssh_goes_to_the_pinned_address_with_the_key_in_a_private_file(sealed, monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from repositories.gitcmd import GitCredentials
+    from repositories.secrets import Secret
+
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    accepted = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(20)
+
+    def accept_one():
+        connection, _ = listener.accept()
+        accepted.append(connection.recv(64))  # the client's SSH banner
+        connection.close()
+
+    import threading
+
+    thread = threading.Thread(target=accept_one, daemon=True)
+    thread.start()
+    key_files = []
+    real_popen = subprocess.Popen
+
+    def watching(args, *rest, **kwargs):
+        command = (kwargs.get("env") or {}).get("GIT_SSH_COMMAND", "")
+        if command:
+            key_file = Path(command.split(" -i ")[1].split()[0])
+            key_files.append((key_file.stat().st_mode & 0o777, key_file.read_bytes()))
+        return real_popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", watching)
+    sources = SourcePolicy(
+        network=OutboundPolicy(
+            allowed_hosts=("*",),
+            allowed_networks=networks(["127.0.0.1"]),
+            resolver=lambda host, port: ["127.0.0.1"],
+        ),
+        allow_local_paths=False,
+    )
+    port = listener.getsockname()[1]
+    try:
+        with pytest.raises(GitFailed):
+            import_git(
+                f"ssh://git@forge.example:{port}/acme/app.git",
+                sources=sources,
+                credentials=GitCredentials(ssh_private_key=Secret(key.decode())),
+            )
+        thread.join(timeout=20)
+    finally:
+        listener.close()
+    # forge.example resolves nowhere on this machine: ssh reached the checked address.
+    assert accepted and accepted[0].startswith(b"SSH-2.0-")
+    assert key_files == [(0o600, key)]
+    assert list(sealed.tmp.iterdir()) == []
