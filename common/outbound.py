@@ -336,9 +336,6 @@ class _CheckedBackend(httpcore.NetworkBackend):
     def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
         raise OutboundRefused("Unix sockets are not reachable from here.")
 
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
 
 @dataclass
 class OutboundResponse:

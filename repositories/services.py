@@ -153,7 +153,7 @@ def forge_connection_put(
     connection = ForgeConnection.objects.select_for_update().filter(
         project=project
     ).first() or ForgeConnection(project=project)
-    if not given["token"] and (given["token"] == "" or not connection.has_secret("token")):
+    if given["token"] == "" or (given["token"] is None and not connection.has_secret("token")):
         raise InvalidForgeSettings("token", "required (the forge's API needs it).")
     connection.kind = kind
     for name, value in values.items():
