@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("pipeline.api.urls")),
     path("", include("pipeline.api.stream_urls")),
     path("", include("terminal.api.urls")),
+    path("", include("repositories.api.urls")),
     path("auth/", include("accounts.api.urls")),
     path("auth/", include("spending.api.urls")),
     path("api/schema/", SchemaView.as_view(permission_classes=[]), name="schema"),

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "accounts",
     "projects",
     "providers",
+    "repositories",
     "pipeline",
     "terminal",
     "spending",
@@ -288,9 +289,11 @@ LOGGING: dict[str, Any] = {
 
 # --- Per-app settings, each in its own module -----------------------------------------------
 from .components.accounts import *  # noqa: E402, F403
+from .components.outbound import *  # noqa: E402, F403
 from .components.pipeline import *  # noqa: E402, F403
 from .components.providers import *  # noqa: E402, F403
 from .components.quotas import *  # noqa: E402, F403
+from .components.repositories import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
 from .components.web import *  # noqa: E402, F403
 

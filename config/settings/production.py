@@ -79,4 +79,12 @@ STORAGES["staticfiles"] = {  # noqa: F405
 }
 # The interactive terminal gives users a shell on the host's sandbox: off unless turned on.
 TERMINAL_ENABLED = env.bool("TERMINAL_ENABLED", default=False)
+# Forge tokens, SSH keys and webhook secrets are encrypted with these Fernet keys: production
+# refuses to start without them (the development key is derived from a value not meant for it).
+REPOSITORY_SECRET_KEYS = env.list("REPOSITORY_SECRET_KEYS", default=[])
+if not [key for key in REPOSITORY_SECRET_KEYS if key.strip()]:
+    raise ImproperlyConfigured(
+        "Set REPOSITORY_SECRET_KEYS (Fernet keys) to encrypt forge credentials in production."
+    )
+REPOSITORY_SECRET_KEYS_ARE_DEVELOPMENT = False
 LOGGING["formatters"]["structured"]["json"] = LOG_JSON  # noqa: F405 - built in base

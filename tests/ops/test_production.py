@@ -20,6 +20,7 @@ def _production(**extra: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="config.settings.production",
         DJANGO_SECRET_KEY="production-test-key-" + "x" * 40,
         DJANGO_CSRF_TRUSTED_ORIGINS="https://aiflow.example.com",
+        REPOSITORY_SECRET_KEYS="cHJvZHVjdGlvbi10ZXN0LWtleS0zMi1ieXRlcy0hISE=",
         REDIS_URL=settings.REDIS_URL,
         CELERY_BROKER_URL=settings.REDIS_URL,
         CELERY_RESULT_BACKEND=settings.REDIS_URL,

@@ -79,6 +79,7 @@ def production_setting(name: str, **env: str) -> str:
             **base,
             "DJANGO_SECRET_KEY": "x" * 50,
             "DJANGO_CSRF_TRUSTED_ORIGINS": "https://aiflow.example.com",
+            "REPOSITORY_SECRET_KEYS": "cHJvZHVjdGlvbi10ZXN0LWtleS0zMi1ieXRlcy0hISE=",
             **env,
         },
         capture_output=True,

@@ -1,0 +1,79 @@
+"""Settings of the repositories app: imports, forge credentials at rest, delivery.
+
+Every limit of an import is checked entry by entry before anything is kept, and a value
+beyond it refuses the import with a plain reason. Forge secrets (tokens, SSH keys, webhook
+secrets) are stored encrypted with ``REPOSITORY_SECRET_KEYS`` (Fernet keys; the first
+encrypts, all decrypt; ``manage.py rotate_repository_secrets`` re-encrypts with the first).
+"""
+
+import base64
+
+from django.core.exceptions import ImproperlyConfigured
+
+from ..env import env
+
+# Fernet keys (comma-separated, 32 url-safe base64 bytes each, e.g. from
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`)
+# that encrypt forge tokens, SSH keys and webhook secrets: the first encrypts, all decrypt.
+# Empty outside production: a development key derived from DJANGO_SECRET_KEY (never in
+# production, which refuses to start without real keys).
+REPOSITORY_SECRET_KEYS = env.list("REPOSITORY_SECRET_KEYS", default=[])
+for _index, _key in enumerate(REPOSITORY_SECRET_KEYS, start=1):
+    try:
+        _raw = base64.urlsafe_b64decode(_key.strip().encode())
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"REPOSITORY_SECRET_KEYS: key {_index} is not url-safe base64"
+        ) from _exc
+    if len(_raw) != 32:
+        raise ImproperlyConfigured(
+            f"REPOSITORY_SECRET_KEYS: key {_index} must decode to 32 bytes (a Fernet key)"
+        )
+REPOSITORY_SECRET_KEYS = [_key.strip() for _key in REPOSITORY_SECRET_KEYS]
+# No key given: repositories.secrets derives the development-only key (production refuses).
+REPOSITORY_SECRET_KEYS_ARE_DEVELOPMENT = not REPOSITORY_SECRET_KEYS
+
+# --- Import limits ---------------------------------------------------------------------------
+# Bytes an imported tree may hold in all (also the largest archive accepted).
+REPOSITORY_IMPORT_MAX_BYTES = env.int("REPOSITORY_IMPORT_MAX_BYTES", default=100 * 1024 * 1024)
+# Files (and symbolic links) an imported tree may hold.
+REPOSITORY_IMPORT_MAX_FILES = env.int("REPOSITORY_IMPORT_MAX_FILES", default=5_000)
+# Largest single file of an imported tree, in bytes.
+REPOSITORY_IMPORT_MAX_FILE_BYTES = env.int(
+    "REPOSITORY_IMPORT_MAX_FILE_BYTES", default=10 * 1024 * 1024
+)
+# Commits of history a git import may fetch (1: the named commit only).
+REPOSITORY_IMPORT_MAX_DEPTH = env.int("REPOSITORY_IMPORT_MAX_DEPTH", default=1)
+# Bytes git may download for one import or delivery (packed objects on disk).
+REPOSITORY_IMPORT_MAX_FETCH_BYTES = env.int(
+    "REPOSITORY_IMPORT_MAX_FETCH_BYTES", default=200 * 1024 * 1024
+)
+# Seconds an import may take in all (fetching, reading, checking); also bounds each delivery.
+REPOSITORY_IMPORT_TIMEOUT_SECONDS = env.float("REPOSITORY_IMPORT_TIMEOUT_SECONDS", default=300.0)
+
+# --- Delivery --------------------------------------------------------------------------------
+# Name of the bot that authors delivered commits (the user is named as a co-author).
+REPOSITORY_BOT_NAME = env.str("REPOSITORY_BOT_NAME", default="aiflow")
+# Email of the bot that authors delivered commits.
+REPOSITORY_BOT_EMAIL = env.str("REPOSITORY_BOT_EMAIL", default="aiflow@users.noreply.localhost")
+# A known_hosts file holding the forges' SSH host keys; empty: each SSH connection accepts the
+# key it is shown (trust on first use, every time), which does not detect a forged host.
+REPOSITORY_SSH_KNOWN_HOSTS = env.str("REPOSITORY_SSH_KNOWN_HOSTS", default="")
+
+for _name in (
+    "REPOSITORY_IMPORT_MAX_BYTES",
+    "REPOSITORY_IMPORT_MAX_FILES",
+    "REPOSITORY_IMPORT_MAX_FILE_BYTES",
+    "REPOSITORY_IMPORT_MAX_DEPTH",
+    "REPOSITORY_IMPORT_MAX_FETCH_BYTES",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1")
+if REPOSITORY_IMPORT_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("REPOSITORY_IMPORT_TIMEOUT_SECONDS must be positive")
+if REPOSITORY_IMPORT_MAX_FILE_BYTES > REPOSITORY_IMPORT_MAX_BYTES:
+    raise ImproperlyConfigured(
+        "REPOSITORY_IMPORT_MAX_FILE_BYTES cannot be larger than REPOSITORY_IMPORT_MAX_BYTES"
+    )
+if "@" not in REPOSITORY_BOT_EMAIL or "\n" in REPOSITORY_BOT_NAME + REPOSITORY_BOT_EMAIL:
+    raise ImproperlyConfigured("REPOSITORY_BOT_EMAIL must be an email address")
