@@ -21,6 +21,7 @@ from social_core.exceptions import AuthPolicyError
 
 from common.logging import get_logger
 
+from .cookie_sessions import cookie_session_id
 from .models import User
 
 logger = get_logger(__name__)
@@ -160,16 +161,13 @@ def revoke_sessions_on_link(
         return None
     from .services import user_sessions_revoke_all
 
-    user_sessions_revoke_all(user=user, reason="oauth_linked")
-    request = getattr(backend.strategy, "request", None)
+    request: Any = getattr(backend.strategy, "request", None)
     current: Any = getattr(request, "user", None)
-    if (
-        request is not None
-        and current is not None
-        and current.is_authenticated
-        and (current.pk == user.pk)
-    ):
-        # A signed-in user connecting a provider keeps the browser session doing it.
+    connecting = current is not None and current.is_authenticated and current.pk == user.pk
+    # A signed-in user connecting a provider keeps the browser session doing it.
+    keep_sid = cookie_session_id(request.session) if connecting else None
+    user_sessions_revoke_all(user=user, reason="oauth_linked", keep_sid=keep_sid)
+    if connecting:
         update_session_auth_hash(request, user)
     logger.info("accounts.oauth.linked", backend=backend.name, user_id=user.id)
     return {"user": user}

@@ -27,6 +27,7 @@ from common.errors import ApplicationError
 
 from . import selectors, services
 from .api.serializers import PasswordChangeInput, RegisterInput
+from .cookie_sessions import cookie_session_mark_mfa
 from .models import User, UserSession
 from .page_access import (
     form_errors,
@@ -79,10 +80,10 @@ def sign_in(request: HttpRequest) -> HttpResponse:
 
 
 def _complete_sign_in(request: HttpRequest, user: User, device: Any = None) -> None:
-    login(request, user, backend=_MODEL_BACKEND)
+    login(request, user, backend=_MODEL_BACKEND)  # opens the browser's device session
     if device is not None:
         otp_login(request, device)
-    page_session_start(request, user, mfa_verified=device is not None)
+        cookie_session_mark_mfa(request)
 
 
 def _password_step(request: HttpRequest) -> HttpResponse:
@@ -190,14 +191,8 @@ def sign_up(request: HttpRequest) -> HttpResponse:
 @require_POST
 @csrf_protect
 def sign_out(request: HttpRequest) -> HttpResponse:
-    """Sign this browser out: its device session is revoked, then the Django session ends."""
-    sid = page_session_id(request)
-    if sid and request.user.is_authenticated:
-        session = (
-            selectors.session_list_for_user(user=cast(User, request.user)).filter(pk=sid).first()
-        )
-        if session is not None:
-            services.session_revoke(session=session, reason="logout")
+    """Sign this browser out: the Django session ends and its device session is revoked
+    (``accounts.cookie_sessions``), closing the streams and terminals it opened."""
     logout(request)
     return HttpResponseRedirect("/")
 

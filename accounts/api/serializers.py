@@ -22,6 +22,11 @@ class RefreshInput(serializers.Serializer):
     refresh = serializers.CharField(max_length=4096)
 
 
+class LogoutInput(serializers.Serializer):
+    # Without it, the session of the request itself (bearer token or dashboard cookie).
+    refresh = serializers.CharField(max_length=4096, required=False, allow_blank=True)
+
+
 class MfaVerifyInput(serializers.Serializer):
     mfa_token = serializers.CharField(max_length=4096)
     code = serializers.CharField(max_length=32)

@@ -22,7 +22,7 @@ from common.logging import get_logger
 
 from ..errors import AuthenticationError
 from ..models import OAuthExchangeCode, User, UserSession
-from ..revocation import revoked_sids_add, revoked_sids_prune, user_cookie_streams_close
+from ..revocation import revoked_sids_add, revoked_sids_prune
 from ..tokens import (
     SID_CLAIM,
     SessionRefreshToken,
@@ -113,10 +113,11 @@ def session_revoke(*, session: UserSession, reason: str) -> bool:
 def user_sessions_revoke_all(*, user: User, reason: str, keep_sid: str | None = None) -> int:
     """Revoke every live session of ``user`` but ``keep_sid``; returns how many were revoked.
 
-    The device (JWT) sessions are revoked row by row; every dashboard (cookie) session ends
-    too, by raising ``user.session_epoch`` (part of their auth hash). A caller acting from a
-    dashboard session keeps its own with ``django.contrib.auth.update_session_auth_hash``;
-    ``user`` carries the new epoch for that.
+    The device sessions (of tokens and of dashboard cookies alike) are revoked row by row,
+    which closes the streams and terminals they opened; every dashboard cookie also ends by
+    the raised ``user.session_epoch`` (part of their auth hash). A caller acting from a
+    dashboard session keeps its own with ``django.contrib.auth.update_session_auth_hash``
+    (and a device session: ``keep_sid``, or a new one); ``user`` carries the new epoch.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -132,9 +133,6 @@ def user_sessions_revoke_all(*, user: User, reason: str, keep_sid: str | None = 
         for _, jti in live:
             _blacklist(jti=jti)
         User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
-        # Every dashboard cookie of the user ends with the new epoch; so do its open streams.
-        user_id = user.pk
-        transaction.on_commit(lambda: user_cookie_streams_close(user_id))
         user.session_epoch = User.objects.values_list("session_epoch", flat=True).get(pk=user.pk)
     sids = [str(sid) for sid, _ in live]
     transaction.on_commit(lambda: revoked_sids_add(sids))
