@@ -28,6 +28,7 @@ from common.errors import ApplicationError
 from . import selectors, services
 from .api.serializers import PasswordChangeInput, RegisterInput
 from .cookie_sessions import cookie_session_mark_mfa
+from .errors import LockedOut
 from .models import User, UserSession
 from .page_access import (
     form_errors,
@@ -320,6 +321,10 @@ def password_change(request: HttpRequest) -> HttpResponse:
         services.user_password_change(user=user, **data)
     except ValidationError as exc:
         return _account(request, status=400, errors=_prefixed(form_errors(exc)))
+    except LockedOut as exc:  # too many wrong passwords (sign-ins and this form together)
+        response = _account(request, status=429, errors={"password_form": [exc.detail]})
+        response["Retry-After"] = str(exc.extra.get("retry_after", 60))
+        return response
     except ApplicationError as exc:
         return _account(request, status=400, errors={"current_password": [exc.detail]})
     except DjangoValidationError as exc:  # the password validators

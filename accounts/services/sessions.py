@@ -32,6 +32,7 @@ from ..tokens import (
     refresh_expiry,
 )
 from ..user_agents import device_label
+from .lockout import login_failed, login_guard, login_lockout_clear
 
 logger = get_logger(__name__)
 
@@ -243,9 +244,17 @@ def session_logout(*, refresh: str) -> None:
 
 
 def user_password_change(*, user: User, current_password: str, new_password: str) -> None:
-    """Change the password (validators apply); every session of the user is revoked."""
+    """Change the password (validators apply); every session of the user is revoked.
+
+    A wrong current password counts as a failed sign-in of the account (the same lockout),
+    and a locked account cannot change its password even with the right one (``LockedOut``):
+    a stolen session is no way to guess the password without limit.
+    """
+    login_guard(user=user)
     if not user.check_password(current_password):
+        login_failed(user=user)
         raise ApplicationError("The current password is wrong.", code="invalid_password")
+    login_lockout_clear(user=user)
     validate_password(new_password, user=user)
     with transaction.atomic():
         user.set_password(new_password)
