@@ -26,7 +26,7 @@ from .ratelimit import limiter, rate, seconds_until_free
 
 logger = get_logger(__name__)
 
-IP_SCOPES = frozenset({"register", "login", "mfa", "refresh", "oauth", "anon"})
+IP_SCOPES = frozenset({"register", "login", "mfa", "refresh", "oauth", "password_reset", "anon"})
 
 
 def client_ip(request: Any) -> str:

@@ -119,6 +119,10 @@ class _OptionalCookieAuthentication(OTPSessionAuthentication):
             return None
 
 
+# The OpenAPI security of an endpoint that takes a token or a cookie, or neither.
+_OPTIONAL_AUTH: list[Any] = [{"jwtAuth": []}, {"cookieAuth": []}, {}]
+
+
 class LogoutView(APIView):
     """Sign one device out: the session of the ``refresh`` token sent, or, without one, the
     session of this request (its bearer token, or its dashboard cookie, CSRF checked)."""
@@ -127,7 +131,7 @@ class LogoutView(APIView):
     permission_classes = [AllowAny]
     throttle_scope = "refresh"
 
-    @extend_schema(request=s.LogoutInput, responses={204: None})
+    @extend_schema(request=s.LogoutInput, responses={204: None}, auth=_OPTIONAL_AUTH)
     def post(self, request: Request) -> Response:
         data = s.LogoutInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -254,13 +258,61 @@ class MfaDisableView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class EmailVerifyView(_Public):
-    @extend_schema(request=s.EmailVerifyInput, responses={200: s.UserOutput})
+class EmailVerifyView(APIView):
+    """Verify the address of a mailed link: with the account's ``password``, or signed in as
+    the account (bearer token or dashboard cookie). The link alone verifies nothing."""
+
+    authentication_classes = [_OptionalTokenAuthentication, _OptionalCookieAuthentication]
+    permission_classes = [AllowAny]
+    throttle_scope = "login"
+
+    @extend_schema(request=s.EmailVerifyInput, responses={200: s.UserOutput}, auth=_OPTIONAL_AUTH)
     def post(self, request: Request) -> Response:
         data = s.EmailVerifyInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.email_verify(token=data.validated_data["token"])
+        caller = request.user
+        user = services.email_verify(
+            token=data.validated_data["token"],
+            password=data.validated_data["password"],
+            signed_in_user=cast(User, caller) if caller and caller.is_authenticated else None,
+        )
         return Response(s.UserOutput(user).data)
+
+
+class PasswordResetView(_Public):
+    """Mail a password-reset link to the account using ``email``, if any (same answer
+    whether or not one does)."""
+
+    throttle_scope = "password_reset"
+
+    @extend_schema(request=s.PasswordResetInput, responses={202: s.DetailOutput})
+    def post(self, request: Request) -> Response:
+        data = s.PasswordResetInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_reset_request(email=data.validated_data["email"])
+        body = {
+            "detail": "If an account uses that address, a link to reset its password is on "
+            "its way there."
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmView(_Public):
+    """Set a new password with the ``uid`` and ``token`` of a mailed reset link; every
+    session of the account is revoked."""
+
+    throttle_scope = "password_reset"
+
+    @extend_schema(request=s.PasswordResetConfirmInput, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = s.PasswordResetConfirmInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_reset_confirm(
+            uidb64=data.validated_data["uid"],
+            token=data.validated_data["token"],
+            new_password=data.validated_data["new_password"],
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class EmailVerifyResendView(APIView):

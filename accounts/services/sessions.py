@@ -16,11 +16,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from social_django.models import Partial
 
 from common.errors import ApplicationError
 from common.logging import get_logger
 
-from ..errors import AuthenticationError
+from ..errors import AuthenticationError, LockedOut
 from ..models import OAuthExchangeCode, User, UserSession
 from ..revocation import revoked_sids_add, revoked_sids_prune
 from ..tokens import (
@@ -32,7 +33,7 @@ from ..tokens import (
     refresh_expiry,
 )
 from ..user_agents import device_label
-from .lockout import login_failed, login_guard, login_lockout_clear
+from .lockout import account_password_check, login_lockout_clear
 
 logger = get_logger(__name__)
 
@@ -250,10 +251,12 @@ def user_password_change(*, user: User, current_password: str, new_password: str
     and a locked account cannot change its password even with the right one (``LockedOut``):
     a stolen session is no way to guess the password without limit.
     """
-    login_guard(user=user)
-    if not user.check_password(current_password):
-        login_failed(user=user)
-        raise ApplicationError("The current password is wrong.", code="invalid_password")
+    try:
+        account_password_check(user=user, password=current_password)
+    except LockedOut:
+        raise
+    except ApplicationError as exc:
+        raise ApplicationError("The current password is wrong.", code=exc.code) from exc
     login_lockout_clear(user=user)
     validate_password(new_password, user=user)
     with transaction.atomic():
@@ -274,7 +277,8 @@ def user_deactivate(*, user: User) -> None:
 
 
 def accounts_expire(*, keep_days: int = 30) -> dict[str, int]:
-    """Delete long-dead sessions, spent or expired exchange codes, expired outstanding tokens."""
+    """Delete long-dead sessions, spent or expired exchange codes, expired outstanding tokens,
+    and OAuth sign-ins left paused for a day."""
     now = timezone.now()
     cutoff = now - timedelta(days=keep_days)
     sessions, _ = UserSession.objects.filter(
@@ -284,5 +288,13 @@ def accounts_expire(*, keep_days: int = 30) -> dict[str, int]:
         Q(expires_at__lt=now) | Q(used_at__isnull=False)
     ).delete()
     tokens, _ = OutstandingToken.objects.filter(expires_at__lt=now).delete()
+    # OAuth sign-ins paused for the account's password and never finished.
+    partials, _ = Partial.objects.filter(timestamp__lt=now - timedelta(days=1)).delete()
     pruned = revoked_sids_prune()
-    return {"sessions": sessions, "codes": codes, "tokens": tokens, "revoked_sids": pruned}
+    return {
+        "sessions": sessions,
+        "codes": codes,
+        "tokens": tokens,
+        "oauth_partials": partials,
+        "revoked_sids": pruned,
+    }
