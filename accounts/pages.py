@@ -6,7 +6,7 @@ opens a device session (``session_start``) for the browser, so it is listed on t
 page with the API's sessions and can be signed out from anywhere.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
@@ -214,6 +214,11 @@ def _account_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     )
     return {
         "nav": "account",
+        "unverified_until": (
+            None
+            if user.email_verified
+            else user.date_joined + timedelta(days=settings.ACCOUNTS_UNVERIFIED_DAYS)
+        ),
         "mfa_enabled": services.user_has_mfa(user),
         "mfa_pending": pending_setup,
         "sessions": sessions,
@@ -308,6 +313,24 @@ def session_sign_out(request: HttpRequest, session_id: str) -> HttpResponse:
         logout(request)
         return HttpResponseRedirect("/")
     messages.success(request, f"Signed out {session.device or 'that device'}.")
+    return HttpResponseRedirect(reverse("page-account"))
+
+
+@signed_in_required
+@require_POST
+def email_verification_resend(request: HttpRequest) -> HttpResponse:
+    """Mail the verification link again (the API's per-user limit)."""
+    wait = _refused(request, "verify_email")
+    if wait is not None:
+        message = "Too many links asked for; try again later."
+        response = _account(request, status=429, errors={"verify": [message]})
+        response["Retry-After"] = str(wait)
+        return response
+    try:
+        services.email_verification_resend(user=cast(User, request.user))
+    except ApplicationError as exc:
+        return _account(request, status=exc.status_code, errors={"verify": [exc.detail]})
+    messages.success(request, "The link is on its way: open it and confirm with your password.")
     return HttpResponseRedirect(reverse("page-account"))
 
 

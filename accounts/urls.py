@@ -28,4 +28,5 @@ urlpatterns = [
         name="page-session-sign-out",
     ),
     path("account/password", pages.password_change, name="page-password"),
+    path("account/email/resend", pages.email_verification_resend, name="page-verify-resend"),
 ]

@@ -301,3 +301,23 @@ def test_an_unverified_account_signs_in_with_its_password(user):
     body = login(user, password=DEFAULT_PASSWORD)
     assert body["user"]["email_verified"] is False
     assert bearer(body["access"]).get("/auth/me").status_code == 200
+
+
+def test_the_account_page_says_by_when_to_confirm_and_sends_the_link_again(user):
+    browser = signed_in_client(user)
+    html = browser.get("/account").content.decode()
+
+    page = browser.get("/account").content.decode()
+    response = browser.post("/account/email/resend", {"csrfmiddlewaretoken": csrf_token_of(page)})
+
+    assert "is not confirmed yet" in html
+    assert response.status_code == 302
+    assert [m.to for m in mail.outbox] == [[user.email]]
+
+
+def test_the_account_page_of_a_verified_account_asks_nothing(user):
+    User.objects.filter(pk=user.pk).update(email_verified_at="2026-01-01T00:00Z")
+
+    html = signed_in_client(user).get("/account").content.decode()
+
+    assert "is not confirmed yet" not in html

@@ -51,10 +51,14 @@ def _other_device(web_url: str, user: Any, backup_code: str) -> requests.Session
     """Another device of the user, signed in over the API (password, then a backup code)."""
     client = requests.Session()
     first = client.post(
-        f"{web_url}/auth/login", json={"email": user.email, "password": DEFAULT_PASSWORD}
+        f"{web_url}/auth/login",
+        json={"email": user.email, "password": DEFAULT_PASSWORD},
+        timeout=30,
     ).json()
     tokens = client.post(
-        f"{web_url}/auth/mfa/verify", json={"mfa_token": first["mfa_token"], "code": backup_code}
+        f"{web_url}/auth/mfa/verify",
+        json={"mfa_token": first["mfa_token"], "code": backup_code},
+        timeout=30,
     ).json()
     client.headers["Authorization"] = f"Bearer {tokens['access']}"
     return client
