@@ -25,7 +25,7 @@ NEW_PASSWORD = "Hopper-Compiler-1952"  # noqa: S105
 
 
 def test_a_person_confirms_their_address_with_the_password(web_url: str, page: Any) -> None:
-    user = UserFactory()
+    user: Any = UserFactory()
 
     page.goto(f"{web_url}/auth/email/verify/{email_verification_token(user=user)}")
     page.get_by_role("heading", name="Confirm your email address").wait_for()
@@ -42,7 +42,7 @@ def test_a_person_confirms_their_address_with_the_password(web_url: str, page: A
 def test_a_person_resets_their_password_and_every_device_is_signed_out(
     web_url: str, page: Any
 ) -> None:
-    user = UserFactory()
+    user: Any = UserFactory()
     device = requests.post(
         f"{web_url}/auth/login",
         json={"email": user.email, "password": DEFAULT_PASSWORD},
