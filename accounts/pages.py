@@ -298,6 +298,7 @@ def mfa_disable(request: HttpRequest) -> HttpResponse:
         services.mfa_disable(user=user, code=request.POST.get("code", ""))
     except ApplicationError as exc:
         return _account(request, status=400, errors={"disable_code": [exc.detail]})
+    update_session_auth_hash(request, user)  # this browser stays, on a new device session
     page_session_start(request, user)
     messages.success(request, "Two-factor authentication is off; other devices were signed out.")
     return HttpResponseRedirect(reverse("page-account"))
