@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from . import services
+from .cookie_sessions import cookie_session_live
 from .errors import MfaRequired
 from .page_access import session_mfa_passed
 
@@ -18,11 +19,12 @@ class MFAAdminSite(admin.AdminSite):
 
     The admin's own login form checks the password only, so it is not used: signing in
     happens on the dashboard (``/``), which has the MFA step, and the session then opens
-    the admin too. A staff member who is refused is told why and what to do.
+    the admin too, while its device session is live (``cookie_session_live``). A staff
+    member who is refused is told why and what to do.
     """
 
     def has_permission(self, request: HttpRequest) -> bool:
-        if not super().has_permission(request):
+        if not super().has_permission(request) or not cookie_session_live(request):
             return False
         try:
             services.staff_mfa_require(

@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
-        from . import revocation, schema, signals  # noqa: F401  (receivers, OpenAPI extensions)
+        from . import cookie_sessions, revocation, schema, signals  # noqa: F401  (receivers, OpenAPI)

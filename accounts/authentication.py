@@ -4,6 +4,9 @@
 of type ``access``, carries a ``sid``, its session is neither in the Redis set of revoked sids
 nor revoked in the database (the source of truth), and its user is active. The session row is
 loaded with its user in one query, replacing simplejwt's user lookup.
+
+``OTPSessionAuthentication`` admits a dashboard cookie only while the device session its
+sign-in opened is live (``accounts.cookie_sessions``).
 """
 
 import uuid
@@ -21,6 +24,7 @@ from rest_framework_simplejwt.tokens import Token
 
 from common.db import PrecompiledQuery
 
+from .cookie_sessions import cookie_session_live
 from .models import User, UserSession
 from .revocation import sid_is_revoked
 from .tokens import SID_CLAIM
@@ -84,11 +88,14 @@ class SessionJWTAuthentication(JWTAuthentication):
 
 
 class OTPSessionAuthentication(SessionAuthentication):
-    """Django session authentication that ignores sessions still missing their MFA step."""
+    """Django session (cookie) authentication for a cookie whose device session is live
+    (``cookie_session_live``) and that passed the MFA step when its user has MFA on."""
 
     def authenticate(self, request: Request) -> tuple[Any, None] | None:
         result = super().authenticate(request)
         if result is None:
+            return None
+        if not cookie_session_live(request._request):
             return None
         user = result[0]
         is_verified = getattr(user, "is_verified", None)  # set by django_otp's OTPMiddleware

@@ -5,7 +5,8 @@ self-hosted or test provider can stand in. An identity is linked to an existing 
 when both sides vouch for the email: the provider verified it, and the account's owner proved
 it through the link we mailed (``User.email_verified_at``). Otherwise anyone could register
 someone else's address with a password and wait for its owner to sign in with a provider.
-Linking ends every other session of the account.
+The first identity linked to an account with a password also waits for that password, once
+(``confirm_first_link``). Linking ends every other session of the account.
 """
 
 import re
@@ -13,14 +14,18 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import update_session_auth_hash
+from django.urls import reverse
 from django.utils import timezone
 from social_core.backends.github import GithubOAuth2 as _GithubOAuth2
 from social_core.backends.google import GoogleOAuth2 as _GoogleOAuth2
 from social_core.backends.oauth import BaseOAuth2PKCE
 from social_core.exceptions import AuthPolicyError
+from social_core.pipeline.partial import partial
+from social_django.models import UserSocialAuth
 
 from common.logging import get_logger
 
+from .cookie_sessions import cookie_session_id
 from .models import User
 
 logger = get_logger(__name__)
@@ -148,6 +153,43 @@ def refuse_inactive(backend: Any, user: Any = None, **_: Any) -> None:
         raise AuthPolicyError(backend, stage="callback")
 
 
+#: Pipeline data of a sign-in paused until the account's password is given (its nonce).
+LINK_PENDING_KWARG = "accounts_link_needs_password"
+#: The browser session's note that the password was given for that nonce.
+LINK_CONFIRMED_SESSION_KEY = "accounts_oauth_link_confirmed"
+
+
+@partial
+def confirm_first_link(
+    strategy: Any,
+    backend: Any,
+    user: Any = None,
+    social: Any = None,
+    is_new: bool = False,
+    current_partial: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """Pause before the first provider identity is linked to an account that has a password,
+    until that password is given once (``views.oauth_link_confirm``, counted like a sign-in).
+
+    The provider vouches for its own user only: the account's password is what shows that
+    its holder wants that identity in, whoever verified the address and however (a signed-in
+    session does not show it either: it may be a stolen one). Accounts made through a
+    provider have no password, and an account with a provider already linked has given it.
+    """
+    if user is None or is_new or social is not None or not user.has_usable_password():
+        return None
+    if UserSocialAuth.objects.filter(user=user).exists():
+        return None
+    nonce = kwargs.get(LINK_PENDING_KWARG)
+    if nonce and strategy.session_get(LINK_CONFIRMED_SESSION_KEY) == nonce:
+        strategy.session_pop(LINK_CONFIRMED_SESSION_KEY)
+        return None
+    current_partial.extend_kwargs({LINK_PENDING_KWARG: secrets.token_urlsafe(24)})
+    logger.info("accounts.oauth.link_needs_password", backend=backend.name, user_id=user.pk)
+    return strategy.redirect(reverse("oauth-link-confirm"))
+
+
 def revoke_sessions_on_link(
     backend: Any, user: Any = None, is_new: bool = False, new_association: bool = False, **_: Any
 ) -> dict[str, Any] | None:
@@ -160,16 +202,13 @@ def revoke_sessions_on_link(
         return None
     from .services import user_sessions_revoke_all
 
-    user_sessions_revoke_all(user=user, reason="oauth_linked")
-    request = getattr(backend.strategy, "request", None)
+    request: Any = getattr(backend.strategy, "request", None)
     current: Any = getattr(request, "user", None)
-    if (
-        request is not None
-        and current is not None
-        and current.is_authenticated
-        and (current.pk == user.pk)
-    ):
-        # A signed-in user connecting a provider keeps the browser session doing it.
+    connecting = current is not None and current.is_authenticated and current.pk == user.pk
+    # A signed-in user connecting a provider keeps the browser session doing it.
+    keep_sid = cookie_session_id(request.session) if connecting else None
+    user_sessions_revoke_all(user=user, reason="oauth_linked", keep_sid=keep_sid)
+    if connecting:
         update_session_auth_hash(request, user)
     logger.info("accounts.oauth.linked", backend=backend.name, user_id=user.id)
     return {"user": user}

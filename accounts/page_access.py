@@ -3,9 +3,9 @@
 A page is open to a *signed-in* browser: a Django session whose user passed the MFA step
 when they have MFA on (django-otp's ``is_verified``), and whose device session (a
 ``UserSession``, listed on the Account page like the API's; its id is kept in the Django
-session) has not been signed out. Revoking that device session from the Account page or the
-API ends the browser session at its next request, like a revoked token. A browser signed in
-some other way (OAuth) gets its device session at its first page.
+session) has not been signed out: ``accounts.cookie_sessions.cookie_session_live``, the
+check every path that admits a cookie makes. Revoking that device session from the Account
+page or the API ends the browser session at its next request, like a revoked token.
 
 Forms are validated by the API's own input serializers, and errors of the services
 (``ApplicationError``) are shown next to the form in plain words: no rule is written twice.
@@ -27,45 +27,24 @@ from rest_framework.exceptions import ValidationError
 
 from common.errors import ApplicationError, NotFound
 
+from .cookie_sessions import cookie_session_id, cookie_session_live, cookie_session_start
 from .errors import MfaRequired
 from .models import User, UserSession
-from .revocation import sid_is_revoked
-from .services import session_start, staff_mfa_require
-from .throttling import client_ip_address
-
-#: The Django session key holding the id of the device session the sign-in opened.
-PAGE_SESSION_KEY = "accounts_page_sid"
+from .services import staff_mfa_require
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
 
 
 def page_session_id(request: HttpRequest) -> str | None:
     """The id of the device session behind this browser's sign-in, if any."""
-    value = request.session.get(PAGE_SESSION_KEY)
-    return str(value) if value else None
+    return cookie_session_id(request.session)
 
 
 def page_session_start(
     request: HttpRequest, user: User, *, mfa_verified: bool = False
 ) -> UserSession:
-    """Open the device session of this browser's sign-in (the API's ``session_start``).
-
-    ``mfa_verified``: this browser passed the MFA step (staff need it for the admin).
-    """
-    session, _ = session_start(
-        user=user,
-        ip=client_ip_address(request),
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
-        mfa_verified=mfa_verified,
-    )
-    request.session[PAGE_SESSION_KEY] = str(session.pk)
-    return session
-
-
-def _device_session_live(sid: str) -> bool:
-    if sid_is_revoked(sid):
-        return False
-    return UserSession.objects.filter(pk=sid, revoked_at__isnull=True).exists()
+    """Open a new device session for this browser (``cookie_session_start``)."""
+    return cookie_session_start(request, user, mfa_verified=mfa_verified)
 
 
 def page_user_signed_in(request: HttpRequest) -> bool:
@@ -76,11 +55,7 @@ def page_user_signed_in(request: HttpRequest) -> bool:
     is_verified = getattr(user, "is_verified", None)
     if user_has_device(user) and not (is_verified is not None and is_verified()):
         return False
-    sid = page_session_id(request)
-    if sid is None:
-        page_session_start(request, cast(User, user))
-        return True
-    return _device_session_live(sid)
+    return cookie_session_live(request)
 
 
 def signed_in_required(view: View) -> View:

@@ -6,7 +6,7 @@ opens a device session (``session_start``) for the browser, so it is listed on t
 page with the API's sessions and can be signed out from anywhere.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
@@ -28,6 +28,8 @@ from spending.selectors import spend_history_for_user
 
 from . import selectors, services
 from .api.serializers import PasswordChangeInput, RegisterInput
+from .cookie_sessions import cookie_session_mark_mfa
+from .errors import LockedOut
 from .models import User, UserSession
 from .page_access import (
     form_errors,
@@ -82,10 +84,10 @@ def sign_in(request: HttpRequest) -> HttpResponse:
 
 
 def _complete_sign_in(request: HttpRequest, user: User, device: Any = None) -> None:
-    login(request, user, backend=_MODEL_BACKEND)
+    login(request, user, backend=_MODEL_BACKEND)  # opens the browser's device session
     if device is not None:
         otp_login(request, device)
-    page_session_start(request, user, mfa_verified=device is not None)
+        cookie_session_mark_mfa(request)
 
 
 def _password_step(request: HttpRequest) -> HttpResponse:
@@ -193,14 +195,8 @@ def sign_up(request: HttpRequest) -> HttpResponse:
 @require_POST
 @csrf_protect
 def sign_out(request: HttpRequest) -> HttpResponse:
-    """Sign this browser out: its device session is revoked, then the Django session ends."""
-    sid = page_session_id(request)
-    if sid and request.user.is_authenticated:
-        session = (
-            selectors.session_list_for_user(user=cast(User, request.user)).filter(pk=sid).first()
-        )
-        if session is not None:
-            services.session_revoke(session=session, reason="logout")
+    """Sign this browser out: the Django session ends and its device session is revoked
+    (``accounts.cookie_sessions``), closing the streams and terminals it opened."""
     logout(request)
     return HttpResponseRedirect("/")
 
@@ -221,6 +217,11 @@ def _account_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     )
     return {
         "nav": "account",
+        "unverified_until": (
+            None
+            if user.email_verified
+            else user.date_joined + timedelta(days=settings.ACCOUNTS_UNVERIFIED_DAYS)
+        ),
         "mfa_enabled": services.user_has_mfa(user),
         "mfa_pending": pending_setup,
         "sessions": sessions,
@@ -303,6 +304,7 @@ def mfa_disable(request: HttpRequest) -> HttpResponse:
         services.mfa_disable(user=user, code=request.POST.get("code", ""))
     except ApplicationError as exc:
         return _account(request, status=400, errors={"disable_code": [exc.detail]})
+    update_session_auth_hash(request, user)  # this browser stays, on a new device session
     page_session_start(request, user)
     messages.success(request, "Two-factor authentication is off; other devices were signed out.")
     return HttpResponseRedirect(reverse("page-account"))
@@ -323,6 +325,24 @@ def session_sign_out(request: HttpRequest, session_id: str) -> HttpResponse:
 
 @signed_in_required
 @require_POST
+def email_verification_resend(request: HttpRequest) -> HttpResponse:
+    """Mail the verification link again (the API's per-user limit)."""
+    wait = _refused(request, "verify_email")
+    if wait is not None:
+        message = "Too many links asked for; try again later."
+        response = _account(request, status=429, errors={"verify": [message]})
+        response["Retry-After"] = str(wait)
+        return response
+    try:
+        services.email_verification_resend(user=cast(User, request.user))
+    except ApplicationError as exc:
+        return _account(request, status=exc.status_code, errors={"verify": [exc.detail]})
+    messages.success(request, "The link is on its way: open it and confirm with your password.")
+    return HttpResponseRedirect(reverse("page-account"))
+
+
+@signed_in_required
+@require_POST
 def password_change(request: HttpRequest) -> HttpResponse:
     """Change the password; every session is signed out, this browser signs in anew."""
     user = cast(User, request.user)
@@ -331,6 +351,10 @@ def password_change(request: HttpRequest) -> HttpResponse:
         services.user_password_change(user=user, **data)
     except ValidationError as exc:
         return _account(request, status=400, errors=_prefixed(form_errors(exc)))
+    except LockedOut as exc:  # too many wrong passwords (sign-ins and this form together)
+        response = _account(request, status=429, errors={"password_form": [exc.detail]})
+        response["Retry-After"] = str(exc.extra.get("retry_after", 60))
+        return response
     except ApplicationError as exc:
         return _account(request, status=400, errors={"current_password": [exc.detail]})
     except DjangoValidationError as exc:  # the password validators

@@ -4,11 +4,12 @@ A sorted set scored by the moment its entry stops mattering (the last access tok
 session has expired by then). The database row stays the source of truth: the authentication
 class checks the row too, so a lost or unreachable set never lets a revoked session back in.
 
-Open event streams, run sockets and terminals are bound to the session that opened them
-(its ``sid``; a dashboard's Django session cookie is named ``cookie:<hash of its key>``).
-Revoking a session (logout, ``DELETE /auth/sessions/{id}``, refresh reuse, revoke-all) and
-signing a cookie session out also sends ``session.revoked`` to that session's Channels
-group, so every stream it opened closes at once, in whichever process serves it.
+Open event streams, run sockets and terminals are bound to the device session that opened
+them (its ``sid``: a token's ``sid`` claim, or for a dashboard cookie the device session its
+sign-in opened, see ``accounts.cookie_sessions``). Revoking a session (logout,
+``DELETE /auth/sessions/{id}``, refresh reuse, revoke-all, a cookie signed out) also sends
+``session.revoked`` to that session's Channels group, so every stream it opened closes at
+once, in whichever process serves it.
 """
 
 import functools
@@ -21,8 +22,6 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.contrib.auth.signals import user_logged_out
-from django.dispatch import receiver
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
@@ -31,6 +30,8 @@ from common.logging import get_logger
 logger = get_logger(__name__)
 
 REVOKED_SIDS_KEY = "aiflow:accounts:revoked_sids"
+#: The Django session key holding the id of the device session a cookie's sign-in opened.
+PAGE_SESSION_KEY = "accounts_page_sid"
 
 
 @functools.cache
@@ -61,34 +62,9 @@ def session_group_name(sid: str) -> str:
     return "session-" + hashlib.sha256(str(sid).encode("utf-8")).hexdigest()[:40]
 
 
-def cookie_session_sid(session_key: str) -> str:
-    """The ``sid`` standing for a Django session cookie (never the key itself)."""
-    return "cookie:" + hashlib.sha256(session_key.encode("utf-8")).hexdigest()[:40]
-
-
-def user_cookie_group_name(user_id: int) -> str:
-    """The Channels group of everything streaming under any dashboard cookie of a user."""
-    return f"cookies-of-user-{int(user_id)}"
-
-
-def stream_groups(sid: str, user_id: int | None) -> list[str]:
-    """The groups a stream or socket opened under ``sid`` joins to hear of its revocation.
-
-    A device session has its own group. A cookie session cannot be found again by its sid
-    when every session of the user is revoked (only its hash is known), so its streams also
-    join the user's cookie group, which ``user_cookie_streams_close`` signals.
-    """
-    if not sid:
-        return []
-    groups = [session_group_name(sid)]
-    if sid.startswith("cookie:") and user_id is not None:
-        groups.append(user_cookie_group_name(user_id))
-    return groups
-
-
-def user_cookie_streams_close(user_id: int) -> None:
-    """Tell every stream opened under any dashboard cookie of ``user_id`` to close."""
-    _groups_send([user_cookie_group_name(user_id)], sid="cookie:*")
+def stream_groups(sid: str) -> list[str]:
+    """The groups a stream or socket opened under ``sid`` joins to hear of its revocation."""
+    return [session_group_name(sid)] if sid else []
 
 
 def session_streams_close(sids: list[str]) -> None:
@@ -110,35 +86,28 @@ def _groups_send(groups: list[str], *, sid: str) -> None:
             logger.warning("accounts.session_streams_close_failed", exc_info=True)
 
 
-@receiver(user_logged_out)
-def _cookie_session_signed_out(sender: Any, request: Any = None, **_: Any) -> None:
-    session = getattr(request, "session", None)
-    key = getattr(session, "session_key", None)
-    if key:
-        session_streams_close([cookie_session_sid(key)])
-
-
 def request_sid(request: Any) -> str:
-    """The ``sid`` a DRF request was authenticated under ("" when it has none)."""
+    """The device session a DRF request was authenticated under ("" when it has none).
+
+    A token's session, or the device session behind a dashboard cookie.
+    """
     session = getattr(request, "auth_session", None)  # set by SessionJWTAuthentication
     if session is not None:
         return str(session.pk)
-    cookie = getattr(request, "session", None)
-    key = getattr(cookie, "session_key", None)
-    if getattr(request, "auth", None) is None and key:
-        return cookie_session_sid(key)
+    user = getattr(request, "user", None)
+    if getattr(request, "auth", None) is None and user is not None and user.is_authenticated:
+        value = getattr(request, "session", {}).get(PAGE_SESSION_KEY)
+        return str(value) if value else ""
     return ""
 
 
 def session_is_live(sid: str) -> bool:
-    """False once the device session ``sid`` is revoked (the database decides).
-
-    A cookie session cannot be looked up by its hash: it is ended by the sign-out signal.
-    """
+    """False once the device session ``sid`` is revoked (the database decides); False for
+    no session at all: every stream and ticket is bound to one."""
     from .models import UserSession
 
-    if not sid or sid.startswith("cookie:"):
-        return True
+    if not sid:
+        return False
     try:
         uuid.UUID(sid)
     except ValueError:

@@ -9,3 +9,9 @@ from . import services
 def accounts_expire() -> dict[str, int]:
     """Delete long-dead sessions, spent OAuth codes, expired outstanding tokens and sids."""
     return services.accounts_expire()
+
+
+@shared_task(name="accounts.tasks.unverified_accounts_expire", ignore_result=True)
+def unverified_accounts_expire() -> int:
+    """Delete the accounts nobody verified within ACCOUNTS_UNVERIFIED_DAYS."""
+    return services.unverified_accounts_expire()

@@ -3,7 +3,7 @@
 - ``SlidingUserRateThrottle`` (in ``DEFAULT_THROTTLE_CLASSES``): every API call, per user
   (scope ``user``) or per client IP when anonymous (scope ``anon``).
 - ``SlidingScopedRateThrottle`` (also a default): a view's ``throttle_scope``. The auth scopes
-  (register, login, mfa, refresh, oauth) count per client IP; other scopes, such as
+  (register, login, mfa, refresh, oauth, password_reset) count per client IP; other scopes, such as
   ``generate``, per user.
 - ``GenerateRateThrottle``: the ``generate`` scope for a view that lists its throttles itself.
 
@@ -26,7 +26,7 @@ from .ratelimit import limiter, rate, seconds_until_free
 
 logger = get_logger(__name__)
 
-IP_SCOPES = frozenset({"register", "login", "mfa", "refresh", "oauth", "anon"})
+IP_SCOPES = frozenset({"register", "login", "mfa", "refresh", "oauth", "password_reset", "anon"})
 
 
 def client_ip(request: Any) -> str:

@@ -1,5 +1,6 @@
-"""Browser views: OAuth begin/complete (social-auth) and the email verification link.
-The dashboard pages are in ``pages``.
+"""Browser views: OAuth begin/complete (social-auth), the password asked once before a first
+provider is linked to an account, and the email verification link. The dashboard pages are
+in ``pages``.
 
 OAuth begin is a CSRF-protected POST (a GET renders the form that posts it). Completion signs
 the dashboard session in (after the MFA step when the user has MFA on) and, when an API client
@@ -9,18 +10,21 @@ with its ``code_verifier``: tokens never travel in a URL, and a stolen code is w
 """
 
 import re
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 from social_core.actions import do_auth, do_complete
 from social_core.exceptions import SocialAuthBaseException
+from social_core.utils import PARTIAL_TOKEN_SESSION_NAME
+from social_django.models import Partial
 from social_django.utils import psa
 
 from common.errors import ApplicationError
@@ -28,7 +32,8 @@ from common.logging import get_logger
 
 from . import services
 from .models import User
-from .oauth import AccountEmailUnverified
+from .oauth import LINK_CONFIRMED_SESSION_KEY, LINK_PENDING_KWARG, AccountEmailUnverified
+from .page_access import page_user_signed_in
 from .throttling import scope_hit
 
 logger = get_logger(__name__)
@@ -126,8 +131,10 @@ def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
     except SocialAuthBaseException as exc:
         logger.info("accounts.oauth.refused", backend=backend, reason=exc.__class__.__name__)
         return _error(request, "Sign-in with the provider failed or was refused.")
-    client_redirect = request.session.pop(_CLIENT_REDIRECT, None)
+    # A sign-in paused for the account's password (``oauth.confirm_first_link``) comes back
+    # here to finish: what the API client asked for waits in the session until then.
     code = request.session.pop(_EXCHANGE_CODE, None)
+    client_redirect = request.session.pop(_CLIENT_REDIRECT, None) if code else None
     if client_redirect and code:
         separator = "&" if "?" in client_redirect else "?"
         return HttpResponseRedirect(f"{client_redirect}{separator}{urlencode({'code': code})}")
@@ -139,15 +146,89 @@ def oauth_complete(request: HttpRequest, backend: str) -> HttpResponse:
 # --- Email verification link ----------------------------------------------------------------
 
 
+def _verify_page(request: HttpRequest, status: int = 200, **context: Any) -> HttpResponse:
+    context.setdefault("unverified_days", settings.ACCOUNTS_UNVERIFIED_DAYS)
+    return render(request, "accounts/email_verify.html", context, status=status)
+
+
 @never_cache
-@require_http_methods(["GET"])
+@csrf_protect
+@require_http_methods(["GET", "POST"])
 def email_verify_page(request: HttpRequest, token: str) -> HttpResponse:
-    """The link mailed at registration: verifies the address and says so (or why not)."""
+    """The link mailed at registration: a GET only shows a form (mail scanners follow
+    links); the POST verifies, with the account's password or from a browser signed in to
+    the account (``services.email_verify``)."""
     try:
-        user = services.email_verify(token=token)
+        account = services.email_verification_claim(token=token)
     except ApplicationError as exc:
-        context = {"verified": exc.code == "verification_link_used", "message": exc.detail}
-        status = 200 if context["verified"] else 400
-        return render(request, "accounts/email_verify.html", context, status=status)
+        return _verify_page(request, 400, state="invalid", message=exc.detail)
+    if account.email_verified:
+        message = "This verification link was already used; the address is verified."
+        return _verify_page(request, state="verified", message=message)
+    signed_in = page_user_signed_in(request) and request.user.pk == account.pk
+    context: dict[str, Any] = {
+        "state": "confirm",
+        "account_email": account.email,
+        "signed_in_as_account": signed_in,
+    }
+    if request.method != "POST":
+        return _verify_page(request, **context)
+    try:
+        user = services.email_verify(
+            token=token,
+            password=request.POST.get("password", "")[:256],
+            signed_in_user=cast(User, request.user) if signed_in else None,
+        )
+    except ApplicationError as exc:
+        if exc.code == "verification_link_used":
+            return _verify_page(request, state="verified", message=exc.detail)
+        response = _verify_page(request, exc.status_code, error=exc.detail, **context)
+        if "retry_after" in exc.extra:
+            response["Retry-After"] = str(exc.extra["retry_after"])
+        return response
     message = f"{user.email} is verified. You can now also sign in with a provider using it."
-    return render(request, "accounts/email_verify.html", {"verified": True, "message": message})
+    return _verify_page(request, state="verified", message=message)
+
+
+# --- The first provider linked to an account with a password ---------------------------------
+
+
+def _pending_link(request: HttpRequest) -> tuple[Any, User] | None:
+    """The paused OAuth sign-in of this browser that waits for the account's password."""
+    token = request.session.get(PARTIAL_TOKEN_SESSION_NAME)
+    partial: Any = Partial.objects.filter(token=token).first() if token else None
+    if partial is None or not partial.data.get("kwargs", {}).get(LINK_PENDING_KWARG):
+        return None
+    user = User.objects.filter(pk=partial.data["kwargs"].get("user"), is_active=True).first()
+    return (partial, user) if user is not None else None
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def oauth_link_confirm(request: HttpRequest) -> HttpResponse:
+    """The account's password, once, before a first provider identity is linked to it.
+
+    The sign-in with the provider paused before linking (``oauth.confirm_first_link``);
+    the right password lets it go on, a wrong one counts as a failed sign-in.
+    """
+    pending = _pending_link(request)
+    if pending is None:
+        return _error(request, "There is no sign-in waiting for a password here.", 404)
+    partial, user = pending
+    context: dict[str, Any] = {
+        "account_email": user.email,
+        "provider": str(partial.backend).title(),
+    }
+    if request.method == "POST":
+        try:
+            services.account_password_check(
+                user=user, password=request.POST.get("password", "")[:256]
+            )
+        except ApplicationError as exc:
+            context["error"] = exc.detail
+            return render(request, "accounts/oauth_link.html", context, status=exc.status_code)
+        request.session[LINK_CONFIRMED_SESSION_KEY] = partial.data["kwargs"][LINK_PENDING_KWARG]
+        query = urlencode({"partial_token": partial.token})
+        return HttpResponseRedirect(f"{reverse('oauth-complete', args=[partial.backend])}?{query}")
+    return render(request, "accounts/oauth_link.html", context)

@@ -132,7 +132,7 @@ class RunEventsConsumer(AsyncWebsocketConsumer):
             return
         self.user_id, self.sid, self.run_id = claim.user_id, claim.sid, run_id
         self.last_seq = last_event_id_from_scope(self.scope)
-        groups = [run_group_name(run_id), *stream_groups(self.sid, self.user_id)]
+        groups = [run_group_name(run_id), *stream_groups(self.sid)]
         self._subscription = await fanout_subscribe(groups)
         await self.accept()
         self._keeper = asyncio.ensure_future(self._keep_alive())

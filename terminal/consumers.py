@@ -177,7 +177,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAVAILABLE)
             return
         self.session = session
-        self._groups = stream_groups(self.sid, self.user_id)
+        self._groups = stream_groups(self.sid)
         for group in self._groups:
             await self.channel_layer.group_add(group, self.channel_name)
         self._started = self._last_input = time.monotonic()

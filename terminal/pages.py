@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.page_access import signed_in_required
+from accounts.page_access import page_session_id, signed_in_required
 from common.errors import ApplicationError
 from projects.sandbox import SandboxUnavailable, sandbox_ensure_available
 from projects.selectors import project_get_for_user
@@ -48,9 +48,12 @@ def terminal_page(request: HttpRequest, project_id: int) -> HttpResponse:
 @signed_in_required
 @require_POST
 def terminal_ticket(request: HttpRequest, project_id: int) -> JsonResponse:
-    """A single-use ticket for the terminal socket (``terminal_ticket_create``)."""
+    """A single-use ticket for the terminal socket (``terminal_ticket_create``), bound to
+    this browser's device session: signing it out anywhere ends the terminal."""
     try:
-        ticket = terminal_ticket_create(user=request.user, project_id=project_id)
+        ticket = terminal_ticket_create(
+            user=request.user, project_id=project_id, sid=page_session_id(request) or ""
+        )
     except ApplicationError as exc:
         if exc.status_code == 404:
             raise

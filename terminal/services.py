@@ -37,12 +37,15 @@ def terminal_ensure_enabled() -> None:
         raise TerminalDisabled("The terminal is disabled on this server (TERMINAL_ENABLED).")
 
 
-def terminal_ticket_create(*, user: Any, project_id: int, sid: str = "") -> str:
+def terminal_ticket_create(*, user: Any, project_id: int, sid: str) -> str:
     """A single-use ticket for the user's own project (``NotFound`` for anyone else's).
 
-    ``sid`` is the session asking; the terminal closes when that session is revoked.
+    ``sid`` is the device session asking (a token's, or the one behind a dashboard cookie);
+    the terminal closes when that session is revoked, and a ticket without one is refused.
     """
     terminal_ensure_enabled()
+    if not sid:
+        raise ApplicationError("A terminal ticket needs a signed-in session.", code="no_session")
     project = project_get_for_user(user=user, project_id=project_id)
     workspace_room_check(project=project)  # a new workspace image must fit the owner's cap
     ticket = ticket_issue(user_id=user.pk, project_id=project.pk, sid=sid)

@@ -23,10 +23,10 @@ class TicketClaim:
 
     user_id: int
     project_id: int
-    sid: str = ""
+    sid: str
 
 
-def ticket_issue(*, user_id: int, project_id: int, sid: str = "") -> str:
+def ticket_issue(*, user_id: int, project_id: int, sid: str) -> str:
     """A new ticket for ``user_id`` on ``project_id``, valid ``TERMINAL_TICKET_TTL`` seconds."""
     return _issue(
         kind=KIND,

@@ -22,6 +22,11 @@ class RefreshInput(serializers.Serializer):
     refresh = serializers.CharField(max_length=4096)
 
 
+class LogoutInput(serializers.Serializer):
+    # Without it, the session of the request itself (bearer token or dashboard cookie).
+    refresh = serializers.CharField(max_length=4096, required=False, allow_blank=True)
+
+
 class MfaVerifyInput(serializers.Serializer):
     mfa_token = serializers.CharField(max_length=4096)
     code = serializers.CharField(max_length=32)
@@ -41,6 +46,25 @@ class MfaConfirmInput(serializers.Serializer):
 
 class EmailVerifyInput(serializers.Serializer):
     token = serializers.CharField(max_length=1024)
+    # The account's password; not needed when signed in as the account.
+    password = serializers.CharField(
+        max_length=256, trim_whitespace=False, required=False, default=""
+    )
+
+
+class PasswordResetInput(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class PasswordResetConfirmInput(serializers.Serializer):
+    # The two last parts of the mailed link: /password/reset/<uid>/<token>
+    uid = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=128)
+    new_password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class DetailOutput(serializers.Serializer):
+    detail = serializers.CharField()
 
 
 class ExchangeInput(serializers.Serializer):

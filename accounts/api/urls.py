@@ -12,6 +12,12 @@ urlpatterns = [
     path("logout", views.LogoutView.as_view(), name="auth-logout"),
     path("me", views.MeView.as_view(), name="auth-me"),
     path("password", views.PasswordChangeView.as_view(), name="auth-password"),
+    path("password/reset", views.PasswordResetView.as_view(), name="auth-password-reset"),
+    path(
+        "password/reset/confirm",
+        views.PasswordResetConfirmView.as_view(),
+        name="auth-password-reset-confirm",
+    ),
     path("sessions", views.SessionListView.as_view(), name="auth-sessions"),
     path("sessions/<uuid:session_id>", views.SessionDetailView.as_view(), name="auth-session"),
     path("mfa/verify", views.MfaVerifyView.as_view(), name="auth-mfa-verify"),
@@ -27,6 +33,7 @@ urlpatterns = [
     ),
     path("email/verify/<str:token>", web.email_verify_page, name="auth-email-verify-link"),
     path("oauth/exchange", views.OAuthExchangeView.as_view(), name="auth-oauth-exchange"),
+    path("oauth/link", web.oauth_link_confirm, name="oauth-link-confirm"),
     path("oauth/<str:backend>/", web.oauth_begin, name="oauth-begin"),
     path("oauth/<str:backend>/complete/", web.oauth_complete, name="oauth-complete"),
 ]

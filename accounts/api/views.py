@@ -3,18 +3,22 @@
 from datetime import datetime
 from typing import Any, cast
 
-from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import logout, update_session_auth_hash
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors, services
+from ..authentication import OTPSessionAuthentication, SessionJWTAuthentication
+from ..errors import AuthenticationError
 from ..models import User, UserSession
+from ..revocation import request_sid
 from ..services import LoginResult
 from ..signals import SIGNED_IN_AT_SESSION_KEY
 from ..throttling import client_ip_address
@@ -94,14 +98,56 @@ class RefreshView(_Public):
         return Response(pair.as_dict())
 
 
-class LogoutView(_Public):
+class _OptionalTokenAuthentication(SessionJWTAuthentication):
+    """A bearer token when it is good; a stale one is no sign-in, never an error."""
+
+    def authenticate(self, request: Request) -> Any:
+        try:
+            return super().authenticate(request)
+        except AuthenticationFailed:
+            return None
+
+
+class _OptionalCookieAuthentication(OTPSessionAuthentication):
+    """A live dashboard cookie with its CSRF token; without the token, no sign-in (noted)."""
+
+    def authenticate(self, request: Request) -> Any:
+        try:
+            return super().authenticate(request)
+        except PermissionDenied:
+            request.csrf_refused = True  # type: ignore[attr-defined]
+            return None
+
+
+# The OpenAPI security of an endpoint that takes a token or a cookie, or neither.
+_OPTIONAL_AUTH: list[Any] = [{"jwtAuth": []}, {"cookieAuth": []}, {}]
+
+
+class LogoutView(APIView):
+    """Sign one device out: the session of the ``refresh`` token sent, or, without one, the
+    session of this request (its bearer token, or its dashboard cookie, CSRF checked)."""
+
+    authentication_classes = [_OptionalTokenAuthentication, _OptionalCookieAuthentication]
+    permission_classes = [AllowAny]
     throttle_scope = "refresh"
 
-    @extend_schema(request=s.RefreshInput, responses={204: None})
+    @extend_schema(request=s.LogoutInput, responses={204: None}, auth=_OPTIONAL_AUTH)
     def post(self, request: Request) -> Response:
-        data = s.RefreshInput(data=request.data)
+        data = s.LogoutInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.session_logout(refresh=data.validated_data["refresh"])
+        if data.validated_data.get("refresh"):
+            services.session_logout(refresh=data.validated_data["refresh"])
+        elif (session := getattr(request, "auth_session", None)) is not None:
+            services.session_revoke(session=session, reason="logout")
+        elif request.user is not None and request.user.is_authenticated:
+            logout(request._request)  # revokes the cookie's device session too
+        elif getattr(request, "csrf_refused", False):
+            raise PermissionDenied("CSRF token missing or incorrect.")
+        else:
+            raise AuthenticationError(
+                "Send the refresh token of the session to sign out, or sign in.",
+                code="not_authenticated",
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -123,8 +169,7 @@ class PasswordChangeView(APIView):
 
 
 def _current_sid(request: Request) -> str | None:
-    session = getattr(request, "auth_session", None)
-    return str(session.pk) if session is not None else None
+    return request_sid(request) or None
 
 
 class SessionListView(APIView):
@@ -150,8 +195,12 @@ class TotpSetupView(APIView):
 
 
 def _current_session(request: Request) -> UserSession | None:
-    """The device session of a JWT-authenticated request (None for a dashboard cookie)."""
-    return getattr(request, "auth_session", None)
+    """The device session of the request: its token's, or the one behind its cookie."""
+    session = getattr(request, "auth_session", None)
+    if session is not None:
+        return cast(UserSession, session)
+    sid = request_sid(request)
+    return UserSession.objects.filter(pk=sid, user=_user(request)).first() if sid else None
 
 
 def _dashboard_signed_in_at(request: Request) -> datetime | None:
@@ -171,14 +220,15 @@ class TotpConfirmView(APIView):
         data = s.MfaConfirmInput(data=request.data)
         data.is_valid(raise_exception=True)
         user, session = _user(request), _current_session(request)
+        cookie = getattr(request, "auth_session", None) is None
         codes = services.mfa_totp_confirm(
             user=user,
             code=data.validated_data["code"],
             password=data.validated_data["password"],
-            signed_in_at=None if session is not None else _dashboard_signed_in_at(request),
+            signed_in_at=_dashboard_signed_in_at(request) if cookie else None,
             current_session=session,
         )
-        if session is None:  # a dashboard cookie: it stays signed in, now past the MFA step
+        if cookie:  # a dashboard cookie: it stays signed in, now past the MFA step
             update_session_auth_hash(request._request, user)
             otp_login(request._request, TOTPDevice.objects.get(user=user, confirmed=True))
         return Response({"backup_codes": codes})
@@ -208,13 +258,61 @@ class MfaDisableView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class EmailVerifyView(_Public):
-    @extend_schema(request=s.EmailVerifyInput, responses={200: s.UserOutput})
+class EmailVerifyView(APIView):
+    """Verify the address of a mailed link: with the account's ``password``, or signed in as
+    the account (bearer token or dashboard cookie). The link alone verifies nothing."""
+
+    authentication_classes = [_OptionalTokenAuthentication, _OptionalCookieAuthentication]
+    permission_classes = [AllowAny]
+    throttle_scope = "login"
+
+    @extend_schema(request=s.EmailVerifyInput, responses={200: s.UserOutput}, auth=_OPTIONAL_AUTH)
     def post(self, request: Request) -> Response:
         data = s.EmailVerifyInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.email_verify(token=data.validated_data["token"])
+        caller = request.user
+        user = services.email_verify(
+            token=data.validated_data["token"],
+            password=data.validated_data["password"],
+            signed_in_user=cast(User, caller) if caller and caller.is_authenticated else None,
+        )
         return Response(s.UserOutput(user).data)
+
+
+class PasswordResetView(_Public):
+    """Mail a password-reset link to the account using ``email``, if any (same answer
+    whether or not one does)."""
+
+    throttle_scope = "password_reset"
+
+    @extend_schema(request=s.PasswordResetInput, responses={202: s.DetailOutput})
+    def post(self, request: Request) -> Response:
+        data = s.PasswordResetInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_reset_request(email=data.validated_data["email"])
+        body = {
+            "detail": "If an account uses that address, a link to reset its password is on "
+            "its way there."
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmView(_Public):
+    """Set a new password with the ``uid`` and ``token`` of a mailed reset link; every
+    session of the account is revoked."""
+
+    throttle_scope = "password_reset"
+
+    @extend_schema(request=s.PasswordResetConfirmInput, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = s.PasswordResetConfirmInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_reset_confirm(
+            uidb64=data.validated_data["uid"],
+            token=data.validated_data["token"],
+            new_password=data.validated_data["new_password"],
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class EmailVerifyResendView(APIView):

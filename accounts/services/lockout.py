@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from limits.errors import StorageError
 
-from common.errors import ServiceUnavailable
+from common.errors import ApplicationError, ServiceUnavailable
 from common.logging import get_logger
 
 from ..errors import LockedOut
@@ -70,3 +70,17 @@ def login_lockout_clear(*, email: str = "", user: User | None = None) -> None:
         limiter().clear(_lockout_item(), "login-fail", _lockout_key(email=email, user=user))
     except StorageError:
         logger.warning("accounts.lockout.clear_failed")
+
+
+def account_password_check(*, user: User, password: str) -> None:
+    """Proof that the caller knows ``user``'s password, counted like a sign-in.
+
+    Refused while the account is locked (even the right password: ``LockedOut``); a wrong
+    password counts as a failed sign-in. Every form that asks for the password again (its
+    change, confirming the email, linking a first provider) goes through here, so none of
+    them is a way to guess it without limit.
+    """
+    login_guard(user=user)
+    if not user.check_password(str(password or "")):
+        login_failed(user=user)
+        raise ApplicationError("The password is wrong.", code="invalid_password")

@@ -22,7 +22,7 @@ from ..backup_codes import backup_code_digest, backup_code_generate
 from ..errors import AuthenticationError, MfaRequired
 from ..models import BackupCode, BackupCodeDevice, User, UserSession
 from ..tokens import MfaToken, TokenPair
-from .lockout import login_failed, login_guard, login_lockout_clear
+from .lockout import account_password_check, login_failed, login_lockout_clear
 from .sessions import session_start, user_sessions_revoke_all
 
 logger = get_logger(__name__)
@@ -152,10 +152,7 @@ def _reauthenticate(*, user: User, password: str, signed_in_at: datetime | None)
     A wrong password counts toward the account lockout, so a stolen session cannot guess it.
     """
     if user.has_usable_password():
-        login_guard(user=user)
-        if not user.check_password(str(password or "")):
-            login_failed(user=user)
-            raise ApplicationError("The password is wrong.", code="invalid_password")
+        account_password_check(user=user, password=password)
         return
     window = timedelta(minutes=settings.ACCOUNTS_REAUTH_MINUTES)
     if signed_in_at is None or timezone.now() - signed_in_at > window:

@@ -2,7 +2,7 @@
 
 import contextlib
 import smtplib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -17,6 +17,7 @@ from common.errors import ApplicationError, Conflict, ServiceUnavailable
 from common.logging import get_logger
 
 from ..models import User
+from .lockout import account_password_check
 
 logger = get_logger(__name__)
 
@@ -28,8 +29,9 @@ def user_register(*, username: str, email: str, password: str) -> User:
     """Create a user after Django's password validators and mail the verification link.
 
     The email is stored in lower case; uniqueness is on its canonical form. The account may
-    sign in with its password at once, verified or not; only OAuth linking waits for the
-    verification (see ``oauth.associate_by_verified_email``).
+    sign in with its password at once, verified or not; OAuth linking waits for the
+    verification (see ``oauth.associate_by_verified_email``), and an account nobody verifies
+    is deleted after ACCOUNTS_UNVERIFIED_DAYS (``unverified_accounts_expire``).
     """
     email = User.objects.normalize_email(email).lower()
     if User.objects.with_email(email).exists():
@@ -74,6 +76,8 @@ def email_verification_send(*, user: User) -> None:
         "user": user,
         "link": email_verification_link(user=user),
         "hours": settings.ACCOUNTS_EMAIL_VERIFICATION_HOURS,
+        "unverified_days": settings.ACCOUNTS_UNVERIFIED_DAYS,
+        "reset_link": f"{settings.PUBLIC_BASE_URL}{reverse('page-password-reset')}",
     }
     try:
         send_mail(
@@ -103,13 +107,12 @@ def email_verification_resend(*, user: User) -> None:
     email_verification_send(user=user)
 
 
-def email_verify(*, token: str) -> User:
-    """Mark the address a verification token names as verified; a token works once.
+def email_verification_claim(*, token: str) -> User:
+    """The account a verification link names, when the link is good (nothing is spent).
 
     The token is signed (SECRET_KEY, its own salt), expires after
     ACCOUNTS_EMAIL_VERIFICATION_HOURS, and names the canonical address it was sent to: a
-    changed address makes it void. Spending it is one conditional UPDATE, so two clicks at
-    once verify once and the second is told the link was used.
+    changed address makes it void.
     """
     max_age = timedelta(hours=settings.ACCOUNTS_EMAIL_VERIFICATION_HOURS)
     try:
@@ -125,22 +128,81 @@ def email_verify(*, token: str) -> User:
         ) from exc
     uid = data.get("uid") if isinstance(data, dict) else None
     email = data.get("email") if isinstance(data, dict) else None
-    if not isinstance(uid, int) or not isinstance(email, str):
-        raise ApplicationError(
-            "This verification link is not valid.", code="verification_link_invalid"
-        )
-    spent = User.objects.filter(
-        pk=uid, email_canonical=email, email_verified_at__isnull=True
-    ).update(email_verified_at=timezone.now())
-    user = User.objects.filter(pk=uid, email_canonical=email).first()
+    user = (
+        User.objects.filter(pk=uid, email_canonical=email).first()
+        if isinstance(uid, int) and isinstance(email, str)
+        else None
+    )
     if user is None:  # the account is gone or its address changed since the link was sent
         raise ApplicationError(
             "This verification link is not valid.", code="verification_link_invalid"
         )
+    return user
+
+
+def _link_used() -> ApplicationError:
+    return ApplicationError(
+        "This verification link was already used; the address is verified.",
+        code="verification_link_used",
+    )
+
+
+def email_verify(*, token: str, password: str = "", signed_in_user: User | None = None) -> User:
+    """Verify the address a link names, for someone who proves they hold the account.
+
+    Following the link proves only that its reader gets the mail: a mail scanner does, and
+    so does the address's owner when someone else registered it with a password they chose.
+    So the link verifies nothing by itself: the person confirming gives the account's
+    password, or is signed in as the account (``signed_in_user``). A wrong password counts
+    as a failed sign-in (the account's lockout). Spending the link is one conditional
+    UPDATE, so two confirmations at once verify once and the second is told it was used.
+    """
+    user = email_verification_claim(token=token)
+    if user.email_verified:
+        raise _link_used()
+    if signed_in_user is None or signed_in_user.pk != user.pk:
+        if not password:
+            raise ApplicationError(
+                "Confirm with the account's password (or open the link where you are signed "
+                "in to the account).",
+                code="password_required",
+            )
+        account_password_check(user=user, password=password)
+    spent = User.objects.filter(
+        pk=user.pk, email_canonical=user.email_canonical, email_verified_at__isnull=True
+    ).update(email_verified_at=timezone.now())
     if not spent:
-        raise ApplicationError(
-            "This verification link was already used; the address is verified.",
-            code="verification_link_used",
-        )
+        raise _link_used()
+    user.refresh_from_db(fields=["email_verified_at"])
     logger.info("accounts.email.verified", user_id=user.id)
     return user
+
+
+# --- Accounts nobody verified ---------------------------------------------------------------
+
+
+def unverified_accounts_expire(*, now: datetime | None = None) -> int:
+    """Delete the accounts whose address nobody verified within ACCOUNTS_UNVERIFIED_DAYS of
+    registering (staff excepted); the address is free again. Returns how many went.
+
+    Whoever registers an address they do not own cannot verify it, so the account they made
+    would otherwise keep the address from its owner for good.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.ACCOUNTS_UNVERIFIED_DAYS)
+    expired = User.objects.filter(
+        email_verified_at__isnull=True,
+        date_joined__lt=cutoff,
+        is_staff=False,
+        is_superuser=False,
+    )
+    deleted = 0
+    for pk in list(expired.values_list("pk", flat=True)):
+        with transaction.atomic():
+            # Locked and asked again: an address verified meanwhile keeps its account.
+            user = expired.select_for_update().filter(pk=pk).first()
+            if user is not None:
+                user.delete()
+                deleted += 1
+    if deleted:
+        logger.info("accounts.unverified.expired", count=deleted)
+    return deleted

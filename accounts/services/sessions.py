@@ -16,13 +16,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from social_django.models import Partial
 
 from common.errors import ApplicationError
 from common.logging import get_logger
 
-from ..errors import AuthenticationError
+from ..errors import AuthenticationError, LockedOut
 from ..models import OAuthExchangeCode, User, UserSession
-from ..revocation import revoked_sids_add, revoked_sids_prune, user_cookie_streams_close
+from ..revocation import revoked_sids_add, revoked_sids_prune
 from ..tokens import (
     SID_CLAIM,
     SessionRefreshToken,
@@ -32,6 +33,7 @@ from ..tokens import (
     refresh_expiry,
 )
 from ..user_agents import device_label
+from .lockout import account_password_check, login_lockout_clear
 
 logger = get_logger(__name__)
 
@@ -113,10 +115,11 @@ def session_revoke(*, session: UserSession, reason: str) -> bool:
 def user_sessions_revoke_all(*, user: User, reason: str, keep_sid: str | None = None) -> int:
     """Revoke every live session of ``user`` but ``keep_sid``; returns how many were revoked.
 
-    The device (JWT) sessions are revoked row by row; every dashboard (cookie) session ends
-    too, by raising ``user.session_epoch`` (part of their auth hash). A caller acting from a
-    dashboard session keeps its own with ``django.contrib.auth.update_session_auth_hash``;
-    ``user`` carries the new epoch for that.
+    The device sessions (of tokens and of dashboard cookies alike) are revoked row by row,
+    which closes the streams and terminals they opened; every dashboard cookie also ends by
+    the raised ``user.session_epoch`` (part of their auth hash). A caller acting from a
+    dashboard session keeps its own with ``django.contrib.auth.update_session_auth_hash``
+    (and a device session: ``keep_sid``, or a new one); ``user`` carries the new epoch.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -132,9 +135,6 @@ def user_sessions_revoke_all(*, user: User, reason: str, keep_sid: str | None = 
         for _, jti in live:
             _blacklist(jti=jti)
         User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
-        # Every dashboard cookie of the user ends with the new epoch; so do its open streams.
-        user_id = user.pk
-        transaction.on_commit(lambda: user_cookie_streams_close(user_id))
         user.session_epoch = User.objects.values_list("session_epoch", flat=True).get(pk=user.pk)
     sids = [str(sid) for sid, _ in live]
     transaction.on_commit(lambda: revoked_sids_add(sids))
@@ -245,9 +245,19 @@ def session_logout(*, refresh: str) -> None:
 
 
 def user_password_change(*, user: User, current_password: str, new_password: str) -> None:
-    """Change the password (validators apply); every session of the user is revoked."""
-    if not user.check_password(current_password):
-        raise ApplicationError("The current password is wrong.", code="invalid_password")
+    """Change the password (validators apply); every session of the user is revoked.
+
+    A wrong current password counts as a failed sign-in of the account (the same lockout),
+    and a locked account cannot change its password even with the right one (``LockedOut``):
+    a stolen session is no way to guess the password without limit.
+    """
+    try:
+        account_password_check(user=user, password=current_password)
+    except LockedOut:
+        raise
+    except ApplicationError as exc:
+        raise ApplicationError("The current password is wrong.", code=exc.code) from exc
+    login_lockout_clear(user=user)
     validate_password(new_password, user=user)
     with transaction.atomic():
         user.set_password(new_password)
@@ -267,7 +277,8 @@ def user_deactivate(*, user: User) -> None:
 
 
 def accounts_expire(*, keep_days: int = 30) -> dict[str, int]:
-    """Delete long-dead sessions, spent or expired exchange codes, expired outstanding tokens."""
+    """Delete long-dead sessions, spent or expired exchange codes, expired outstanding tokens,
+    and OAuth sign-ins left paused for a day."""
     now = timezone.now()
     cutoff = now - timedelta(days=keep_days)
     sessions, _ = UserSession.objects.filter(
@@ -277,5 +288,13 @@ def accounts_expire(*, keep_days: int = 30) -> dict[str, int]:
         Q(expires_at__lt=now) | Q(used_at__isnull=False)
     ).delete()
     tokens, _ = OutstandingToken.objects.filter(expires_at__lt=now).delete()
+    # OAuth sign-ins paused for the account's password and never finished.
+    partials, _ = Partial.objects.filter(timestamp__lt=now - timedelta(days=1)).delete()
     pruned = revoked_sids_prune()
-    return {"sessions": sessions, "codes": codes, "tokens": tokens, "revoked_sids": pruned}
+    return {
+        "sessions": sessions,
+        "codes": codes,
+        "tokens": tokens,
+        "oauth_partials": partials,
+        "revoked_sids": pruned,
+    }

@@ -198,7 +198,7 @@ async def event_stream(
     idle = float(settings.EVENTS_STREAM_IDLE_SECONDS)
     deadline = time.monotonic() + settings.EVENTS_STREAM_MAX_SECONDS
     fetch = sync_to_async(_fetch)
-    groups = [run_group_name(run_id), *stream_groups(sid, user_id)]
+    groups = [run_group_name(run_id), *stream_groups(sid)]
     subscription = await fanout_subscribe(groups)
     last_seq = after_seq
     last_write = last_event = time.monotonic()

@@ -89,7 +89,9 @@ if (box) {
       if (text.startsWith('{"type": "exit"') || text.startsWith('{"type": "error"')) {
         try {
           const frame = JSON.parse(text);
-          if (frame.type === "exit") {
+          if (frame.type === "exit" && frame.reason === "session_revoked") {
+            say("This browser was signed out, so the terminal closed. Sign in again to open one.", true);
+          } else if (frame.type === "exit") {
             say(`The shell exited${frame.code != null ? ` with code ${frame.code}` : ""}${frame.reason ? ` (${frame.reason})` : ""}.`);
           } else {
             say(frame.detail || "The terminal reported an error.", true);
@@ -105,7 +107,7 @@ if (box) {
       reconnect.hidden = false;
       if (!opened) {
         say("The terminal could not start: the sandbox is unavailable on this server, or you already have the most terminals open.", true);
-      } else if (!status.textContent.startsWith("The shell exited")) {
+      } else if (!status.textContent.startsWith("The shell exited") && !status.textContent.startsWith("This browser was signed out")) {
         say("The terminal session ended.");
       }
     });

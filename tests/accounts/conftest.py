@@ -134,3 +134,37 @@ def register(django_capture_on_commit_callbacks: Any) -> Any:
             return APIClient().post("/auth/register", body, format="json", **headers)
 
     return _register
+
+
+@pytest.fixture
+def verified(user):
+    """``user`` after following the verification link mailed at registration."""
+    from django.utils import timezone
+
+    user.email_verified_at = timezone.now()
+    user.save(update_fields=["email_verified_at"])
+    return user
+
+
+@pytest.fixture
+def stub():
+    """A local OAuth provider (Google and GitHub endpoints) the settings point at."""
+    from django.test import override_settings
+
+    from tests.accounts.oauth_stub import CLIENT_ID, CLIENT_SECRET, OAuthStub
+
+    server = OAuthStub().start()
+    with override_settings(
+        SOCIAL_AUTH_GOOGLE_KEY=CLIENT_ID,
+        SOCIAL_AUTH_GOOGLE_SECRET=CLIENT_SECRET,
+        SOCIAL_AUTH_GOOGLE_AUTHORIZATION_URL=f"{server.base}/authorize",
+        SOCIAL_AUTH_GOOGLE_ACCESS_TOKEN_URL=f"{server.base}/token",
+        SOCIAL_AUTH_GOOGLE_USERINFO_URL=f"{server.base}/userinfo",
+        SOCIAL_AUTH_GITHUB_KEY=CLIENT_ID,
+        SOCIAL_AUTH_GITHUB_SECRET=CLIENT_SECRET,
+        SOCIAL_AUTH_GITHUB_AUTHORIZATION_URL=f"{server.base}/authorize",
+        SOCIAL_AUTH_GITHUB_ACCESS_TOKEN_URL=f"{server.base}/token",
+        SOCIAL_AUTH_GITHUB_API_URL=f"{server.base}/api/",
+    ):
+        yield server
+    server.stop()

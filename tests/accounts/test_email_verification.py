@@ -1,9 +1,12 @@
 """Email verification: the mail sent at registration, its signed, expiring, single-use link
-(browser page and API endpoint), asking for it again, and what an unverified account may do."""
+(browser page and API endpoint), confirmed only with the account's password or from a
+session signed in as the account (never by opening it), asking for it again, and what an
+unverified account may do."""
 
 import re
 import socket
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core import mail, signing
@@ -14,6 +17,7 @@ from accounts.models import User
 from accounts.services import email_verification_send, email_verification_token
 from tests.accounts.conftest import STRONG_PASSWORD, bearer, login
 from tests.factories import DEFAULT_PASSWORD
+from tests.page_helpers import csrf_token_of, signed_in_client
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +34,17 @@ def _token(message) -> str:
     return _link_path(message).rsplit("/", 1)[1]
 
 
-def _verify(token: str):
-    return APIClient().post("/auth/email/verify", {"token": token}, format="json")
+def _verify(token: str, password: str = STRONG_PASSWORD):
+    """POST /auth/email/verify with the password ``register`` gives the account."""
+    return APIClient().post(
+        "/auth/email/verify", {"token": token, "password": password}, format="json"
+    )
+
+
+def _confirm(client: Client, path: str, data: dict) -> Any:
+    """Open the link's page, then post its form (with its CSRF token) like a browser."""
+    page = client.get(path).content.decode()
+    return client.post(path, {"csrfmiddlewaretoken": csrf_token_of(page), **data})
 
 
 def test_registration_mails_a_verification_link_to_the_new_address(settings, register):
@@ -53,20 +66,102 @@ def test_the_link_is_built_on_the_configured_address_not_the_request_host(settin
     assert "https://aiflow.example.org/auth/email/verify/" in mail.outbox[0].body
 
 
-def test_opening_the_link_in_a_browser_verifies_the_address(register):
+def test_opening_the_link_verifies_nothing_it_asks_for_the_password(register):
+    # A mail scanner (or the address's owner, when someone else chose the password) follows
+    # the link: that proves only that the mail arrived.
     register(ADA)
     page = Client().get(_link_path(mail.outbox[0]))
+    html = page.content.decode()
     assert page.status_code == 200
-    assert "Email verified" in page.content.decode()
+    assert "Confirm your email address" in html
+    assert 'name="password"' in html
+    assert User.objects.get().email_verified is False
+
+
+def test_confirming_on_the_links_page_with_the_accounts_password_verifies(register):
+    register(ADA)
+    response = _confirm(
+        Client(enforce_csrf_checks=True), _link_path(mail.outbox[0]), {"password": STRONG_PASSWORD}
+    )
+    assert response.status_code == 200
+    assert "Email verified" in response.content.decode()
     assert User.objects.get().email_verified is True
 
 
-def test_the_api_endpoint_verifies_the_address_and_returns_the_user(register):
+def test_a_wrong_password_on_the_links_page_verifies_nothing_and_counts_as_a_failed_sign_in(
+    register, settings
+):
+    settings.ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD = 2
+    register(ADA)
+    path = _link_path(mail.outbox[0])
+    client = Client(enforce_csrf_checks=True)
+    wrong = [_confirm(client, path, {"password": f"guess-{n}"}).status_code for n in range(2)]
+    right = _confirm(client, path, {"password": STRONG_PASSWORD})
+    assert (wrong, right.status_code) == ([400, 400], 429)
+    assert "Too many failed sign-in attempts" in right.content.decode()
+    assert User.objects.get().email_verified is False
+
+
+def test_a_browser_signed_in_as_the_account_confirms_without_the_password(register):
+    register(ADA)
+    user = User.objects.get()
+    browser = signed_in_client(user, password=STRONG_PASSWORD)
+    path = _link_path(mail.outbox[0])
+    assert 'name="password"' not in browser.get(path).content.decode()
+    response = _confirm(browser, path, {})
+    assert response.status_code == 200
+    assert User.objects.get().email_verified is True
+
+
+def test_a_browser_signed_in_as_another_account_must_give_the_password(register, other_user):
+    register(ADA)
+    browser = signed_in_client(other_user)
+    response = _confirm(browser, _link_path(mail.outbox[0]), {})
+    assert response.status_code == 400
+    assert "Confirm with the account" in response.content.decode()
+    assert User.objects.get(email=ADA).email_verified is False
+
+
+def test_the_links_page_refuses_a_post_without_csrf(register):
+    register(ADA)
+    response = Client(enforce_csrf_checks=True).post(
+        _link_path(mail.outbox[0]), {"password": STRONG_PASSWORD}
+    )
+    assert response.status_code == 403
+    assert User.objects.get().email_verified is False
+
+
+def test_the_api_endpoint_verifies_with_the_password_and_returns_the_user(register):
     register(ADA)
     response = _verify(_token(mail.outbox[0]))
     assert response.status_code == 200
     assert response.json()["email_verified"] is True
     assert User.objects.get().email_verified is True
+
+
+def test_the_api_endpoint_without_the_password_verifies_nothing(register):
+    register(ADA)
+    response = APIClient().post(
+        "/auth/email/verify", {"token": _token(mail.outbox[0])}, format="json"
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "password_required")
+    assert User.objects.get().email_verified is False
+
+
+def test_the_api_endpoint_verifies_for_the_signed_in_account_without_the_password(register):
+    register(ADA)
+    user = User.objects.get()
+    client = bearer(login(user, password=STRONG_PASSWORD)["access"])
+    response = client.post("/auth/email/verify", {"token": _token(mail.outbox[0])}, format="json")
+    assert response.status_code == 200
+    assert User.objects.get().email_verified is True
+
+
+def test_the_api_endpoint_with_a_wrong_password_verifies_nothing(register):
+    register(ADA)
+    response = _verify(_token(mail.outbox[0]), password="not-the-password")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_password")
+    assert User.objects.get().email_verified is False
 
 
 def test_the_link_works_once(register):
@@ -80,7 +175,7 @@ def test_the_link_works_once(register):
 def test_a_used_link_opened_again_in_the_browser_says_the_address_is_verified(register):
     register(ADA)
     path = _link_path(mail.outbox[0])
-    Client().get(path)
+    _verify(_token(mail.outbox[0]))
     again = Client().get(path)
     assert again.status_code == 200
     assert "already used" in again.content.decode()
@@ -128,7 +223,7 @@ def test_a_link_for_an_address_the_account_no_longer_has_is_refused(user):
     token = _token(mail.outbox[0])
     user.email = "new-address@example.com"
     user.save()
-    response = _verify(token)
+    response = _verify(token, password=DEFAULT_PASSWORD)
     assert (response.status_code, response.json()["code"]) == (400, "verification_link_invalid")
     user.refresh_from_db()
     assert user.email_verified is False
@@ -136,7 +231,7 @@ def test_a_link_for_an_address_the_account_no_longer_has_is_refused(user):
 
 def test_changing_the_address_of_a_verified_account_makes_it_unverified(user):
     email_verification_send(user=user)
-    _verify(_token(mail.outbox[0]))
+    assert _verify(_token(mail.outbox[0]), password=DEFAULT_PASSWORD).status_code == 200
     user.refresh_from_db()
     user.email = "elsewhere@example.com"
     user.save(update_fields=["email"])
@@ -151,7 +246,7 @@ def test_a_signed_in_user_asks_for_the_link_again_and_it_works(user, tokens):
     response = bearer(tokens["access"]).post("/auth/email/verify/resend")
     assert response.status_code == 204
     assert [m.to for m in mail.outbox] == [[user.email]]
-    assert _verify(_token(mail.outbox[0])).status_code == 200
+    assert _verify(_token(mail.outbox[0]), password=DEFAULT_PASSWORD).status_code == 200
 
 
 def test_asking_again_is_rate_limited_per_user(user, tokens, settings):
@@ -165,7 +260,7 @@ def test_asking_again_is_rate_limited_per_user(user, tokens, settings):
 def test_asking_again_once_verified_is_409(user, tokens):
     client = bearer(tokens["access"])
     client.post("/auth/email/verify/resend")
-    _verify(_token(mail.outbox[0]))
+    _verify(_token(mail.outbox[0]), password=DEFAULT_PASSWORD)
     response = client.post("/auth/email/verify/resend")
     assert (response.status_code, response.json()["code"]) == (409, "email_already_verified")
 
@@ -206,3 +301,23 @@ def test_an_unverified_account_signs_in_with_its_password(user):
     body = login(user, password=DEFAULT_PASSWORD)
     assert body["user"]["email_verified"] is False
     assert bearer(body["access"]).get("/auth/me").status_code == 200
+
+
+def test_the_account_page_says_by_when_to_confirm_and_sends_the_link_again(user):
+    browser = signed_in_client(user)
+    html = browser.get("/account").content.decode()
+
+    page = browser.get("/account").content.decode()
+    response = browser.post("/account/email/resend", {"csrfmiddlewaretoken": csrf_token_of(page)})
+
+    assert "is not confirmed yet" in html
+    assert response.status_code == 302
+    assert [m.to for m in mail.outbox] == [[user.email]]
+
+
+def test_the_account_page_of_a_verified_account_asks_nothing(user):
+    User.objects.filter(pk=user.pk).update(email_verified_at="2026-01-01T00:00Z")
+
+    html = signed_in_client(user).get("/account").content.decode()
+
+    assert "is not confirmed yet" not in html

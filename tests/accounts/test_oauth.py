@@ -3,12 +3,11 @@ PKCE (ours with the provider, and the client's, required with a client redirect)
 signing in the dashboard, the one-time code exchange, linking only to verified accounts."""
 
 import re
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from django.test import Client, override_settings
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 from social_django.models import UserSocialAuth
@@ -16,40 +15,13 @@ from social_django.models import UserSocialAuth
 from accounts.models import User
 from accounts.services import pkce_s256
 from tests.accounts.conftest import bearer, enable_mfa, login, refresh
-from tests.accounts.oauth_stub import CLIENT_ID, CLIENT_SECRET, OAuthStub
+from tests.factories import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
 CLIENT_REDIRECT = "http://127.0.0.1:8765/callback"
 VERIFIER = "client-verifier-" + "x" * 40
 CHALLENGE = pkce_s256(VERIFIER)
-
-
-@pytest.fixture
-def verified(user):
-    """``user`` after following the verification link mailed at registration."""
-    user.email_verified_at = timezone.now()
-    user.save(update_fields=["email_verified_at"])
-    return user
-
-
-@pytest.fixture
-def stub() -> Iterator[OAuthStub]:
-    server = OAuthStub().start()
-    with override_settings(
-        SOCIAL_AUTH_GOOGLE_KEY=CLIENT_ID,
-        SOCIAL_AUTH_GOOGLE_SECRET=CLIENT_SECRET,
-        SOCIAL_AUTH_GOOGLE_AUTHORIZATION_URL=f"{server.base}/authorize",
-        SOCIAL_AUTH_GOOGLE_ACCESS_TOKEN_URL=f"{server.base}/token",
-        SOCIAL_AUTH_GOOGLE_USERINFO_URL=f"{server.base}/userinfo",
-        SOCIAL_AUTH_GITHUB_KEY=CLIENT_ID,
-        SOCIAL_AUTH_GITHUB_SECRET=CLIENT_SECRET,
-        SOCIAL_AUTH_GITHUB_AUTHORIZATION_URL=f"{server.base}/authorize",
-        SOCIAL_AUTH_GITHUB_ACCESS_TOKEN_URL=f"{server.base}/token",
-        SOCIAL_AUTH_GITHUB_API_URL=f"{server.base}/api/",
-    ):
-        yield server
-    server.stop()
 
 
 def _csrf_from(html: str) -> str:
@@ -91,9 +63,25 @@ def authorize(authorization_url: str) -> str:
     return f"{target.path}?{target.query}"
 
 
-def full_flow(client: Client, backend: str) -> dict:
+def through_the_password_step(client: Client, done, password: str = DEFAULT_PASSWORD):
+    """A first link to an account with a password pauses for it: give it, and go on."""
+    assert (done.status_code, done["Location"]) == (302, "/auth/oauth/link")
+    page = client.get("/auth/oauth/link")
+    posted = client.post(
+        "/auth/oauth/link",
+        {"csrfmiddlewaretoken": _csrf_from(page.content.decode()), "password": password},
+    )
+    assert posted.status_code == 302, posted.content
+    return client.get(posted["Location"])
+
+
+def full_flow(client: Client, backend: str, *, password: str | None = None) -> dict:
+    """Begin, approve, complete (through the password step when ``password`` is given),
+    exchange the code: the token body."""
     callback = authorize(begin(client, backend))
     done = client.get(callback)
+    if password is not None:
+        done = through_the_password_step(client, done, password)
     assert done.status_code == 302
     location = urlsplit(done["Location"])
     assert f"{location.scheme}://{location.netloc}{location.path}" == CLIENT_REDIRECT
@@ -134,7 +122,7 @@ def test_github_flow_creates_a_user_from_the_primary_verified_email(stub):
 @pytest.mark.parametrize("backend", ["google", "github"])
 def test_the_flow_links_an_existing_account_by_verified_email(stub, verified, backend):
     stub.identity(verified.email)
-    body = full_flow(Client(enforce_csrf_checks=True), backend)
+    body = full_flow(Client(enforce_csrf_checks=True), backend, password=DEFAULT_PASSWORD)
     assert body["user"]["id"] == verified.id
     assert User.objects.count() == 1
     assert UserSocialAuth.objects.get(provider=backend).user == verified
@@ -242,7 +230,8 @@ def test_with_mfa_on_the_exchange_returns_an_mfa_challenge_not_tokens(stub, veri
     _, backup_codes = enable_mfa(user)
     stub.identity(user.email)
     client = Client(enforce_csrf_checks=True)
-    body = exchange(code_from(client.get(authorize(begin(client, "google"))))).json()
+    done = through_the_password_step(client, client.get(authorize(begin(client, "google"))))
+    body = exchange(code_from(done)).json()
     assert set(body) == {"mfa_required", "mfa_token"}
     verified = APIClient().post(
         "/auth/mfa/verify", {"mfa_token": body["mfa_token"], "code": backup_codes[0]}, format="json"
@@ -255,7 +244,8 @@ def test_with_mfa_on_the_dashboard_waits_at_the_mfa_step_after_oauth(stub, verif
     enable_mfa(user)
     stub.identity(user.email)
     client = Client(enforce_csrf_checks=True)
-    client.get(authorize(begin(client, "google", client_redirect=None)))
+    done = client.get(authorize(begin(client, "google", client_redirect=None)))
+    through_the_password_step(client, done)
     assert "_auth_user_id" not in client.session
     assert "Two-factor check" in client.get("/").content.decode()
 
@@ -374,10 +364,9 @@ def test_once_verified_the_account_is_linked_and_its_other_sessions_end(stub, us
     device_session = login(user)
     dashboard = Client()
     dashboard.force_login(user)
-    link = _mailed_link_for(user)
-    assert Client().get(link).status_code == 200
+    _verify_by_link(user, DEFAULT_PASSWORD)
     stub.identity(user.email)
-    body = full_flow(Client(enforce_csrf_checks=True), "google")
+    body = full_flow(Client(enforce_csrf_checks=True), "google", password=DEFAULT_PASSWORD)
     assert body["user"]["id"] == user.id
     assert UserSocialAuth.objects.get().user == user
     # Whoever held the account before the link is signed out everywhere ...
@@ -392,6 +381,7 @@ def test_the_dashboard_sign_in_that_links_an_account_stays_signed_in(stub, verif
     stub.identity(verified.email)
     client = Client(enforce_csrf_checks=True)
     done = client.get(authorize(begin(client, "google", client_redirect=None)))
+    done = through_the_password_step(client, done)
     assert done["Location"] == "/"
     assert client.get("/auth/me").status_code == 200
 
@@ -401,7 +391,8 @@ def test_a_signed_in_verified_user_who_connects_a_provider_stays_signed_in(stub,
     client = Client(enforce_csrf_checks=True)
     client.force_login(verified)
     stub.identity("another-address@example.com")
-    client.get(authorize(begin(client, "google", client_redirect=None)))
+    done = client.get(authorize(begin(client, "google", client_redirect=None)))
+    through_the_password_step(client, done)
     assert UserSocialAuth.objects.get().user == verified
     assert client.get("/auth/me").status_code == 200
     assert bearer(other_device["access"]).get("/auth/me").status_code == 401
@@ -409,7 +400,7 @@ def test_a_signed_in_verified_user_who_connects_a_provider_stays_signed_in(stub,
 
 def test_signing_in_again_with_a_linked_identity_ends_no_session(stub, verified):
     stub.identity(verified.email)
-    full_flow(Client(enforce_csrf_checks=True), "google")
+    full_flow(Client(enforce_csrf_checks=True), "google", password=DEFAULT_PASSWORD)
     kept = login(verified)
     full_flow(Client(enforce_csrf_checks=True), "google")
     assert bearer(kept["access"]).get("/auth/me").status_code == 200
@@ -418,16 +409,16 @@ def test_signing_in_again_with_a_linked_identity_ends_no_session(stub, verified)
 @pytest.mark.parametrize("spelling", ["VICTIM@Example.COM", "ｖｉｃｔｉｍ@example.com"])
 def test_linking_finds_the_account_by_its_canonical_email(stub, squat, spelling):
     owner = squat("victim@example.com")
-    Client().get(_mailed_link_for(owner))
+    _verify_by_link(owner, ATTACKER_PASSWORD)
     stub.identity(spelling)
-    body = full_flow(Client(enforce_csrf_checks=True), "google")
+    body = full_flow(Client(enforce_csrf_checks=True), "google", password=ATTACKER_PASSWORD)
     assert body["user"]["id"] == owner.id
     assert User.objects.count() == 1
 
 
 def test_a_look_alike_email_from_a_provider_is_not_linked_to_the_account(stub, squat):
     owner = squat("admin@example.com")
-    Client().get(_mailed_link_for(owner))
+    _verify_by_link(owner, ATTACKER_PASSWORD)
     stub.identity("admın@example.com")  # dotless ı: PostgreSQL's UPPER() makes it ADMIN
     body = full_flow(Client(enforce_csrf_checks=True), "google")
     assert body["user"]["id"] != owner.id
@@ -446,6 +437,15 @@ def _mailed_link_for(user: User) -> str:
     found = re.search(r"https?://[^/\s]+(/auth/email/verify/\S+)", body)
     assert found is not None
     return found.group(1)
+
+
+def _verify_by_link(user: User, password: str) -> None:
+    """Confirm the mailed verification link on its page with the account's password."""
+    client = Client(enforce_csrf_checks=True)
+    path = _mailed_link_for(user)
+    page = client.get(path).content.decode()
+    response = client.post(path, {"csrfmiddlewaretoken": _csrf_from(page), "password": password})
+    assert "Email verified" in response.content.decode()
 
 
 def test_a_malformed_client_challenge_is_refused_at_begin(stub):

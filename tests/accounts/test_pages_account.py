@@ -195,3 +195,21 @@ def test_account_forms_refuse_a_post_without_csrf(user):
     response = client.post("/account/mfa/setup", {})
     assert response.status_code == 403
     assert csrf_token_of(client.get("/account").content.decode())
+
+
+def test_turning_mfa_off_signs_other_devices_out_and_keeps_this_browser_on_one_session(user):
+    from tests.accounts.conftest import enable_mfa, sign_in_past_mfa
+
+    device, _ = enable_mfa(user)
+    browser = sign_in_past_mfa(Client(enforce_csrf_checks=True), user, device)
+    other, _ = session_start(user=user, ip="127.0.0.2", user_agent="curl/8")
+
+    response = page_post(
+        browser, "/account/mfa/disable", {"code": totp_code(device)}, form_page="/account"
+    )
+
+    live = UserSession.objects.filter(user=user, revoked_at__isnull=True)
+    assert response.status_code == 302
+    assert browser.get("/account").status_code == 200
+    assert [str(s.pk) for s in live] == [browser.session["accounts_page_sid"]]
+    assert UserSession.objects.get(pk=other.pk).revoked_at is not None

@@ -278,6 +278,11 @@ async def test_revoking_the_session_ends_its_stream(run: Run, user: Any) -> None
     assert rest[-1] == ": session revoked\n\n"
 
 
+async def the_rest(chunks: AsyncIterator[bytes]) -> list[str]:
+    """Every chunk still to come, until the stream ends."""
+    return [chunk.decode() async for chunk in chunks]
+
+
 async def dashboard_stream(run: Run, user: Any) -> tuple[AsyncClient, Any, Any]:
     """A signed-in dashboard (cookie session) following ``run``, past its first chunk."""
     client = AsyncClient()
@@ -295,6 +300,20 @@ async def test_signing_the_dashboard_out_ends_its_stream(run: Run, user: Any) ->
     rest = [chunk.decode() async for chunk in chunks]
 
     assert rest[-1] == ": session revoked\n\n"
+
+
+async def test_deleting_the_dashboards_session_from_another_device_ends_its_stream(
+    run: Run, user: Any
+) -> None:
+    client, response, chunks = await dashboard_stream(run, user)
+    sid = await (await client.asession()).aget("accounts_page_sid")
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {await sync_to_async(access_token_for)(user)}")
+
+    deleted = await sync_to_async(other.delete)(f"/auth/sessions/{sid}")
+    rest = await asyncio.wait_for(the_rest(chunks), timeout=60)
+
+    assert (deleted.status_code, rest[-1]) == (204, ": session revoked\n\n")
 
 
 async def test_signing_everyone_out_ends_an_open_dashboard_stream(run: Run, user: Any) -> None:

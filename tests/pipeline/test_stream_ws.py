@@ -17,6 +17,7 @@ from config.asgi import application
 from pipeline.events import publish
 from pipeline.models import Run
 from tests.conftest import access_token_for
+from tests.page_helpers import csrf_token_of, page_post, signed_in_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -235,6 +236,42 @@ async def test_revoking_the_session_closes_its_socket(run: Run, user: Any) -> No
     code = await closed_with(communicator)
 
     assert (response.status_code, code) == (204, 4401)
+
+
+def dashboard_ticket(user: Any, run_id: int) -> tuple[Client, str, str]:
+    """A browser signed in through the form, the run-socket ticket it asks for (its cookie
+    and CSRF token), and the id of its device session."""
+    browser = signed_in_client(user)
+    token = csrf_token_of(browser.get("/account").content.decode())
+    response = browser.post(f"/runs/{run_id}/ws-ticket", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 201, response.content
+    return browser, str(response.json()["ticket"]), str(browser.session["accounts_page_sid"])
+
+
+async def test_signing_the_dashboard_out_elsewhere_closes_the_socket_its_ticket_opened(
+    run: Run, user: Any
+) -> None:
+    _, ticket, sid = await sync_to_async(dashboard_ticket)(user, run.pk)
+    communicator = socket(f"/ws/runs/{run.pk}/?ticket={ticket}")
+    await communicator.connect()
+    await receive_event(communicator)
+    other, _ = await sync_to_async(signed_in)(user)
+
+    response = await sync_to_async(other.delete)(f"/auth/sessions/{sid}")
+    code = await closed_with(communicator)
+
+    assert (response.status_code, code) == (204, 4401)
+
+
+async def test_a_dashboard_ticket_is_refused_once_the_browser_signed_out(
+    run: Run, user: Any
+) -> None:
+    browser, ticket, _ = await sync_to_async(dashboard_ticket)(user, run.pk)
+    await sync_to_async(page_post)(browser, "/signout", {}, form_page="/account")
+
+    connected, code = await socket(f"/ws/runs/{run.pk}/?ticket={ticket}").connect()
+
+    assert (connected, code) == (False, 4401)
 
 
 async def test_revoking_another_session_leaves_the_socket_open(run: Run, user: Any) -> None:

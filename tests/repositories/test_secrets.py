@@ -80,7 +80,12 @@ def _production(**env: str) -> subprocess.CompletedProcess:
     }
     return subprocess.run(  # noqa: S603 - our own interpreter and settings module
         [sys.executable, "-c", "from config.settings import production"],
-        env={**base, "DJANGO_SECRET_KEY": "x" * 50, **env},
+        env={
+            **base,
+            "DJANGO_SECRET_KEY": "x" * 50,
+            "DJANGO_CSRF_TRUSTED_ORIGINS": "https://aiflow.example.com",
+            **env,
+        },
         capture_output=True,
         text=True,
         check=False,

@@ -36,9 +36,17 @@ def _no_shell_outlives_its_test() -> Iterator[None]:
         kill_uid(uid)
 
 
+def signed_in_ticket(user: Any, project: Any) -> str:
+    """A terminal ticket of ``user`` for ``project``, bound to a fresh device session."""
+    from accounts.services import session_start
+
+    session, _ = session_start(user=user, ip="127.0.0.1", user_agent="pytest")
+    return ticket_issue(user_id=user.pk, project_id=project.pk, sid=str(session.pk))
+
+
 @pytest.fixture
 def ticket(user: Any, project: Any) -> str:
-    return ticket_issue(user_id=user.pk, project_id=project.pk)
+    return signed_in_ticket(user, project)
 
 
 def communicator(project_id: int, ticket: str | None, origin: str | None = ORIGIN) -> Any:

@@ -17,7 +17,7 @@ from projects.artifacts import artifact_store_tree
 from terminal.tickets import ticket_issue
 from tests.factories import ProjectFactory
 from tests.sandbox.helpers import sandbox_processes, sandbox_processes_after_settling
-from tests.terminal.conftest import communicator, read_until
+from tests.terminal.conftest import communicator, read_until, signed_in_ticket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("project_workspace")]
 
@@ -124,7 +124,7 @@ async def test_a_reused_ticket_is_refused(project: Any, ticket: str) -> None:
 
 async def test_an_expired_ticket_is_refused(project: Any, user: Any, settings: Any) -> None:
     settings.TERMINAL_TICKET_TTL = 1
-    ticket = ticket_issue(user_id=user.pk, project_id=project.pk)
+    ticket = await database_sync_to_async(signed_in_ticket)(user, project)
     await asyncio.sleep(2.1)
 
     connected, code = await communicator(project.pk, ticket).connect(timeout=15)
@@ -136,6 +136,14 @@ async def test_a_ticket_for_another_project_is_refused(user: Any, ticket: str) -
     other_project = await database_sync_to_async(ProjectFactory)(owner=user)
 
     connected, code = await communicator(other_project.pk, ticket).connect(timeout=15)
+
+    assert (connected, code) == (False, 4401)
+
+
+async def test_a_ticket_bound_to_no_session_is_refused(project: Any, user: Any) -> None:
+    ticket = ticket_issue(user_id=user.pk, project_id=project.pk, sid="")
+
+    connected, code = await communicator(project.pk, ticket).connect(timeout=15)
 
     assert (connected, code) == (False, 4401)
 
@@ -183,7 +191,7 @@ async def test_terminals_per_user_are_capped(
     settings.TERMINAL_MAX_PER_USER = 1
     first = await open_terminal(project.pk, ticket)
 
-    second = ticket_issue(user_id=user.pk, project_id=project.pk)
+    second = await database_sync_to_async(signed_in_ticket)(user, project)
     connected, code = await communicator(project.pk, second).connect(timeout=15)
     await first.disconnect()
 
@@ -323,9 +331,7 @@ async def test_input_the_shell_does_not_read_is_kept_and_holds_up_no_other_termi
     for _ in range(10):
         await first.send_json_to({"type": "input", "data": "y" * 60_000})
 
-    other_ticket = await database_sync_to_async(ticket_issue)(
-        user_id=user.pk, project_id=project.pk
-    )
+    other_ticket = await database_sync_to_async(signed_in_ticket)(user, project)
     second = await open_terminal(project.pk, other_ticket)
     output = await run(second, "echo second", "END")
     await second.disconnect()

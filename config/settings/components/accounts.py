@@ -32,6 +32,11 @@ ACCOUNTS_OAUTH_EXCHANGE_CODE_SECONDS = env.int("ACCOUNTS_OAUTH_EXCHANGE_CODE_SEC
 ACCOUNTS_EMAIL_VERIFICATION_HOURS = env.int("ACCOUNTS_EMAIL_VERIFICATION_HOURS", default=48)
 # Minutes after signing in in which an account without a password may turn MFA on.
 ACCOUNTS_REAUTH_MINUTES = env.int("ACCOUNTS_REAUTH_MINUTES", default=10)
+# Days an account whose address nobody verified is kept; then it is deleted (staff excepted)
+# and the address is free again.
+ACCOUNTS_UNVERIFIED_DAYS = env.int("ACCOUNTS_UNVERIFIED_DAYS", default=7)
+# Minutes a mailed password-reset link stays valid (it also works only once).
+ACCOUNTS_PASSWORD_RESET_MINUTES = env.int("ACCOUNTS_PASSWORD_RESET_MINUTES", default=60)
 ACCOUNTS_BACKUP_CODE_COUNT = 10
 for _name in (
     "ACCOUNTS_ACCESS_TOKEN_MINUTES",
@@ -42,11 +47,15 @@ for _name in (
     "ACCOUNTS_OAUTH_EXCHANGE_CODE_SECONDS",
     "ACCOUNTS_EMAIL_VERIFICATION_HOURS",
     "ACCOUNTS_REAUTH_MINUTES",
+    "ACCOUNTS_UNVERIFIED_DAYS",
+    "ACCOUNTS_PASSWORD_RESET_MINUTES",
 ):
     if globals()[_name] <= 0:
         raise ImproperlyConfigured(f"{_name} must be a positive integer")
 if ACCOUNTS_REFRESH_GRACE_SECONDS < 0:
     raise ImproperlyConfigured("ACCOUNTS_REFRESH_GRACE_SECONDS must be zero or more")
+# Django's password-reset tokens (default_token_generator) expire after this many seconds.
+PASSWORD_RESET_TIMEOUT = ACCOUNTS_PASSWORD_RESET_MINUTES * 60
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=ACCOUNTS_ACCESS_TOKEN_MINUTES),
@@ -125,6 +134,8 @@ ACCOUNTS_RATE_LIMITS = {
     "generate": env.str("RATE_LIMIT_GENERATE", default="60/hour"),
     # Verification mails a user may ask to be sent again.
     "verify_email": env.str("RATE_LIMIT_VERIFY_EMAIL", default="3/hour"),
+    # Password-reset requests per client IP; as many reset mails per account at most.
+    "password_reset": env.str("RATE_LIMIT_PASSWORD_RESET", default="5/hour"),
 }
 for _scope, _rate in ACCOUNTS_RATE_LIMITS.items():
     try:
@@ -135,6 +146,7 @@ for _scope, _rate in ACCOUNTS_RATE_LIMITS.items():
 # through and log it, so the whole API does not go down with the rate-limit store.
 ACCOUNTS_RATE_LIMIT_FAIL_CLOSED = [
     "register",
+    "password_reset",
     "login",
     "mfa",
     "refresh",
@@ -199,6 +211,7 @@ SOCIAL_AUTH_PIPELINE = (
     "accounts.oauth.associate_by_verified_email",
     "accounts.oauth.create_user",
     "accounts.oauth.refuse_inactive",
+    "accounts.oauth.confirm_first_link",
     "social_core.pipeline.social_auth.associate_user",
     "accounts.oauth.revoke_sessions_on_link",
     "social_core.pipeline.social_auth.load_extra_data",
@@ -219,5 +232,9 @@ ACCOUNTS_BEAT_SCHEDULE: dict = {
     "accounts-expire-sessions-and-codes": {
         "task": "accounts.tasks.accounts_expire",
         "schedule": crontab(minute="*/15"),
+    },
+    "accounts-expire-unverified": {
+        "task": "accounts.tasks.unverified_accounts_expire",
+        "schedule": crontab(minute=7),
     },
 }
