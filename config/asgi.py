@@ -7,6 +7,13 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 django.setup(set_prefix=False)
 
+from django.conf import settings  # noqa: E402
+
+if settings.BENCH_COUNT_STATEMENTS:  # make bench only: statements per run
+    from common.statements import statements_install
+
+    statements_install()
+
 from .http import OneTripASGIHandler  # noqa: E402
 
 django_asgi_app = OneTripASGIHandler()
