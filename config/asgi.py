@@ -1,8 +1,10 @@
 """ASGI entry point: HTTP to Django, WebSocket to the Channels consumers of each app."""
 
 import os
+from typing import Any
 
 import django
+from asgiref.sync import markcoroutinefunction
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 django.setup(set_prefix=False)
@@ -25,9 +27,8 @@ import pipeline.routing  # noqa: E402
 import terminal.routing  # noqa: E402
 from common.websocket import OriginCheckMiddleware  # noqa: E402
 
-application = ProtocolTypeRouter(
+websockets = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
         # Every WebSocket handshake from a foreign Origin is refused here (4403), before any
         # route; each consumer checks it again and admits only a single-use ticket.
         "websocket": OriginCheckMiddleware(
@@ -39,3 +40,20 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+def application(scope: dict, receive: Any, send: Any) -> Any:
+    """HTTP to Django, anything else to the WebSocket routes.
+
+    A plain function that returns the handler's coroutine: an HTTP request runs one
+    coroutine frame fewer than through ``ProtocolTypeRouter`` (every resumption of a
+    request, from each await, goes through each frame of the chain).
+    """
+    if scope["type"] == "http":
+        return django_asgi_app(scope, receive, send)
+    return websockets(scope, receive, send)
+
+
+# ASGI 3 (one call), not 2, for servers that ask (asgiref's check, uvicorn's).
+application._asgi_single_callable = True  # type: ignore[attr-defined]
+markcoroutinefunction(application)
