@@ -1,7 +1,8 @@
 """The llm worker: Celery's thread pool, in one process per CPU.
 
-``python -m config.llm_worker [celery worker options]`` runs ``LLM_WORKER_PROCESSES``
-Celery workers (0, the default, means one per CPU) on the ``llm`` and ``default`` queues,
+``python -m config.llm_worker [--loglevel L] [--without-mingle] [--without-gossip]`` runs
+``LLM_WORKER_PROCESSES`` Celery workers (0, the default, means one per CPU) on the ``llm``
+and ``default`` queues,
 ``LLM_WORKER_CONCURRENCY`` threads in all, shared out between them. Threads suit model
 calls, which wait on the network; but a Python process runs its Python code on one core at
 a time, and with many runs at once the steps' own work (queries, events, the canvas) kept
