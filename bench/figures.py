@@ -36,6 +36,8 @@ class Bench:
     seed: int
     details: dict[str, Any] = field(default_factory=dict)
     project_id: int = 0
+    # The stack counts SQL statements (BENCH_COUNT_STATEMENTS; common.statements).
+    count_statements: bool = False
 
     def __post_init__(self) -> None:
         self.project_id = self.api.project("bench")
@@ -176,7 +178,11 @@ def _cpu_source(bench: Bench) -> str:
 
 
 def _concurrent(bench: Bench, runs: int, prompt: str) -> dict[str, Any]:
-    """``runs`` runs started at once through the API: makespan, outcome, CPU seconds."""
+    """``runs`` runs started at once through the API: makespan, outcome, CPU seconds, and
+    (when the stack counts them) SQL statements per run."""
+    from .figures_more import statements_per_run, statements_snapshot
+
+    statements_before = statements_snapshot() if bench.count_statements else {}
     cpu_before = bench.stack.cpu_seconds(WORKER_ROLES)
     web_before = bench.stack.cpu_seconds(("web",))
     roles_before = {role: bench.stack.cpu_seconds((role,)) for role in WORKER_ROLES}
@@ -191,7 +197,12 @@ def _concurrent(bench: Bench, runs: int, prompt: str) -> dict[str, Any]:
         statuses[row.status] = statuses.get(row.status, 0) + 1
     cpu = bench.stack.cpu_seconds(WORKER_ROLES) - cpu_before
     web = bench.stack.cpu_seconds(("web",)) - web_before
+    statements = None
+    if bench.count_statements:
+        time.sleep(1)  # the last tasks' counts reach Redis as they end
+        statements = statements_per_run(statements_before, statements_snapshot(), ids)
     return {
+        "statements_per_run": statements,
         # Where the CPU went: each worker role, and the whole machine (PostgreSQL, Redis and
         # this process included) over the same span.
         "cpu_s_by_role": {
@@ -210,28 +221,53 @@ def _concurrent(bench: Bench, runs: int, prompt: str) -> dict[str, Any]:
 
 
 def figure_concurrency(
-    bench: Bench, counts: list[int], *, sandbox: bool, latency_ms: int | None = None
+    bench: Bench,
+    counts: list[int],
+    *,
+    sandbox: bool,
+    latency_ms: int | None = None,
+    memory_peak_of: int | None = None,
 ) -> list[Row]:
     """3. N runs at once on one llm worker: makespan / one run, runs per minute, CPU per run.
 
     ``latency_ms``: the model's latency the workers were started with, when it is not the
     bench's own (the figure then says so, and sets no target: the targets are for the bench's).
     """
+    from . import memory
+    from .figures_more import memory_peak_row, stack_roots
+
     mode = "sandbox on" if sandbox else "sandbox off"
     if latency_ms is not None and latency_ms != bench.latency_ms:
         mode += f", model {latency_ms} ms"
-    results = [_concurrent(bench, n, "A todo list manager with tags") for n in counts]
+    results, extra_rows = [], []
+    for n in counts:
+        if memory_peak_of == n:  # the stack's memory at its peak while these runs run
+            with memory.Sampler(lambda: stack_roots(bench)) as sampler:
+                results.append(_concurrent(bench, n, "A todo list manager with tags"))
+            extra_rows.append(memory_peak_row(bench, sampler, n))
+        else:
+            results.append(_concurrent(bench, n, "A todo list manager with tags"))
     shape = default_plan_shape(latency_ms or bench.latency_ms)
     base = results[0]["makespan_s"]
     peer_makespans: dict[str, dict[int, float]] = {"langgraph": {}, "celery": {}}
+    peer_cpu: dict[str, dict[int, float]] = {"langgraph": {}, "celery": {}}
     if not sandbox:
         for n in counts:
-            for name, runner in (("langgraph", peers.langgraph_run), ("celery", peers.celery_run)):
-                traces = runner(shape, runs=n)
-                peer_makespans[name][n] = max(t.end for t in traces) - min(t.begin for t in traces)
+            lg_group = bench.stack.cpu_group_for("peer_langgraph")
+            traces, cpu = peers.langgraph_run_measured(shape, runs=n, cpu_group=lg_group)
+            peer_makespans["langgraph"][n] = max(t.end for t in traces) - min(
+                t.begin for t in traces
+            )
+            peer_cpu["langgraph"][n] = cpu / n
+            before = bench.stack.cpu_seconds(("peer_worker",))
+            traces = peers.celery_run(shape, runs=n)
+            peer_makespans["celery"][n] = max(t.end for t in traces) - min(t.begin for t in traces)
+            time.sleep(0.5)  # the last chord's bookkeeping ends after the integrator's span
+            peer_cpu["celery"][n] = (bench.stack.cpu_seconds(("peer_worker",)) - before) / n
     bench.details[f"concurrency_{mode.replace(',', '').replace(' ', '_')}"] = {
         "aiflow": results,
         "peers_makespan_s": peer_makespans,
+        "peers_cpu_s_per_run": peer_cpu,
     }
     rows = []
     for result in results:
@@ -257,19 +293,40 @@ def figure_concurrency(
                 **peer_cells,
             )
         )
+        peer_cpu_cells = {}
+        if not sandbox:
+            peer_cpu_cells = {
+                name: fmt(peer_cpu[name].get(n), " s", 3) for name in ("langgraph", "celery")
+            }
         rows.append(
             Row(
                 "3",
                 f"{n} run(s) at once, {mode}: CPU seconds per run",
-                ours=fmt(result["worker_cpu_s_per_run"], " s", 2),
+                ours=fmt(result["worker_cpu_s_per_run"], " s", 3),
                 target="<= 3 s (3 tasks)" if sandbox else "",
                 note=(
                     f"workers and beat{_cpu_source(bench)}; "
-                    f"web {result['web_cpu_s_per_run']:.2f} s per run"
+                    f"web {result['web_cpu_s_per_run']:.3f} s per run"
+                    + ("" if sandbox else "; peers: their worker / their process, same cgroups")
                 ),
+                **peer_cpu_cells,
             )
         )
-    return rows
+        statements = result["statements_per_run"]
+        if statements is not None and n == counts[0]:
+            rows.append(
+                Row(
+                    "3",
+                    f"{n} run(s) at once, {mode}: SQL statements per run",
+                    ours=f"{statements['total']:.0f}",
+                    note=(
+                        f"{statements['in_tasks']:.0f} in the run's tasks, "
+                        f"{statements['elsewhere']:.0f} elsewhere meanwhile (web, beat); "
+                        "counted in every process (BENCH_COUNT_STATEMENTS), BEGIN/COMMIT not"
+                    ),
+                )
+            )
+    return rows + extra_rows
 
 
 def figure_events(bench: Bench, client_counts: list[int], events: int) -> list[Row]:
@@ -344,22 +401,33 @@ def figure_api(bench: Bench, *, connections: int, seconds: int) -> list[Row]:
         # short load at the same concurrency warms the processes up; neither is counted.
         time.sleep(SETTLE_SECONDS)
         wrk.load(url, connections=connections, seconds=2, token=token)
+        cpu_before = bench.stack.cpu_seconds(("web",))
         result = wrk.load(url, connections=connections, seconds=seconds, token=token)
+        cpu = bench.stack.cpu_seconds(("web",)) - cpu_before
+        requests = result["requests"]
+        result["cpu_ms_per_request"] = cpu * 1000 / requests if requests else None
         details[label] = result
         bad = result["non_2xx"] + result["socket_errors"]
-        target = "p99 < 50 ms" + (", >= 400 req/s" if path == "/projects" else "")
+        target = {
+            "GET /projects": "p99 < 100 ms, <= 1.2 ms CPU",
+            "GET /runs/{id}": "p99 < 100 ms, >= 634 req/s",
+            "GET /health": "p99 < 50 ms",
+        }[label]
         rows.append(
             Row(
                 "5",
-                f"{label}, {connections} connections: p50 / p99, req/s",
+                f"{label}, {connections} connections: p50 / p99, req/s, CPU per request",
                 ours=f"{fmt(result.get('p50'))} / {fmt(result.get('p99'))} ms, "
-                f"{fmt(result['rps'], '', 0)} req/s",
-                target=target if path != f"/runs/{run_id}" else "",
-                note=f"{seconds} s of wrk after {SETTLE_SECONDS} s idle and 2 s of warm-up"
+                f"{fmt(result['rps'], '', 0)} req/s, "
+                f"{fmt(result['cpu_ms_per_request'], ' ms', 2)}",
+                target=target,
+                note=f"{seconds} s of wrk after {SETTLE_SECONDS} s idle and 2 s of warm-up; "
+                "CPU: every web process (cgroup)"
                 + (f"; {bad} non-2xx or socket errors" if bad else ""),
             )
         )
     bench.details["api"] = details
+    bench.details["api_paths"] = [(label, path) for label, path, auth in targets if auth]
     return rows
 
 

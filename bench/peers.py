@@ -16,12 +16,16 @@ for ``trace_summary``, so their figures are computed exactly like the platform's
 from __future__ import annotations
 
 import asyncio
+import json
 import operator
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from .shape import Shape, Span, Trace
+from .shape import Shape, Span, Trace, shape_from_dict
 
 
 class _State(TypedDict):
@@ -83,6 +87,71 @@ def langgraph_run(shape: Shape, *, runs: int = 1) -> list[Trace]:
     return asyncio.run(all_runs())
 
 
+def _cpu_now(group: str) -> float:
+    """CPU seconds so far of cpuacct cgroup ``group`` (a path), or of this process."""
+    if group:
+        return int((Path(group) / "cpuacct.usage").read_text()) / 1e9
+    return time.process_time()
+
+
+def langgraph_run_measured(
+    shape: Shape, *, runs: int = 1, cpu_group: Path | None = None
+) -> tuple[list[Trace], float]:
+    """``langgraph_run`` in a process of its own; its traces and the CPU seconds the runs took.
+
+    The process moves itself into ``cpu_group`` (a cpuacct cgroup, as the stack's processes
+    are) and reads it just before the first run and after the last, so its start-up (importing
+    LangGraph) is not counted; without a cgroup it counts its own CPU time
+    (``time.process_time``: every thread of it, and it starts no other process).
+    """
+    job = {"shape": shape.as_dict(), "runs": runs, "cpu_group": str(cpu_group or "")}
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.peers"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=600,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    traces = [
+        Trace(
+            begin=t["begin"],
+            end=t["end"],
+            spans=[Span(s[0], tuple(s[1]), s[2], s[3]) for s in t["spans"]],
+        )
+        for t in result["traces"]
+    ]
+    return traces, float(result["cpu_s"])
+
+
+def _measured_main() -> None:
+    job = json.loads(sys.stdin.read())
+    group = job["cpu_group"]
+    if group:
+        (Path(group) / "cgroup.procs").write_text(str(os.getpid()))
+    shape = shape_from_dict(job["shape"])
+    langgraph_build(shape)  # imports LangGraph before the clock starts
+    before = _cpu_now(group)
+    traces = langgraph_run(shape, runs=job["runs"])
+    cpu = _cpu_now(group) - before
+    out = {
+        "cpu_s": cpu,
+        "traces": [
+            {
+                "begin": t.begin,
+                "end": t.end,
+                "spans": [[s.key, list(s.deps), s.start, s.end] for s in t.spans],
+            }
+            for t in traces
+        ],
+    }
+    print(json.dumps(out))
+
+
 # --- Celery ---------------------------------------------------------------------------------
 
 
@@ -134,3 +203,7 @@ def celery_run(shape: Shape, *, runs: int = 1, timeout: float = 600) -> list[Tra
     if len(traces) < runs:
         raise TimeoutError(f"{runs - len(traces)} Celery peer run(s) did not finish")
     return [traces[name] for name in names]
+
+
+if __name__ == "__main__":
+    _measured_main()

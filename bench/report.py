@@ -101,6 +101,15 @@ def heading(result: dict[str, Any]) -> str:
     )
 
 
+@dataclass
+class SideTable:
+    """A second table printed under the first: its heading line, rows and columns."""
+
+    heading: str
+    rows: list[Any]
+    columns: dict[str, str]
+
+
 def write(
     path: Path,
     *,
@@ -108,19 +117,28 @@ def write(
     rows: list[Any],
     details: dict[str, Any],
     columns: dict[str, str] | None = None,
+    side_tables: list[SideTable] | None = None,
 ) -> dict[str, Any]:
     """Write the JSON result (rows, details, date, machine) and the table beside it as
-    Markdown (same name, ``.md``: what the README shows); return the result."""
+    Markdown (same name, ``.md``: what the README shows), with ``side_tables`` under it;
+    return the result."""
     result = {
         "title": title,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "rows": [asdict(row) for row in rows],
+        "side_tables": [
+            {"heading": side.heading, "rows": [asdict(row) for row in side.rows]}
+            for side in side_tables or []
+        ],
         "details": details,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, default=str) + "\n")
     markdown = f"{heading(result)}\n\n{table(rows, columns=columns)}\n"
+    for side in side_tables or []:
+        if side.rows:
+            markdown += f"\n{side.heading}\n\n{table(side.rows, columns=side.columns)}\n"
     path.with_suffix(".md").write_text(markdown)
     result["markdown"] = markdown
     return result

@@ -1,13 +1,17 @@
 #!/usr/bin/env python
 """`make bench`: one run on the real stack, one table, ``bench/results/latest.json``.
 
-Starts the Procfile's processes (daphne web, the llm and sandbox workers, beat) on a
-database of its own (``aiflow_bench``, dropped and recreated) and Redis db 8, with the
+Starts the Procfile's processes (daphne web, the llm and sandbox workers, beat, Flower) on
+a database of its own (``aiflow_bench``, dropped and recreated) and Redis db 8, with the
 offline model at ``BENCH_LATENCY_MS`` per call and a seeded spread, plus the bare Celery
-peer's worker; then measures the six figure groups of issue 14 (see ``bench.figures``),
-runs the same shapes in LangGraph and as a bare Celery canvas, prints one table and writes
-the JSON file. Figures, not assertions: it exits 0 whatever the numbers are, and non-zero
-only when the stack could not be run.
+peer's worker; then measures the figure groups of issues 14 and 21 (``bench.figures``,
+``bench.figures_more``): hops, uneven DAGs, concurrent runs with CPU and SQL statements per
+run (the peers' CPU beside ours, counted the same way), event latency, API load with CPU per
+request, the stack's memory (PSS) at idle and at its peak, and hops and events while
+sandboxed runs are in flight; runs the same shapes in LangGraph and as a bare Celery canvas,
+and the same application under other ASGI servers (a side table); prints the tables and
+writes the JSON file. Figures, not assertions: it exits 0 whatever the numbers are, and
+non-zero only when the stack could not be run.
 
 Environment (all optional): BENCH_LATENCY_MS (200), BENCH_SPREAD (0.25: latencies vary up
 to 25% either way), BENCH_SEED (14), BENCH_CONCURRENCY ("1,10,50"), BENCH_SANDBOX_CONCURRENCY
@@ -15,7 +19,9 @@ to 25% either way), BENCH_SEED (14), BENCH_CONCURRENCY ("1,10,50"), BENCH_SANDBO
 BENCH_WRK_SECONDS (10), BENCH_TOKEN_SIZES ("3,10,20,30"), BENCH_ONLY (comma list of figure
 groups 1-6 to run), BENCH_DB (aiflow_bench), BENCH_REDIS_URL (redis://127.0.0.1:6379/8),
 BENCH_OUTPUT (bench/results/latest.json), BENCH_HOP_RUNS (5: runs of figure 1, hops pooled),
-BENCH_SLOW_MODEL_MS (1000: figure 3 again, sandbox off, with the model this slow; 0 skips it).
+BENCH_SLOW_MODEL_MS (1000: figure 3 again, sandbox off, with the model this slow; 0 skips it),
+BENCH_LOAD_RUNS (2: sandboxed runs kept in flight in figure 7), BENCH_ASGI_SERVERS (1: the
+side table of other ASGI servers; 0 skips it).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/: its modules must not shadow the standard library
 
 from bench import report  # noqa: E402
-from bench.report import Row  # noqa: E402
+from bench.report import Row, SideTable  # noqa: E402
 from bench.stack import Stack, django_setup  # noqa: E402
 from config.llm_worker import plan_for_env  # noqa: E402
 
@@ -43,7 +49,7 @@ def _ints(name: str, default: str) -> list[int]:
 LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "200"))
 SPREAD = float(os.environ.get("BENCH_SPREAD", "0.25"))
 SEED = int(os.environ.get("BENCH_SEED", "14"))
-ONLY = set(_ints("BENCH_ONLY", "1,2,3,4,5,6"))
+ONLY = set(_ints("BENCH_ONLY", "1,2,3,4,5,6,7,8"))
 SLOW_MODEL_MS = int(os.environ.get("BENCH_SLOW_MODEL_MS", "1000"))
 OUTPUT = Path(os.environ.get("BENCH_OUTPUT", ROOT / "bench" / "results" / "latest.json"))
 
@@ -56,6 +62,7 @@ def main() -> int:
         env_extra={
             "OFFLINE_LATENCY_MS": str(LATENCY_MS),
             "SANDBOX_TESTS_ENABLED": "false",
+            "BENCH_COUNT_STATEMENTS": "true",
         },
     )
     stack.env_extra["DJANGO_CSRF_TRUSTED_ORIGINS"] = stack.base_url
@@ -67,13 +74,15 @@ def main() -> int:
     started = time.monotonic()
     stack.prepare_database()
     django_setup(stack)
-    from bench import figures
+    from bench import figures, figures_more
     from bench.stack import Api
 
+    connections = int(os.environ.get("BENCH_WRK_CONNECTIONS", "50"))
     rows: list[Row] = []
+    server_rows: list[figures_more.ServerRow] = []
     failures: dict[str, str] = {}
     try:
-        stack.start_all()
+        stack.start_all(figures_more.STACK_ROLES)
         stack.start_peer_worker()
         bench = figures.Bench(
             stack=stack,
@@ -81,6 +90,7 @@ def main() -> int:
             latency_ms=LATENCY_MS,
             spread=SPREAD,
             seed=SEED,
+            count_statements=True,
         )
 
         def step(group: int, label: str, make: Callable[[], list[Row]]) -> None:
@@ -97,6 +107,7 @@ def main() -> int:
             rows.extend(made)
             print(f"bench: {group}. done in {time.monotonic() - t0:.0f} s", flush=True)
 
+        step(8, "the stack's memory at idle", lambda: figures_more.figure_memory_idle(bench))
         step(1, "hops, 12 tasks in 3 layers", lambda: figures.figure_hops(bench))
         step(2, "uneven latencies", lambda: figures.figure_uneven(bench))
         step(
@@ -108,7 +119,10 @@ def main() -> int:
             3,
             "concurrent runs, sandbox off",
             lambda: figures.figure_concurrency(
-                bench, _ints("BENCH_CONCURRENCY", "1,10,50"), sandbox=False
+                bench,
+                _ints("BENCH_CONCURRENCY", "1,10,50"),
+                sandbox=False,
+                memory_peak_of=max(_ints("BENCH_CONCURRENCY", "1,10,50")) if 8 in ONLY else None,
             ),
         )
         step(
@@ -125,10 +139,24 @@ def main() -> int:
             "API load",
             lambda: figures.figure_api(
                 bench,
-                connections=int(os.environ.get("BENCH_WRK_CONNECTIONS", "50")),
+                connections=connections,
                 seconds=int(os.environ.get("BENCH_WRK_SECONDS", "10")),
             ),
         )
+        if 5 in ONLY and int(os.environ.get("BENCH_ASGI_SERVERS", "1")) and "api" in bench.details:
+            print("bench: 5. the same application under other ASGI servers ...", flush=True)
+            try:
+                server_rows = figures_more.figure_asgi(
+                    bench,
+                    bench.details["api_paths"],
+                    bench.details["api"],
+                    connections=connections,
+                    seconds=int(os.environ.get("BENCH_WRK_SECONDS", "10")),
+                    processes=int(os.environ.get("WEB_PROCESSES") or 0) or os.cpu_count() or 1,
+                )
+            except Exception as exc:
+                traceback.print_exc()
+                failures["ASGI servers"] = f"{type(exc).__name__}: {exc}"
         if 3 in ONLY and SLOW_MODEL_MS:
             # The same runs with a model as slow as real ones are: is the platform's own CPU
             # still what limits many runs at once, or the model?
@@ -143,7 +171,7 @@ def main() -> int:
                     bench, [1, most], sandbox=False, latency_ms=SLOW_MODEL_MS
                 ),
             )
-        if 3 in ONLY:
+        if 3 in ONLY or 7 in ONLY:
             print("bench: restarting the workers with the sandbox on ...", flush=True)
             for role in ("worker_llm", "worker_sandbox"):
                 stack.stop(role)
@@ -158,6 +186,15 @@ def main() -> int:
                 bench, _ints("BENCH_SANDBOX_CONCURRENCY", "1,10"), sandbox=True
             ),
         )
+        step(
+            7,
+            "hops and events while sandboxed runs are in flight",
+            lambda: figures_more.figure_loaded(
+                bench,
+                runs=int(os.environ.get("BENCH_LOAD_RUNS", "2")),
+                events=int(os.environ.get("BENCH_EVENTS", "200")),
+            ),
+        )
         details = bench.details
     finally:
         stack.close()
@@ -168,11 +205,21 @@ def main() -> int:
         f"llm worker {sum(threads for _, threads in llm_plan)} threads in {len(llm_plan)} "
         "process(es)"
     )
+    processes = int(os.environ.get("WEB_PROCESSES") or 0) or os.cpu_count() or 1
     result = report.write(
         OUTPUT,
         title=title,
         rows=rows,
         details={**details, "failures": failures, "seconds": time.monotonic() - started},
+        side_tables=[
+            SideTable(
+                f"The same application, database and Redis under other ASGI servers "
+                f"({processes} processes each, {connections} connections, wrk; CPU: the "
+                "server's processes, cgroup):",
+                server_rows,
+                figures_more.SERVER_COLUMNS,
+            )
+        ],
     )
     print()
     print(result["markdown"])

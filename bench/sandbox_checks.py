@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""CPU seconds of one tester check round (ruff, bandit, pytest in the sandbox): a figure.
+"""CPU seconds of one tester check round (ruff, the security scan, pytest in the sandbox).
 
 Usage: ``.venv/bin/python bench/sandbox_checks.py [ROUNDS]`` as root (the sandbox's uid pool
-and workspace filesystems need it). Everything the round starts is counted, wherever it
-runs: this process is moved into a cpuacct cgroup of its own (cgroup v1, when writable),
-so processes bwrap reaps in its pid namespace count too; without one, this process and
-its waited-for children are counted (``getrusage``), which misses the namespace's reaped
-processes.
+and workspace filesystems need it); the security scan is ``SANDBOX_SECURITY_SCANNER``'s (ruff's
+S rules by default, ``SANDBOX_SECURITY_SCANNER=bandit`` for bandit). Everything the round
+starts is counted, wherever it runs: this process is moved into a cpuacct cgroup of its own
+(cgroup v1, when writable), so processes bwrap reaps in its pid namespace count too; without
+one, this process and its waited-for children are counted (``getrusage``), which misses the
+namespace's reaped processes.
 """
 
 import os
@@ -71,6 +72,7 @@ def main() -> None:
     cpu, wall = figures[len(figures) // 2]
     method = "cpuacct cgroup" if group is not None else "getrusage"
     print(f"sandbox environment: {settings.SANDBOX_VENV}")
+    print(f"security scan: {settings.SANDBOX_SECURITY_SCANNER}")
     print(f"CPU per check round, median of {rounds} ({method}): {cpu:.2f} s; wall {wall:.2f} s")
 
 

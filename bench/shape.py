@@ -118,6 +118,20 @@ class Shape:
         }
 
 
+def shape_from_dict(data: dict) -> Shape:
+    """The ``Shape`` that ``Shape.as_dict`` gave ``data`` for."""
+    return Shape(
+        name=data["name"],
+        seed=data.get("seed", 0),
+        design_ms=tuple(data["design_ms"]),  # type: ignore[arg-type]
+        integrate_ms=data["integrate_ms"],
+        tasks=tuple(
+            Task(t["key"], t["layer"], tuple(t["depends_on"]), t["coder_ms"], t["tester_ms"])
+            for t in data["tasks"]
+        ),
+    )
+
+
 def uneven_shape(
     *, name: str, tasks: int, layers: int, latency_ms: int, seed: int, min_gap: float = 1.25
 ) -> Shape:

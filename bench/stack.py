@@ -157,6 +157,7 @@ class Stack:
     redis_url: str
     env_extra: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    flower_port: int = 0
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     cpu_of_exited: dict[str, float] = field(default_factory=dict)
     # A cpuacct cgroup per role where the machine lets us make one (see ``cpuacct_group``).
@@ -168,6 +169,7 @@ class Stack:
         self._lock = threading.RLock()
         self._supervising = threading.Event()
         self.port = self.port or free_port()
+        self.flower_port = self.flower_port or free_port()
         self.logs = VAR / self.name
         self.logs.mkdir(parents=True, exist_ok=True)
         self.media_root = VAR / self.name / "media"
@@ -205,6 +207,9 @@ class Stack:
             "EVENTS_STREAMS_PER_USER": "1000",
             "ACCOUNTS_ACCESS_TOKEN_MINUTES": "120",
             "BENCH_PEER_REDIS_URL": self.redis_url,
+            "FLOWER_PORT": str(self.flower_port),
+            "FLOWER_ADDRESS": "127.0.0.1",
+            "FLOWER_BASIC_AUTH": f"bench:{PASSWORD}",
             **self.env_extra,
             **extra,
         }
@@ -246,6 +251,14 @@ class Stack:
     def _start(self, role: str, *, command: str | None = None, **extra: str) -> subprocess.Popen:
         line = command or procfile()[role]
         log = (self.logs / f"{role}.log").open("ab")
+        group = self.cpu_group_for(role)
+
+        def join_group() -> None:
+            # In the child, before bash runs: whatever it starts is born in the group (moved
+            # after the fact, a command line of several ``&`` jobs had forked some already).
+            if group is not None:
+                (group / "cgroup.procs").write_text(str(os.getpid()))
+
         process = subprocess.Popen(
             ["bash", "-c", line],
             cwd=ROOT,
@@ -253,17 +266,18 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=join_group,  # noqa: PLW1509 - the bench starts processes from one thread
         )
         self.processes[role] = process
-        if role not in self.cpu_groups:
-            self.cpu_groups[role] = cpuacct_group(f"aiflow-bench-{self.name}-{role}")
-        group = self.cpu_groups[role]
-        if group is not None:
-            with suppress(OSError):  # it may have exited already
-                (group / "cgroup.procs").write_text(str(process.pid))
         if role == "web":
             wait_listening(self.port, process)
         return process
+
+    def cpu_group_for(self, role: str) -> Path | None:
+        """The cpuacct cgroup of ``role`` (made on first use), or None where there is none."""
+        if role not in self.cpu_groups:
+            self.cpu_groups[role] = cpuacct_group(f"aiflow-bench-{self.name}-{role}")
+        return self.cpu_groups[role]
 
     def start_all(self, roles: tuple[str, ...] = ROLES, **extra: str) -> None:
         for role in roles:

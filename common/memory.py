@@ -6,6 +6,10 @@ the providers' SDKs) that stay for the process's life; walking them took about 9
 a stall every request on that process waited out (the p99 of ``/health`` at 50 connections
 was 183 ms against a p50 of 11 ms). ``gc.freeze()`` puts the objects alive at that moment in
 a generation the collector never walks, so full passes only walk what was made since.
+
+Frozen before a fork (``config.supervise``, the sandbox worker's pool), the objects also stay
+in pages the children share with their parent: a collector pass in a child would otherwise
+write to every object it walks, and each such write copies the page into the child.
 """
 
 from __future__ import annotations

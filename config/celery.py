@@ -14,7 +14,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery
-from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
+from celery.signals import (
+    beat_init,
+    before_task_publish,
+    task_postrun,
+    task_prerun,
+    worker_before_create_process,
+    worker_init,
+    worker_ready,
+)
 from kombu import Queue
 
 from config.broker_fixes import broker_fixes_apply
@@ -98,13 +106,29 @@ def _unbind_request_id(**_: object) -> None:
     bind_request_id(None)
 
 
+_frozen_before_fork = False
+
+
 @worker_ready.connect
 def _freeze_startup_objects(**_: object) -> None:
     """A worker that has loaded everything keeps it out of the collector's full passes
-    (``common.memory``; a prefork pool's children do their work outside Python)."""
+    (``common.memory``)."""
     from common.memory import freeze_startup_objects
 
     freeze_startup_objects()
+
+
+@worker_before_create_process.connect
+def _freeze_before_forking(**_: object) -> None:
+    """A prefork pool (the sandbox worker) forks its children once the tasks are imported:
+    frozen first, what they inherit stays in pages they share with the parent (a collector
+    pass in a child would otherwise write to every object it walks, copying the page)."""
+    global _frozen_before_fork
+    if not _frozen_before_fork:
+        from common.memory import freeze_startup_objects
+
+        freeze_startup_objects()
+        _frozen_before_fork = True
 
 
 @worker_ready.connect
@@ -117,3 +141,43 @@ def _sweep_abandoned_workspaces(sender: Any = None, **_: object) -> None:
     from projects.workspace import workspace_sweep_runs
 
     workspace_sweep_runs()
+
+
+# --- make bench: statements per run (BENCH_COUNT_STATEMENTS; see common.statements) ---------
+_counting = False
+
+
+@worker_init.connect
+@beat_init.connect
+def _count_statements(**_: object) -> None:
+    global _counting
+    from django.conf import settings
+
+    if settings.BENCH_COUNT_STATEMENTS:
+        from common.statements import statements_install
+
+        statements_install()
+        _counting = True
+
+
+@task_prerun.connect
+def _count_statements_for_run(
+    task: Any = None,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    **_: object,
+) -> None:
+    if _counting:
+        from common.statements import statements_bind_run
+
+        run_id = run_id_of(task, args or (), kwargs or {}) if task is not None else None
+        statements_bind_run(run_id if isinstance(run_id, int) else None)
+
+
+@task_postrun.connect
+def _count_statements_flush(**_: object) -> None:
+    if _counting:
+        from common.statements import statements_bind_run, statements_flush
+
+        statements_flush()
+        statements_bind_run(None)

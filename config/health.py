@@ -345,7 +345,12 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
         self._name = str(getattr(worker, "hostname", None) or f"{socket.gethostname()}")
         consume = getattr(worker.app.amqp.queues, "consume_from", None) or {}
         queues = sorted(consume) or list(settings.CELERY_TASK_QUEUES_NAMES)
-        body = {"name": self._name, "queues": queues, "pid": os.getpid()}
+        body = {
+            "name": self._name,
+            "queues": queues,
+            "pid": os.getpid(),
+            "concurrency": getattr(worker, "concurrency", None),
+        }
         self._stop.clear()
 
         def beat() -> None:

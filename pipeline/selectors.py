@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db.models import Max, QuerySet
 
+from common.db import PrecompiledQuery
 from common.errors import ApplicationError, NotFound
 from projects.artifacts import (
     artifact_list_for_run,
@@ -42,12 +43,25 @@ def user_spent_last_day_usd(*, user_id: int) -> Decimal:
     return spend_last_day_usd(user_id=user_id)
 
 
+# Every run endpoint (GET /runs/{id} above all) looks its run up this way: its SQL is
+# compiled once (common.db). The values are bound in the ORM's order: the run, then the owner.
+_run_of_owner = PrecompiledQuery(
+    lambda run_id, owner_id: Run.objects.select_related("project").filter(
+        id=run_id, project__owner_id=owner_id
+    )
+)
+
+
 def run_get_for_user(*, user: Any, run_id: int) -> Run:
     """The user's run, or ``NotFound`` (another user's run does not exist for them)."""
     try:
-        return Run.objects.select_related("project").get(id=run_id, project__owner=user)
-    except Run.DoesNotExist as exc:
+        values = int(run_id), int(user.pk)
+    except (TypeError, ValueError, AttributeError) as exc:  # no id, or no signed-in user
         raise NotFound("Run not found.") from exc
+    run = _run_of_owner.first(*values)
+    if run is None:
+        raise NotFound("Run not found.")
+    return run
 
 
 def step_list_for_run(*, run: Run) -> QuerySet[Step]:
@@ -97,17 +111,12 @@ def run_rounds(*, run: Run) -> list[dict[str, Any]]:
 
 def run_tasks(*, run: Run) -> list[dict[str, Any]]:
     """The plan's tasks with their DAG layer and status."""
-    return [
-        {
-            "key": task.key,
-            "title": task.title,
-            "depends_on": task.depends_on,
-            "layer": task.layer,
-            "status": task.status,
-            "files": task.files,
-        }
-        for task in PlanTask.objects.filter(run=run).order_by("layer", "id")
-    ]
+    rows = (
+        PlanTask.objects.filter(run=run)
+        .order_by("layer", "id")
+        .values("key", "title", "depends_on", "layer", "status", "files")
+    )
+    return [dict(row) for row in rows]
 
 
 # --- follow-ups: the base run and its tree ----------------------------------------------------

@@ -1,13 +1,19 @@
-"""The tester's checks: a task's tests (pytest), a linter (ruff) and a security scan (bandit),
-run in the sandbox on a fresh workspace, summarized in one ``CheckReport``.
+"""The tester's checks: a task's tests (pytest), a linter (ruff) and a security scan, run in
+the sandbox on a fresh workspace, summarized in one ``CheckReport``.
 
-One check round is one sandbox: a small driver (``check_driver.py``) runs ruff, bandit and
-then pytest inside a single bwrap, under the same mounts, filter, uid and limits as any
-sandboxed command; the static tools run before any generated code does and their results
-leave the sandbox first (see the driver). The tools come from the sandbox's own minimal
-environment (``SANDBOX_VENV``, built from requirements-sandbox.txt), and pytest loads only
-the plugins the checks need (JSON report; asyncio when the tests use it) instead of every
-plugin installed next to it.
+One check round is one sandbox: a small driver (``check_driver.py``) runs ruff, the security
+scan and then pytest inside a single bwrap, under the same mounts, filter, uid and limits as
+any sandboxed command; the static tools run before any generated code does and their
+results leave the sandbox first (see the driver). The tools come from the sandbox's own
+minimal environment (``SANDBOX_VENV``, built from requirements-sandbox.txt). Pytest runs in
+the driver's own interpreter (no second Python to start) with plugin autoload off and only
+the plugins the checks need (JSON report; asyncio when the tests use it).
+
+The security scan (``SANDBOX_SECURITY_SCANNER``) is ruff's ``S`` rules by default, ruff's
+port of bandit's checks, in ruff's own process (a few milliseconds, where bandit's Python
+took about 0.15 CPU-s of a round); ``bandit`` runs bandit itself, whose findings also carry
+its severity and confidence. Every finding has a rule ``code`` (``S602``, or bandit's
+``B602``) and a plain ``message``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from django.conf import settings
 
 from common.logging import get_logger
 
@@ -153,15 +161,33 @@ def _parse_ruff(result: SandboxResult) -> list[dict[str, Any]]:
     return findings
 
 
+def _parse_ruff_security(result: SandboxResult) -> list[dict[str, Any]]:
+    """Ruff's ``S`` findings: rule code, rule name, message and place of each."""
+    findings = _parse_ruff(result)
+    if findings and findings[0]["code"] == "ruff-error":
+        return findings
+    try:
+        names = [item.get("name") or "" for item in json.loads(result.stdout or "[]")]
+    except ValueError:
+        names = []
+    return [
+        {**finding, "tool": "ruff", "name": name}
+        for finding, name in zip(findings, names or [""] * len(findings), strict=False)
+    ]
+
+
 def _parse_bandit(result: SandboxResult) -> list[dict[str, Any]]:
     try:
         data = json.loads(result.stdout or "{}")
     except ValueError:
-        return [{"test_id": "bandit-error", "message": _clip(result.stderr or result.stdout, 500)}]
+        message = _clip(result.stderr or result.stdout, 500)
+        return [{"code": "bandit-error", "test_id": "bandit-error", "message": message}]
     findings = []
     for item in data.get("results") or []:
         findings.append(
             {
+                "code": item.get("test_id") or "",
+                "tool": "bandit",
                 "test_id": item.get("test_id") or "",
                 "test_name": item.get("test_name") or "",
                 "severity": item.get("issue_severity") or "",
@@ -188,9 +214,36 @@ def _uses_asyncio(files: dict[str, str]) -> bool:
     )
 
 
-def _tools(*, asyncio: bool, timeout: float) -> list[dict[str, Any]]:
+# pytest's own plugins a check never uses (doctests are not collected without
+# --doctest-modules, no XML report, no pastebin, no step-wise or setup-only modes).
+_UNUSED_PYTEST_PLUGINS = ("doctest", "junitxml", "pastebin", "stepwise", "setuponly", "setupplan")
+
+
+def _security_tool(scanner: str, timeout: float) -> dict[str, Any]:
+    excluded = ",".join(_EXCLUDED_DIRS)
+    if scanner == "bandit":
+        return {
+            "name": "security",
+            # assert in tests is how pytest works, not a finding
+            "argv": ["python", "-m", "bandit", "-r", ".", "-f", "json", "-q", "--exit-zero"]
+            + ["--skip", "B101", "-x", ",".join(f"./{name}" for name in _EXCLUDED_DIRS)],
+            "timeout": timeout,
+        }
+    return {
+        "name": "security",
+        # --isolated: the tree's own ruff configuration cannot switch the S rules off;
+        # S101 (assert) is how pytest works, not a finding.
+        "argv": ["ruff", "check", "--isolated", "--select", "S", "--ignore", "S101"]
+        + ["--output-format=json", "--no-cache", "--exit-zero"]
+        + ["--extend-exclude", excluded, "."],
+        "timeout": timeout,
+    }
+
+
+def _tools(*, asyncio: bool, timeout: float, scanner: str) -> list[dict[str, Any]]:
     excluded = ",".join(_EXCLUDED_DIRS)
     plugins = ["-p", "no:cacheprovider", "-p", "pytest_jsonreport.plugin"]
+    plugins += [arg for name in _UNUSED_PYTEST_PLUGINS for arg in ("-p", f"no:{name}")]
     if asyncio:
         plugins += ["-p", "asyncio", "-o", "asyncio_default_fixture_loop_scope=function"]
     return [
@@ -200,16 +253,12 @@ def _tools(*, asyncio: bool, timeout: float) -> list[dict[str, Any]]:
             + ["--extend-exclude", excluded, "."],
             "timeout": timeout,
         },
-        {
-            "name": "bandit",
-            # assert in tests is how pytest works, not a finding
-            "argv": ["python", "-m", "bandit", "-r", ".", "-f", "json", "-q", "--exit-zero"]
-            + ["--skip", "B101", "-x", ",".join(f"./{name}" for name in _EXCLUDED_DIRS)],
-            "timeout": timeout,
-        },
+        _security_tool(scanner, timeout),
         {
             "name": "pytest",
-            "argv": ["python", "-m", "pytest", "-q", *plugins, "--json-report"]
+            # In the driver's interpreter (see check_driver.py): these are pytest's arguments.
+            "in_process": True,
+            "argv": ["-q", *plugins, "--json-report"]
             + [f"--json-report-file={SANDBOX_WORKDIR}/{_REPORT_NAME}"]
             + ["--json-report-omit=log,streams,warnings,keywords"],
             "env": {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
@@ -274,7 +323,8 @@ def run_test_checks(
     limits: SandboxLimits | None = None,
     require_tests: bool = True,
 ) -> CheckReport:
-    """Run ruff, bandit and the tests on ``files`` in one sandbox; a red suite fails.
+    """Run ruff, the security scan and the tests on ``files`` in one sandbox; a red suite
+    fails.
 
     The tree is materialized in a fresh workspace, removed afterwards. Raises
     ``SandboxUnavailable`` when no sandbox can run here (never runs unconfined unless
@@ -283,9 +333,12 @@ def run_test_checks(
     started = time.monotonic()
     limits = limits or SandboxLimits()
     nonce = secrets.token_hex(16)
+    scanner = settings.SANDBOX_SECURITY_SCANNER
     config = {
         "nonce": nonce,
-        "tools": _tools(asyncio=_uses_asyncio(files), timeout=float(limits.wall_seconds)),
+        "tools": _tools(
+            asyncio=_uses_asyncio(files), timeout=float(limits.wall_seconds), scanner=scanner
+        ),
     }
     workspace = workspace_materialize(files=files)
     try:
@@ -312,7 +365,9 @@ def run_test_checks(
         mode=round_result.mode,
         tests=tests,
         lint=_parse_ruff(_tool_result(sections, "ruff", round_result)),
-        security=_parse_bandit(_tool_result(sections, "bandit", round_result)),
+        security=(_parse_bandit if scanner == "bandit" else _parse_ruff_security)(
+            _tool_result(sections, "security", round_result)
+        ),
         output=_clip(output, _OUTPUT_CHARS),
         duration_ms=int((time.monotonic() - started) * 1000),
     )

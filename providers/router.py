@@ -13,17 +13,18 @@ be reached a circuit counts as closed, the cache as empty, and nothing is record
 Redis restart never fails a call, nor loses an answer already paid for.
 """
 
+from __future__ import annotations
+
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from django.conf import settings
-from langchain_core.messages import BaseMessage
 
 from common.logging import get_logger
 
@@ -39,7 +40,7 @@ from .circuit import (
 )
 from .circuit import circuit_state as _circuit_state
 from .errors import CallFailure, classify
-from .offline.model import message_dicts
+from .messages import message_dicts
 from .pricing import cost_usd, price_or_none, worst_case_cost_usd
 from .stats import stats_record_call
 from .types import (
@@ -52,6 +53,9 @@ from .types import (
     UsageLedger,
 )
 from .vendors import build_chat_model, invocation_for, provider_options
+
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
 
 log = get_logger(__name__)
 

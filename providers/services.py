@@ -1,41 +1,45 @@
-"""The one interface to LLMs: ``complete(role=, messages=, schema=, run=)``."""
+"""The one interface to LLMs: ``complete(role=, messages=, schema=, run=)``.
+
+LangChain loads on the first call, not with this module (see ``providers.messages``).
+"""
+
+from __future__ import annotations
 
 import json
 import re
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from django.conf import settings
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from common.logging import get_logger
 
 from .cache import cache_set
+from .messages import message_classes
 from .router import Answer, Request, advisory, chain_for, route
 from .types import Completion, ProviderError, UsageLedger
 
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
+
 log = get_logger(__name__)
 
-_MESSAGE_CLASSES: dict[str, type[BaseMessage]] = {
-    "system": SystemMessage,
-    "user": HumanMessage,
-    "human": HumanMessage,
-    "assistant": AIMessage,
-    "ai": AIMessage,
-}
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 
 
 def to_messages(messages: list[dict[str, str]] | list[BaseMessage]) -> list[BaseMessage]:
     """LangChain messages from ``[{"role": "system"|"user"|"assistant", "content": str}]``."""
+    from langchain_core.messages import BaseMessage
+
+    classes = message_classes()
     result: list[BaseMessage] = []
     for message in messages:
         if isinstance(message, BaseMessage):
             result.append(message)
             continue
         role = message.get("role", "")
-        cls = _MESSAGE_CLASSES.get(role)
+        cls = classes.get(role)
         if cls is None:
             raise ProviderError(f"unknown message role {role!r}", code="invalid_request")
         result.append(cls(content=message.get("content", "")))
@@ -169,6 +173,7 @@ def complete(
         _store(answer, first)
         return first
     _record(run, first)  # paid for, even though it needs a repair
+    from langchain_core.messages import AIMessage, HumanMessage
 
     log.warning(
         "provider.schema_repair",
@@ -211,6 +216,8 @@ def complete(
 def provider_check(*, provider: str, model: str) -> dict[str, Any]:
     """Send a one-token request straight to ``provider:model`` (no retry, cache or circuit)."""
     import time
+
+    from langchain_core.messages import HumanMessage
 
     from .errors import classify
     from .vendors import build_chat_model

@@ -4,23 +4,42 @@ The SDKs' own retries are switched off: the router's retries, circuit and failov
 only ones. Structured output is asked for the vendor's native way: a JSON-schema response
 format (OpenAI, Azure, Vertex), a forced tool call (Anthropic, Bedrock models that support
 it), or, for models with neither, an instruction in the prompt.
+
+Nothing here imports LangChain or a vendor's SDK when it is imported: each loads when a
+model of its kind is built, and ``vendors_preload`` loads those of the configured chains
+up front in the process that will call them (the llm worker, before it forks its workers).
 """
 
+from __future__ import annotations
+
 import functools
+import importlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import google.auth
 from django.conf import settings
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import Runnable
 
 from .types import ProviderError
 
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.runnables import Runnable
+
 KINDS = ("openai", "azure", "anthropic", "bedrock", "vertex", "offline")
+# The modules a model of each kind needs (besides LangChain's core), imported when one is
+# built or preloaded.
+KIND_MODULES: dict[str, tuple[str, ...]] = {
+    "openai": ("langchain_openai",),
+    "azure": ("langchain_openai",),
+    "anthropic": ("langchain_anthropic",),
+    "bedrock": ("botocore.config", "langchain_aws"),
+    "vertex": ("google.auth", "langchain_google_genai"),
+    "offline": ("providers.offline.model",),
+}
+_CORE_MODULES = ("langchain_core.messages", "langchain_core.language_models")
 VERTEX_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
@@ -43,6 +62,8 @@ def _load_vertex_credentials(path: str) -> Any:
     # One credentials object per file and process: it refreshes its access token only when
     # that expires, instead of once per call.
     if not path:
+        import google.auth
+
         credentials, _ = google.auth.default(scopes=VERTEX_SCOPES)
         return credentials
     from google.oauth2 import service_account
@@ -165,6 +186,8 @@ class Invocation:
     tool: str | None = None
 
     def run(self) -> tuple[AIMessage, str]:
+        from langchain_core.messages import AIMessage
+
         message = self.runnable.invoke(self.messages, **self.kwargs)
         if not isinstance(message, AIMessage):
             raise ProviderError(f"unexpected model output {type(message).__name__}")
@@ -183,6 +206,8 @@ def invocation_for(
     json_schema: dict[str, Any] | None,
 ) -> Invocation:
     """The request for ``chat_model``, asking for ``json_schema`` the vendor's native way."""
+    from langchain_core.messages import SystemMessage
+
     if kind == "offline":
         return Invocation(chat_model, messages, {"role": role, "schema": json_schema})
     if kind == "bedrock" and "titan" in str(getattr(chat_model, "model_id", "")):
@@ -228,6 +253,8 @@ def invocation_for(
 
 def _fold_system_messages(messages: list[BaseMessage]) -> list[BaseMessage]:
     """Titan text models take no system prompt: it goes ahead of the first user turn."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
     system = "\n\n".join(str(m.text) for m in messages if isinstance(m, SystemMessage))
     rest = [m for m in messages if not isinstance(m, SystemMessage)]
     if not system:
@@ -235,3 +262,28 @@ def _fold_system_messages(messages: list[BaseMessage]) -> list[BaseMessage]:
     if rest and isinstance(rest[0], HumanMessage):
         return [HumanMessage(content=f"{system}\n\n{rest[0].text}"), *rest[1:]]
     return [HumanMessage(content=system), *rest]
+
+
+def vendors_preload() -> list[str]:
+    """Import LangChain and the modules of every provider kind the chains name (the offline
+    model when a chain names it or none is configured); the kinds loaded.
+
+    A process that calls models runs this before it forks its workers, so they share these
+    modules instead of each importing them on its first call. A kind no chain names stays
+    unloaded (its SDK loads on the first call that needs it, if any).
+    """
+    kinds = set()
+    chains = list(settings.LLM_CHAINS.values())
+    if "default" not in settings.LLM_CHAINS:  # a role without a chain asks the offline model
+        chains.append(["offline:offline"])
+    for chain in chains:
+        for entry in chain:
+            provider = entry.partition(":")[0]
+            try:
+                kinds.add(provider_options(provider)["kind"])
+            except (ProviderError, KeyError):
+                continue  # an unknown provider fails when it is called, not here
+    kind_modules = [module for kind in sorted(kinds) for module in KIND_MODULES.get(kind, ())]
+    for module in [*_CORE_MODULES, *kind_modules]:
+        importlib.import_module(module)
+    return sorted(kinds)

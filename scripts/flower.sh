@@ -7,4 +7,4 @@ if [ -z "$auth" ]; then
   auth="admin:$(python -c 'import secrets; print(secrets.token_urlsafe(12))')"
   echo "flower: FLOWER_BASIC_AUTH is not set; this start uses ${auth}" >&2
 fi
-exec celery -A config flower --port="${FLOWER_PORT:-5555}" --address="${FLOWER_ADDRESS:-127.0.0.1}" --basic-auth="$auth"
+exec celery -A config.celery_light flower --port="${FLOWER_PORT:-5555}" --address="${FLOWER_ADDRESS:-127.0.0.1}" --basic-auth="$auth"

@@ -27,8 +27,10 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 # terminal). Production requires it and refuses loopback origins.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=DEVELOPMENT_ORIGINS)
 
+# No "daphne" app: it exists only to make `manage.py runserver` serve ASGI, and importing it
+# installs Twisted's reactor in every process (workers, beat, Flower: some 30 MB each). The
+# web tier runs daphne itself (config.serve, `make up`).
 INSTALLED_APPS = [
-    "daphne",
     "accounts.admin_config.MFAAdminConfig",  # django.contrib.admin behind the MFA step
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -117,6 +119,9 @@ SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=2)
 WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
 LLM_THREADS_PER_PROCESS = -(-LLM_WORKER_CONCURRENCY // LLM_WORKER_PROCESSES)  # rounded up
 _BUSIEST_PROCESS = max(WEB_THREADS, LLM_THREADS_PER_PROCESS)
+# Count the SQL statements each run sends, in every process, into Redis (make bench sets it;
+# off in production: it wraps every database cursor).
+BENCH_COUNT_STATEMENTS = env.bool("BENCH_COUNT_STATEMENTS", default=False)
 
 # --- Database: PostgreSQL through psycopg 3 with Django's connection pool -----------------
 # Connections the pool keeps open, at least (per process).

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.logging import redact_secrets
+from common.serializers import FastOutputMixin
 from projects.api.files_views import TreeDiffOutputSerializer
 
 from ..models import Run, Step
@@ -60,7 +61,7 @@ class GenerateOutputSerializer(serializers.Serializer):
     events_url = serializers.CharField()
 
 
-class RunListSerializer(serializers.ModelSerializer):
+class RunListSerializer(FastOutputMixin, serializers.ModelSerializer):
     events_url = serializers.SerializerMethodField()
 
     class Meta:

@@ -12,17 +12,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from ..messages import message_dicts
 from . import answers
-
-_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
-
-
-def message_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
-    """``[{"role": "system"|"user"|"assistant", "content": str}]`` for ``messages``."""
-    return [
-        {"role": _ROLES.get(message.type, message.type), "content": str(message.text)}
-        for message in messages
-    ]
 
 
 def _count_tokens(text: str) -> int:

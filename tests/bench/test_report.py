@@ -12,3 +12,25 @@ def test_the_table_leaves_out_columns_no_row_fills() -> None:
         "| 1 | hop p50 | 12.0 ms | < 15 ms |",
         "| 2 | a/b | x |  |",
     ]
+
+
+def test_side_tables_are_written_under_the_main_table(tmp_path):
+    from bench.figures_more import SERVER_COLUMNS, ServerRow
+    from bench.report import SideTable, write
+
+    result = write(
+        tmp_path / "latest.json",
+        title="t",
+        rows=[Row("1", "hop p50", ours="12.0 ms")],
+        details={},
+        side_tables=[
+            SideTable(
+                "Other servers:", [ServerRow("granian", "GET /x", "1 / 2 ms")], SERVER_COLUMNS
+            )
+        ],
+    )
+
+    assert result["markdown"].split("\n\n")[2:] == [
+        "Other servers:",
+        "| server | request | p50 / p99 |\n|---|---|---|\n| granian | GET /x | 1 / 2 ms |\n",
+    ]

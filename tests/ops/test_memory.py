@@ -34,5 +34,5 @@ def test_a_started_process_has_frozen_what_it_loaded(process):
         check=True,
     )
     frozen, walked = (int(value) for value in done.stdout.split()[-2:])
-    assert frozen > 100_000  # Django, DRF, Celery, the SDKs...
+    assert frozen > 100_000  # Django, DRF, Celery, the application...
     assert walked < frozen / 10  # ...and a full pass walks only what came after

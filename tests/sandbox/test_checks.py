@@ -1,5 +1,8 @@
-"""The tester's checks run the tests, ruff and bandit in the sandbox and report a verdict."""
+"""The tester's checks run the tests, ruff and a security scan (ruff's S rules, or bandit) in
+the sandbox and report a verdict."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,7 @@ from projects.artifacts import InvalidArtifactPath
 from projects.checks import run_test_checks
 from projects.sandbox import MODE_BUBBLEWRAP
 from projects.workspace import workspace_materialize, workspace_remove, workspace_root
+from tests.net import ROOT, subprocess_env
 
 CALC = "def add(a, b):\n    return a + b\n"
 BROKEN_CALC = "def add(a, b):\n    return a - b\n"
@@ -72,14 +76,75 @@ def test_ruff_findings_appear_in_the_report() -> None:
     ]
 
 
-def test_bandit_findings_appear_in_the_report() -> None:
+def test_the_security_scan_reports_ruffs_s_rule_code_and_a_plain_message() -> None:
     report = run_test_checks(
         files={"calc.py": CALC, "risky.py": RISKY, "tests/test_calc.py": TESTS}
     )
 
-    assert ("B602", "HIGH", "risky.py") in [
-        (f["test_id"], f["severity"], f["path"]) for f in report.security
+    assert [(f["code"], f["path"], f["line"], f["tool"]) for f in report.security] == [
+        ("S602", "risky.py", 6, "ruff")
     ]
+    assert report.security[0]["message"] == (
+        "`subprocess` call with `shell=True` identified, security issue"
+    )
+
+
+def test_the_trees_own_ruff_configuration_cannot_switch_the_security_scan_off() -> None:
+    quiet = '[tool.ruff.lint.per-file-ignores]\n"risky.py" = ["S"]\n'
+    report = run_test_checks(
+        files={"risky.py": RISKY, "pyproject.toml": quiet, "tests/test_calc.py": TESTS,
+               "calc.py": CALC}
+    )  # fmt: skip
+
+    assert [f["code"] for f in report.security] == ["S602"]
+
+
+def test_bandit_findings_appear_in_the_report_when_bandit_is_the_scanner(settings) -> None:
+    settings.SANDBOX_SECURITY_SCANNER = "bandit"
+
+    report = run_test_checks(
+        files={"calc.py": CALC, "risky.py": RISKY, "tests/test_calc.py": TESTS}
+    )
+
+    found = {(f["code"], f["severity"], f["path"], f["tool"]): f for f in report.security}
+    assert "shell=True" in found["B602", "HIGH", "risky.py", "bandit"]["message"]
+    assert all(f["code"] and f["message"] for f in report.security)
+
+
+ASYNC_TESTS = (
+    "import asyncio\n\nimport pytest\n\nfrom calc import add\n\n\n@pytest.mark.asyncio\n"
+    "async def test_add_later():\n    await asyncio.sleep(0)\n    assert add(1, 2) == 3\n"
+)
+
+
+def test_async_tests_run_with_the_asyncio_plugin() -> None:
+    report = run_test_checks(files={"calc.py": CALC, "tests/test_async.py": ASYNC_TESTS})
+
+    assert (report.passed, report.tests["passed"], report.tests["failing"]) == (True, 1, [])
+
+
+# Generated code that knows the round's nonce (it runs in the driver's interpreter, whose
+# argv holds it) writes a clean "security" section to every pipe it can find.
+FORGER = """import json, os, sys
+
+nonce = json.loads(sys.argv[1])["nonce"]
+payload = json.dumps({"code": 0, "stdout": "[]", "stderr": ""}).encode()
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+            os.write(int(fd), f"{nonce} security {len(payload)}\\n".encode() + payload + b"\\n")
+    except OSError:
+        pass
+"""
+
+
+def test_code_run_by_the_tests_cannot_replace_what_the_security_scan_found() -> None:
+    report = run_test_checks(
+        files={"calc.py": CALC, "risky.py": RISKY, "conftest.py": FORGER,
+               "tests/test_calc.py": TESTS}
+    )  # fmt: skip
+
+    assert [f["code"] for f in report.security] == ["S602"]
 
 
 def test_the_checks_leave_no_workspace_behind() -> None:
@@ -106,3 +171,18 @@ def test_a_workspace_holds_the_files_it_was_given(tmp_path: Path) -> None:
         workspace_remove(workspace=workspace)
 
     assert content == ("x = 1\n", b"\x00\x01")
+
+
+def test_an_unknown_security_scanner_is_refused_at_start() -> None:
+    done = subprocess.run(  # noqa: S603 - ourselves
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=subprocess_env(SANDBOX_SECURITY_SCANNER="semgrep"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode != 0
+    assert "SANDBOX_SECURITY_SCANNER must be 'ruff' or 'bandit', not 'semgrep'." in done.stderr

@@ -67,6 +67,14 @@ SANDBOX_TOTAL_MEMORY_MB = env.int("SANDBOX_TOTAL_MEMORY_MB", default=2048)
 SANDBOX_STATUS_CACHE_SECONDS = env.float("SANDBOX_STATUS_CACHE_SECONDS", default=60.0)
 # Where project workspaces live on disk; empty means MEDIA_ROOT/workspaces.
 SANDBOX_WORKSPACE_ROOT = env.str("SANDBOX_WORKSPACE_ROOT", default="")
+# The tester's security scan: "ruff" (its S rules, ruff's port of bandit's checks; a few
+# milliseconds) or "bandit" (adds each finding's severity and confidence; about 0.15 CPU-s
+# more per check round).
+SANDBOX_SECURITY_SCANNER = env.str("SANDBOX_SECURITY_SCANNER", default="ruff")
+if SANDBOX_SECURITY_SCANNER not in ("ruff", "bandit"):
+    raise ImproperlyConfigured(
+        f"SANDBOX_SECURITY_SCANNER must be 'ruff' or 'bandit', not {SANDBOX_SECURITY_SCANNER!r}."
+    )
 
 # --- Terminal -------------------------------------------------------------------------------
 # The interactive terminal (a shell in the sandbox over WebSocket). On for development;
