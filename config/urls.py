@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("pipeline.api.urls")),
     path("", include("pipeline.api.stream_urls")),
     path("", include("terminal.api.urls")),
+    path("", include("webhooks.api.urls")),
     path("auth/", include("accounts.api.urls")),
     path("api/schema/", SchemaView.as_view(permission_classes=[]), name="schema"),
     path(
@@ -34,6 +35,7 @@ urlpatterns = [
     path("", include("projects.page_urls")),
     path("", include("pipeline.page_urls")),
     path("", include("terminal.page_urls")),
+    path("", include("webhooks.page_urls")),
     path("", include("providers.api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "providers",
     "pipeline",
     "terminal",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -282,7 +283,9 @@ from .components.outbound import *  # noqa: E402, F403
 from .components.pipeline import *  # noqa: E402, F403
 from .components.providers import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
+from .components.tracing import *  # noqa: E402, F403
 from .components.web import *  # noqa: E402, F403
+from .components.webhooks import *  # noqa: E402, F403
 
 # --- Operations -----------------------------------------------------------------------------
 # A bearer token /metrics requires; empty leaves it open outside production.
@@ -308,4 +311,5 @@ CELERY_BEAT_SCHEDULE = {
     **PIPELINE_BEAT_SCHEDULE,  # noqa: F405
     **PROVIDERS_BEAT_SCHEDULE,  # noqa: F405
     **SANDBOX_BEAT_SCHEDULE,  # noqa: F405
+    **WEBHOOKS_BEAT_SCHEDULE,  # noqa: F405
 }
