@@ -8,6 +8,8 @@ proxy that header is ignored, since any client could send it. ``/metrics`` needs
 ``METRICS_TOKEN``.
 """
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .env import env
 
@@ -43,3 +45,9 @@ STORAGES["staticfiles"] = {  # noqa: F405
 # The interactive terminal gives users a shell on the host's sandbox: off unless turned on.
 TERMINAL_ENABLED = env.bool("TERMINAL_ENABLED", default=False)
 LOGGING["formatters"]["structured"]["json"] = LOG_JSON  # noqa: F405 - built in base
+# Webhook signing secrets are encrypted with WEBHOOKS_SECRET_KEYS: production refuses to start
+# without them (the development key is derived from a value not meant for it).
+if not WEBHOOKS_SECRET_KEYS:  # noqa: F405 - read in components/webhooks.py
+    raise ImproperlyConfigured(
+        "Set WEBHOOKS_SECRET_KEYS (Fernet keys) to encrypt webhook signing secrets in production."
+    )
