@@ -97,7 +97,7 @@ def test_the_log_shows_each_delivery_and_redeliver_queues_it_again(
     assert button in listed
     assert '<span class="badge badge-failed">Failed</span>' in listed
     assert '<td class="num">3</td>' in listed and '<td class="num">500</td>' in listed
-    assert 'hx-trigger="every 2s"' not in listed
+    assert 'hx-trigger="load delay:2s"' not in listed
 
     again = post(
         browser,
@@ -111,7 +111,7 @@ def test_the_log_shows_each_delivery_and_redeliver_queues_it_again(
     assert Delivery.objects.get().status == "pending"
     html = again.content.decode()
     assert '<span class="badge badge-pending">Pending</span>' in html
-    assert 'hx-trigger="every 2s"' in html  # the list follows it until it is done
+    assert 'hx-trigger="load delay:2s"' in html  # the list follows it until it is done
 
 
 def test_deleting_an_endpoint_from_the_page(
