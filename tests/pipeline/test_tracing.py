@@ -74,10 +74,9 @@ def test_a_run_is_one_trace_from_the_request_to_each_model_call_and_sandbox_chec
     spans: InMemorySpanExporter, celery_worker: Any, user: Any, project: Any
 ) -> None:
     client = client_for(user)
+    prompt = "A todo list manager with coloured tags"
 
-    response = client.post(
-        f"/projects/{project.id}/generate", {"prompt": "A todo list manager"}, format="json"
-    )
+    response = client.post(f"/projects/{project.id}/generate", {"prompt": prompt}, format="json")
     run = wait_for_run(response.json()["run_id"], timeout=240)
     wait_until(lambda: by_name(list(spans.get_finished_spans()), "invoke_workflow"), timeout=30)
     finished = list(spans.get_finished_spans())
@@ -143,6 +142,10 @@ def test_a_run_is_one_trace_from_the_request_to_each_model_call_and_sandbox_chec
     assert any(s.attributes.get("db.system") == "postgresql" for s in in_trace)
     assert any(s.attributes.get("db.system") == "redis" for s in in_trace)
     assert any(s.name.startswith("run/pipeline.") for s in in_trace)  # Celery's task spans
+    # No span carries the prompt, a model's answer or a file.
+    texts = [str(value) for s in finished for value in (s.attributes or {}).values()]
+    answers = list(paid.values_list("text", flat=True))
+    assert not [t for t in texts if prompt in t or "def " in t or t in answers]
 
 
 def test_a_run_approved_and_resumed_by_later_requests_stays_in_its_trace(
