@@ -1,16 +1,20 @@
 #!/usr/bin/env python
 """What tracing costs: CPU per run and per ``GET /projects``, with tracing off and on.
 
-Usage: ``.venv/bin/python bench/tracing_overhead.py [RUNS] [REQUESTS]`` (PostgreSQL and
-Redis running). It makes a database of its own (``aiflow_bench_tracing``, dropped first),
-then, in a fresh process per mode (tracing is set up once per process, as in the web and
-worker processes), runs ``RUNS`` generations one after the other through an in-process Celery
-worker with the offline model (no latency, no sandbox) and ``REQUESTS`` calls of
-``GET /projects`` (20 projects) through Django's test client, and prints the median CPU
-seconds of a run and the mean CPU of a request (``time.process_time``: every thread of the
-process, the worker's included). "off" has ``OTEL_EXPORTER_OTLP_ENDPOINT`` empty; "on" sends
-every span to a local OTLP/HTTP stub collector, which counts what it receives. Modes
-alternate (off, on, off, on) so a busy moment of the machine does not land on one of them.
+Usage: ``.venv/bin/python bench/tracing_overhead.py [RUNS] [REQUESTS] [BASE_REV]``
+(PostgreSQL and Redis running). It makes a database of its own (``aiflow_bench_tracing``,
+dropped first), then, in a fresh process per mode (tracing is set up once per process, as in
+the web and worker processes), runs ``RUNS`` generations one after the other through an
+in-process Celery worker with the offline model (no latency, no sandbox) and ``REQUESTS``
+calls of ``GET /projects`` (20 projects) through Django's test client, and prints the median
+CPU seconds of a run and the mean CPU of a request (``time.process_time``: every thread of
+the process, the worker's included). "off" has ``OTEL_EXPORTER_OTLP_ENDPOINT`` empty; "on"
+sends every span to a local OTLP/HTTP stub collector, which counts what it receives. With
+``BASE_REV`` (a commit without tracing, e.g. the one this work started from) a third mode,
+"base", runs the same measurement on that commit's code (``git archive`` into a temporary
+directory, its own database migrated by its own code): "off" against "base" is what having
+the tracing code costs when it is not turned on. Modes alternate (base, off, on, base, off,
+on) so a busy moment of the machine does not land on one of them.
 
 Figures, never assertions: the machine is shared.
 """
@@ -19,9 +23,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,16 +39,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "aiflow_bench_tracing"
 
 
-def _env(endpoint: str) -> dict[str, str]:
+def _env(endpoint: str, *, root: Path = ROOT, db_name: str = DB_NAME) -> dict[str, str]:
     base = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
         "DJANGO_SETTINGS_MODULE": "config.settings.local",
         "DJANGO_DEBUG": "false",
         "DJANGO_ALLOWED_HOSTS": "testserver,localhost",
-        "DATABASE_URL": f"{base.rstrip('/')}/{DB_NAME}",
+        "DATABASE_URL": f"{base.rstrip('/')}/{db_name}",
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url,
         "CELERY_RESULT_BACKEND": redis_url,
@@ -59,7 +65,7 @@ def _env(endpoint: str) -> dict[str, str]:
     return env
 
 
-def _prepare_database() -> None:
+def _prepare_database(*, root: Path = ROOT, db_name: str = DB_NAME) -> None:
     import psycopg
 
     base = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
@@ -72,14 +78,24 @@ def _prepare_database() -> None:
         dbname="postgres",
         autocommit=True,
     ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=_env(""),
+        cwd=root,
+        env=_env("", root=root, db_name=db_name),
         check=True,
     )
+
+
+def _base_tree(rev: str) -> Path:
+    """The code of commit ``rev`` in a temporary directory (the repository is only read)."""
+    target = Path(tempfile.mkdtemp(prefix="aiflow-bench-base-"))
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev], cwd=ROOT, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
 
 
 class _Collector:
@@ -126,7 +142,6 @@ def _child(runs: int, requests: int) -> None:
 
     from accounts.models import User
     from accounts.services import session_start
-    from common.tracing import _state, tracing_enabled
     from config.celery import app
     from pipeline.models import Run
     from pipeline.services import run_start
@@ -171,12 +186,18 @@ def _child(runs: int, requests: int) -> None:
         if answer.status_code != 200:
             raise SystemExit(f"GET /projects answered {answer.status_code}")
     request_cpu = (time.process_time() - started) / requests
-    if tracing_enabled():
-        _state.provider.force_flush()
+    try:
+        from common.tracing import _state, tracing_enabled
+    except ImportError:  # a commit from before tracing
+        enabled = False
+    else:
+        enabled = tracing_enabled()
+        if enabled:
+            _state.provider.force_flush()
     print(
         json.dumps(
             {
-                "tracing": tracing_enabled(),
+                "tracing": enabled,
                 "run_cpu": statistics.median(run_cpu),
                 "request_cpu": request_cpu,
             }
@@ -184,12 +205,15 @@ def _child(runs: int, requests: int) -> None:
     )
 
 
-def _measure(mode: str, collector: _Collector, runs: int, requests: int) -> dict[str, Any]:
+def _measure(
+    mode: str, collector: _Collector, runs: int, requests: int, base: Path | None
+) -> dict[str, Any]:
     endpoint = collector.url if mode == "on" else ""
+    root, db_name = (base, f"{DB_NAME}_base") if mode == "base" and base else (ROOT, DB_NAME)
     done = subprocess.run(
         [sys.executable, __file__, "--child", str(runs), str(requests)],
-        cwd=ROOT,
-        env=_env(endpoint),
+        cwd=root,
+        env=_env(endpoint, root=root, db_name=db_name),
         capture_output=True,
         text=True,
         check=False,
@@ -208,21 +232,31 @@ def main() -> None:
         return
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     requests = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+    base_rev = sys.argv[3] if len(sys.argv) > 3 else ""
     _prepare_database()
-    collector = _Collector()
-    figures: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
-    exports = {"off": 0, "on": 0}
-    for mode in ("off", "on", "off", "on"):
-        before = collector.requests
-        figures[mode].append(_measure(mode, collector, runs, requests))
-        exports[mode] += collector.requests - before
+    base = _base_tree(base_rev) if base_rev else None
+    modes = ("base", "off", "on") if base else ("off", "on")
+    try:
+        if base:
+            _prepare_database(root=base, db_name=f"{DB_NAME}_base")
+        collector = _Collector()
+        figures: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+        exports = dict.fromkeys(modes, 0)
+        for mode in modes * 2:
+            before = collector.requests
+            figures[mode].append(_measure(mode, collector, runs, requests, base))
+            exports[mode] += collector.requests - before
+    finally:
+        if base:
+            shutil.rmtree(base, ignore_errors=True)
     print(f"Tracing overhead ({runs} runs, offline model, no sandbox; {requests} GET /projects)")
     print("| tracing | CPU per run (median) | CPU per GET /projects (mean) |")
     print("|---|---|---|")
-    for mode in ("off", "on"):
+    for mode in modes:
         run_cpu = statistics.mean(f["run_cpu"] for f in figures[mode])
         request_cpu = statistics.mean(f["request_cpu"] for f in figures[mode])
-        print(f"| {mode} | {run_cpu * 1000:.0f} ms | {request_cpu * 1e6:.0f} µs |")
+        label = f"base ({base_rev}, no tracing code)" if mode == "base" else mode
+        print(f"| {label} | {run_cpu * 1000:.0f} ms | {request_cpu * 1e6:.0f} µs |")
     print(
         f"OTLP exports the stub collector received: {exports['on']} from the 'on' processes "
         f"({collector.bytes / 1024:.0f} KiB), {exports['off']} from the 'off' ones."

@@ -241,6 +241,9 @@ def _send(url: str, headers: dict[str, str], body: str) -> _Outcome:
         if exc.code == "too_many_redirects":
             error = "The endpoint answered with a redirect; deliveries do not follow redirects."
         return _Outcome(code=None, error=error, retry=True)
+    except Exception:  # recorded as a failed attempt, so the retry window still bounds it
+        logger.exception("webhook.send_crashed")
+        return _Outcome(code=None, error="The attempt failed unexpectedly.", retry=True)
     if 200 <= answer.status < 300:
         return _Outcome(code=answer.status)
     return _Outcome(code=answer.status, error=f"The endpoint answered {answer.status}.", retry=True)

@@ -23,7 +23,7 @@ from common.tracing import (
     tracing_configure,
     tracing_shutdown,
 )
-from tests.net import ROOT, subprocess_env
+from tests.net import ROOT, subprocess_env, web_server
 from tests.stub_http import Answer, RecordingServer
 
 PROBE = """
@@ -102,6 +102,47 @@ def test_with_an_endpoint_spans_reach_the_collector_over_otlp_http() -> None:
     assert service["service.name"] == "aiflow-probe"
     names = [s.name for scope in resource.scope_spans for s in scope.spans]
     assert names == ["probe"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_request_to_the_web_process_is_a_server_span_sent_to_the_collector() -> None:
+    """daphne and our one-trip ASGI handler, as `make up` serves them, with the endpoint set."""
+    import http.client
+    import urllib.parse
+
+    from tests.pipeline.conftest import wait_until
+
+    with RecordingServer(
+        lambda seen: Answer(200, b"", {"Content-Type": "application/x-protobuf"})
+    ) as (collector):
+        env = subprocess_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+            OTEL_BSP_SCHEDULE_DELAY="100",
+            WEB_PROCESSES="1",
+        )
+        with web_server(env=env) as (url, _):
+            parts = urllib.parse.urlsplit(url)
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn.request("GET", "/projects/12345", headers={"traceparent": TRACEPARENT})
+            assert conn.getresponse().status == 401
+            conn.close()
+            wait_until(lambda: collector.requests, timeout=60)
+        spans = [
+            span
+            for seen in collector.requests
+            for resource in ExportTraceServiceRequest.FromString(seen.body).resource_spans
+            for scope in resource.scope_spans
+            for span in scope.spans
+        ]
+
+    [server] = [s for s in spans if s.name == "GET projects/<int:project_id>"]
+    assert server.trace_id.hex() == "4bf92f3577b34da6a3ce929d0e0e4736"  # the caller's trace
+    assert server.parent_span_id.hex() == "00f067aa0ba902b7"
+    assert server.kind == server.SPAN_KIND_SERVER
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def test_a_traceparent_is_written_and_read_as_w3c_says() -> None:

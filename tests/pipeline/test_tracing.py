@@ -178,6 +178,10 @@ def test_a_run_approved_and_resumed_by_later_requests_stays_in_its_trace(
     assert trace_id not in (approve.context.trace_id, resume.context.trace_id)
     steps = by_name(finished, "invoke_agent ")
     assert {s.context.trace_id for s in steps} == {trace_id}
+    # Celery's spans too: the tasks the approval and the resume queued were sent in the run's
+    # trace, not in the trace of the request that queued them.
+    celery = [s for s in finished if s.name.startswith(("apply_async/pipeline.", "run/pipeline."))]
+    assert {s.context.trace_id for s in celery} == {trace_id}
     coders = [s for s in steps if s.attributes["aiflow.step.key"] == "task:cli:coder:1"]
     assert [s.status.status_code.name for s in coders] == ["ERROR", "UNSET"]
     [coding] = {s.parent.span_id for s in coders}
