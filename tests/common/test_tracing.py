@@ -123,7 +123,7 @@ def test_a_request_to_the_web_process_is_a_server_span_sent_to_the_collector() -
         )
         with web_server(env=env) as (url, _):
             parts = urllib.parse.urlsplit(url)
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
             conn.request("GET", "/projects/12345", headers={"traceparent": TRACEPARENT})
             assert conn.getresponse().status == 401
             conn.close()
