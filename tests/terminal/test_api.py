@@ -75,7 +75,13 @@ def production_setting(name: str, **env: str) -> str:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TERMINAL_", "DJANGO_"))}
     result = subprocess.run(  # noqa: S603 - our own interpreter and settings module
         [sys.executable, "-c", f"from config.settings import production; print(production.{name})"],
-        env={**base, "DJANGO_SECRET_KEY": "x" * 50, **env},
+        env={
+            **base,
+            "DJANGO_SECRET_KEY": "x" * 50,
+            # Production refuses to start without the keys of webhook secrets.
+            "WEBHOOKS_SECRET_KEYS": "5Y1vQ0b7m3uVZqZs3o6bE3c2JvJqk9eVt6V8zq0m1dA=",
+            **env,
+        },
         capture_output=True,
         text=True,
         check=True,

@@ -26,6 +26,7 @@ from webhooks.services import (
     delivery_attempt,
     delivery_redeliver,
     endpoint_create,
+    retry_delay,
     retry_schedule,
 )
 
@@ -144,7 +145,8 @@ def test_a_receiver_down_for_five_minutes_loses_nothing(project: Any, settings: 
     while sum(waits) < 5 * 60:
         outcomes.append(attempt_now(delivery))
         row = Delivery.objects.get(id=delivery.id)
-        waits.append(round((row.next_attempt_at - row.last_attempt_at).total_seconds()))
+        waits.append(retry_delay(row.attempts))
+        assert row.next_attempt_at - row.last_attempt_at >= timedelta(seconds=waits[-1])
     with RecordingServer(port=port) as back:
         outcomes.append(attempt_now(delivery))
 
