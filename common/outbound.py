@@ -128,6 +128,32 @@ def repository_policy(**overrides: Any) -> OutboundPolicy:
     return OutboundPolicy(**values)
 
 
+# A webhook's answer is read only for its status: a receiver's page of HTML is plenty.
+WEBHOOK_MAX_RESPONSE_BYTES = 256 * 1024
+
+
+def webhooks_policy(**overrides: Any) -> OutboundPolicy:
+    """The policy of webhook deliveries, from the ``WEBHOOKS_*`` settings.
+
+    Any host name, but every address it resolves to checked: no loopback, private or
+    link-local address unless ``WEBHOOKS_ALLOW_LOCAL`` (which also allows plain ``http``;
+    otherwise only ``https``). Redirects are not followed (a delivery is a signed POST to the
+    URL its owner gave: a 3xx is a failed attempt), and the answer is read only up to
+    ``WEBHOOK_MAX_RESPONSE_BYTES``.
+    """
+    allow_local = settings.WEBHOOKS_ALLOW_LOCAL
+    values: dict[str, Any] = {
+        "allow_local": allow_local,
+        "allowed_hosts": ("*",),
+        "schemes": frozenset({"https", "http"} if allow_local else {"https"}),
+        "timeout": settings.WEBHOOKS_TIMEOUT_SECONDS,
+        "max_response_bytes": WEBHOOK_MAX_RESPONSE_BYTES,
+        "max_redirects": 0,
+    }
+    values.update(overrides)
+    return OutboundPolicy(**values)
+
+
 # --- Addresses ----------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("pipeline.api.stream_urls")),
     path("", include("terminal.api.urls")),
     path("", include("repositories.api.urls")),
+    path("", include("webhooks.api.urls")),
     path("auth/", include("accounts.api.urls")),
     path("auth/", include("spending.api.urls")),
     path("api/schema/", SchemaView.as_view(permission_classes=[]), name="schema"),
@@ -40,6 +41,7 @@ urlpatterns = [
     path("", include("projects.page_urls")),
     path("", include("pipeline.page_urls")),
     path("", include("terminal.page_urls")),
+    path("", include("webhooks.page_urls")),
     path("", include("providers.api.urls")),
     path("admin/", admin.site.urls),
 ]

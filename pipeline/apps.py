@@ -7,3 +7,11 @@ class PipelineConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401 - connects the receivers
+        # Tracing is set up once per process, before any request or task: with
+        # OTEL_EXPORTER_OTLP_ENDPOINT unset, nothing is imported or instrumented.
+        from common.tracing import tracing_configure
+
+        if tracing_configure():
+            from .tracing import tracing_install
+
+            tracing_install()

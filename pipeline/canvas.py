@@ -30,6 +30,7 @@ from common.logging import get_logger
 from providers.redis_client import get_redis
 
 from .flow import Next
+from .tracing import run_context
 
 logger = get_logger(__name__)
 
@@ -127,7 +128,8 @@ def canvas_send(*, run_id: int, step: Next) -> None:
     sig = canvas_for(run_id, step)
     sig.freeze()
     canvas_remember(run_id=run_id, sig=sig)
-    sig.apply_async()
+    with run_context(run_id):  # the messages carry the run's trace, whoever sends them
+        sig.apply_async()
 
 
 def canvas_dispatch(*, run_id: int, start: Next | None = None) -> None:

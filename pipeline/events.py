@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import connection, transaction
@@ -125,16 +126,39 @@ RETURNING id, seq, type, payload, at
 """
 
 
+EventHook = Callable[[list[Event]], object]
+# Other parts of the platform that act on events of some types (webhook deliveries, trace
+# spans): each hook gets the stored events of its types inside the transaction that stores
+# them, so what it writes commits, or rolls back, with the events.
+_hooks: list[tuple[frozenset[str], EventHook]] = []
+
+
+def events_hook_add(*, types: Iterable[str], hook: EventHook) -> None:
+    """Call ``hook`` with every stored event of ``types``, in the transaction that stores it
+    (events stored by ``publish``/``publish_many``: the run's status events all are)."""
+    _hooks.append((frozenset(types), hook))
+
+
+def events_hook_remove(hook: EventHook) -> None:
+    """Stop calling ``hook``."""
+    _hooks[:] = [entry for entry in _hooks if entry[1] is not hook]
+
+
 def publish_many(
     *, run_id: int, events: list[tuple[str, dict[str, Any]]], force: bool = True
 ) -> list[Event]:
     """Store ``(type, payload)`` events in order with gap-free ``seq``s, in one round trip.
 
     Each is pushed to Channels when the surrounding transaction commits. With
-    ``force=False`` nothing is stored if the run has already finished.
+    ``force=False`` nothing is stored if the run has already finished. Hooks of these types
+    (``events_hook_add``) run in the same transaction.
     """
     if not events:
         return []
+    hooked = [(types, hook) for types, hook in _hooks if any(kind in types for kind, _ in events)]
+    if hooked and not connection.in_atomic_block:
+        with transaction.atomic():
+            return publish_many(run_id=run_id, events=events, force=force)
     items = [{"n": n, "type": kind, "payload": payload} for n, (kind, payload) in enumerate(events)]
     with connection.cursor() as cursor:
         cursor.execute(
@@ -149,6 +173,10 @@ def publish_many(
         ),
         key=lambda event: event.seq,
     )
+    for types, hook in hooked:
+        chosen = [event for event in stored if event.type in types]
+        if chosen:
+            hook(chosen)
     events_push_on_commit(run_id=run_id, events=stored)
     return stored
 

@@ -70,6 +70,11 @@ class Run(models.Model):
     # X-Request-ID of the request that started the run: every task of the run logs it,
     # however the task was queued (the start, an approval, a resume, the reaper).
     request_id = models.CharField(max_length=128, blank=True, default="")
+    # W3C traceparent of the run's span (``pipeline.tracing``; empty while tracing is off):
+    # tasks in any process continue the run's trace from it, across resumes and the reaper.
+    traceparent = models.CharField(max_length=55, blank=True, default="")
+    # Span id (hex) of the request span that created the run: the run span's parent.
+    trace_parent_id = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]

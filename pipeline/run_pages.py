@@ -44,6 +44,7 @@ from .selectors import (
     step_list_for_run,
 )
 from .services import run_approve, run_cancel, run_resume
+from .tracing import trace_id_of
 
 # Events a run page shows in its log at first; later ones arrive over SSE.
 _LOG_EVENTS = 2000
@@ -140,6 +141,7 @@ def _summary_context(run: Run) -> dict[str, Any]:
         "reused_steps": (
             Step.objects.filter(run=run, reused=True).count() if run.forked_from_id else 0
         ),
+        "trace_id": trace_id_of(run),
     }
 
 

@@ -26,6 +26,7 @@ from .flow import Next
 from .services import stages
 from .services.runs import RunStopped, run_fail, run_reap_stale
 from .services.steps import StepBusy
+from .tracing import task_traced
 from .transient import is_transient, retry_transient
 
 logger = get_logger(__name__)
@@ -40,6 +41,7 @@ TRANSIENT_MAX_COUNTDOWN = 10.0
 
 
 def _guarded(task: Task, run_id: int, body: Callable[[], Next | None]) -> None:
+    body = task_traced(task_name=task.name, run_id=run_id, body=body)
     try:
         following = body()
     except (Ignore, Retry):

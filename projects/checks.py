@@ -29,6 +29,7 @@ from typing import Any
 from django.conf import settings
 
 from common.logging import get_logger
+from common.tracing import traced
 
 from .sandbox import SANDBOX_WORKDIR, SandboxLimits, SandboxResult, sandbox_run
 from .workspace import workspace_materialize, workspace_remove
@@ -317,6 +318,24 @@ def _tool_result(
     )
 
 
+def _checks_attributes(report: CheckReport) -> dict[str, Any]:
+    tests = report.tests or {}
+    return {
+        "aiflow.checks.passed": report.passed,
+        "aiflow.checks.mode": report.mode,
+        "aiflow.checks.tests_passed": int(tests.get("passed") or 0),
+        "aiflow.checks.tests_failed": int(tests.get("failed") or 0),
+        "aiflow.checks.lint_findings": len(report.lint),
+        "aiflow.checks.security_findings": len(report.security),
+        "aiflow.checks.duration_ms": report.duration_ms,
+    }
+
+
+@traced(
+    "sandbox checks",
+    attributes=lambda *args, **kwargs: {"aiflow.checks.files": len(kwargs.get("files") or {})},
+    result_attributes=_checks_attributes,
+)
 def run_test_checks(
     *,
     files: dict[str, str],

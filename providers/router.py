@@ -43,6 +43,7 @@ from .errors import CallFailure, classify
 from .messages import message_dicts
 from .pricing import cost_usd, price_or_none, worst_case_cost_usd
 from .stats import stats_record_call
+from .tracing import model_call_traced
 from .types import (
     BudgetExceeded,
     Completion,
@@ -288,6 +289,7 @@ def _cached(request: Request, provider: str, model: str, key: str) -> Answer | N
     return Answer(completion, key)
 
 
+@model_call_traced
 def _try_model(request: Request, provider: str, model: str) -> Completion | CallFailure:
     """Ask one model, retrying transient errors; the completion or the final failure."""
     kind = provider_options(provider)["kind"]

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "pipeline",
     "terminal",
     "spending",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -302,7 +303,9 @@ from .components.providers import *  # noqa: E402, F403
 from .components.quotas import *  # noqa: E402, F403
 from .components.repositories import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
+from .components.tracing import *  # noqa: E402, F403
 from .components.web import *  # noqa: E402, F403
+from .components.webhooks import *  # noqa: E402, F403
 
 # --- Operations -----------------------------------------------------------------------------
 # A bearer token /metrics requires; empty leaves it open outside production.
@@ -336,4 +339,5 @@ CELERY_BEAT_SCHEDULE = {
     **PROVIDERS_BEAT_SCHEDULE,  # noqa: F405
     **SANDBOX_BEAT_SCHEDULE,  # noqa: F405
     **SPENDING_BEAT_SCHEDULE,  # noqa: F405
+    **WEBHOOKS_BEAT_SCHEDULE,  # noqa: F405
 }

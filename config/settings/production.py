@@ -88,3 +88,9 @@ if not [key for key in REPOSITORY_SECRET_KEYS if key.strip()]:
     )
 REPOSITORY_SECRET_KEYS_ARE_DEVELOPMENT = False
 LOGGING["formatters"]["structured"]["json"] = LOG_JSON  # noqa: F405 - built in base
+# Webhook signing secrets are encrypted with WEBHOOKS_SECRET_KEYS: production refuses to start
+# without them (the development key is derived from a value not meant for it).
+if not WEBHOOKS_SECRET_KEYS:  # noqa: F405 - read in components/webhooks.py
+    raise ImproperlyConfigured(
+        "Set WEBHOOKS_SECRET_KEYS (Fernet keys) to encrypt webhook signing secrets in production."
+    )

@@ -11,6 +11,7 @@ from projects.api.files_views import TreeDiffOutputSerializer
 
 from ..models import Run, Step
 from ..selectors import run_base_changes, run_rounds, run_tasks
+from ..tracing import trace_id_of
 
 
 class GenerateInputSerializer(serializers.Serializer):
@@ -102,6 +103,9 @@ class RunDetailSerializer(RunListSerializer):
         help_text="A follow-up's changes to its base run's tree (null for a fresh run or "
         "while it has no files)."
     )
+    trace_id = serializers.SerializerMethodField(
+        help_text="The run's OpenTelemetry trace id (hex; null when tracing was off)."
+    )
 
     class Meta(RunListSerializer.Meta):
         fields = [
@@ -115,7 +119,11 @@ class RunDetailSerializer(RunListSerializer):
             "steps_url",
             "files_url",
             "base_changes",
+            "trace_id",
         ]
+
+    def get_trace_id(self, run: Run) -> str | None:
+        return trace_id_of(run)
 
     @extend_schema_field(BaseChangesSerializer(allow_null=True))
     def get_base_changes(self, run: Run) -> dict[str, Any] | None:

@@ -35,6 +35,7 @@ from ..events import events_push_on_commit
 from ..failures import failure_for
 from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
+from ..tracing import step_span
 from ..transient import drop_connection, is_transient, retry_transient
 from .ledger import StepLedger, release_connection
 from .runs import RunStopped, emit, run_check_bounds
@@ -300,6 +301,22 @@ def step_run(
     if isinstance(claimed, dict):
         return claimed
     step, created = claimed
+    with step_span(step):
+        return _step_execute(run, step, spec, created, prepare, execute, events, on_success)
+
+
+def _step_execute(
+    run: Run,
+    step: Step,
+    spec: StepSpec,
+    created: bool,
+    prepare: Callable[[Run, Step], Any],
+    execute: Callable[[Any, StepLedger], dict[str, Any]],
+    events: Callable[[dict[str, Any]], Events] | None,
+    on_success: Callable[[Step, dict[str, Any]], None] | None,
+) -> dict[str, Any]:
+    """The claimed step's work (see ``step_run``), inside its span."""
+    run_id = run.id
     try:
         emit(
             run_id=run_id,

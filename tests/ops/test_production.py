@@ -14,6 +14,8 @@ from tests.net import subprocess_env, web_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
+WEBHOOKS_KEY = "5Y1vQ0b7m3uVZqZs3o6bE3c2JvJqk9eVt6V8zq0m1dA="
+
 
 def _production(**extra: str) -> dict[str, str]:
     return subprocess_env(
@@ -24,6 +26,7 @@ def _production(**extra: str) -> dict[str, str]:
         REDIS_URL=settings.REDIS_URL,
         CELERY_BROKER_URL=settings.REDIS_URL,
         CELERY_RESULT_BACKEND=settings.REDIS_URL,
+        WEBHOOKS_SECRET_KEYS=WEBHOOKS_KEY,
         **extra,
     )
 
@@ -107,3 +110,21 @@ def test_metrics_need_the_bearer_token_in_production(
     status, _, _ = _get(proxied, "/metrics", **authorization)
 
     assert status == expected
+
+
+def test_production_refuses_to_start_without_webhook_secret_keys() -> None:
+    import subprocess
+    import sys
+
+    env = _production()
+    del env["WEBHOOKS_SECRET_KEYS"]
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode != 0
+    assert "Set WEBHOOKS_SECRET_KEYS (Fernet keys)" in done.stderr
