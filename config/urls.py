@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("projects.api.files_urls")),
     path("", include("pipeline.api.urls")),
     path("", include("pipeline.api.stream_urls")),
+    path("", include("pipeline.delivery.urls")),
     path("", include("terminal.api.urls")),
     path("", include("repositories.api.urls")),
     path("auth/", include("accounts.api.urls")),
