@@ -40,6 +40,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("projects.page_urls")),
     path("", include("pipeline.page_urls")),
+    path("", include("repositories.page_urls")),
     path("", include("terminal.page_urls")),
     path("", include("providers.api.urls")),
     path("admin/", admin.site.urls),
