@@ -59,8 +59,7 @@ def _rate_hit(project_id: int) -> None:
         ) from exc
     if wait:
         raise QuotaExceeded(
-            f"Too many follow-up runs from review comments on this project; try again in "
-            f"{wait} s.",
+            f"Too many follow-up runs from review comments on this project; try again in {wait} s.",
             code="rate_limited",
             extra={"retry_after": wait},
         )
@@ -128,7 +127,9 @@ def _follow_up(*, project_id: int, comment: ReviewComment) -> HookOutcome:
         seen = ReviewHook.objects.filter(
             project_id=project_id, kind=comment.kind, delivery_id=comment.delivery_id
         ).first()
-        return HookOutcome("duplicate", "this delivery was handled already", seen and seen.run)
+        return HookOutcome(
+            "duplicate", "this delivery was handled already", seen.run if seen else None
+        )
     except ApplicationError as exc:
         if isinstance(exc, QuotaExceeded):
             raise

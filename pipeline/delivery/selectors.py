@@ -120,9 +120,7 @@ def delivery_before_tree(*, run: Run, branch: str) -> BeforeTree:
     """
     chain = run_chain(run)[1:]
     delivered = set(
-        RunDelivery.objects.filter(
-            run_id__in=[ancestor.pk for ancestor in chain], branch=branch
-        )
+        RunDelivery.objects.filter(run_id__in=[ancestor.pk for ancestor in chain], branch=branch)
         .exclude(commit="")
         .values_list("run_id", flat=True)
     )

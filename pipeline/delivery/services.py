@@ -206,9 +206,7 @@ def delivery_on_run_completed(*, run_id: int) -> bool:
     )
     if not claimed:
         return False
-    delivery_id, attempt = RunDelivery.objects.filter(run_id=run_id).values_list("pk", "attempt")[
-        0
-    ]
+    delivery_id, attempt = RunDelivery.objects.filter(run_id=run_id).values_list("pk", "attempt")[0]
     _send_on_commit(delivery_id, attempt)
     logger.info("delivery.queued", run_id=run_id, attempt=attempt)
     return True
@@ -280,7 +278,7 @@ def _carry_out(delivery: RunDelivery, attempt: int) -> None:
         title=title,
         body="",
         co_author=co_author_of(run.created_by or delivery.requested_by),
-        base_commit=source.commit or None if source is not None else None,
+        base_commit=(source.commit or None) if source is not None else None,
         base_tree=base_tree,
         pull_request=False,
         delivery_key=f"aiflow-run-{run.pk}",
@@ -324,7 +322,12 @@ def _carry_out(delivery: RunDelivery, attempt: int) -> None:
             attempt,
             (
                 "delivery.pull_request",
-                {"number": pull.number, "url": pull.url, "state": pull.state, "created": pull.created},
+                {
+                    "number": pull.number,
+                    "url": pull.url,
+                    "state": pull.state,
+                    "created": pull.created,
+                },
             ),
             **fields,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 from django.db import close_old_connections
 
 from ..models import RunDelivery

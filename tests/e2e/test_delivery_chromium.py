@@ -71,7 +71,7 @@ def forge(tmp_path: Path, local_forge_allowed: None) -> Iterator[Forge]:
     tree, _ = build(PROMPT)
     with Forge("github", tmp_path / "srv", token=TOKEN) as stub:
         work = tmp_path / "work"
-        stub.base = make_repository(work, tree)
+        stub.base = make_repository(work, dict[str, bytes | str](tree))
         stub.tree = tree
         git("push", "-q", str(stub.bare), "main", cwd=work)
         yield stub
@@ -145,7 +145,9 @@ def change_diff_and_pull_request(page: Any, web_url: str, forge: Forge, imported
         row.commit,
         forge.base,
     ]
-    assert [(p["head"], p["title"]) for p in forge.pulls] == [(f"aiflow/run-{run_id}", "Add a report")]
+    assert [(p["head"], p["title"]) for p in forge.pulls] == [
+        (f"aiflow/run-{run_id}", "Add a report")
+    ]
     assert_accessible(page)
     shoot(page, "delivery-pull-request")
     page.set_viewport_size(PHONE)

@@ -44,9 +44,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        run = Run.objects.select_related("project__owner", "created_by").filter(
-            pk=opts["run"]
-        ).first()
+        run = (
+            Run.objects.select_related("project__owner", "created_by")
+            .filter(pk=opts["run"])
+            .first()
+        )
         if run is None:
             raise CommandError(f"No run {opts['run']}.")
         try:
@@ -58,9 +60,7 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise CommandError(exc.detail, returncode=EXIT_FAILED) from exc
-        self.stdout.write(
-            f"Delivery of run {run.pk} to branch {delivery.branch}: {delivery.state}"
-        )
+        self.stdout.write(f"Delivery of run {run.pk} to branch {delivery.branch}: {delivery.state}")
         if opts["no_wait"]:
             return
         done = delivery_follow(

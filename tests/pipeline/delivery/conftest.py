@@ -14,7 +14,7 @@ from tests.git_server import git, make_repository
 
 TOKEN = "ghp_Dl1veryT0kenXy9"
 HOOK_SECRET = "whsec-review-5b2c"
-BASE_FILES = {
+BASE_FILES: dict[str, bytes | str] = {
     "app.py": "print('v1')\n",
     "README.md": "# app\n",
     "logo.png": b"\x89PNG\r\n\x1a\n\x00\x00binary",

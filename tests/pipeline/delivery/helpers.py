@@ -15,7 +15,7 @@ from pipeline.models import Run, Step
 from projects.artifacts import artifact_store_tree
 
 
-def _bytes(files: dict[str, Any]) -> dict[str, bytes]:
+def _bytes(files: dict[str, Any]) -> dict[str, str | bytes]:
     return {path: data.encode() if isinstance(data, str) else data for path, data in files.items()}
 
 

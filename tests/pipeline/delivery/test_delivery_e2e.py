@@ -29,7 +29,7 @@ def forge(tmp_path: Any, local_git: None) -> Any:
     base_tree, _ = build(PROMPT)
     with Forge("github", tmp_path / "srv", token="ghp_Dl1veryT0kenXy9") as stub:
         work = tmp_path / "work"
-        stub.base = make_repository(work, base_tree)
+        stub.base = make_repository(work, dict[str, bytes | str](base_tree))
         stub.tree = base_tree
         git("push", "-q", str(stub.bare), "main", cwd=work)
         yield stub

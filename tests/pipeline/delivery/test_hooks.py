@@ -111,9 +111,7 @@ def test_a_review_comment_starts_one_follow_up_delivered_to_the_same_branch(
     )
 
 
-def test_a_replayed_delivery_starts_nothing(
-    anon_client: Any, project: Any, delivered: Run
-) -> None:
+def test_a_replayed_delivery_starts_nothing(anon_client: Any, project: Any, delivered: Run) -> None:
     first = post_hook(anon_client, project.pk, comment_payload())
     replay = post_hook(anon_client, project.pk, comment_payload())
 

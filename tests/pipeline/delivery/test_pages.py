@@ -65,7 +65,11 @@ def test_open_pull_request_asks_for_the_delivery_and_goes_back_to_the_run(
         f"/app/runs/{run.pk}#run-delivery",
     )
     delivery = RunDelivery.objects.get(run=run)
-    assert (delivery.branch, delivery.pull_request, delivery.state) == ("feature/v2", True, "queued")
+    assert (delivery.branch, delivery.pull_request, delivery.state) == (
+        "feature/v2",
+        True,
+        "queued",
+    )
     card = browser.get(f"/app/runs/{run.pk}/delivery").content.decode()
     assert "every 2s" in card  # it refreshes itself while the delivery is under way
     assert ">Open pull request</button>" not in card
@@ -121,8 +125,13 @@ def test_the_forge_form_saves_the_connection_and_never_shows_the_token(
     response = page_post(
         browser,
         f"/app/projects/{project.pk}/forge",
-        {"kind": "gitea", "api_url": "https://gitea.com/api/v1", "repository": "acme/app",
-         "token": TOKEN, "webhook_secret": "Wh-Val-77x"},
+        {
+            "kind": "gitea",
+            "api_url": "https://gitea.com/api/v1",
+            "repository": "acme/app",
+            "token": TOKEN,
+            "webhook_secret": "Wh-Val-77x",
+        },
         form_page=f"/app/projects/{project.pk}",
     )
 
@@ -142,9 +151,7 @@ def test_the_forge_form_saves_the_connection_and_never_shows_the_token(
     assert f"/hooks/gitea/{project.pk}" in page
 
 
-def test_an_empty_token_keeps_the_stored_one(
-    browser: Any, project: Any, forge_set: Any
-) -> None:
+def test_an_empty_token_keeps_the_stored_one(browser: Any, project: Any, forge_set: Any) -> None:
     page_post(
         browser,
         f"/app/projects/{project.pk}/forge",
@@ -186,9 +193,7 @@ def test_another_users_forge_form_is_not_found(project: Any, other_user: Any) ->
     assert not ForgeConnection.objects.exists()
 
 
-def test_removing_the_forge_forgets_its_secrets(
-    browser: Any, project: Any, forge_set: Any
-) -> None:
+def test_removing_the_forge_forgets_its_secrets(browser: Any, project: Any, forge_set: Any) -> None:
     response = page_post(
         browser,
         f"/app/projects/{project.pk}/forge/remove",

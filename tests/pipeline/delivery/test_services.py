@@ -27,9 +27,7 @@ def deliver_now(run: Any, user: Any, **kwargs: Any) -> RunDelivery:
 
 @pytest.fixture
 def imported(project: Any, forge: Any) -> Any:
-    return make_import_run(
-        project, BASE_FILES, url=forge.clone_url, ref="main", commit=forge.base
-    )
+    return make_import_run(project, BASE_FILES, url=forge.clone_url, ref="main", commit=forge.base)
 
 
 def pull_requests_calls(forge: Any) -> list[tuple[str, str]]:
