@@ -137,11 +137,9 @@ def test_a_follow_up_adds_one_commit_with_its_own_change_to_the_same_branch(
 ) -> None:
     run = make_completed_run(project, CHANGED, base_run=imported)
     first = deliver_now(run, user)
+    # The follow-up changes app.py again and removes hello.py, which the first run added.
     follow_up = make_completed_run(
-        project,
-        {**CHANGED, "hello.py": "def hello():\n    return 2\n"},
-        base_run=run,
-        prompt="Return 2",
+        project, {**BASE_FILES, "app.py": "print('v3')\n"}, base_run=run, prompt="Say v3"
     )
     RunDelivery.objects.create(
         run=follow_up,
@@ -156,11 +154,13 @@ def test_a_follow_up_adds_one_commit_with_its_own_change_to_the_same_branch(
     second = delivery_of(follow_up)
     assert second.state == "delivered", second.error
     assert branch_log(forge.bare, first.branch) == [second.commit, first.commit, forge.base]
-    assert git("diff", "--name-only", first.commit, second.commit, cwd=forge.bare) == "hello.py"
+    assert git("diff", "--name-status", first.commit, second.commit, cwd=forge.bare).split(
+        "\n"
+    ) == ["M\tapp.py", "D\thello.py"]
     assert (second.pull_request_number, len(forge.pulls), forge.pulls[0]["title"]) == (
         1,
         1,
-        "Return 2",
+        "Say v3",
     )
 
 
