@@ -214,3 +214,58 @@ def test_a_comment_that_cannot_be_a_prompt_is_ignored_with_the_reason(
     )
     assert follow_ups(delivered) == []
     assert not ReviewHook.objects.exists()
+
+
+def test_a_gitlab_note_on_our_merge_request_starts_a_follow_up(
+    anon_client: Any, project: Any
+) -> None:
+    forge_connection_put(
+        project=project,
+        kind="gitlab",
+        repository="group/app",
+        token="glpat-notsentanywhere",
+        webhook_secret=SECRET,
+    )
+    run = make_completed_run(project, {"app.py": "print('v2')\n"})
+    RunDelivery.objects.create(
+        run=run,
+        branch="aiflow/mr",
+        state="delivered",
+        commit="a" * 40,
+        pull_request_number=4,
+        requested_at=timezone.now(),
+        delivered_at=timezone.now(),
+    )
+    note = {
+        "object_kind": "note",
+        "user": {"username": "dave"},
+        "project": {"path_with_namespace": "group/app"},
+        "object_attributes": {
+            "id": 77,
+            "note": "Use a context manager.",
+            "noteable_type": "MergeRequest",
+            "action": "create",
+        },
+        "merge_request": {"iid": 4, "source_branch": "aiflow/mr"},
+    }
+
+    def send(token: str) -> Any:
+        return anon_client.generic(
+            "POST",
+            f"/hooks/gitlab/{project.pk}",
+            json.dumps(note).encode(),
+            content_type="application/json",
+            HTTP_X_GITLAB_EVENT="Note Hook",
+            HTTP_X_GITLAB_EVENT_UUID="uuid-1",
+            HTTP_X_GITLAB_TOKEN=token,
+        )
+
+    wrong = send("not-the-secret")
+    right = send(SECRET)
+
+    assert (wrong.status_code, right.status_code) == (401, 202)
+    [follow_up] = follow_ups(run)
+    assert (follow_up.prompt, RunDelivery.objects.get(run=follow_up).branch) == (
+        "Use a context manager.",
+        "aiflow/mr",
+    )

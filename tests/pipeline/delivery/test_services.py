@@ -270,3 +270,70 @@ def test_the_token_reaches_no_log_record_event_step_or_delivery_row(
         assert TOKEN not in str(step.input) and TOKEN not in str(step.output)
     row = RunDelivery.objects.filter(pk=delivery.pk).values()[0]
     assert TOKEN not in str(row)
+
+
+def test_an_unreachable_remote_is_tried_again_then_fails_plainly(
+    db: Any, user: Any, project: Any, forge: Any, imported: Any
+) -> None:
+    from pipeline.delivery.services import DeliveryRetry
+    from tests.net import free_port
+
+    forge_connection_put(
+        project=project,
+        kind=forge.kind,
+        api_url=forge.api_url,
+        repository=forge.repository,
+        remote_url=f"http://127.0.0.1:{free_port()}/acme/app.git",
+        token=TOKEN,
+    )
+    run = make_completed_run(project, CHANGED, base_run=imported)
+    delivery = run_deliver(run=run, user=user)
+
+    with pytest.raises(DeliveryRetry):
+        delivery_execute(delivery_id=delivery.pk, attempt=delivery.attempt, last_try=False)
+    delivery.refresh_from_db()
+    assert delivery.state == "pushing"  # still in flight: the task tries again later
+
+    delivery_execute(delivery_id=delivery.pk, attempt=delivery.attempt, last_try=True)
+
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.error_code, delivery.error) == (
+        "failed",
+        "git_unreachable",
+        "The remote could not be reached.",
+    )
+    assert forge.pulls == []
+
+
+def test_a_delivery_whose_task_was_lost_is_queued_again(
+    db: Any,
+    user: Any,
+    project: Any,
+    connection: Any,
+    imported: Any,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipeline.delivery.services import deliveries_resend
+
+    run = make_completed_run(project, CHANGED, base_run=imported)
+    fresh_run = make_completed_run(project, CHANGED, base_run=imported)
+    lost = run_deliver(run=run, user=user)
+    under_way = run_deliver(run=fresh_run, user=user)
+    long_ago = timezone.now() - timedelta(seconds=settings.REPOSITORY_DELIVERY_STALE_SECONDS + 1)
+    RunDelivery.objects.filter(pk=lost.pk).update(state="pushing", updated_at=long_ago)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        resent = deliveries_resend()
+
+    assert resent == [run.pk]
+    assert len(callbacks) == 1
+    lost.refresh_from_db()
+    assert (lost.state, lost.attempt) == ("queued", 2)
+    # The lost task, should it ever run, finds its attempt gone; the one under way is left.
+    assert delivery_execute(delivery_id=lost.pk, attempt=1) is False
+    assert RunDelivery.objects.get(pk=under_way.pk).attempt == 1
