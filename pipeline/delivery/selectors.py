@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
+
 from projects.artifacts import artifact_list_for_run, artifact_read
 from repositories.tree import is_binary
 
@@ -38,45 +40,55 @@ class ImportSource:
     commit: str = ""
 
 
-def _recorded_source(run: Run) -> dict[str, Any] | None:
-    """What an import run recorded about its source, or None when ``run`` is no import.
+def _recorded_sources(runs: list[Run]) -> dict[int, dict[str, Any]]:
+    """What each import run among ``runs`` recorded about its source, by run id.
 
     The one place that knows how an import run records its source (its ``import`` step's
     output ``source``: ``{"kind": "git" | "archive", "url", "ref", "commit"}``).
     """
-    if getattr(run, "kind", "import") != "import":
-        return None
-    output = (
-        Step.objects.filter(run_id=run.pk, key=IMPORT_STEP_KEY, status=Step.Status.SUCCEEDED)
-        .values_list("output", flat=True)
-        .first()
-    )
-    source = (output or {}).get("source") if isinstance(output, dict) else None
-    return source if isinstance(source, dict) else None
+    candidates = [run.pk for run in runs if getattr(run, "kind", "import") == "import"]
+    if not candidates:
+        return {}
+    rows = Step.objects.filter(
+        run_id__in=candidates, key=IMPORT_STEP_KEY, status=Step.Status.SUCCEEDED
+    ).values_list("run_id", "output")
+    found = {}
+    for run_id, output in rows:
+        source = output.get("source") if isinstance(output, dict) else None
+        if isinstance(source, dict):
+            found[run_id] = source
+    return found
+
+
+# The base chain in one statement: the run, its base, that one's base, ...
+_CHAIN = """
+WITH RECURSIVE chain(id, base_run_id, depth) AS (
+    SELECT id, base_run_id, 0 FROM pipeline_run WHERE id = %(run)s
+    UNION ALL
+    SELECT run.id, run.base_run_id, chain.depth + 1
+    FROM pipeline_run run JOIN chain ON run.id = chain.base_run_id
+    WHERE chain.depth < %(limit)s
+)
+SELECT id FROM chain ORDER BY depth
+"""
 
 
 def run_chain(run: Run) -> list[Run]:
     """``run``, its base run, that one's base, ... (oldest last), at most ``MAX_CHAIN``."""
-    chain = [run]
-    seen = {run.pk}
-    current = run
-    while current.base_run_id is not None and len(chain) < MAX_CHAIN:
-        if current.base_run_id in seen:
-            break
-        base = Run.objects.filter(pk=current.base_run_id).first()
-        if base is None:
-            break
-        chain.append(base)
-        seen.add(base.pk)
-        current = base
-    return chain
+    with connection.cursor() as cursor:
+        cursor.execute(_CHAIN, {"run": run.pk, "limit": MAX_CHAIN - 1})
+        ids = [row[0] for row in cursor.fetchall()]
+    found = Run.objects.in_bulk(ids[1:])
+    return [run, *(found[pk] for pk in ids[1:] if pk in found)]
 
 
 def run_import_source(run: Run) -> ImportSource | None:
     """The import ``run``'s tree descends from (``run`` itself when it is the import), or
     None when its chain starts from nothing."""
-    for ancestor in run_chain(run):
-        source = _recorded_source(ancestor)
+    chain = run_chain(run)
+    sources = _recorded_sources(chain)
+    for ancestor in chain:
+        source = sources.get(ancestor.pk)
         if source is not None:
             kind = "git" if source.get("kind") == "git" else "archive"
             return ImportSource(
@@ -124,10 +136,11 @@ def delivery_before_tree(*, run: Run, branch: str) -> BeforeTree:
         .exclude(commit="")
         .values_list("run_id", flat=True)
     )
+    imports = _recorded_sources(chain)
     for ancestor in chain:
         if ancestor.pk in delivered:
             return BeforeTree(run_tree_bytes(run=ancestor), ancestor, on_branch=True)
-        if _recorded_source(ancestor) is not None:
+        if ancestor.pk in imports:
             return BeforeTree(run_tree_bytes(run=ancestor), ancestor, on_branch=False)
     return BeforeTree({}, None, on_branch=False)
 
@@ -189,3 +202,19 @@ def delivery_for_pull_request(
     if branch:
         found = found.filter(branch=branch)
     return found.select_related("run").order_by("-delivered_at", "-id").first()
+
+
+def delivery_opening_run(*, project_id: int, branch: str) -> Run | None:
+    """The run whose delivery opened the pull request from ``branch`` (the first one of the
+    project delivered there with a pull request): its prompt stays the pull request's title
+    while follow-ups add commits."""
+    first = (
+        RunDelivery.objects.filter(
+            run__project_id=project_id, branch=branch, pull_request_number__isnull=False
+        )
+        .exclude(delivered_at=None)
+        .select_related("run")
+        .order_by("delivered_at", "id")
+        .first()
+    )
+    return first.run if first is not None else None

@@ -34,6 +34,7 @@ from ..models import ReviewHook, Run, RunDelivery
 from .messages import co_author_of, commit_message, pull_request_body, title_of
 from .selectors import (
     delivery_before_tree,
+    delivery_opening_run,
     run_import_source,
     run_tree_bytes,
     tree_changes,
@@ -90,7 +91,9 @@ def _send(delivery_id: int, attempt: int) -> None:
 
 
 def _send_on_commit(delivery_id: int, attempt: int) -> None:
-    transaction.on_commit(lambda: _send(delivery_id, attempt))
+    # Robust: a broker that is away fails neither the request nor the run that asked; the
+    # row stays queued and the beat sends it again (``deliveries_resend``).
+    transaction.on_commit(lambda: _send(delivery_id, attempt), robust=True)
 
 
 def _superseded(delivery: RunDelivery) -> bool:
@@ -306,9 +309,10 @@ def _carry_out(delivery: RunDelivery, attempt: int) -> None:
     )
     fields: dict[str, Any] = {}
     if wants_pull_request:
+        opening = delivery_opening_run(project_id=run.project_id, branch=delivery.branch)
         pull = forge_of(connection).open_or_update_pull_request(
             branch=delivery.branch,
-            title=title,
+            title=title_of(opening or run),
             body=pull_request_body(run, comment_author=_comment_author(run)),
             base=_pull_request_base(source),
         )

@@ -121,6 +121,7 @@ def test_import_run_pull_request_then_a_review_comment_adds_one_commit(
     assert git("log", "-1", "--format=%s", second.commit, cwd=forge.bare) == (
         "Add a unique items helper"
     )
-    assert [(p["number"], p["title"]) for p in forge.pulls] == [(1, "Add a unique items helper")]
+    assert [(p["number"], p["title"]) for p in forge.pulls] == [(1, "Add a report")]
+    assert "> Add a unique items helper" in forge.pulls[0]["body"]
     assert "This update answers a review comment by @ada." in forge.pulls[0]["body"]
     assert Run.objects.filter(base_run=run).count() == 1

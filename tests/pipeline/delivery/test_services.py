@@ -157,11 +157,14 @@ def test_a_follow_up_adds_one_commit_with_its_own_change_to_the_same_branch(
     assert git("diff", "--name-status", first.commit, second.commit, cwd=forge.bare).split(
         "\n"
     ) == ["M\tapp.py", "D\thello.py"]
+    # The pull request keeps the title of the run that opened it; its body is the latest's.
     assert (second.pull_request_number, len(forge.pulls), forge.pulls[0]["title"]) == (
         1,
         1,
-        "Say v3",
+        "Say v2 instead of v1",
     )
+    assert "> Say v3" in forge.pulls[0]["body"]
+    assert git("log", "-1", "--format=%s", second.commit, cwd=forge.bare) == "Say v3"
 
 
 def test_an_archive_import_is_pushed_as_a_root_commit_then_the_run_on_top(
