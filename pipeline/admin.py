@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from common.errors import ApplicationError
 
-from .models import Event, PlanTask, Run, Step
+from .models import Event, PlanTask, Run, RunDelivery, Step
 
 
 def _apply(
@@ -202,6 +202,26 @@ class EventAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Event._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RunDelivery)
+class RunDeliveryAdmin(admin.ModelAdmin):
+    """Deliveries of runs to their forge, read-only (asked for through the API or the run
+    page)."""
+
+    list_display = ("run", "branch", "state", "pull_request_number", "attempt", "updated_at")
+    list_filter = ("state", "trigger")
+    search_fields = ("=run__id", "branch")
+    list_select_related = ("run",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in RunDelivery._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -238,3 +238,96 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.seq} {self.type}"
+
+
+class RunDelivery(models.Model):
+    """A run delivered to its project's forge: a branch holding one commit for the run, and
+    (when asked) the pull request from it.
+
+    One row per run. ``attempt`` grows with every request: the delivery task carries the
+    attempt it was queued for and claims the row only for it, so a request made again (or
+    a task delivered twice) never runs two deliveries side by side. The push itself is
+    idempotent: the commit carries the run's delivery key, and a branch whose head already
+    carries it is left alone; the pull request is found by its head branch and updated.
+    """
+
+    class State(models.TextChoices):
+        WAITING = "waiting"  # asked for at generate time: goes once the run completes
+        QUEUED = "queued"
+        PUSHING = "pushing"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    IN_FLIGHT = (State.QUEUED, State.PUSHING)
+
+    class Trigger(models.TextChoices):
+        REQUEST = "request"  # POST /runs/{id}/deliver, the run page, manage.py deliver
+        GENERATE = "generate"  # deliver: {...} of POST /projects/{id}/generate
+        REVIEW = "review"  # a follow-up started by a review comment on the pull request
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="delivery")
+    branch = models.CharField(max_length=200)
+    pull_request = models.BooleanField(default=True, help_text="Open or update one.")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.REQUEST)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    attempt = models.PositiveIntegerField(default=1)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    commit = models.CharField(max_length=64, blank=True, default="")
+    root_commit = models.CharField(max_length=64, blank=True, default="")
+    pull_request_number = models.PositiveIntegerField(null=True, blank=True)
+    pull_request_url = models.CharField(max_length=500, blank=True, default="")
+    pull_request_state = models.CharField(max_length=32, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    requested_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    state__in=["waiting", "queued", "pushing", "delivered", "failed"]
+                ),
+                name="rundelivery_state_known",
+            ),
+            models.CheckConstraint(condition=~models.Q(branch=""), name="rundelivery_branch"),
+        ]
+        indexes = [
+            models.Index(fields=["branch", "pull_request_number"]),
+            models.Index(fields=["state", "updated_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} -> {self.branch} ({self.state})"
+
+
+class ReviewHook(models.Model):
+    """A forge webhook delivery that asked for a follow-up run (a review comment on one of
+    the project's pull requests). Its delivery id is unique per project and forge, and the
+    row is written in the transaction that starts the run: a replay starts nothing."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="review_hooks"
+    )
+    kind = models.CharField(max_length=10)
+    delivery_id = models.CharField(max_length=200)
+    pull_request_number = models.PositiveIntegerField()
+    comment_id = models.CharField(max_length=100, blank=True, default="")
+    author = models.CharField(max_length=200, blank=True, default="")
+    run = models.ForeignKey(
+        Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="review_hooks"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "kind", "delivery_id"], name="reviewhook_delivery_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.delivery_id} -> run {self.run_id}"

@@ -4,6 +4,7 @@ up, Fork from here and Compare."""
 from django.urls import path
 
 from . import iteration_pages, pages, run_pages
+from .delivery import pages as delivery_pages
 
 urlpatterns = [
     path("app/providers", pages.providers_page, name="page-providers"),
@@ -31,6 +32,12 @@ urlpatterns = [
     path("app/runs/<int:run_id>/iterate", run_pages.run_iterate_fragment, name="page-run-iterate"),
     path("app/runs/<int:run_id>/changes", run_pages.run_changes_fragment, name="page-run-changes"),
     path("app/runs/<int:run_id>/rounds", run_pages.run_rounds_fragment, name="page-run-rounds"),
+    path(
+        "app/runs/<int:run_id>/delivery",
+        delivery_pages.run_delivery_fragment,
+        name="page-run-delivery",
+    ),
+    path("app/runs/<int:run_id>/deliver", delivery_pages.run_deliver_page, name="page-run-deliver"),
     path("app/runs/<int:run_id>/steps/<int:step_id>", run_pages.step_panel, name="page-step"),
     *[
         path(

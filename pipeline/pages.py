@@ -21,6 +21,7 @@ from accounts.throttling import scope_hit
 from common.errors import ApplicationError, NotFound
 from projects.selectors import project_get_for_user
 from providers.selectors import configured_models, providers_status
+from repositories.pages import forge_form_context
 
 from .models import Run
 from .selectors import run_list_for_project
@@ -81,6 +82,7 @@ def _project_page(request: HttpRequest, project: Any, *, status: int = 200, **ex
         "default_chain": ", ".join(settings.LLM_CHAINS.get("default", [])),
         "values": _generate_defaults(),
         "errors": {},
+        **forge_form_context(project),
         "limits": {
             "rounds": settings.PIPELINE_OPTION_MAX_ROUNDS,
             "fix": settings.PIPELINE_OPTION_MAX_FIX_ATTEMPTS,

@@ -31,6 +31,7 @@ from common.logging import redact_secrets
 from projects.artifacts import artifact_tree_diff
 from projects.pages import diff_files
 
+from .delivery.pages import delivery_context
 from .events import FINAL_EVENT_TYPES, event_serialize
 from .models import Event, Run, Step
 from .pages import chain_choices, run_seconds
@@ -197,6 +198,7 @@ def run_page_render(
         **_summary_context(run),
         **iteration_context(run),
         "base_diff": _base_diff(run),
+        **delivery_context(run),
         "rounds": run_rounds(run=run),
         "steps": list(step_list_for_run(run=run)),
         "page_data": {

@@ -154,3 +154,7 @@ def finalize(self: Task, run_id: int) -> None:
 def reap_stale_runs() -> list[int]:
     """Beat: resume the runs whose step holder died (or whose work was lost)."""
     return run_reap_stale()
+
+
+# The delivery's tasks live with the rest of delivery; importing them registers them here.
+from .delivery.tasks import deliver_run, resend_stale_deliveries  # noqa: E402, F401

@@ -9,9 +9,25 @@ from common.logging import redact_secrets
 from common.serializers import FastOutputMixin
 from projects.api.files_views import TreeDiffOutputSerializer
 
+from ..delivery.api import DeliveryOutputSerializer
+from ..delivery.selectors import run_delivery_view
 from ..models import Run, Step
 from ..selectors import run_base_changes, run_rounds, run_tasks
 from ..tracing import trace_id_of
+
+
+class GenerateDeliverSerializer(serializers.Serializer):
+    """``deliver`` of generate: deliver the run to the project's forge once it completes."""
+
+    branch = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="The branch to push to (default: REPOSITORY_DELIVERY_BRANCH_PREFIX + run id).",
+    )
+    pull_request = serializers.BooleanField(
+        required=False, default=True, help_text="Open a pull request from the branch."
+    )
 
 
 class GenerateInputSerializer(serializers.Serializer):
@@ -23,6 +39,13 @@ class GenerateInputSerializer(serializers.Serializer):
         min_value=1,
         help_text="The completed run whose tree this run changes. Left out: the project's "
         "latest completed run; null: a fresh start.",
+    )
+    deliver = GenerateDeliverSerializer(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Deliver the run (a branch and a pull request) when it completes; the "
+        "project needs a forge connection.",
     )
 
 
@@ -106,6 +129,9 @@ class RunDetailSerializer(RunListSerializer):
     trace_id = serializers.SerializerMethodField(
         help_text="The run's OpenTelemetry trace id (hex; null when tracing was off)."
     )
+    delivery = serializers.SerializerMethodField(
+        help_text="The run's delivery to the project's forge (null: never asked for)."
+    )
 
     class Meta(RunListSerializer.Meta):
         fields = [
@@ -120,10 +146,15 @@ class RunDetailSerializer(RunListSerializer):
             "files_url",
             "base_changes",
             "trace_id",
+            "delivery",
         ]
 
     def get_trace_id(self, run: Run) -> str | None:
         return trace_id_of(run)
+
+    @extend_schema_field(DeliveryOutputSerializer(allow_null=True))
+    def get_delivery(self, run: Run) -> dict[str, Any] | None:
+        return run_delivery_view(run)
 
     @extend_schema_field(BaseChangesSerializer(allow_null=True))
     def get_base_changes(self, run: Run) -> dict[str, Any] | None:

@@ -35,7 +35,8 @@ class GenerateApi(APIView):
     """Start a run of the project for a prompt; progress streams at ``events_url``.
 
     The run changes the tree of ``base_run`` (default: the project's latest completed run;
-    null: a fresh start).
+    null: a fresh start). With ``deliver`` it is delivered to the project's forge (a branch
+    and a pull request) once it completes.
     """
 
     throttle_scope = "generate"
@@ -51,6 +52,7 @@ class GenerateApi(APIView):
             prompt=data.validated_data["prompt"],
             options=data.validated_data.get("options"),
             base_run_id=data.validated_data.get("base_run", LATEST),
+            deliver=data.validated_data.get("deliver"),
         )
         body = {"run_id": run.id, "status": run.status, "events_url": f"/runs/{run.id}/events"}
         return Response(GenerateOutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)

@@ -61,10 +61,24 @@ def run_generate(
     prompt: str,
     options: dict[str, Any] | None = None,
     base_run_id: BaseRunChoice = LATEST,
+    deliver: dict[str, Any] | None = None,
 ) -> Run:
-    """Start a run of ``project`` for ``prompt`` on top of its base run (see the module)."""
+    """Start a run of ``project`` for ``prompt`` on top of its base run (see the module).
+
+    ``deliver`` (``{branch?, pull_request?}``) asks for the run's delivery to the project's
+    forge once it completes; a refusal (no forge, a bad branch) starts no run.
+    """
     with transaction.atomic():
         base = run_base_resolve(project=project, user=user, base_run_id=base_run_id)
         run = run_start(project=project, user=user, prompt=prompt, options=options, base_run=base)
+        if deliver is not None:
+            from ..delivery.services import run_deliver_when_completed
+
+            run_deliver_when_completed(
+                run=run,
+                user=user,
+                branch=deliver.get("branch") or None,
+                pull_request=deliver.get("pull_request", True),
+            )
     logger.info("run.generate", run_id=run.pk, base_run_id=base.pk if base else None)
     return run

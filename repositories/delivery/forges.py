@@ -122,6 +122,8 @@ class Forge:
 
     @staticmethod
     def _code(status: int) -> str:
+        if status >= 500:
+            return "forge_unavailable"  # the forge's own trouble: worth trying again later
         return {401: "forge_auth", 403: "forge_auth", 404: "forge_not_found"}.get(
             status, "delivery_failed"
         )

@@ -41,6 +41,12 @@ export function eventText(event) {
     case "budget.warning": return `Budget warning: ${money(p.cost_usd)} of ${money(p.budget_usd)} spent.`;
     case "file.written": return `Wrote ${p.path}.`;
     case "integration.conflicts": return `Integration round ${p.round}: ${(p.conflicts || []).length} conflict(s).`;
+    case "delivery.pushed":
+      return p.new_commit === false
+        ? `Branch ${p.branch} already holds this run (${String(p.commit || "").slice(0, 12)}).`
+        : `Pushed ${String(p.commit || "").slice(0, 12)} to branch ${p.branch}.`;
+    case "delivery.pull_request": return `Pull request #${p.number} ${p.created ? "opened" : "updated"} (${p.state}).`;
+    case "delivery.failed": return `The delivery failed: ${p.detail || p.code}.`;
     default: return "";
   }
 }

@@ -14,6 +14,7 @@ const EVENT_TYPES = [
   "run.failed", "run.cancelled", "stage.started", "stage.completed", "step.started",
   "step.completed", "step.failed", "consensus.round", "test.result", "provider.failover",
   "budget.warning", "file.written", "integration.conflicts", "message",
+  "delivery.pushed", "delivery.pull_request", "delivery.failed",
 ];
 const FRAGMENT_INTERVAL_MS = 1500;
 const STATE_INTERVAL_MS = 1000;
@@ -139,7 +140,9 @@ if (data) {
         if (event.type.startsWith("run.")) {
           touchedFragments.add("run-iterate");
           touchedFragments.add("run-changes");
+          touchedFragments.add("run-delivery");
         }
+        if (event.type.startsWith("delivery.")) touchedFragments.add("run-delivery");
     }
   };
 

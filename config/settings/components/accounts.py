@@ -113,7 +113,8 @@ if ACCOUNTS_LOGIN_LOCKOUT_THRESHOLD <= 0 or ACCOUNTS_LOGIN_LOCKOUT_WINDOW_SECOND
 # --- Rate limits: a true sliding window (limits' moving window) on Redis --------------------
 # Scopes keyed by client IP: register, login, mfa, refresh, oauth. Keyed by user (or IP when
 # anonymous): user (every API call), generate (project generation, tighter), verify_email
-# (verification mails asked for again). Values use the ``limits`` notation: "10/minute",
+# (verification mails asked for again). Keyed by project: forge_hook (follow-up runs started
+# by forge review comments). Values use the ``limits`` notation: "10/minute",
 # "100 per hour", "3 per 2 seconds".
 ACCOUNTS_RATE_LIMITS = {
     # Registrations per client IP.
@@ -136,6 +137,8 @@ ACCOUNTS_RATE_LIMITS = {
     "verify_email": env.str("RATE_LIMIT_VERIFY_EMAIL", default="3/hour"),
     # Password-reset requests per client IP; as many reset mails per account at most.
     "password_reset": env.str("RATE_LIMIT_PASSWORD_RESET", default="5/hour"),
+    # Follow-up runs forge review comments may start, per project.
+    "forge_hook": env.str("RATE_LIMIT_FORGE_HOOK", default="30/hour"),
 }
 for _scope, _rate in ACCOUNTS_RATE_LIMITS.items():
     try:
@@ -153,6 +156,7 @@ ACCOUNTS_RATE_LIMIT_FAIL_CLOSED = [
     "oauth",
     "generate",
     "verify_email",
+    "forge_hook",
 ]
 # Redis URL of the rate-limit counters (empty: the platform's Redis, REDIS_URL).
 ACCOUNTS_RATE_LIMIT_STORAGE_URL = env.str("RATE_LIMIT_STORAGE_URL", default="")

@@ -137,6 +137,7 @@ if EVENTS_SSE_HEARTBEAT_SECONDS <= 0 or EVENTS_POLL_SECONDS <= 0 or EVENTS_STREA
 # Largest text file the diff endpoint renders as a unified diff (bytes); larger ones are
 # listed as changed without a diff.
 ARTIFACTS_DIFF_MAX_BYTES = env.int("ARTIFACTS_DIFF_MAX_BYTES", default=512 * 1024)
-# Where people reach the web process; `manage.py generate` prints artifact URLs under it.
+# Where people reach the web process; `manage.py generate` prints artifact URLs under it,
+# delivered pull requests link to their run page under it.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8001").rstrip("/")
 # ==== END streaming / artifacts block =======================================================

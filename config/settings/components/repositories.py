@@ -7,6 +7,8 @@ encrypts, all decrypt; ``manage.py rotate_repository_secrets`` re-encrypts with 
 """
 
 import base64
+import re
+from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -60,6 +62,39 @@ REPOSITORY_BOT_EMAIL = env.str("REPOSITORY_BOT_EMAIL", default="aiflow@users.nor
 # key it is shown (trust on first use, every time), which does not detect a forged host.
 REPOSITORY_SSH_KNOWN_HOSTS = env.str("REPOSITORY_SSH_KNOWN_HOSTS", default="")
 
+# Branch a run is delivered to when the request names none: this prefix and the run's id
+# (``aiflow/run-42``).
+REPOSITORY_DELIVERY_BRANCH_PREFIX = env.str(
+    "REPOSITORY_DELIVERY_BRANCH_PREFIX", default="aiflow/run-"
+)
+if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,150}$", REPOSITORY_DELIVERY_BRANCH_PREFIX) or (
+    ".." in REPOSITORY_DELIVERY_BRANCH_PREFIX or "/." in REPOSITORY_DELIVERY_BRANCH_PREFIX
+):
+    raise ImproperlyConfigured(
+        "REPOSITORY_DELIVERY_BRANCH_PREFIX must be the start of a plain branch name "
+        "(letters, digits, . _ / + -)"
+    )
+# Times a delivery is tried again after a failure that may pass (the remote or the forge
+# unreachable or too slow, the forge answering 5xx), with a growing pause; then it fails.
+REPOSITORY_DELIVERY_RETRIES = env.int("REPOSITORY_DELIVERY_RETRIES", default=3)
+# Seconds after which a delivery still queued or pushing is taken to be lost (its worker
+# died, the broker lost the message) and is queued again by the beat; longer than a push
+# can take (REPOSITORY_IMPORT_TIMEOUT_SECONDS).
+REPOSITORY_DELIVERY_STALE_SECONDS = env.int("REPOSITORY_DELIVERY_STALE_SECONDS", default=900)
+# How often, in seconds, the beat looks for lost deliveries.
+REPOSITORY_DELIVERY_SWEEP_SECONDS = env.int("REPOSITORY_DELIVERY_SWEEP_SECONDS", default=60)
+if REPOSITORY_DELIVERY_RETRIES < 0:
+    raise ImproperlyConfigured("REPOSITORY_DELIVERY_RETRIES cannot be negative")
+if REPOSITORY_DELIVERY_SWEEP_SECONDS < 1:
+    raise ImproperlyConfigured("REPOSITORY_DELIVERY_SWEEP_SECONDS must be at least 1")
+REPOSITORY_BEAT_SCHEDULE: dict = {
+    "pipeline-deliveries-resend": {
+        "task": "pipeline.deliveries_resend",
+        "schedule": timedelta(seconds=REPOSITORY_DELIVERY_SWEEP_SECONDS),
+        "options": {"queue": "default", "expires": REPOSITORY_DELIVERY_SWEEP_SECONDS},
+    },
+}
+
 for _name in (
     "REPOSITORY_IMPORT_MAX_BYTES",
     "REPOSITORY_IMPORT_MAX_FILES",
@@ -71,6 +106,11 @@ for _name in (
         raise ImproperlyConfigured(f"{_name} must be at least 1")
 if REPOSITORY_IMPORT_TIMEOUT_SECONDS <= 0:
     raise ImproperlyConfigured("REPOSITORY_IMPORT_TIMEOUT_SECONDS must be positive")
+if REPOSITORY_DELIVERY_STALE_SECONDS <= 2 * REPOSITORY_IMPORT_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured(
+        "REPOSITORY_DELIVERY_STALE_SECONDS must be more than twice "
+        "REPOSITORY_IMPORT_TIMEOUT_SECONDS (a push and a fetch may each take that long)"
+    )
 if REPOSITORY_IMPORT_MAX_FILE_BYTES > REPOSITORY_IMPORT_MAX_BYTES:
     raise ImproperlyConfigured(
         "REPOSITORY_IMPORT_MAX_FILE_BYTES cannot be larger than REPOSITORY_IMPORT_MAX_BYTES"

@@ -3,8 +3,12 @@
 The run is a follow-up of the project's latest completed run unless ``--base RUN`` names
 another base or ``--fresh`` starts from nothing.
 
-Exit status: 0 when the run completed, 1 when it failed, 2 when it was cancelled, 3 when
-``--timeout`` passed first, 130 on Ctrl-C (the run goes on without the terminal).
+With ``--deliver`` the run is delivered to the project's forge when it completes (a branch
+and a pull request; ``--branch``, ``--no-pull-request``) and the command waits for that too.
+
+Exit status: 0 when the run completed (and, with ``--deliver``, was delivered), 1 when it
+failed (or its delivery did), 2 when it was cancelled, 3 when ``--timeout`` passed first,
+130 on Ctrl-C (the run goes on without the terminal).
 """
 
 from __future__ import annotations
@@ -84,6 +88,20 @@ class Command(BaseCommand):
             "--timeout", type=float, metavar="SECONDS", help="Stop following after this long."
         )
         parser.add_argument("--poll", type=float, metavar="SECONDS", help="Event poll interval.")
+        parser.add_argument(
+            "--deliver",
+            action="store_true",
+            help="Deliver the run to the project's forge when it completes (a branch and a "
+            "pull request) and wait for it.",
+        )
+        parser.add_argument(
+            "--branch", help="With --deliver: the branch (default aiflow/run-<id>)."
+        )
+        parser.add_argument(
+            "--no-pull-request",
+            action="store_true",
+            help="With --deliver: push the branch only.",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["attach"] is not None:
@@ -118,6 +136,11 @@ class Command(BaseCommand):
                 prompt=opts["prompt"],
                 options=options,
                 base_run_id=base,
+                deliver=(
+                    {"branch": opts["branch"], "pull_request": not opts["no_pull_request"]}
+                    if opts["deliver"]
+                    else None
+                ),
             )
         except ApplicationError as exc:
             raise CommandError(exc.detail) from exc
@@ -209,6 +232,36 @@ class Command(BaseCommand):
             reason = run.error or final["payload"].get("detail") or final["payload"].get("reason")
             raise CommandError(f"Run {run.pk} failed: {reason}", returncode=EXIT_FAILED)
         self._artifacts(run, opts)
+        if opts.get("deliver"):
+            self._delivery(run, opts)
+
+    def _delivery(self, run: Run, opts: dict[str, Any]) -> None:
+        from ...delivery.services import run_deliver
+        from ...models import RunDelivery
+        from ..delivery_follow import delivery_follow, delivery_lines
+
+        attempt = 1
+        if not RunDelivery.objects.filter(run_id=run.pk).exists():  # --attach to a finished run
+            try:
+                attempt = run_deliver(
+                    run=run,
+                    user=run.created_by or run.project.owner,
+                    branch=opts["branch"],
+                    pull_request=not opts["no_pull_request"],
+                ).attempt
+            except ApplicationError as exc:
+                raise CommandError(exc.detail, returncode=EXIT_FAILED) from exc
+        self.stdout.write("Delivering to the project's forge…")
+        done = delivery_follow(run_id=run.pk, attempt=attempt, timeout_seconds=opts["timeout"])
+        if done is None:
+            raise CommandError(
+                f"The delivery of run {run.pk} is still under way (manage.py deliver {run.pk}).",
+                returncode=EXIT_TIMEOUT,
+            )
+        for line in delivery_lines(done):
+            self.stdout.write(line)
+        if done.state != "delivered":
+            raise CommandError(f"Run {run.pk} was not delivered.", returncode=EXIT_FAILED)
 
     def _approve(self, run: Run) -> None:
         from pipeline.services import run_approve

@@ -338,4 +338,8 @@ def finalize(*, run_id: int) -> None:
                     "cost_usd": str(run.cost_usd),
                 },
             )
+            # A delivery asked for at generate time (or by a review comment) goes now.
+            from ...delivery.services import delivery_on_run_completed
+
+            delivery_on_run_completed(run_id=run_id)
     logger.info("run.completed", run_id=run_id, artifacts=len(artifacts))
