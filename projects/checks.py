@@ -16,6 +16,7 @@ import functools
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,7 @@ def _driver_source() -> str:
     return Path(__file__).with_name("check_driver.py").read_text(encoding="utf-8")
 
 
-def _uses_asyncio(files: dict[str, str]) -> bool:
+def _uses_asyncio(files: Mapping[str, str | bytes]) -> bool:
     markers = ("async def test", "pytest.mark.asyncio", "pytest_asyncio")
     return any(
         path.endswith(".py") and any(marker in content for marker in markers)
@@ -270,7 +271,7 @@ def _tool_result(
 
 def run_test_checks(
     *,
-    files: dict[str, str],
+    files: Mapping[str, str | bytes],
     limits: SandboxLimits | None = None,
     require_tests: bool = True,
 ) -> CheckReport:

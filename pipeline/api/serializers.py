@@ -9,7 +9,13 @@ from common.logging import redact_secrets
 from projects.api.files_views import TreeDiffOutputSerializer
 
 from ..models import Run, Step
-from ..selectors import run_base_changes, run_rounds, run_tasks
+from ..selectors import (
+    run_base_changes,
+    run_import_origin,
+    run_import_summary,
+    run_rounds,
+    run_tasks,
+)
 
 
 class GenerateInputSerializer(serializers.Serializer):
@@ -54,6 +60,37 @@ class BaseChangesSerializer(serializers.Serializer):
     diff_url = serializers.CharField(help_text="The full diff (GET /projects/{id}/diff).")
 
 
+class BaselineSummarySerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="pending, passed, failed or not_run.")
+    command = serializers.CharField(help_text="How the tests ran ('' when not run).")
+    reason = serializers.CharField(help_text="Why this command, or why the tests did not run.")
+    counts = serializers.DictField(child=serializers.IntegerField())
+
+
+class ImportSourceSerializer(serializers.Serializer):
+    run = serializers.IntegerField(help_text="The import run.")
+    # Popped from the class by DRF's metaclass: Field.source stays.
+    source = serializers.CharField(help_text="git or archive.")  # type: ignore[assignment]
+    url = serializers.CharField()
+    ref = serializers.CharField(help_text="What was asked for ('' for the remote's HEAD).")
+    commit = serializers.CharField(help_text="The commit imported (git); a delivery's base.")
+    submodules = serializers.BooleanField()
+    archive_name = serializers.CharField()
+    archive_bytes = serializers.IntegerField()
+    files = serializers.IntegerField()
+    bytes = serializers.IntegerField()
+    binary = serializers.ListField(
+        child=serializers.CharField(), help_text="Paths kept as blobs, never shown to a model."
+    )
+    executable = serializers.ListField(child=serializers.CharField())
+    symlinks = serializers.DictField(
+        child=serializers.CharField(), help_text="In-tree symbolic links: path -> target."
+    )
+    skipped = serializers.ListField(child=serializers.DictField())
+    imported_at = serializers.DateTimeField(allow_null=True)
+    baseline = BaselineSummarySerializer()
+
+
 class GenerateOutputSerializer(serializers.Serializer):
     run_id = serializers.IntegerField()
     status = serializers.CharField()
@@ -68,6 +105,7 @@ class RunListSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "project",
+            "kind",
             "status",
             "error",
             "error_code",
@@ -101,6 +139,10 @@ class RunDetailSerializer(RunListSerializer):
         help_text="A follow-up's changes to its base run's tree (null for a fresh run or "
         "while it has no files)."
     )
+    import_source = serializers.SerializerMethodField(
+        help_text="The import this run's tree descends from (its own for an import run, else "
+        "the one at the start of its chain of base runs); null when it started from nothing."
+    )
 
     class Meta(RunListSerializer.Meta):
         fields = [
@@ -114,7 +156,12 @@ class RunDetailSerializer(RunListSerializer):
             "steps_url",
             "files_url",
             "base_changes",
+            "import_source",
         ]
+
+    @extend_schema_field(ImportSourceSerializer(allow_null=True))
+    def get_import_source(self, run: Run) -> dict[str, Any] | None:
+        return run_import_summary(record=run_import_origin(run=run))
 
     @extend_schema_field(BaseChangesSerializer(allow_null=True))
     def get_base_changes(self, run: Run) -> dict[str, Any] | None:
