@@ -20,7 +20,7 @@ from projects.artifacts import (
 from spending.selectors import spend_last_day_usd
 
 from .context import is_test_path
-from .models import PlanTask, Run, RunImport, Step
+from .models import BaselineTest, PlanTask, Run, RunImport, Step
 
 # How the stages label a tester that could not run the tests (pipeline.services.stages).
 STATIC_REVIEW = "static review"
@@ -234,6 +234,59 @@ def run_import_summary(*, record: RunImport | None) -> dict[str, Any] | None:
             "reason": record.baseline_reason,
             "counts": record.baseline_counts or {},
         },
+    }
+
+
+def project_import_current(*, project: Any) -> RunImport | None:
+    """The import a project's work stands on: the one its latest completed run descends
+    from, else its latest import (still running, or failed); None when it has none."""
+    latest = run_latest_completed(project=project)
+    if latest is not None:
+        origin = run_import_origin(run=latest)
+        if origin is not None:
+            return origin
+    return (
+        RunImport.objects.filter(run__project=project)
+        .select_related("run")
+        .order_by("-run__created_at", "-run_id")
+        .first()
+    )
+
+
+def baseline_tests(*, run_id: int) -> list[dict[str, str]]:
+    """The baseline's tests of an import run: ``[{id, outcome}]`` by id."""
+    rows = BaselineTest.objects.filter(run_id=run_id).order_by("test_id")
+    return [
+        {"id": test_id, "outcome": outcome}
+        for test_id, outcome in rows.values_list("test_id", "outcome")
+    ]
+
+
+def baseline_passed_ids(*, run_id: int) -> set[str]:
+    """The tests that passed in the baseline of import run ``run_id``."""
+    return set(
+        BaselineTest.objects.filter(run_id=run_id, outcome__in=("passed", "xpassed")).values_list(
+            "test_id", flat=True
+        )
+    )
+
+
+def project_baseline(*, project: Any) -> dict[str, Any]:
+    """``GET /projects/{id}/baseline``: the current import's own tests before any change:
+    ``{run, run_status, command, status, reason, counts, tests: [{id, outcome}]}``;
+    ``NotFound`` (code ``no_import``) for a project that imported nothing."""
+    record = project_import_current(project=project)
+    if record is None:
+        raise NotFound("This project has imported no repository yet.", code="no_import")
+    run = Run.objects.only("id", "status").get(id=record.run_id)
+    return {
+        "run": record.run_id,
+        "run_status": run.status,
+        "command": record.baseline_command,
+        "status": record.baseline_status,
+        "reason": record.baseline_reason,
+        "counts": record.baseline_counts or {},
+        "tests": baseline_tests(run_id=record.run_id),
     }
 
 

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from projects.selectors import project_get_for_user
 
+from ..selectors import project_baseline
 from ..services.imports import run_import_start, upload_handlers_install
 from .serializers import GenerateOutputSerializer
 
@@ -65,3 +66,28 @@ class ProjectImportApi(APIView):
         )
         body = {"run_id": run.id, "status": run.status, "events_url": f"/runs/{run.id}/events"}
         return Response(GenerateOutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BaselineTestSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="pytest's node id, e.g. tests/test_x.py::test_y.")
+    outcome = serializers.CharField(help_text="passed, failed, error, skipped, xfailed, xpassed.")
+
+
+class BaselineOutputSerializer(serializers.Serializer):
+    run = serializers.IntegerField(help_text="The import run whose tree was tested.")
+    run_status = serializers.CharField()
+    command = serializers.CharField(help_text="How the tests ran ('' when none was found).")
+    status = serializers.CharField(help_text="pending, passed, failed or not_run.")
+    reason = serializers.CharField(help_text="Why this command, or why the tests did not run.")
+    counts = serializers.DictField(child=serializers.IntegerField())
+    tests = BaselineTestSerializer(many=True)
+
+
+class ProjectBaselineApi(APIView):
+    """The before picture: the imported repository's own tests as they ran at import (of the
+    import the project's latest completed run descends from, else its latest import)."""
+
+    @extend_schema(responses=BaselineOutputSerializer)
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_get_for_user(user=request.user, project_id=project_id)
+        return Response(BaselineOutputSerializer(project_baseline(project=project)).data)

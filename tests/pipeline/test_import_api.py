@@ -146,3 +146,72 @@ def test_another_users_project_is_not_found(api_client, other_user):
 
     assert response.status_code == 404
     assert not Run.objects.exists()
+
+
+# --- GET /projects/{id}/baseline ------------------------------------------------------------
+
+
+def imported(project: Any, *, status: str = "completed", tests: dict[str, str]) -> Run:
+    from pipeline.models import BaselineTest
+
+    run = Run.objects.create(project=project, kind="import", prompt="Import x", status=status)
+    RunImport.objects.create(
+        run=run,
+        source="archive",
+        archive_name="x.zip",
+        baseline_status="failed",
+        baseline_command="python -m pytest",
+        baseline_reason="pytest: 1 test module(s)",
+        baseline_counts={"passed": 1, "failed": 1, "errors": 0, "skipped": 0},
+    )
+    for test_id, outcome in tests.items():
+        BaselineTest.objects.create(run=run, test_id=test_id, outcome=outcome)
+    return run
+
+
+def test_the_baseline_lists_each_test_of_the_import_with_its_outcome(api_client, project):
+    imported(project, tests={"t.py::test_old": "passed"})
+    run = imported(project, tests={"t.py::test_b": "failed", "t.py::test_a": "passed"})
+
+    response = api_client.get(f"/projects/{project.id}/baseline")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "run": run.id,
+        "run_status": "completed",
+        "command": "python -m pytest",
+        "status": "failed",
+        "reason": "pytest: 1 test module(s)",
+        "counts": {"passed": 1, "failed": 1, "errors": 0, "skipped": 0},
+        "tests": [
+            {"id": "t.py::test_a", "outcome": "passed"},
+            {"id": "t.py::test_b", "outcome": "failed"},
+        ],
+    }
+
+
+def test_the_baseline_is_the_one_the_latest_completed_run_descends_from(api_client, project):
+    first = imported(project, tests={"t.py::test_first": "passed"})
+    Run.objects.create(project=project, prompt="change", status="completed", base_run=first)
+    imported(project, status="running", tests={})
+
+    response = api_client.get(f"/projects/{project.id}/baseline")
+
+    assert response.json()["run"] == first.id
+
+
+def test_a_project_without_an_import_has_no_baseline(api_client, project):
+    response = api_client.get(f"/projects/{project.id}/baseline")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "no_import"
+
+
+def test_another_users_baseline_is_not_found(api_client, other_user):
+    theirs = ProjectFactory(owner=other_user)
+    imported(theirs, tests={"t.py::test_a": "passed"})
+
+    response = api_client.get(f"/projects/{theirs.id}/baseline")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"

@@ -65,6 +65,13 @@ def test_an_import_from_a_file_repository_stores_the_tree_and_its_baseline(
     assert Event.objects.filter(run=run).order_by("-seq").first().type == "run.completed"
     steps = dict(Step.objects.filter(run=run).values_list("key", "status"))
     assert steps == {"import:fetch": "succeeded", "import:baseline": "succeeded"}
+    baseline = api_client.get(f"/projects/{project.id}/baseline").json()
+    assert (baseline["run"], baseline["status"], baseline["command"]) == (
+        run.id,
+        "passed",
+        "python -m pytest",
+    )
+    assert baseline["tests"] == [{"id": k, "outcome": v} for k, v in sorted(BASELINE_TESTS.items())]
 
 
 def test_an_import_over_smart_http_takes_the_commit_of_the_ref(
