@@ -146,6 +146,36 @@ def artifact_store_tree(
     return stored
 
 
+def artifact_copy(
+    *,
+    run: Run,
+    from_run: Run,
+    binary: bool | None = None,
+    exclude: set[str] | frozenset = frozenset(),
+) -> list[Artifact]:
+    """Put ``from_run``'s artifacts (only binary or only text ones when ``binary`` says so),
+    less the paths in ``exclude``, in ``run``'s tree: new rows on the same blobs, nothing
+    read or written in the storage. Idempotent: a path ``run`` already has is left alone."""
+    rows = Artifact.objects.filter(run=from_run)
+    if binary is not None:
+        rows = rows.filter(binary=binary)
+    have = set(Artifact.objects.filter(run=run).values_list("path", flat=True))
+    copies = [
+        Artifact(
+            project_id=run.project_id,
+            run=run,
+            path=row.path,
+            sha256=row.sha256,
+            size=row.size,
+            storage_key=row.storage_key,
+            binary=row.binary,
+        )
+        for row in rows.order_by("path")
+        if row.path not in exclude and row.path not in have
+    ]
+    return Artifact.objects.bulk_create(copies, ignore_conflicts=True)
+
+
 def artifact_read(*, artifact: Artifact) -> bytes:
     """The content of ``artifact``."""
     return blob_get(key=artifact.storage_key)

@@ -9,6 +9,7 @@ from common.logging import redact_secrets
 from projects.api.files_views import TreeDiffOutputSerializer
 
 from ..models import Run, Step
+from ..regressions import run_regressions
 from ..selectors import (
     run_base_changes,
     run_import_origin,
@@ -139,6 +140,13 @@ class RunDetailSerializer(RunListSerializer):
         help_text="A follow-up's changes to its base run's tree (null for a fresh run or "
         "while it has no files)."
     )
+    regressions = serializers.SerializerMethodField(
+        help_text="Tests that passed in the imported repository's baseline and fail in this "
+        "run's latest checks (each task's latest tester, the latest integration suite)."
+    )
+    regressions_caught = serializers.SerializerMethodField(
+        help_text="Every baseline test any check of this run caught failing, fixed since or not."
+    )
     import_source = serializers.SerializerMethodField(
         help_text="The import this run's tree descends from (its own for an import run, else "
         "the one at the start of its chain of base runs); null when it started from nothing."
@@ -157,7 +165,24 @@ class RunDetailSerializer(RunListSerializer):
             "files_url",
             "base_changes",
             "import_source",
+            "regressions",
+            "regressions_caught",
         ]
+
+    def _regressions(self, run: Run) -> dict[str, list[str]]:
+        found: dict[str, list[str]] | None = getattr(run, "_regressions", None)
+        if found is None:
+            found = run_regressions(run=run)
+            run._regressions = found  # type: ignore[attr-defined]  # both fields read it
+        return found
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_regressions(self, run: Run) -> list[str]:
+        return self._regressions(run)["regressions"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_regressions_caught(self, run: Run) -> list[str]:
+        return self._regressions(run)["regressions_caught"]
 
     @extend_schema_field(ImportSourceSerializer(allow_null=True))
     def get_import_source(self, run: Run) -> dict[str, Any] | None:
