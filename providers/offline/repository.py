@@ -33,7 +33,7 @@ STALE_LINE = "# offline: a line that is not in the file"
 _SKIPPED_NAMES = {"__init__.py", "conftest.py", "setup.py", "__main__.py"}
 _DEF = re.compile(r"^def ([A-Za-z]\w*)\((.*)\)")
 _SAMPLES = {
-    "int": ("2", "3"),
+    "int": ("2", "5"),
     "float": ("1.5", "2.5"),
     "str": ('"a"', '"b"'),
     "bool": ("True",) * 2,
