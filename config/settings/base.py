@@ -252,6 +252,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "pipeline.models.Run.Status",
         "StepStatusEnum": "pipeline.models.WorkStatus",
+        "RunKindEnum": "pipeline.models.Run.Kind",
     },
 }
 
