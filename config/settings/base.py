@@ -253,6 +253,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "pipeline.models.Run.Status",
         "StepStatusEnum": "pipeline.models.WorkStatus",
         "RunKindEnum": "pipeline.models.Run.Kind",
+        "ForgeKindEnum": "repositories.models.ForgeConnection.Kind",
     },
 }
 

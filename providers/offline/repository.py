@@ -35,7 +35,6 @@ _DEF = re.compile(r"^def ([A-Za-z]\w*)\((.*)\)")
 _SAMPLES = {
     "int": ("2", "5"),
     "float": ("1.5", "2.5"),
-    "str": ('"a"', '"b"'),
     "bool": ("True",) * 2,
 }
 
@@ -192,8 +191,8 @@ def _return_edit(content: str, fn: str) -> dict[str, str] | None:
 
 
 def _samples(content: str, fn: str) -> list[str] | None:
-    """Two argument lists for ``fn`` when every parameter is annotated int, float, str or
-    bool (else None: the test does not guess what the function takes)."""
+    """Two argument lists for ``fn`` when every parameter is annotated int, float or bool
+    (else None: the test does not guess what a text or an object it takes must look like)."""
     try:
         module = ast.parse(content)
     except (SyntaxError, ValueError):
