@@ -1,6 +1,6 @@
 """The baseline: an imported repository's own tests, run once in the sandbox at import.
 
-``test_command_detect`` says how a tree's tests run: a Python project with pytest signs
+``detect_test_command`` says how a tree's tests run: a Python project with pytest signs
 (``pytest.ini``, ``[tool.pytest…]`` in ``pyproject.toml``, ``[tool:pytest]`` in
 ``setup.cfg``, ``[pytest]`` in ``tox.ini``, a ``conftest.py``, a ``tests`` directory, or
 ``test_*.py`` / ``*_test.py`` modules) runs ``python -m pytest``; anything else is recorded as
@@ -33,7 +33,7 @@ def _is_test_module(path: str) -> bool:
     return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
 
 
-def test_command_detect(texts: dict[str, str], paths: list[str]) -> tuple[str | None, str]:
+def detect_test_command(texts: dict[str, str], paths: list[str]) -> tuple[str | None, str]:
     """``(command, why)``: how the tree's tests run, or ``(None, the reason they are not)``.
 
     ``texts`` are the tree's text files (configuration is read from them), ``paths`` every
@@ -113,7 +113,7 @@ def baseline_run(files: dict[str, str | bytes]) -> dict[str, Any]:
     """Run the tree's own tests in the sandbox: ``{status, command, reason, mode, counts,
     tests: [{id, outcome}], output}``; ``status`` is passed, failed or not_run."""
     texts = {path: data for path, data in files.items() if isinstance(data, str)}
-    command, why = test_command_detect(texts, sorted(files))
+    command, why = detect_test_command(texts, sorted(files))
     if command is None:
         return not_run(None, why)
     if not settings.SANDBOX_TESTS_ENABLED:

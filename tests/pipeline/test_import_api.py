@@ -215,3 +215,56 @@ def test_another_users_baseline_is_not_found(api_client, other_user):
 
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+# --- the upload limit, as the body is parsed --------------------------------------------------
+
+
+def multipart(data: bytes, boundary: str = "aiflowboundary") -> tuple[dict[str, str], bytes]:
+    body = (
+        (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="archive"; filename="big.zip"\r\n'
+            "Content-Type: application/zip\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    meta = {
+        "CONTENT_TYPE": f"multipart/form-data; boundary={boundary}",
+        "CONTENT_LENGTH": str(len(body)),
+    }
+    return meta, body
+
+
+class Recorder:
+    """An upload handler after the limit's: what it was handed is what would be stored."""
+
+    def __init__(self) -> None:
+        from django.core.files.uploadhandler import MemoryFileUploadHandler
+
+        self.inner = MemoryFileUploadHandler()
+        self.received = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        self.received += len(raw_data)
+        return self.inner.receive_data_chunk(raw_data, start)
+
+
+@pytest.mark.parametrize("size", [5_000, 200_000])
+def test_a_body_past_the_upload_limit_stops_before_the_rest_is_kept(settings, size):
+    from django.http.multipartparser import MultiPartParser
+
+    from pipeline.services.imports import UploadLimitHandler, UploadTooLarge
+
+    settings.REPOSITORY_IMPORT_MAX_UPLOAD_BYTES = 1_000
+    meta, body = multipart(b"PK" * (size // 2))
+    recorder = Recorder()
+
+    with pytest.raises(UploadTooLarge):
+        MultiPartParser(meta, io.BytesIO(body), [UploadLimitHandler(), recorder]).parse()
+
+    assert recorder.received <= 1_000

@@ -159,3 +159,37 @@ def test_the_projects_next_run_takes_the_import_as_its_base(
     follow_up = Run.objects.get(id=response.json()["run_id"])
     assert (follow_up.kind, follow_up.base_run_id) == ("generate", imported.id)
     api_client.post(f"/runs/{follow_up.id}/cancel")
+
+
+def test_a_resumed_import_answers_its_fetch_from_the_stored_step(
+    celery_worker, api_client, project, tmp_path, local_git, monkeypatch
+):
+    import pipeline.baseline
+
+    calc_repository(tmp_path / "work")
+    make_bare(tmp_path / "srv", "calc.git", tmp_path / "work")
+    real_baseline = pipeline.baseline.baseline_run
+
+    def broken(files):
+        raise RuntimeError("the sandbox host went away")
+
+    monkeypatch.setattr(pipeline.baseline, "baseline_run", broken)
+    with GitHttpServer(tmp_path / "srv") as server:
+        failed = start_import(api_client, project, git={"url": f"{server.url}/calc.git"})
+        assert (failed.status, failed.error_code) == ("failed", "internal")
+        fetched = Step.objects.get(run=failed, key="import:fetch")
+        monkeypatch.setattr(pipeline.baseline, "baseline_run", real_baseline)
+
+        response = api_client.post(f"/runs/{failed.id}/resume")
+        run = wait_for_run(failed.id, lambda r: r.status == "completed", timeout=240)
+
+        fetches = [r for r in server.requests if r.path.endswith("/info/refs")]
+    assert len(fetches) == 1
+    assert response.status_code == 202
+    again = Step.objects.get(run=run, key="import:fetch")
+    assert (again.status, again.finished_at) == ("succeeded", fetched.finished_at)
+    assert Step.objects.get(run=run, key="import:baseline").status == "succeeded"
+    assert dict(BaselineTest.objects.filter(run=run).values_list("test_id", "outcome")) == (
+        BASELINE_TESTS
+    )
+    assert Artifact.objects.filter(run=run).count() == len(CALC_FILES)
