@@ -108,36 +108,30 @@ def judge(report: dict[str, Any], baseline: Baseline) -> dict[str, Any]:
 # --- listing ---------------------------------------------------------------------------------
 
 
-def _latest_outputs(run: Run) -> list[dict[str, Any]]:
-    """The latest tester verdict of each task and the latest integration suite."""
-    latest: dict[Any, tuple[int, dict[str, Any]]] = {}
+def _regression_rows(run: Run) -> list[tuple[str, int | None, int, list[str] | None]]:
+    """Each succeeded tester step of the run: key, plan task, attempt, its regressions (only
+    that key of the output is read)."""
     rows = Step.objects.filter(run=run, role="tester", status=Step.Status.SUCCEEDED).values_list(
-        "key", "plan_task_id", "attempt", "output"
+        "key", "plan_task_id", "attempt", "output__regressions"
     )
-    for key, task_id, attempt, output in rows:
-        group = (
-            task_id if task_id is not None else ("suite" if key.startswith("integrate:") else key)
-        )
-        if group not in latest or attempt > latest[group][0]:
-            latest[group] = (attempt, output or {})
-    return [output for _, output in latest.values()]
-
-
-def _ids(output: dict[str, Any]) -> list[str]:
-    report = output.get("report") or {}
-    return list(output.get("regressions") or report.get("regressions") or [])
+    return list(rows)
 
 
 def run_regressions(*, run: Run) -> dict[str, list[str]]:
     """``{"regressions": ids still failing, "regressions_caught": every id any check of the
-    run caught}``; both empty for a run with no baseline."""
-    now: set[str] = set()
-    for output in _latest_outputs(run):
-        now.update(_ids(output))
+    run caught}``; both empty for a run with no baseline.
+
+    "Still failing" is read from the latest tester of each task and the latest integration
+    suite.
+    """
+    latest: dict[Any, tuple[int, list[str]]] = {}
     caught: set[str] = set()
-    outputs = Step.objects.filter(run=run, role="tester", status=Step.Status.SUCCEEDED).values_list(
-        "output", flat=True
-    )
-    for stored in outputs:
-        caught.update(_ids(stored or {}))
+    for key, task_id, attempt, found in _regression_rows(run):
+        ids = [str(test_id) for test_id in found or []]
+        caught.update(ids)
+        suite = "suite" if key.startswith("integrate:") else key
+        group = task_id if task_id is not None else suite
+        if group not in latest or attempt > latest[group][0]:
+            latest[group] = (attempt, ids)
+    now = {test_id for _, ids in latest.values() for test_id in ids}
     return {"regressions": sorted(now), "regressions_caught": sorted(caught)}

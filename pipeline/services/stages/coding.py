@@ -272,8 +272,9 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
         return {
             "context": coder_context(run=run, task=task, step_key=step.key, attempt=attempt),
             "chain": run_chain(run),
-            # What edit blocks apply to: the files as this task finds them.
-            "base": task_base_tree(run, task),
+            # What edit blocks apply to: the files as this task finds them (a fresh run's
+            # coders write whole files).
+            "base": task_base_tree(run, task) if run.base_run_id is not None else {},
             "binary": base_binary_paths(run),
         }
 
