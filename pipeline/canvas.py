@@ -12,6 +12,9 @@
                      it was the last
     integrate -> finalize
 
+An import run is one chain: fetch (git or the uploaded archive, stored as artifacts), then
+the baseline (the repository's own tests), both on the sandbox worker.
+
 No layer barrier: a task starts as soon as its own dependencies are done. Signatures are
 built by task name (this module imports neither the tasks nor the stages), are immutable
 and carry ids only. The ids of the tasks a run queued are kept in Redis so that cancel can
@@ -47,6 +50,8 @@ QUEUES = {
     "pipeline.tester": "sandbox",
     "pipeline.integrate": "sandbox",
     "pipeline.finalize": "default",
+    "pipeline.import_fetch": "sandbox",
+    "pipeline.import_baseline": "sandbox",
     "pipeline.reap_stale_runs": "default",
 }
 
@@ -86,6 +91,8 @@ def canvas_for(run_id: int, step: Next) -> Signature:
         return chains[0] if len(chains) == 1 else group(chains)
     if step.kind == "integrate":
         return chain(_si("pipeline.integrate", run_id), _si("pipeline.finalize", run_id))
+    if step.kind == "import":
+        return chain(_si("pipeline.import_fetch", run_id), _si("pipeline.import_baseline", run_id))
     raise ValueError(f"unknown canvas step {step.kind!r}")
 
 

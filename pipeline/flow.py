@@ -6,7 +6,8 @@ canvas never reads a row. Kinds:
 - ``design`` (round): the architect then the planner of that design round;
 - ``orchestrate``: the approval gate and the orchestrator, then the tasks that are ready;
 - ``tasks`` ((plan task id, attempt), ...): each a coder -> tester chain, all at once;
-- ``integrate``: integration, then finalize.
+- ``integrate``: integration, then finalize;
+- ``import``: an import run's fetch, then its baseline (the repository's own tests).
 
 A run may start from any of them (``canvas_dispatch(start=...)``): steps that already
 succeeded (or were copied from another run) answer from their rows.
@@ -36,3 +37,4 @@ class Next:
 
 ORCHESTRATE = Next("orchestrate")
 INTEGRATE = Next("integrate")
+IMPORT = Next("import")

@@ -11,7 +11,16 @@ from django.db import models
 
 
 class Run(models.Model):
-    """One generation of a project from a prompt."""
+    """One generation of a project from a prompt, or one import of a repository's tree.
+
+    A ``generate`` run goes through design, coding and integration; an ``import`` run
+    fetches a tree from git or an archive, stores it as its artifacts and runs the
+    repository's own tests once (the baseline): it is the base of the project's next run.
+    """
+
+    class Kind(models.TextChoices):
+        GENERATE = "generate"
+        IMPORT = "import"
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -28,6 +37,7 @@ class Run(models.Model):
     ACTIVE = (Status.QUEUED, Status.DESIGNING, Status.RUNNING, Status.INTEGRATING)
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.GENERATE)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="runs"
     )
@@ -331,3 +341,82 @@ class ReviewHook(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.delivery_id} -> run {self.run_id}"
+
+
+class RunImport(models.Model):
+    """Where an import run's tree came from, what it held, and its baseline.
+
+    One per import run. ``url``/``ref``/``commit`` name a git source (``commit`` is the
+    resolved commit a delivery builds on); ``archive_name`` an uploaded archive, whose bytes
+    wait under ``archive_key`` in the artifacts storage until the import read them (then the
+    key is emptied and the upload deleted). ``binary`` lists the paths never shown to a model;
+    ``executable`` and ``symlinks`` (path -> in-tree target, not stored as artifacts) are what
+    a delivery needs to rebuild the tree exactly. The baseline is the repository's own test
+    suite, run once at import: ``baseline_status`` with its ``baseline_command`` (or the
+    reason it was not run), the counts, and one ``BaselineTest`` row per test.
+    """
+
+    class Source(models.TextChoices):
+        GIT = "git"
+        ARCHIVE = "archive"
+
+    class Baseline(models.TextChoices):
+        PENDING = "pending"
+        PASSED = "passed"
+        FAILED = "failed"
+        NOT_RUN = "not_run"
+
+    run = models.OneToOneField(
+        Run, on_delete=models.CASCADE, primary_key=True, related_name="import_source"
+    )
+    source = models.CharField(max_length=16, choices=Source.choices)
+    url = models.CharField(max_length=2000, blank=True, default="")
+    ref = models.CharField(max_length=255, blank=True, default="")
+    commit = models.CharField(max_length=64, blank=True, default="")
+    submodules = models.BooleanField(default=False)
+    archive_name = models.CharField(max_length=255, blank=True, default="")
+    archive_key = models.CharField(max_length=200, blank=True, default="")
+    archive_bytes = models.PositiveBigIntegerField(default=0)
+    files = models.PositiveIntegerField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+    binary = models.JSONField(default=list, blank=True)
+    executable = models.JSONField(default=list, blank=True)
+    symlinks = models.JSONField(default=dict, blank=True)
+    skipped = models.JSONField(default=list, blank=True)
+    baseline_status = models.CharField(
+        max_length=16, choices=Baseline.choices, default=Baseline.PENDING
+    )
+    baseline_command = models.CharField(max_length=500, blank=True, default="")
+    baseline_reason = models.TextField(blank=True, default="")
+    # {"passed": n, "failed": n, "errors": n, "skipped": n}
+    baseline_counts = models.JSONField(default=dict, blank=True)
+    imported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(source__in=["git", "archive"]), name="runimport_source_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = self.url or self.archive_name
+        return f"import of {where} (run {self.run_id})"
+
+
+class BaselineTest(models.Model):
+    """One test of an imported repository's own suite and how it did at import."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="baseline_tests")
+    test_id = models.CharField(max_length=1000)
+    # passed, failed, error, skipped, xfailed, xpassed
+    outcome = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["run", "test_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "test_id"], name="baselinetest_run_test_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.test_id}: {self.outcome}"

@@ -3,7 +3,7 @@ up, Fork from here and Compare."""
 
 from django.urls import path
 
-from . import iteration_pages, pages, run_pages
+from . import import_pages, iteration_pages, pages, run_pages
 from .delivery import pages as delivery_pages
 
 urlpatterns = [
@@ -13,6 +13,11 @@ urlpatterns = [
         "app/projects/<int:project_id>/generate",
         pages.project_generate_page,
         name="page-project-generate",
+    ),
+    path(
+        "app/projects/<int:project_id>/import",
+        import_pages.project_import_page,
+        name="page-project-import",
     ),
     path(
         "app/projects/<int:project_id>/compare",

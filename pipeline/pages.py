@@ -24,7 +24,7 @@ from providers.selectors import configured_models, providers_status
 from repositories.pages import forge_form_context
 
 from .models import Run
-from .selectors import run_list_for_project
+from .selectors import project_baseline, run_list_for_project
 from .services.followups import LATEST, BaseRunChoice, run_generate
 
 # --- shared reads -------------------------------------------------------------------------
@@ -64,6 +64,17 @@ def _generate_defaults() -> dict[str, Any]:
     }
 
 
+def _baseline_view(project: Any) -> dict[str, Any] | None:
+    """The project page's "before" picture: the import's own tests, failing ones first."""
+    try:
+        baseline = project_baseline(project=project)
+    except NotFound:
+        return None
+    order = {"failed": 0, "error": 0, "xpassed": 1, "passed": 2}
+    baseline["tests"].sort(key=lambda test: (order.get(test["outcome"], 1), test["id"]))
+    return baseline
+
+
 def _project_page(request: HttpRequest, project: Any, *, status: int = 200, **extra: Any) -> Any:
     listed = list(run_list_for_project(project=project)[:100])
     runs = []
@@ -87,7 +98,11 @@ def _project_page(request: HttpRequest, project: Any, *, status: int = 200, **ex
             "rounds": settings.PIPELINE_OPTION_MAX_ROUNDS,
             "fix": settings.PIPELINE_OPTION_MAX_FIX_ATTEMPTS,
             "prompt": settings.PIPELINE_PROMPT_MAX_CHARS,
+            "upload_mb": settings.REPOSITORY_IMPORT_MAX_UPLOAD_BYTES / (1024 * 1024),
         },
+        "baseline": _baseline_view(project),
+        "import_values": {"source": "git", "git_url": "", "git_ref": ""},
+        "import_errors": {},
         **extra,
     }
     return render(request, "pipeline/project.html", context, status=status)

@@ -35,10 +35,13 @@ from .delivery.pages import delivery_context
 from .events import FINAL_EVENT_TYPES, event_serialize
 from .models import Event, Run, Step
 from .pages import chain_choices, run_seconds
+from .regressions import run_regressions
 from .selectors import (
     STATIC_REVIEW,
     run_base_changes,
     run_get_for_user,
+    run_import_origin,
+    run_import_summary,
     run_rounds,
     run_tasks,
     step_get_for_run,
@@ -126,6 +129,20 @@ def run_state(run: Run) -> dict[str, Any]:
     }
 
 
+def _regressions_view(run: Run) -> dict[str, Any] | None:
+    """A run on an imported repository: the regressions it has, and those caught and fixed."""
+    if run.kind == Run.Kind.IMPORT or run.base_run_id is None:
+        return None
+    if run_import_origin(run=Run(id=run.base_run_id)) is None:
+        return None
+    found = run_regressions(run=run)
+    now = set(found["regressions"])
+    return {
+        "regressions": found["regressions"],
+        "fixed": [test_id for test_id in found["regressions_caught"] if test_id not in now],
+    }
+
+
 def _summary_context(run: Run) -> dict[str, Any]:
     budget_used = None
     if run.budget_usd:
@@ -143,6 +160,12 @@ def _summary_context(run: Run) -> dict[str, Any]:
             Step.objects.filter(run=run, reused=True).count() if run.forked_from_id else 0
         ),
         "trace_id": trace_id_of(run),
+        "import_source": (
+            run_import_summary(record=run_import_origin(run=run))
+            if run.kind == Run.Kind.IMPORT
+            else None
+        ),
+        "regressions": _regressions_view(run),
     }
 
 

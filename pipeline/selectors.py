@@ -21,7 +21,7 @@ from projects.artifacts import (
 from spending.selectors import spend_last_day_usd
 
 from .context import is_test_path
-from .models import PlanTask, Run, Step
+from .models import BaselineTest, PlanTask, Run, RunImport, Step
 
 # How the stages label a tester that could not run the tests (pipeline.services.stages).
 STATIC_REVIEW = "static review"
@@ -188,6 +188,114 @@ def run_base_changes(*, run: Run) -> dict[str, Any] | None:
         "changed": sorted(path for path in new.keys() & old.keys() if new[path] != old[path]),
         "unchanged": sum(1 for path in new.keys() & old.keys() if new[path] == old[path]),
         "diff_url": f"/projects/{run.project_id}/diff?from={run.base_run_id}&to={run.pk}",
+    }
+
+
+# --- imports: where a tree came from ---------------------------------------------------------
+
+# How far a chain of follow-ups is walked back to find its import.
+MAX_BASE_CHAIN = 1000
+
+
+def run_import_origin(*, run: Run) -> RunImport | None:
+    """The import a run's tree descends from: its own (an import run), its base run's, and
+    so on down the chain of follow-ups; None when the chain starts from nothing.
+
+    A delivery builds on it: ``commit`` (a git import) or the imported tree (an archive).
+    """
+    seen: set[int] = set()
+    current: int | None = run.pk
+    while current is not None and current not in seen and len(seen) < MAX_BASE_CHAIN:
+        seen.add(current)
+        row = Run.objects.filter(pk=current).values_list("kind", "base_run_id").first()
+        if row is None:
+            return None
+        kind, base = row
+        if kind == Run.Kind.IMPORT:
+            return RunImport.objects.filter(run_id=current).first()
+        current = base
+    return None
+
+
+def run_import_summary(*, record: RunImport | None) -> dict[str, Any] | None:
+    """What the API shows of an import: its source, what it held, its baseline's outcome."""
+    if record is None:
+        return None
+    return {
+        "run": record.run_id,
+        "source": record.source,
+        "url": record.url,
+        "ref": record.ref,
+        "commit": record.commit,
+        "submodules": record.submodules,
+        "archive_name": record.archive_name,
+        "archive_bytes": record.archive_bytes,
+        "files": record.files,
+        "bytes": record.bytes,
+        "binary": list(record.binary or []),
+        "executable": list(record.executable or []),
+        "symlinks": dict(record.symlinks or {}),
+        "skipped": list(record.skipped or []),
+        "imported_at": record.imported_at,
+        "baseline": {
+            "status": record.baseline_status,
+            "command": record.baseline_command,
+            "reason": record.baseline_reason,
+            "counts": record.baseline_counts or {},
+        },
+    }
+
+
+def project_import_current(*, project: Any) -> RunImport | None:
+    """The import a project's work stands on: the one its latest completed run descends
+    from, else its latest import (still running, or failed); None when it has none."""
+    latest = run_latest_completed(project=project)
+    if latest is not None:
+        origin = run_import_origin(run=latest)
+        if origin is not None:
+            return origin
+    return (
+        RunImport.objects.filter(run__project=project)
+        .select_related("run")
+        .order_by("-run__created_at", "-run_id")
+        .first()
+    )
+
+
+def baseline_tests(*, run_id: int) -> list[dict[str, str]]:
+    """The baseline's tests of an import run: ``[{id, outcome}]`` by id."""
+    rows = BaselineTest.objects.filter(run_id=run_id).order_by("test_id")
+    return [
+        {"id": test_id, "outcome": outcome}
+        for test_id, outcome in rows.values_list("test_id", "outcome")
+    ]
+
+
+def baseline_passed_ids(*, run_id: int) -> set[str]:
+    """The tests that passed in the baseline of import run ``run_id``."""
+    return set(
+        BaselineTest.objects.filter(run_id=run_id, outcome__in=("passed", "xpassed")).values_list(
+            "test_id", flat=True
+        )
+    )
+
+
+def project_baseline(*, project: Any) -> dict[str, Any]:
+    """``GET /projects/{id}/baseline``: the current import's own tests before any change:
+    ``{run, run_status, command, status, reason, counts, tests: [{id, outcome}]}``;
+    ``NotFound`` (code ``no_import``) for a project that imported nothing."""
+    record = project_import_current(project=project)
+    if record is None:
+        raise NotFound("This project has imported no repository yet.", code="no_import")
+    run = Run.objects.only("id", "status").get(id=record.run_id)
+    return {
+        "run": record.run_id,
+        "run_status": run.status,
+        "command": record.baseline_command,
+        "status": record.baseline_status,
+        "reason": record.baseline_reason,
+        "counts": record.baseline_counts or {},
+        "tests": baseline_tests(run_id=record.run_id),
     }
 
 

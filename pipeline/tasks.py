@@ -150,6 +150,18 @@ def finalize(self: Task, run_id: int) -> None:
     _guarded(self, run_id, lambda: stages.finalize(run_id=run_id))
 
 
+@shared_task(bind=True, name="pipeline.import_fetch", ignore_result=True)
+def import_fetch(self: Task, run_id: int) -> None:
+    """An import run: fetch its tree (git or the upload), check it, store it as artifacts."""
+    _guarded(self, run_id, lambda: stages.import_fetch(run_id=run_id))
+
+
+@shared_task(bind=True, name="pipeline.import_baseline", ignore_result=True)
+def import_baseline(self: Task, run_id: int) -> None:
+    """An import run: the repository's own tests in the sandbox (the baseline); completes it."""
+    _guarded(self, run_id, lambda: stages.import_baseline(run_id=run_id))
+
+
 @shared_task(name="pipeline.reap_stale_runs", ignore_result=True)
 def reap_stale_runs() -> list[int]:
     """Beat: resume the runs whose step holder died (or whose work was lost)."""

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 MAX_PATH_LENGTH = 500
+# Content is binary when its first bytes hold a NUL (git's own test) or it is not UTF-8.
+BINARY_SNIFF_BYTES = 8000
 # A fixed timestamp makes the zip of one tree byte-for-byte reproducible.
 _ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -65,6 +67,17 @@ def artifact_path_normalize(path: str) -> str:
     return normalized
 
 
+def content_is_binary(data: bytes) -> bool:
+    """Whether ``data`` must never be shown to a model (a NUL early on, or not UTF-8)."""
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def _as_bytes(content: str | bytes) -> bytes:
     if isinstance(content, bytes):
         return content
@@ -89,7 +102,7 @@ def artifact_store_tree(
     once per new or changed path (the pipeline publishes ``file.written`` from it).
     """
 
-    prepared: list[tuple[str, str, int, str]] = []
+    prepared: list[tuple[str, str, int, str, bool]] = []
     seen: set[str] = set()
     for raw_path, content in files.items():
         path = artifact_path_normalize(raw_path)
@@ -98,14 +111,14 @@ def artifact_store_tree(
         seen.add(path)
         data = _as_bytes(content)
         sha, key = blob_put(data=data)
-        prepared.append((path, sha, len(data), key))
+        prepared.append((path, sha, len(data), key, content_is_binary(data)))
 
     stored: list[Artifact] = []
     with transaction.atomic():
         # Lock the run row first: concurrent stores of one run (a re-delivered finalize, say)
         # then take turns instead of deadlocking between a row insert and publish's counter.
         type(run).objects.select_for_update().filter(pk=run.pk).values_list("pk").first()
-        for path, sha, size, key in sorted(prepared):
+        for path, sha, size, key, binary in sorted(prepared):
             artifact, created = Artifact.objects.get_or_create(
                 run=run,
                 path=path,
@@ -114,6 +127,7 @@ def artifact_store_tree(
                     "sha256": sha,
                     "size": size,
                     "storage_key": key,
+                    "binary": binary,
                 },
             )
             changed = False
@@ -122,13 +136,44 @@ def artifact_store_tree(
                 artifact = Artifact.objects.select_for_update().get(pk=artifact.pk)
                 if artifact.sha256 != sha:
                     artifact.sha256, artifact.size, artifact.storage_key = sha, size, key
-                    artifact.save(update_fields=["sha256", "size", "storage_key"])
+                    artifact.binary = binary
+                    artifact.save(update_fields=["sha256", "size", "storage_key", "binary"])
                     changed = True
             if (created or changed) and on_written is not None:
                 on_written(artifact)
             stored.append(artifact)
     logger.info("artifact.tree_stored", run_id=run.pk, files=len(stored))
     return stored
+
+
+def artifact_copy(
+    *,
+    run: Run,
+    from_run: Run,
+    binary: bool | None = None,
+    exclude: set[str] | frozenset = frozenset(),
+) -> list[Artifact]:
+    """Put ``from_run``'s artifacts (only binary or only text ones when ``binary`` says so),
+    less the paths in ``exclude``, in ``run``'s tree: new rows on the same blobs, nothing
+    read or written in the storage. Idempotent: a path ``run`` already has is left alone."""
+    rows = Artifact.objects.filter(run=from_run)
+    if binary is not None:
+        rows = rows.filter(binary=binary)
+    have = set(Artifact.objects.filter(run=run).values_list("path", flat=True))
+    copies = [
+        Artifact(
+            project_id=run.project_id,
+            run=run,
+            path=row.path,
+            sha256=row.sha256,
+            size=row.size,
+            storage_key=row.storage_key,
+            binary=row.binary,
+        )
+        for row in rows.order_by("path")
+        if row.path not in exclude and row.path not in have
+    ]
+    return Artifact.objects.bulk_create(copies, ignore_conflicts=True)
 
 
 def artifact_read(*, artifact: Artifact) -> bytes:

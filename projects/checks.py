@@ -22,6 +22,7 @@ import functools
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,7 +207,7 @@ def _driver_source() -> str:
     return Path(__file__).with_name("check_driver.py").read_text(encoding="utf-8")
 
 
-def _uses_asyncio(files: dict[str, str]) -> bool:
+def _uses_asyncio(files: Mapping[str, str | bytes]) -> bool:
     markers = ("async def test", "pytest.mark.asyncio", "pytest_asyncio")
     return any(
         path.endswith(".py") and any(marker in content for marker in markers)
@@ -259,7 +260,7 @@ def _tools(*, asyncio: bool, timeout: float, scanner: str) -> list[dict[str, Any
             "name": "pytest",
             # In the driver's interpreter (see check_driver.py): these are pytest's arguments.
             "in_process": True,
-            "argv": ["-q", *plugins, "--json-report"]
+            "argv": ["-q", "--continue-on-collection-errors", *plugins, "--json-report"]
             + [f"--json-report-file={SANDBOX_WORKDIR}/{_REPORT_NAME}"]
             + ["--json-report-omit=log,streams,warnings,keywords"],
             "env": {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
@@ -338,7 +339,7 @@ def _checks_attributes(report: CheckReport) -> dict[str, Any]:
 )
 def run_test_checks(
     *,
-    files: dict[str, str],
+    files: Mapping[str, str | bytes],
     limits: SandboxLimits | None = None,
     require_tests: bool = True,
 ) -> CheckReport:

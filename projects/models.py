@@ -31,6 +31,7 @@ class Artifact(models.Model):
 
     Blobs are stored once per sha256 under ``blobs/<aa>/<sha256>`` in Django's storage
     (local filesystem by default, S3 when configured); many rows may share one blob.
+    ``binary`` flags content a model must never be shown.
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="artifacts")
@@ -39,6 +40,9 @@ class Artifact(models.Model):
     sha256 = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField()
     storage_key = models.CharField(max_length=200)
+    # Binary content (a NUL in its first bytes, or not UTF-8): kept and delivered as it is,
+    # never shown to a model.
+    binary = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

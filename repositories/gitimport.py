@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
-from common.outbound import OutboundRefused
+from common.outbound import OutboundRefused, check_url, resolve_checked
 
 from .errors import GitFailed, ImportRefused
 from .gitcmd import GitCredentials, GitSession, SourcePolicy
@@ -60,6 +60,42 @@ def check_ref(ref: str) -> str:
             f"{ref[:100]!r} is not a branch, a tag or a full commit id.", code="bad_ref"
         )
     return ref
+
+
+MAX_URL_CHARS = 2000
+
+
+def check_import_url(url: str, *, sources: SourcePolicy | None = None) -> str:
+    """``url`` stripped, if git may be asked to fetch it; ``OutboundRefused`` (a plain 400)
+    otherwise.
+
+    The checks the fetch makes again (``GitSession.prepare_remote``), made when the import is
+    asked for: characters git cannot take safely, ``file://`` only with local sources
+    allowed, a scheme of the policy's or ``ssh``, no credentials in the URL, the host on the
+    allow-list, and an address written in the URL judged now (a host name is resolved and
+    judged only when git connects).
+    """
+    sources = sources or SourcePolicy.from_settings()
+    url = url.strip()
+    if not url or len(url) > MAX_URL_CHARS:
+        raise OutboundRefused(f"Give the repository's URL in at most {MAX_URL_CHARS} characters.")
+    if any(char in url for char in '"\\\n\r\t ') or url.startswith("-"):
+        raise OutboundRefused("That remote address has characters git cannot take safely.")
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "file":
+        if not sources.allow_local_paths:
+            raise OutboundRefused(
+                "file:// remotes are not allowed (REPOSITORY_ALLOW_LOCAL is off)."
+            )
+        return url
+    if not scheme:
+        raise OutboundRefused(
+            "Give the remote as a URL (https://… or ssh://…), not a path or host:path."
+        )
+    target = check_url(url, sources.network, schemes=set(sources.network.schemes) | {"ssh"})
+    if target.literal is not None:
+        resolve_checked(target, sources.network)
+    return url
 
 
 def import_git(

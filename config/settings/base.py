@@ -260,6 +260,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "pipeline.models.Run.Status",
         "StepStatusEnum": "pipeline.models.WorkStatus",
+        "RunKindEnum": "pipeline.models.Run.Kind",
+        "ForgeKindEnum": "repositories.models.ForgeConnection.Kind",
     },
 }
 

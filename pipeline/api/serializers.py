@@ -12,7 +12,14 @@ from projects.api.files_views import TreeDiffOutputSerializer
 from ..delivery.api import DeliveryOutputSerializer
 from ..delivery.selectors import run_delivery_view
 from ..models import Run, Step
-from ..selectors import run_base_changes, run_rounds, run_tasks
+from ..regressions import run_regressions
+from ..selectors import (
+    run_base_changes,
+    run_import_origin,
+    run_import_summary,
+    run_rounds,
+    run_tasks,
+)
 from ..tracing import trace_id_of
 
 
@@ -79,6 +86,37 @@ class BaseChangesSerializer(serializers.Serializer):
     diff_url = serializers.CharField(help_text="The full diff (GET /projects/{id}/diff).")
 
 
+class BaselineSummarySerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="pending, passed, failed or not_run.")
+    command = serializers.CharField(help_text="How the tests ran ('' when not run).")
+    reason = serializers.CharField(help_text="Why this command, or why the tests did not run.")
+    counts = serializers.DictField(child=serializers.IntegerField())
+
+
+class ImportSourceSerializer(serializers.Serializer):
+    run = serializers.IntegerField(help_text="The import run.")
+    # Popped from the class by DRF's metaclass: Field.source stays.
+    source = serializers.CharField(help_text="git or archive.")  # type: ignore[assignment]
+    url = serializers.CharField()
+    ref = serializers.CharField(help_text="What was asked for ('' for the remote's HEAD).")
+    commit = serializers.CharField(help_text="The commit imported (git); a delivery's base.")
+    submodules = serializers.BooleanField()
+    archive_name = serializers.CharField()
+    archive_bytes = serializers.IntegerField()
+    files = serializers.IntegerField()
+    bytes = serializers.IntegerField()
+    binary = serializers.ListField(
+        child=serializers.CharField(), help_text="Paths kept as blobs, never shown to a model."
+    )
+    executable = serializers.ListField(child=serializers.CharField())
+    symlinks = serializers.DictField(
+        child=serializers.CharField(), help_text="In-tree symbolic links: path -> target."
+    )
+    skipped = serializers.ListField(child=serializers.DictField())
+    imported_at = serializers.DateTimeField(allow_null=True)
+    baseline = BaselineSummarySerializer()
+
+
 class GenerateOutputSerializer(serializers.Serializer):
     run_id = serializers.IntegerField()
     status = serializers.CharField()
@@ -93,6 +131,7 @@ class RunListSerializer(FastOutputMixin, serializers.ModelSerializer):
         fields = [
             "id",
             "project",
+            "kind",
             "status",
             "error",
             "error_code",
@@ -132,6 +171,17 @@ class RunDetailSerializer(RunListSerializer):
     delivery = serializers.SerializerMethodField(
         help_text="The run's delivery to the project's forge (null: never asked for)."
     )
+    regressions = serializers.SerializerMethodField(
+        help_text="Tests that passed in the imported repository's baseline and fail in this "
+        "run's latest checks (each task's latest tester, the latest integration suite)."
+    )
+    regressions_caught = serializers.SerializerMethodField(
+        help_text="Every baseline test any check of this run caught failing, fixed since or not."
+    )
+    import_source = serializers.SerializerMethodField(
+        help_text="The import this run's tree descends from (its own for an import run, else "
+        "the one at the start of its chain of base runs); null when it started from nothing."
+    )
 
     class Meta(RunListSerializer.Meta):
         fields = [
@@ -147,7 +197,29 @@ class RunDetailSerializer(RunListSerializer):
             "base_changes",
             "trace_id",
             "delivery",
+            "import_source",
+            "regressions",
+            "regressions_caught",
         ]
+
+    def _regressions(self, run: Run) -> dict[str, list[str]]:
+        found: dict[str, list[str]] | None = getattr(run, "_regressions", None)
+        if found is None:
+            found = run_regressions(run=run)
+            run._regressions = found  # type: ignore[attr-defined]  # both fields read it
+        return found
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_regressions(self, run: Run) -> list[str]:
+        return self._regressions(run)["regressions"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_regressions_caught(self, run: Run) -> list[str]:
+        return self._regressions(run)["regressions_caught"]
+
+    @extend_schema_field(ImportSourceSerializer(allow_null=True))
+    def get_import_source(self, run: Run) -> dict[str, Any] | None:
+        return run_import_summary(record=run_import_origin(run=run))
 
     def get_trace_id(self, run: Run) -> str | None:
         return trace_id_of(run)

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from .import_views import ProjectBaselineApi, ProjectImportApi
 from .views import (
     GenerateApi,
     ProjectCompareApi,
@@ -17,6 +18,10 @@ from .views import (
 
 urlpatterns = [
     path("projects/<int:project_id>/generate", GenerateApi.as_view(), name="project-generate"),
+    path("projects/<int:project_id>/import", ProjectImportApi.as_view(), name="project-import"),
+    path(
+        "projects/<int:project_id>/baseline", ProjectBaselineApi.as_view(), name="project-baseline"
+    ),
     path("projects/<int:project_id>/runs", ProjectRunListApi.as_view(), name="project-runs"),
     path("projects/<int:project_id>/compare", ProjectCompareApi.as_view(), name="project-compare"),
     path("runs/<int:run_id>", RunDetailApi.as_view(), name="run-detail"),

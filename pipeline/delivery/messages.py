@@ -15,6 +15,7 @@ from django.conf import settings
 from repositories.delivery import Person
 
 from ..models import Run, Step
+from ..regressions import run_regressions as run_regressions_of
 from ..selectors import run_last_test_report
 
 TITLE_CHARS = 72
@@ -33,8 +34,7 @@ def run_summary(run: Run) -> str:
 
 def run_regressions(run: Run) -> list[str]:
     """The test ids that passed in the baseline and fail after the run (none, one hopes)."""
-    found = getattr(run, "regressions", None) or []
-    return [str(test) for test in found] if isinstance(found, list | tuple) else []
+    return run_regressions_of(run=run)["regressions"]
 
 
 def run_page_url(run: Run) -> str:

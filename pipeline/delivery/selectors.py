@@ -16,13 +16,11 @@ from django.db import connection
 from projects.artifacts import artifact_list_for_run, artifact_read
 from repositories.tree import is_binary
 
-from ..models import Run, RunDelivery, Step
+from ..models import Run, RunDelivery, RunImport
 
 # A chain longer than this is cut (a cycle cannot happen through ``base_run``, which only
 # points at older runs, but a bound keeps a read bounded whatever the rows say).
 MAX_CHAIN = 500
-# The step of an import run that records where its tree came from.
-IMPORT_STEP_KEY = "import"
 
 
 @dataclass(frozen=True)
@@ -41,23 +39,15 @@ class ImportSource:
 
 
 def _recorded_sources(runs: list[Run]) -> dict[int, dict[str, Any]]:
-    """What each import run among ``runs`` recorded about its source, by run id.
-
-    The one place that knows how an import run records its source (its ``import`` step's
-    output ``source``: ``{"kind": "git" | "archive", "url", "ref", "commit"}``).
-    """
-    candidates = [run.pk for run in runs if getattr(run, "kind", "import") == "import"]
+    """What each import run among ``runs`` recorded about its source (its ``RunImport``:
+    ``{"kind": "git" | "archive", "url", "ref", "commit"}``), by run id."""
+    candidates = [run.pk for run in runs if run.kind == Run.Kind.IMPORT]
     if not candidates:
         return {}
-    rows = Step.objects.filter(
-        run_id__in=candidates, key=IMPORT_STEP_KEY, status=Step.Status.SUCCEEDED
-    ).values_list("run_id", "output")
-    found = {}
-    for run_id, output in rows:
-        source = output.get("source") if isinstance(output, dict) else None
-        if isinstance(source, dict):
-            found[run_id] = source
-    return found
+    return {
+        row.run_id: {"kind": row.source, "url": row.url, "ref": row.ref, "commit": row.commit}
+        for row in RunImport.objects.filter(run_id__in=candidates)
+    }
 
 
 # The base chain in one statement: the run, its base, that one's base, ...

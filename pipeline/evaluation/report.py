@@ -42,6 +42,50 @@ def _percent(figures: dict[str, Any]) -> str:
     return f"{figures['executability'] * 100:.1f}%"
 
 
+_CHANGE_CASE_HEADERS = ["baseline tests broken", "lines changed"]
+_CHANGE_CHAIN_HEADERS = ["baseline tests broken", "mean lines changed"]
+
+
+def _change_cells(result: CaseResult) -> list[str]:
+    broken = "-" if result.regressions is None else str(len(result.regressions))
+    if result.regressions is not None and result.baseline_passed is not None:
+        broken += f"/{result.baseline_passed}"
+    changed = "-" if result.lines_changed is None else str(result.lines_changed)
+    return [broken, changed]
+
+
+def _case_headers(chain: ChainResult) -> list[str]:
+    return _CASE_HEADERS + (_CHANGE_CASE_HEADERS if chain.changes else [])
+
+
+def _case_rows(chain: ChainResult) -> list[list[str]]:
+    rows = [_case_row(case) for case in chain.cases]
+    if chain.changes:
+        rows = [row + _change_cells(case) for row, case in zip(rows, chain.cases, strict=True)]
+    return rows
+
+
+def _chain_headers(evaluation: Evaluation) -> list[str]:
+    changes = any(chain.changes for chain in evaluation.chains)
+    return _CHAIN_HEADERS + (_CHANGE_CHAIN_HEADERS if changes else [])
+
+
+def _chain_rows(evaluation: Evaluation) -> list[list[str]]:
+    changes = any(chain.changes for chain in evaluation.chains)
+    rows = []
+    for chain in evaluation.chains:
+        row = _chain_row(chain)
+        if changes:
+            figures = chain.change_figures()
+            mean = figures["mean_lines_changed"]
+            row += [
+                f"{figures['baseline_tests_broken']}/{figures['baseline_tests']}",
+                "-" if mean is None else f"{mean:.1f}",
+            ]
+        rows.append(row)
+    return rows
+
+
 def _case_row(result: CaseResult) -> list[str]:
     return [
         result.case,
@@ -79,12 +123,19 @@ def chain_table(chain: ChainResult) -> str:
         + ("-" if figures["mean_wall_seconds"] is None else f"{figures['mean_wall_seconds']:.1f}s")
         + f", tokens {figures['mean_tokens']:.0f}, cost ${figures['mean_cost_usd']:.6f}"
     )
-    return "\n".join([title, _grid(_CASE_HEADERS, [_case_row(c) for c in chain.cases]), summary])
+    if chain.changes:
+        figures = chain.change_figures()
+        summary += (
+            f"; baseline tests broken {figures['baseline_tests_broken']}/"
+            f"{figures['baseline_tests']}, mean lines changed "
+            + ("-" if figures["mean_lines_changed"] is None else f"{figures['mean_lines_changed']}")
+        )
+    return "\n".join([title, _grid(_case_headers(chain), _case_rows(chain)), summary])
 
 
 def comparison_table(evaluation: Evaluation) -> str:
     """One line per chain, as text."""
-    return _grid(_CHAIN_HEADERS, [_chain_row(chain) for chain in evaluation.chains])
+    return _grid(_chain_headers(evaluation), _chain_rows(evaluation))
 
 
 def _case_dict(result: CaseResult) -> dict[str, Any]:
@@ -100,6 +151,10 @@ def _case_dict(result: CaseResult) -> dict[str, Any]:
         "hidden_passed": result.hidden_passed,
         "hidden_total": result.hidden_total,
         "hidden": result.hidden.as_dict() if result.hidden is not None else None,
+        "import_run_id": result.import_run_id,
+        "baseline_passed": result.baseline_passed,
+        "regressions": result.regressions,
+        "lines_changed": result.lines_changed,
     }
 
 
@@ -120,6 +175,7 @@ def evaluation_as_dict(evaluation: Evaluation) -> dict[str, Any]:
                     key: str(value) if isinstance(value, Decimal) else value
                     for key, value in chain.figures().items()
                 },
+                "change_figures": chain.change_figures() if chain.changes else None,
                 "cases": [_case_dict(case) for case in chain.cases],
             }
             for chain in evaluation.chains
@@ -140,15 +196,19 @@ def evaluation_markdown(evaluation: Evaluation) -> str:
     ]
     if any(chain.offline for chain in evaluation.chains):
         lines += [f"> Chains marked offline: {OFFLINE_LABEL}.", ""]
-    lines += [
-        _markdown(_CHAIN_HEADERS, [_chain_row(chain) for chain in evaluation.chains]),
-        "",
-    ]
+    if any(chain.changes for chain in evaluation.chains):
+        lines += [
+            "Change cases import a repository first (its own tests are the baseline); "
+            "baseline tests broken: tests that passed there and fail after the change; lines "
+            "changed: added plus removed over the text files.",
+            "",
+        ]
+    lines += [_markdown(_chain_headers(evaluation), _chain_rows(evaluation)), ""]
     for chain in evaluation.chains:
         lines += [f"## Chain `{chain.label}`", ""]
         if chain.offline:
             lines += [f"_{OFFLINE_LABEL}._", ""]
-        lines += [_markdown(_CASE_HEADERS, [_case_row(c) for c in chain.cases]), ""]
+        lines += [_markdown(_case_headers(chain), _case_rows(chain)), ""]
         failing = [
             (case.case, test)
             for case in chain.cases

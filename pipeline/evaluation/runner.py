@@ -2,8 +2,10 @@
 
 Each case runs as an ordinary run (a fresh start, ``options.providers`` = the chain) of a
 project of the user's named ``evaluation <suite>/<case>``, so the runs show up in the API,
-the dashboard and the admin like any other. The command waits for them (a few at a time),
-then runs the case's hidden tests in the sandbox against each completed run's tree.
+the dashboard and the admin like any other. A change case (``repo/``) imports its repository
+first (an import run) and then runs the change on top of it (``pipeline.evaluation.changes``).
+The command waits for them (a few at a time), then runs the case's hidden tests in the
+sandbox against each completed run's tree.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from projects.services import project_create
 from ..models import Run
 from ..services.followups import run_generate
 from ..services.runs import run_cancel, run_options_validate
+from .changes import change_figures, change_import_start
 from .hidden import HiddenResult, hidden_tests_run
 from .suites import Case, Suite
 
@@ -30,7 +33,8 @@ logger = get_logger(__name__)
 
 OFFLINE_LABEL = (
     "offline test double: a deterministic stand-in for an LLM that builds the same small "
-    "package for every prompt; these figures measure the platform, not a model"
+    "package for every prompt (and makes the same small change to any imported repository); "
+    "these figures measure the platform, not a model"
 )
 
 
@@ -53,6 +57,12 @@ class CaseResult:
     cost_usd: Decimal = Decimal("0")
     hidden_total: int = 0
     hidden: HiddenResult | None = None
+    # A change case: its import run, the baseline's passing tests, the regressions left (None
+    # until known) and the lines the change added plus removed (None without a finished tree).
+    import_run_id: int | None = None
+    baseline_passed: int | None = None
+    regressions: list[str] | None = None
+    lines_changed: int | None = None
 
     @property
     def hidden_passed(self) -> int:
@@ -73,6 +83,21 @@ class ChainResult:
     @property
     def offline(self) -> bool:
         return chain_is_offline(self.chain)
+
+    @property
+    def changes(self) -> bool:
+        """Whether the chain ran change cases (on imported repositories)."""
+        return any(case.import_run_id is not None for case in self.cases)
+
+    def change_figures(self) -> dict[str, Any]:
+        """Of the change cases: baseline tests broken, mean lines changed."""
+        cases = [case for case in self.cases if case.import_run_id is not None]
+        changed = [case.lines_changed for case in cases if case.lines_changed is not None]
+        return {
+            "baseline_tests_broken": sum(len(case.regressions or []) for case in cases),
+            "baseline_tests": sum(case.baseline_passed or 0 for case in cases),
+            "mean_lines_changed": round(sum(changed) / len(changed), 1) if changed else None,
+        }
 
     def figures(self) -> dict[str, Any]:
         """Runs completed, hidden tests passed (executability), means per run."""
@@ -144,6 +169,34 @@ def chain_validate(chain: list[str]) -> list[str]:
     return list(run_options_validate({"providers": chain})["providers"])
 
 
+def _start(
+    case: Case,
+    result: CaseResult,
+    base_run_id: int | None,
+    *,
+    chain: list[str],
+    project: Project,
+    user: Any,
+    say: Callable[[str], None],
+) -> int | None:
+    """Start the case's run (on ``base_run_id`` for a change case); its id, or None."""
+    try:
+        run = run_generate(
+            project=project,
+            user=user,
+            prompt=case.prompt,
+            options={"providers": chain},
+            base_run_id=base_run_id,
+        )
+    except ApplicationError as exc:
+        result.error = exc.detail
+        say(f"  {case.name}: not started: {exc.detail}")
+        return None
+    result.run_id = run.pk
+    say(f"  {case.name}: run {run.pk} started")
+    return run.pk
+
+
 def evaluation_run(
     *,
     suite: Suite,
@@ -169,30 +222,65 @@ def evaluation_run(
         say(f"chain {outcome.label}" + (f" ({OFFLINE_LABEL})" if outcome.offline else ""))
         waiting = list(suite.cases)
         active: dict[int, tuple[Case, CaseResult, float]] = {}
+
         while waiting or active:
             while waiting and len(active) < max(concurrency, 1):
                 case = waiting.pop(0)
                 result = CaseResult(case=case.name, run_id=None, status="not started")
                 result.hidden_total = case.hidden_count
                 outcome.cases.append(result)
-                try:
-                    run = run_generate(
+                if not case.is_change:
+                    started = _start(
+                        case,
+                        result,
+                        None,
+                        chain=chain,
                         project=_project_for(user, suite, case),
                         user=user,
-                        prompt=case.prompt,
-                        options={"providers": chain},
-                        base_run_id=None,
+                        say=say,
+                    )
+                    if started is not None:
+                        active[started] = (case, result, time.monotonic() + timeout_seconds)
+                    continue
+                try:
+                    imported = change_import_start(
+                        project=_project_for(user, suite, case), user=user, case=case
                     )
                 except ApplicationError as exc:
                     result.error = exc.detail
-                    say(f"  {case.name}: not started: {exc.detail}")
+                    say(f"  {case.name}: not imported: {exc.detail}")
                     continue
-                result.run_id = run.pk
-                active[run.pk] = (case, result, time.monotonic() + timeout_seconds)
-                say(f"  {case.name}: run {run.pk} started")
+                result.import_run_id = imported.pk
+                active[imported.pk] = (case, result, time.monotonic() + timeout_seconds)
+                say(f"  {case.name}: import run {imported.pk} started")
             for run_id, (case, result, deadline) in list(active.items()):
                 run = Run.objects.get(pk=run_id)
                 if not run.is_finished and time.monotonic() < deadline:
+                    continue
+                if run.kind == Run.Kind.IMPORT:
+                    del active[run_id]
+                    if run.status == Run.Status.COMPLETED:
+                        say(f"  {case.name}: import run {run_id} completed")
+                        started = _start(
+                            case,
+                            result,
+                            run_id,
+                            chain=chain,
+                            project=run.project,
+                            user=user,
+                            say=say,
+                        )
+                        if started is not None:
+                            active[started] = (case, result, time.monotonic() + timeout_seconds)
+                    else:
+                        if not run.is_finished:
+                            try:
+                                run = run_cancel(run=run)
+                            except ApplicationError:  # it finished meanwhile
+                                run.refresh_from_db()
+                        result.status = f"import {run.status}"
+                        result.error = run.error or "the import did not finish in time"
+                        say(f"  {case.name}: import run {run_id} {run.status}: {result.error}")
                     continue
                 timed_out = not run.is_finished
                 if timed_out:
@@ -202,6 +290,11 @@ def evaluation_run(
                         run.refresh_from_db()
                 del active[run_id]
                 _case_finish(result, run, case)
+                if result.import_run_id is not None:
+                    found = change_figures(run=run, imported=Run(pk=result.import_run_id))
+                    result.baseline_passed = found["baseline_passed"]
+                    result.regressions = found["regressions"]
+                    result.lines_changed = found["lines_changed"]
                 if timed_out and run.status != Run.Status.COMPLETED:
                     result.error = f"timed out after {timeout_seconds:g}s"
                 hidden = (

@@ -4,8 +4,11 @@
 
     evaluation/<suite>/<case>/prompt.md           what the agents are asked (all they see)
     evaluation/<suite>/<case>/hidden/test_*.py    acceptance tests, never shown to them
+    evaluation/<suite>/<case>/repo/...            a change case: the repository to change
 
-A hidden test imports the package the prompt names and checks what the prompt promises.
+A hidden test imports the package the prompt names and checks what the prompt promises. A
+case with a ``repo/`` directory is a change case: the repository (with its own passing
+tests) is imported first, and the prompt asks for a change to it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ class Case:
     name: str
     prompt: str
     hidden: dict[str, str] = field(default_factory=dict)
+    # A change case's repository (path -> bytes); empty for a case built from nothing.
+    repo: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def is_change(self) -> bool:
+        return bool(self.repo)
 
     @property
     def hidden_count(self) -> int:
@@ -62,6 +71,19 @@ def suite_path(ref: str) -> Path:
     raise SuiteInvalid(f"No suite {ref!r}: name a directory or a suite under evaluation/.")
 
 
+# Caches a fixture repository may have from running its tests by hand: never imported.
+_REPO_SKIPPED = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".git"}
+
+
+def _repo_load(directory: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if path.is_file() and not _REPO_SKIPPED & set(relative.parts):
+            files[relative.as_posix()] = path.read_bytes()
+    return files
+
+
 def _case_load(directory: Path) -> Case:
     if not _CASE_NAME.match(directory.name):
         raise SuiteInvalid(f"Case directory {directory.name!r}: use lower-case letters, digits, _.")
@@ -78,7 +100,11 @@ def _case_load(directory: Path) -> Case:
         if not _HIDDEN_NAME.match(path.name):
             raise SuiteInvalid(f"Case {directory.name}: hidden file {path.name} is not test_*.py.")
         hidden[path.name] = path.read_text(encoding="utf-8")
-    case = Case(name=directory.name, prompt=prompt, hidden=hidden)
+    repo_dir = directory / "repo"
+    repo = _repo_load(repo_dir) if repo_dir.is_dir() else {}
+    if repo_dir.is_dir() and not repo:
+        raise SuiteInvalid(f"Case {directory.name}: repo/ holds no files.")
+    case = Case(name=directory.name, prompt=prompt, hidden=hidden, repo=repo)
     if case.hidden_count == 0:
         raise SuiteInvalid(f"Case {directory.name}: hidden/ defines no test_* function.")
     leaked = [

@@ -105,7 +105,13 @@ class ProgressPrinter:
             totals.failovers += 1
             self._line(event, f"provider failover: {_compact(payload)}")
         elif kind == "run.started":
-            self._line(event, f"run.started: {str(payload.get('prompt', ''))[:100]!r}")
+            if payload.get("kind") == "import":
+                source = payload.get("url") or payload.get("archive") or ""
+                self._line(event, f"run.started: import of {source}")
+            else:
+                self._line(event, f"run.started: {str(payload.get('prompt', ''))[:100]!r}")
+        elif kind == "import.progress":
+            self._line(event, f"import {payload.get('phase', '-')}: {payload.get('detail', '')}")
         elif kind in FINAL_EVENT_TYPES:
             detail = payload.get("detail") or payload.get("reason") or ""
             self._line(

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipeline', '0007_run_request_id'),
+        ('pipeline', '0008_run_traceparent'),
         ('projects', '0002_artifact'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -72,7 +72,12 @@ ARCHITECT = Prompt(
         "When 'base_tree' summarises a project that already exists (its files, public "
         "interfaces, tests and last test report), design a change to it: keep what still "
         "holds, and let each component own the files it edits or adds (a component may also "
-        "only remove files, naming them in its purpose)."
+        "only remove files, naming them in its purpose). When 'repo_map' maps a repository "
+        "the user imported (its files and sizes, the top-level classes and functions of its "
+        "Python modules; 'repository' says where it came from and how its own tests did), "
+        "design a change to that repository: keep its layout and conventions, touch as few "
+        "files as the request needs, and let each component own, by their paths in the map, "
+        "the existing files it edits and the new files it adds (its tests included)."
     ),
     instruction=(
         "Propose the design for the request below. 'objections' lists what the planner "

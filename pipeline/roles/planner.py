@@ -39,7 +39,10 @@ PLANNER = Prompt(
         "of tasks: each task owns distinct files (code plus its tests), names the tasks it "
         "depends on, and tasks without mutual dependencies can be built in parallel. When "
         "'base_tree' summarises a project that already exists, plan the change to it: a "
-        "task's files are those it edits or adds, and its spec says which files it removes."
+        "task's files are those it edits or adds, and its spec says which files it removes. "
+        "When 'repo_map' maps an imported repository, each task names the existing files it "
+        "will edit and the new ones it adds by their exact paths; its coder sees those files "
+        "and the repository's own tests run with every task's."
     ),
     instruction="Review this design for the request below and plan it, or object.",
     schema=PlannerReview,

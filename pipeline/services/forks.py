@@ -249,6 +249,11 @@ def run_fork(*, run: Run, user: Any, point: str, options: dict[str, Any] | None 
     ``options`` override the source's (validated like a new run's, ``invalid_options``);
     an unknown point, or one past a design that was never approved, is ``invalid_fork_point``.
     """
+    if run.kind == Run.Kind.IMPORT:
+        raise ApplicationError(
+            "An import run cannot be forked; import again, or start a run on top of it.",
+            code="import_not_forkable",
+        )
     point = (point or "").strip()
     merged = {**(run.options or {}), **(options or {})}
     validated = run_options_validate(merged)

@@ -23,7 +23,7 @@ from providers.selectors import model_refusal
 
 from ..canvas import canvas_dispatch, canvas_revoke
 from ..events import publish, publish_many
-from ..flow import ORCHESTRATE, Next
+from ..flow import IMPORT, ORCHESTRATE, Next
 from ..models import Event, PlanTask, Run, Step
 from ..selectors import user_spent_last_day_usd
 
@@ -436,7 +436,8 @@ def _run_restart(run: Run, *, reason: str) -> None:
         integration_claimed_at=None,
     )
     publish(run_id=run.id, type="run.resumed", payload={"reason": reason})
-    _dispatch_on_commit(run.id)
+    # An import run starts again at its fetch (a stored step answers from its row).
+    _dispatch_on_commit(run.id, IMPORT if run.kind == Run.Kind.IMPORT else None)
     logger.info("run.resumed", run_id=run.id, reason=reason)
 
 

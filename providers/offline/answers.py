@@ -16,7 +16,9 @@ from it the offline model derives real content:
 - ``integrate``, ``consult_architect``, ``consult_planner``, ``orchestrate``.
 
 In a follow-up run (the context carries ``base_tree`` or ``base_files``) the architect and
-the coder answer from ``providers.offline.followups`` instead: a change to the base tree.
+the coder answer from ``providers.offline.followups`` instead: a change to the base tree. On an
+imported repository (a ``repo_map``, or ``repository.origin`` "import") they answer from
+``providers.offline.repository``: a change planned on the map, made with edit blocks.
 
 Tests script it through one Redis key every worker process sees (``script_set``): a list
 of rules ``{"role", "action", "times"?, "task"?, "round"?, "kind"?, ...}`` consumed
@@ -26,6 +28,8 @@ atomically, first match wins; ``times`` defaults to 1, -1 means forever. Actions
 - ``bug``: the coder plants a bug its own test catches;
 - ``conflict``: the coder also writes another task's file, differently;
 - ``mismatch``: the coder leaves out the last interface the design promised its module;
+- ``regress`` (imported repository): the coder's edit blocks also break an existing function;
+- ``stale`` (imported repository): the coder's edit block searches for text not in the file;
 - ``error``: the call raises ``OfflineScriptedError`` with ``status_code`` (400 by default:
   a permanent provider error; 503 makes it transient).
 
@@ -266,9 +270,9 @@ def answer(
             status_code=int(rule.get("status_code", 400)),
         )
     action = rule.get("action") if rule else None
-    from . import followups  # imports this module: loaded on first use
+    from . import followups, repository  # import this module: loaded on first use
 
-    follow_up = followups.builder_for(kind, context)
+    follow_up = repository.builder_for(kind, context) or followups.builder_for(kind, context)
     if follow_up is not None and schema is not None:
         return json.dumps(follow_up(context, action))
     builder = _BUILDERS.get(kind or "")

@@ -9,7 +9,8 @@ const who = (p) => [p.role, p.task, p.attempt > 1 ? `attempt ${p.attempt}` : ""]
 export function eventText(event) {
   const p = event.payload || {};
   switch (event.type) {
-    case "run.started": return "The run started.";
+    case "run.started": return p.kind === "import" ? `The import of ${p.url || p.archive || "the repository"} started.` : "The run started.";
+    case "import.progress": return p.detail || `Import: ${p.phase}.`;
     case "run.forked": {
       const reused = (p.reused || []).length;
       return `Forked from run ${p.forked_from} at ${p.from}: ${reused} step${reused === 1 ? "" : "s"} reused${reused ? ` (${p.reused.map((s) => s.key).join(", ")})` : ""}.`;
@@ -35,7 +36,9 @@ export function eventText(event) {
     case "test.result": {
       const subject = p.task ? `Task ${p.task}` : `Integration (${p.suite || "all"})`;
       const mode = p.mode === "static review" ? " (static review)" : p.mode ? ` (${p.mode})` : "";
-      return `${subject} attempt ${p.attempt}: ${p.passed ? "passed" : "failed"}${mode}.`;
+      const broke = (p.regressions || []).length;
+      const regressions = broke ? ` ${broke} regression${broke === 1 ? "" : "s"}: ${p.regressions.join(", ")}.` : "";
+      return `${subject} attempt ${p.attempt}: ${p.passed ? "passed" : "failed"}${mode}.${regressions}`;
     }
     case "provider.failover": return `Failed over from ${p.from || "a provider"} to ${p.to || "the next"}.`;
     case "budget.warning": return `Budget warning: ${money(p.cost_usd)} of ${money(p.budget_usd)} spent.`;

@@ -13,7 +13,7 @@ const EVENT_TYPES = [
   "run.started", "run.forked", "run.resumed", "run.approved", "run.awaiting_approval", "run.completed",
   "run.failed", "run.cancelled", "stage.started", "stage.completed", "step.started",
   "step.completed", "step.failed", "consensus.round", "test.result", "provider.failover",
-  "budget.warning", "file.written", "integration.conflicts", "message",
+  "budget.warning", "file.written", "integration.conflicts", "import.progress", "message",
   "delivery.pushed", "delivery.pull_request", "delivery.failed",
 ];
 const FRAGMENT_INTERVAL_MS = 1500;
@@ -49,7 +49,9 @@ if (data) {
   const redraw = () => {
     const tasks = [...model.tasks.values()];
     const key = structureOf(tasks);
-    if (key !== model.structureKey || !graphBox.querySelector("svg")) {
+    if (!graphBox) {
+      // An import run has no plan: no graph to draw.
+    } else if (key !== model.structureKey || !graphBox.querySelector("svg")) {
       model.structureKey = key;
       drawGraph(graphBox, tasks, { onOpen: openStep });
     } else {
@@ -276,12 +278,13 @@ if (data) {
   redraw();
   // A window that turns from wide to narrow (or back) gets the graph and timeline anew.
   let resizeTimer = null;
-  let lastWidth = graphBox.clientWidth;
+  const widthBox = graphBox || timelineBox;
+  let lastWidth = widthBox.clientWidth;
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => {
-      if (Math.abs(graphBox.clientWidth - lastWidth) < 8) return;
-      lastWidth = graphBox.clientWidth;
+      if (Math.abs(widthBox.clientWidth - lastWidth) < 8) return;
+      lastWidth = widthBox.clientWidth;
       model.structureKey = "";
       redraw();
     }, 150);

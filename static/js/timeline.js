@@ -12,6 +12,7 @@ const laneOf = (step) => {
   if (step.task) return `task:${step.task}`;
   if ((step.key || "").startsWith("design:")) return "design";
   if (step.role === "orchestrator") return "plan";
+  if ((step.key || "").startsWith("import:")) return "import";
   return "integrate";
 };
 

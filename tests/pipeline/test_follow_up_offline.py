@@ -68,6 +68,7 @@ def test_asking_to_remove_a_module_deletes_it_and_its_tests(base: dict[str, str]
 
     assert answered["remove_cli"] == {
         "files": [],
+        "edits": [],
         "deleted": ["shopping_list/cli.py", "tests/test_cli.py"],
         "notes": "Attempt 1 of task remove_cli (a change).",
     }
@@ -122,7 +123,7 @@ def test_a_coder_may_only_delete_files() -> None:
 
 
 def test_a_coder_answer_that_neither_writes_nor_deletes_is_invalid() -> None:
-    with pytest.raises(ValidationError, match="write at least one file or delete one"):
+    with pytest.raises(ValidationError, match="write, edit or delete at least one file"):
         CoderFiles.model_validate({"files": [], "notes": "nothing"})
 
 

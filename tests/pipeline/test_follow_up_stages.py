@@ -7,7 +7,8 @@ import pytest
 
 from pipeline.models import PlanTask, Run, Step
 from pipeline.services.stages import find_conflicts
-from pipeline.services.stages.coding import _report_brief, coder_context
+from pipeline.services.stages.checks import _report_brief
+from pipeline.services.stages.coding import coder_context
 from pipeline.services.stages.common import base_files, base_tree, tree_apply
 from projects.artifacts import artifact_store_tree
 

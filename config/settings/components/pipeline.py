@@ -39,6 +39,12 @@ PIPELINE_OPTION_MAX_FIX_ATTEMPTS = env.int("PIPELINE_OPTION_MAX_FIX_ATTEMPTS", d
 PIPELINE_PROMPT_MAX_CHARS = env.int("PIPELINE_PROMPT_MAX_CHARS", default=20_000)
 # Context each step's prompt may carry, in tokens (about four characters each).
 PIPELINE_CONTEXT_BUDGET_TOKENS = env.int("PIPELINE_CONTEXT_BUDGET_TOKENS", default=12_000)
+# Tokens the repository map (paths, sizes, top-level symbols) given to the architect and the
+# planner of a run on an imported repository may take (about four characters each).
+PIPELINE_REPO_MAP_TOKENS = env.int("PIPELINE_REPO_MAP_TOKENS", default=4_000)
+# Lines up to which a coder may rewrite an existing file whole; longer files are changed with
+# edit blocks (search/replace, applied exactly).
+PIPELINE_REWRITE_MAX_LINES = env.int("PIPELINE_REWRITE_MAX_LINES", default=200)
 # Seconds between heartbeats of a running step (one thread a worker process beats them all).
 PIPELINE_HEARTBEAT_SECONDS = env.float("PIPELINE_HEARTBEAT_SECONDS", default=2.0)
 # A running step whose heartbeat is older than this lost its worker: its run is resumed.
@@ -62,6 +68,7 @@ for _name in (
     "PIPELINE_MAX_RUN_TOKENS",
     "PIPELINE_MAX_WALL_SECONDS",
     "PIPELINE_CONTEXT_BUDGET_TOKENS",
+    "PIPELINE_REPO_MAP_TOKENS",
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1")
@@ -70,6 +77,8 @@ if not 0 < 2 * PIPELINE_HEARTBEAT_SECONDS <= PIPELINE_STALE_SECONDS <= PIPELINE_
         "PIPELINE_HEARTBEAT_SECONDS must be positive, PIPELINE_STALE_SECONDS at least two "
         "heartbeats, and PIPELINE_QUIET_SECONDS at least PIPELINE_STALE_SECONDS"
     )
+if PIPELINE_REWRITE_MAX_LINES < 0:
+    raise ImproperlyConfigured("PIPELINE_REWRITE_MAX_LINES must be 0 or more")
 if PIPELINE_REAPER_SECONDS <= 0:
     raise ImproperlyConfigured("PIPELINE_REAPER_SECONDS must be positive")
 

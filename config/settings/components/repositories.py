@@ -52,6 +52,10 @@ REPOSITORY_IMPORT_MAX_FETCH_BYTES = env.int(
 )
 # Seconds an import may take in all (fetching, reading, checking); also bounds each delivery.
 REPOSITORY_IMPORT_TIMEOUT_SECONDS = env.float("REPOSITORY_IMPORT_TIMEOUT_SECONDS", default=300.0)
+# Largest archive (.zip, .tar.gz) an import may upload, in bytes; refused while it arrives.
+REPOSITORY_IMPORT_MAX_UPLOAD_BYTES = env.int(
+    "REPOSITORY_IMPORT_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024
+)
 
 # --- Delivery --------------------------------------------------------------------------------
 # Name of the bot that authors delivered commits (the user is named as a co-author).
@@ -101,6 +105,7 @@ for _name in (
     "REPOSITORY_IMPORT_MAX_FILE_BYTES",
     "REPOSITORY_IMPORT_MAX_DEPTH",
     "REPOSITORY_IMPORT_MAX_FETCH_BYTES",
+    "REPOSITORY_IMPORT_MAX_UPLOAD_BYTES",
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1")
@@ -114,6 +119,10 @@ if REPOSITORY_DELIVERY_STALE_SECONDS <= 2 * REPOSITORY_IMPORT_TIMEOUT_SECONDS:
 if REPOSITORY_IMPORT_MAX_FILE_BYTES > REPOSITORY_IMPORT_MAX_BYTES:
     raise ImproperlyConfigured(
         "REPOSITORY_IMPORT_MAX_FILE_BYTES cannot be larger than REPOSITORY_IMPORT_MAX_BYTES"
+    )
+if REPOSITORY_IMPORT_MAX_UPLOAD_BYTES > REPOSITORY_IMPORT_MAX_BYTES:
+    raise ImproperlyConfigured(
+        "REPOSITORY_IMPORT_MAX_UPLOAD_BYTES cannot be larger than REPOSITORY_IMPORT_MAX_BYTES"
     )
 if "@" not in REPOSITORY_BOT_EMAIL or "\n" in REPOSITORY_BOT_NAME + REPOSITORY_BOT_EMAIL:
     raise ImproperlyConfigured("REPOSITORY_BOT_EMAIL must be an email address")

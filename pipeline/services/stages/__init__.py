@@ -1,5 +1,5 @@
 """The stages of a run, one function per Celery task: design, orchestrate, code, test,
-integrate, finalize.
+integrate, finalize; and an import run's fetch and baseline.
 
 Each returns what comes next as a ``pipeline.flow.Next`` (or ``None`` when this branch
 ends); the tasks hand it to ``pipeline.canvas``, which alone builds signatures (no stage
@@ -17,6 +17,7 @@ from .coding import (
 )
 from .common import STATIC_REVIEW, Next
 from .design import design_architect, design_planner, plan_layers
+from .imports import import_baseline, import_fetch
 from .integration import finalize, find_conflicts, integrate
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "design_planner",
     "finalize",
     "find_conflicts",
+    "import_baseline",
+    "import_fetch",
     "integrate",
     "orchestrate",
     "plan_claim_integration",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -18,15 +17,21 @@ from django.utils import timezone
 from common.logging import get_logger
 
 from ... import context as ctx
+from ...edits import edits_apply, rewrite_max_lines
 from ...flow import INTEGRATE, Next
 from ...models import PlanTask, Run, Step
+from ...regressions import baseline_for, judge
 from ...roles import CODER, ORCHESTRATOR, TESTER
 from ..runs import RunStopped, emit, run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
+from .checks import check_files
 from .common import (
     STATIC_REVIEW,
+    base_binary,
+    base_binary_paths,
     base_context,
     base_files,
+    base_import,
     normalize_files,
     normalize_paths,
     run_chain,
@@ -190,6 +195,30 @@ def _dependency_files(task: PlanTask) -> dict[str, str]:
     return _dependency_changes(task)[0]
 
 
+def task_base_tree(run: Run, task: PlanTask) -> dict[str, str]:
+    """The text files as ``task`` finds them: the base tree with the changes of the tasks it
+    depends on ({} for a fresh run's task without dependencies)."""
+    dep_files, dep_deleted = _dependency_changes(task)
+    return tree_apply(base_files(run), files=dep_files, deleted=dep_deleted)
+
+
+# Characters of each search and replace text kept in a coder's stored output.
+EDIT_SHOWN_CHARS = 4000
+
+
+def _edits_of(dumped: dict[str, Any]) -> list[dict[str, str]]:
+    from projects.artifacts import artifact_path_normalize
+
+    return [
+        {
+            "path": artifact_path_normalize(edit["path"]),
+            "search": edit["search"],
+            "replace": edit["replace"],
+        }
+        for edit in dumped.get("edits") or []
+    ]
+
+
 def _note_for(run_id: int, key: str) -> str:
     brief = step_output(run_id, "orchestrate") or {}
     return next((n["note"] for n in brief.get("notes", []) if n.get("task") == key), "")
@@ -222,8 +251,15 @@ def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> d
         context["feedback"] = verdict.get("failures") or [verdict.get("summary", "")]
         context["previous_files"] = previous.get("files") or {}
     if run.base_run_id is not None:
-        base = base_files(run)
+        base = task_base_tree(run, task)
         context["base_files"] = {path: base[path] for path in task.files if path in base}
+        binary = sorted(set(task.files) & base_binary_paths(run))
+        context["edit_rules"] = {
+            "rewrite_max_lines": rewrite_max_lines(),
+            "binary_files": binary,
+        }
+        if base_import(run) is not None:
+            context["repository"] = {"origin": "import"}
     return ctx.fit(context, files_keys=("base_files", "dependencies", "previous_files"))
 
 
@@ -236,6 +272,10 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
         return {
             "context": coder_context(run=run, task=task, step_key=step.key, attempt=attempt),
             "chain": run_chain(run),
+            # What edit blocks apply to: the files as this task finds them (a fresh run's
+            # coders write whole files).
+            "base": task_base_tree(run, task) if run.base_run_id is not None else {},
+            "binary": base_binary_paths(run),
         }
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
@@ -243,11 +283,30 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
             prompt=CODER, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
         )
         dumped = answer.model_dump(mode="json")
-        return {
-            "files": normalize_files(dumped["files"]),
-            "deleted": normalize_paths(dumped.get("deleted") or []),
+        files = normalize_files(dumped["files"])
+        deleted = normalize_paths(dumped.get("deleted") or [])
+        edits = _edits_of(dumped)
+        applied = edits_apply(
+            base=prepared["base"],
+            files=files,
+            edits=edits,
+            deleted=deleted,
+            binary=prepared["binary"],
+        )
+        output: dict[str, Any] = {
+            "files": applied.files,
+            "deleted": [] if applied.errors else deleted,
             "notes": dumped.get("notes", ""),
         }
+        if edits:
+            output["edits"] = [
+                {k: v if k == "path" else ctx.truncate(v, EDIT_SHOWN_CHARS) for k, v in e.items()}
+                for e in edits
+            ]
+        if applied.errors:
+            # A failed attempt: the tester says why, and the next coder gets it as feedback.
+            output["edit_errors"] = applied.errors
+        return output
 
     step_run(
         run_id=run_id,
@@ -263,58 +322,17 @@ def _is_test(path: str) -> bool:
     return name.startswith("test_") or name == "conftest.py" or "/tests/" in f"/{path}"
 
 
-def _sandbox_checks() -> Any | None:
-    """``projects.checks.run_test_checks`` when the sandbox may run tests, else None."""
-    if not settings.SANDBOX_TESTS_ENABLED:
-        return None
-    try:
-        from projects.checks import run_test_checks
-    except ImportError:
-        return None
-    return run_test_checks
-
-
-# Test ids a report keeps (a suite past this many is listed in part; the counts stay whole).
-REPORT_TEST_IDS = 1000
-
-
-def _report_brief(report: dict[str, Any]) -> dict[str, Any]:
-    """What a tester keeps of a sandbox report: the verdict, numeric test counts, the ids of
-    the tests that ran, failures, lint and security findings, the output (all trimmed)."""
-    tests = report.get("tests") or {}
-    failing = tests.get("failing") or []
-    failures = [f"{item.get('nodeid') or 'tests'}: {item.get('message', '')}" for item in failing]
-    ran = [str(item.get("nodeid", "")) for item in tests.get("ran") or []]
+def edits_refused(errors: list[str]) -> dict[str, Any]:
+    """The tester's verdict on an attempt whose edit blocks did not apply: failed, nothing run,
+    no model asked; the reasons are the next coder's feedback."""
     return {
-        "passed": bool(report.get("passed")),
-        "mode": report.get("mode"),
-        "tests": {key: int(tests.get(key) or 0) for key in ("passed", "failed", "errors")},
-        "test_ids": ran[:REPORT_TEST_IDS],
-        "summary": (
-            f"{tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed, "
-            f"{tests.get('errors', 0)} errors; {len(report.get('lint') or [])} lint and "
-            f"{len(report.get('security') or [])} security findings"
-        ),
-        "failures": [ctx.truncate(f, 1500) for f in failures[:20]],
-        "lint": (report.get("lint") or [])[:20],
-        "security": (report.get("security") or [])[:20],
-        "output": ctx.truncate(str(report.get("output") or ""), 3000),
+        "passed": False,
+        "mode": "not run",
+        "summary": f"{len(errors)} edit block(s) did not apply; nothing was run.",
+        "failures": errors,
+        "report": None,
+        "regressions": [],
     }
-
-
-def check_files(files: dict[str, str]) -> tuple[dict[str, Any] | None, str]:
-    """Run the sandbox checks on ``files``: (report brief, mode) or (None, static review)."""
-    run_checks = _sandbox_checks()
-    if run_checks is None:
-        return None, STATIC_REVIEW
-    try:
-        report = run_checks(files=files)
-    except Exception as exc:
-        # No sandbox here (SandboxUnavailable) or it broke: fall back, labelled as such.
-        logger.warning("tester.sandbox_unavailable", error=f"{type(exc).__name__}: {exc}")
-        return None, STATIC_REVIEW
-    data = report.as_dict() if hasattr(report, "as_dict") else dict(vars(report))
-    return _report_brief(data), "sandbox"
 
 
 def _task_result(coded: dict[str, Any], attempt: int, verdict: dict[str, Any]) -> dict[str, Any]:
@@ -337,28 +355,37 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         coded.update(step_output(run_id, f"task:{task.key}:coder:{attempt}") or {})
+        if coded.get("edit_errors"):
+            return {"edit_errors": coded["edit_errors"]}
         # The task's files on top of its dependencies' on top of the base tree (a follow-up).
         dep_files, dep_deleted = _dependency_changes(task)
         files = tree_apply(base_files(run), files=dep_files, deleted=dep_deleted)
         files = tree_apply(
             files, files=coded.get("files") or {}, deleted=coded.get("deleted") or []
         )
+        gone = [*dep_deleted, *(coded.get("deleted") or [])]
         context = base_context(run, step, "test")
         context["attempt"] = attempt
         context["task"] = {"key": task.key, "title": task.title, "spec": task.spec}
         return {
             "context": context,
-            "files": files,
+            "files": {**base_binary(run, deleted=gone), **files},
             "own": coded.get("files") or {},
             "chain": run_chain(run),
+            "baseline": baseline_for(run=run),
         }
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
+        if prepared.get("edit_errors"):
+            return edits_refused(prepared["edit_errors"])
         report, mode = check_files(prepared["files"])
+        if report is not None and prepared["baseline"] is not None:
+            report = judge(report, prepared["baseline"])
         context = prepared["context"]
         context["mode"] = mode
         # The model reads the verdict and the failures, not the id of every test that ran.
-        context["report"] = {k: v for k, v in report.items() if k != "test_ids"} if report else None
+        hidden = ("test_ids", "failing_ids")
+        context["report"] = {k: v for k, v in report.items() if k not in hidden} if report else None
         context["files"] = prepared["own"]
         context = ctx.fit(context, files_keys=("files",))
         verdict = model_call(
@@ -368,6 +395,9 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         failures = list(verdict.get("failures") or [])
         if report is not None and not report["passed"] and not failures:
             failures = report["failures"] or [report["summary"]]
+        regressions = list((report or {}).get("regressions") or [])
+        if regressions:  # the ids go back to the coder whatever the model said
+            failures = list(report["failures"]) if report else failures
         summary = verdict.get("summary", "")
         if mode == STATIC_REVIEW and not summary.lower().startswith(STATIC_REVIEW):
             summary = f"{STATIC_REVIEW}: {summary}"
@@ -377,6 +407,7 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
             "summary": summary,
             "failures": failures,
             "report": report,
+            "regressions": regressions,
         }
 
     def result_events(verdict: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -387,6 +418,7 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
             "mode": verdict["mode"],
             "summary": verdict["summary"],
             "failures": verdict["failures"][:5],
+            "regressions": (verdict.get("regressions") or [])[:20],
         }
         return [("test.result", payload)]
 

@@ -8,8 +8,8 @@ from django.conf import settings
 
 from ... import context as ctx
 from ...flow import Next
-from ...models import Run, Step
-from ...selectors import run_last_test_report, run_tree_texts
+from ...models import Run, RunImport, Step
+from ...selectors import run_import_origin, run_last_test_report, run_tree_texts
 
 __all__ = ["STATIC_REVIEW", "Next"]
 
@@ -56,6 +56,83 @@ def base_tree(run: Run) -> dict[str, Any] | None:
         return None
     base = Run(id=run.base_run_id, project_id=run.project_id)
     return ctx.base_tree_summary(base_files(run), last_report=run_last_test_report(run=base))
+
+
+def base_import(run: Run) -> RunImport | None:
+    """The import the run's base tree descends from (None for a fresh run, or a chain of runs
+    that started from nothing)."""
+    if run.base_run_id is None:
+        return None
+    return run_import_origin(run=Run(id=run.base_run_id))
+
+
+def base_binary(run: Run, *, deleted: list[str] | tuple[str, ...] = ()) -> dict[str, bytes]:
+    """The base tree's binary files (path -> bytes), less ``deleted``: the sandbox gets them
+    (a test may read one), a model never does."""
+    from projects.artifacts import artifact_read
+    from projects.models import Artifact
+
+    if run.base_run_id is None:
+        return {}
+    gone = set(deleted)
+    return {
+        artifact.path: artifact_read(artifact=artifact)
+        for artifact in Artifact.objects.filter(run_id=run.base_run_id, binary=True)
+        if artifact.path not in gone
+    }
+
+
+def base_binary_paths(run: Run) -> set[str]:
+    """The paths of the base tree's binary files (never edited or rewritten by a model)."""
+    from projects.models import Artifact
+
+    if run.base_run_id is None:
+        return set()
+    rows = Artifact.objects.filter(run_id=run.base_run_id, binary=True)
+    return set(rows.values_list("path", flat=True))
+
+
+def repository_context(run: Run) -> dict[str, Any] | None:
+    """What the architect and planner of a run on an imported repository see of it, instead of
+    the follow-up summary: the repository map (``pipeline.repomap``) of the base tree, where
+    the repository came from and its baseline; None when the base descends from no import."""
+    from projects.artifacts import artifact_read
+    from projects.models import Artifact
+
+    from ...repomap import MapFile, repo_map
+    from ...selectors import baseline_tests
+
+    origin = base_import(run)
+    if origin is None or run.base_run_id is None:
+        return None
+    files = []
+    for artifact in Artifact.objects.filter(run_id=run.base_run_id).order_by("path"):
+        text = None
+        if not artifact.binary:
+            try:
+                text = artifact_read(artifact=artifact).decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+        files.append(MapFile(path=artifact.path, size=artifact.size, text=text))
+    failing = [
+        test["id"]
+        for test in baseline_tests(run_id=origin.run_id)
+        if test["outcome"] in ("failed", "error")
+    ]
+    return {
+        "repo_map": repo_map(files),
+        "repository": {
+            "origin": "import",
+            "source": origin.url or origin.archive_name,
+            "commit": origin.commit,
+            "baseline": {
+                "status": origin.baseline_status,
+                "command": origin.baseline_command,
+                "counts": origin.baseline_counts or {},
+                "failing_before": failing[:20],
+            },
+        },
+    }
 
 
 def tree_apply(

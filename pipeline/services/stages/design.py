@@ -1,7 +1,9 @@
 """Design rounds: the architect proposes, the planner objects or approves with a DAG.
 
 In a follow-up run both see ``base_tree``: the summary of the tree they change (its paths,
-public interfaces, test names and last test report, within the context budget).
+public interfaces, test names and last test report, within the context budget). On an
+imported repository they see its ``repo_map`` (``pipeline.repomap``) and where it came from
+with its baseline (``repository``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,23 @@ from ...models import PlanTask, Run, Step
 from ...roles import ARCHITECT, PLANNER
 from ..runs import run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
-from .common import base_context, base_tree, run_chain, run_option, step_output
+from .common import (
+    base_context,
+    base_tree,
+    repository_context,
+    run_chain,
+    run_option,
+    step_output,
+)
 
 
 def _with_base_tree(run: Run, context: dict[str, Any]) -> dict[str, Any]:
-    """A follow-up's design context carries the summary of the tree it changes."""
+    """A follow-up's design context carries the summary of the tree it changes; a run on an
+    imported repository (or a follow-up of one) its repository map and baseline instead."""
+    repository = repository_context(run)
+    if repository is not None:
+        context.update(repository)
+        return context
     summary = base_tree(run)
     if summary is not None:
         context["base_tree"] = summary

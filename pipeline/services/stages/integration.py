@@ -19,14 +19,17 @@ from common.logging import get_logger
 
 from ... import context as ctx
 from ...models import PlanTask, Run, Step
+from ...regressions import baseline_for, judge
 from ...roles import ARCHITECT_CONSULT, INTEGRATOR, PLANNER_CONSULT
 from ..runs import RunStopped, emit, run_fail, run_set_status, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .coding import check_files, task_deleted, task_files
 from .common import (
     STATIC_REVIEW,
+    base_binary,
     base_context,
     base_files,
+    base_import,
     normalize_files,
     run_chain,
     step_output,
@@ -171,15 +174,24 @@ def _consult(run_id: int, number: int, conflicts: list[dict[str, Any]]) -> dict[
     return resolution if review.get("approved") else None
 
 
-def _suite(run_id: int, number: int, tree: dict[str, str]) -> dict[str, Any]:
-    """The combined test suite of the merged tree (a tester step without a model call)."""
+def _suite(run_id: int, number: int, tree: dict[str, str], deleted: set[str]) -> dict[str, Any]:
+    """The combined test suite of the merged tree (a tester step without a model call); on an
+    imported repository judged against its baseline (``pipeline.regressions``)."""
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
-        return {"files": tree}
+        binary = base_binary(run, deleted=sorted(deleted))
+        return {"files": {**binary, **tree}, "baseline": baseline_for(run=run)}
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         report, mode = check_files(prepared["files"])
-        return {"mode": mode, "report": report, "passed": report is None or report["passed"]}
+        if report is not None and prepared["baseline"] is not None:
+            report = judge(report, prepared["baseline"])
+        return {
+            "mode": mode,
+            "report": report,
+            "passed": report is None or report["passed"],
+            "regressions": (report or {}).get("regressions") or [],
+        }
 
     def result_events(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         payload = {
@@ -189,6 +201,7 @@ def _suite(run_id: int, number: int, tree: dict[str, str]) -> dict[str, Any]:
             "passed": result["passed"],
             "mode": result["mode"],
             "summary": (result["report"] or {}).get("summary", STATIC_REVIEW),
+            "regressions": (result.get("regressions") or [])[:20],
         }
         return [("test.result", payload)]
 
@@ -218,6 +231,7 @@ def integrate(*, run_id: int) -> None:
     design = run.design or {}
     tasks = list(PlanTask.objects.filter(run_id=run_id).order_by("layer", "id"))
     tree, conflicts = find_conflicts(tasks, design, base=base_files(run))
+    deleted = {path for task in tasks for path in task_deleted(task)}
     max_consults = int(settings.PIPELINE_MAX_CONSULT_ROUNDS)
     number = 0
     suite_failures: list[dict[str, Any]] = []
@@ -257,15 +271,24 @@ def integrate(*, run_id: int) -> None:
                 )
                 suite_failures = []
             continue
-        suite = _suite(run_id, number + 1, tree)
+        suite = _suite(run_id, number + 1, tree, deleted)
         if suite.get("passed"):
             break
         report = suite.get("report") or {}
-        suite_failures = [{"type": "tests", "path": None, "failures": report.get("failures") or []}]
+        suite_failures = [
+            {
+                "type": "tests",
+                "path": None,
+                "failures": report.get("failures") or [],
+                "regressions": suite.get("regressions") or [],
+            }
+        ]
 
     tree_step = _integrator(run_id, tree)
-    for path, content in (tree_step.get("files") or {}).items():
-        tree.setdefault(path, content)
+    # An imported repository gets what its tasks changed, nothing the integrator adds.
+    if base_import(run) is None:
+        for path, content in (tree_step.get("files") or {}).items():
+            tree.setdefault(path, content)
     Step.objects.update_or_create(
         run_id=run_id,
         key="integrate:tree",
@@ -304,6 +327,23 @@ def _integrator(run_id: int, tree: dict[str, str]) -> dict[str, Any]:
     )
 
 
+def _carry_binary(run: Run, *, written: set[str]) -> list[Any]:
+    """The base tree's binary files no task deleted, in the run's tree too: the same blobs,
+    never read (a model never saw or changed them)."""
+    from projects.artifacts import artifact_copy
+
+    if run.base_run_id is None:
+        return []
+    tasks = PlanTask.objects.filter(run_id=run.pk)
+    deleted = {path for task in tasks for path in task_deleted(task)}
+    return artifact_copy(
+        run=run,
+        from_run=Run(id=run.base_run_id),
+        binary=True,
+        exclude=deleted | written,
+    )
+
+
 def finalize(*, run_id: int) -> None:
     """Store the tree as the run's artifacts and complete the run (its final event)."""
     from projects.artifacts import artifact_store_tree
@@ -320,6 +360,7 @@ def finalize(*, run_id: int) -> None:
         raise RunStopped(run_id)
     with transaction.atomic():
         artifacts = artifact_store_tree(run=run, files=files, on_written=publish_file_written)
+        artifacts += _carry_binary(run, written=set(files))
         stage_mark(run_id=run_id, stage="finalize", edge="completed")
         completed = Run.objects.filter(id=run_id, status__in=Run.ACTIVE).update(
             status=Run.Status.COMPLETED, finished_at=timezone.now(), heartbeat_at=timezone.now()

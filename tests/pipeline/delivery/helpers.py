@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from pipeline.models import Run, Step
+from pipeline.models import Run, RunImport, Step
 from projects.artifacts import artifact_store_tree
 
 
@@ -33,20 +33,20 @@ def make_import_run(
     run = Run.objects.create(
         project=project,
         created_by=project.owner,
+        kind=Run.Kind.IMPORT,
         prompt=f"Import {url or 'an archive'}",
         status=Run.Status.COMPLETED,
         finished_at=timezone.now(),
     )
-    if hasattr(run, "kind"):
-        run.kind = "import"
-        run.save(update_fields=["kind"])
     artifact_store_tree(run=run, files=_bytes(files))
-    Step.objects.create(
+    RunImport.objects.create(
         run=run,
-        role="importer",
-        key="import",
-        status=Step.Status.SUCCEEDED,
-        output={"source": {"kind": kind, "url": url, "ref": ref, "commit": commit}},
+        source=kind,
+        url=url,
+        ref=ref,
+        commit=commit,
+        archive_name="" if kind == "git" else "tree.tar.gz",
+        baseline_status=RunImport.Baseline.NOT_RUN,
     )
     return run
 

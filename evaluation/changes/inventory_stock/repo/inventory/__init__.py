@@ -1,0 +1,1 @@
+"""inventory: a small stock keeper."""

@@ -1,0 +1,1 @@
+"""textkit: string helpers."""
