@@ -8,8 +8,8 @@ tree, presses "Open pull request" and follows the pull request's link. Every con
 by its role and accessible name, the pages pass axe's WCAG checks and their strict Content
 Security Policy, and the screenshots are saved for a person to look at.
 
-``test_..._from_the_local_git_server`` imports through ``POST /projects/{id}/import`` (the
-import run); it runs once that endpoint exists and is skipped until then.
+``test_..._from_the_local_git_server`` starts from the project page's Import form: the whole
+path, import -> baseline -> run -> diff -> pull request, in the browser.
 """
 
 import re
@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.urls import Resolver404, resolve
 
+from pipeline.delivery.selectors import run_tree_bytes
 from pipeline.models import Run, RunDelivery
 from tests.e2e.conftest import DESKTOP, PHONE, RUN_WAIT_MS, assert_accessible, screenshot_dir
 from tests.factories import DEFAULT_PASSWORD, ProjectFactory
 from tests.forge_stub import Forge
 from tests.git_server import GitHttpServer, git, make_bare, make_repository
 from tests.net import ROOT, subprocess_env, web_server
-from tests.pipeline.conftest import wait_for_run
 from tests.pipeline.delivery.helpers import make_import_run
 from tests.pipeline.offline_trees import build
 
@@ -34,14 +33,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transacti
 
 TOKEN = "ghp_BrowserT0kenQq7"
 PROMPT = "A shopping list manager"
-
-
-def _import_endpoint_exists() -> bool:
-    try:
-        resolve("/projects/1/import")
-    except Resolver404:
-        return False
-    return True
 
 
 @pytest.fixture
@@ -115,13 +106,15 @@ def change_diff_and_pull_request(page: Any, web_url: str, forge: Forge, imported
 
     # The diff against the imported tree: on the run page, and side by side.
     changes = page.get_by_role("region", name=f"Changes from run {imported.pk}")
-    changes.get_by_role("article", name="Added: shopping_list/report.py").wait_for(
-        timeout=RUN_WAIT_MS
-    )
+    before, after = run_tree_bytes(run=imported), run_tree_bytes(run=Run.objects.get(pk=run_id))
+    changed = sorted(path for path, data in after.items() if before.get(path) != data)
+    assert changed  # the offline model changed the imported code
+    kind = "Changed" if changed[0] in before else "Added"
+    changes.get_by_role("article", name=f"{kind}: {changed[0]}").wait_for(timeout=RUN_WAIT_MS)
     delivery = page.get_by_role("region", name="Delivery")
     delivery.get_by_role("link", name="Diff against the imported tree").click()
     page.wait_for_url(re.compile(rf"/diff\?from={imported.pk}&to={run_id}$"))
-    page.get_by_text("shopping_list/report.py").first.wait_for()
+    page.get_by_text(changed[0]).first.wait_for()
     assert_accessible(page)
     shoot(page, "delivery-diff")
     page.go_back()
@@ -171,32 +164,35 @@ def test_a_person_runs_a_change_on_an_import_and_opens_its_pull_request(
     change_diff_and_pull_request(page, web_url, forge, imported)
 
 
-@pytest.mark.skipif(
-    not _import_endpoint_exists(), reason="needs POST /projects/{id}/import (the import run)"
-)
 def test_a_person_imports_from_the_local_git_server_and_opens_a_pull_request(
     web_url: str,
     page: Any,
     user: Any,
     celery_worker: Any,
     forge: Forge,
-    api_client: Any,
     tmp_path: Path,
 ) -> None:
-    project = ProjectFactory(owner=user, name="Shopping list")
+    ProjectFactory(owner=user, name="Shopping list")
     # The fixture repository, served without a token (the forge's own git wants one).
     make_bare(tmp_path / "public", "app.git", tmp_path / "work")
-    with GitHttpServer(tmp_path / "public") as public:
-        response = api_client.post(
-            f"/projects/{project.pk}/import",
-            {"git": {"url": f"{public.url}/app.git", "ref": "main"}},
-            format="json",
-        )
-        assert response.status_code == 202, response.json()
-        imported = wait_for_run(response.json()["run_id"], timeout=RUN_WAIT_MS / 1000)
-    assert (imported.status, imported.error) == (Run.Status.COMPLETED, "")
     sign_in(page, web_url, user)
     page.get_by_role("link", name="Shopping list", exact=True).click()
+    with GitHttpServer(tmp_path / "public") as public:
+        page.get_by_label("Repository URL").fill(f"{public.url}/app.git")
+        page.get_by_label("Branch, tag or commit (optional)").fill("main")
+        page.get_by_role("button", name="Import from git").click()
+        page.wait_for_url(re.compile(r"/app/runs/\d+$"))
+        page.get_by_role("region", name="Status").get_by_text("Completed", exact=True).wait_for(
+            timeout=RUN_WAIT_MS
+        )
+    imported = Run.objects.get(pk=int(page.url.rsplit("/", 1)[1]))
+    assert (imported.kind, imported.status, imported.error) == (
+        Run.Kind.IMPORT,
+        Run.Status.COMPLETED,
+        "",
+    )
+    shoot(page, "delivery-imported")
+    page.get_by_role("link", name="Shopping list").first.click()
     connect_forge(page, forge)
 
     change_diff_and_pull_request(page, web_url, forge, imported)
