@@ -101,9 +101,9 @@ def encrypted_models() -> list[tuple[type[models.Model], tuple[str, ...]]]:
     """Every installed model that keeps secrets, with its ciphertext columns
     (``ENCRYPTED_FIELDS``), in a fixed order."""
     found = [
-        (model, tuple(model.ENCRYPTED_FIELDS))
+        (model, tuple(fields))
         for model in apps.get_models()
-        if getattr(model, "ENCRYPTED_FIELDS", None)
+        if (fields := getattr(model, "ENCRYPTED_FIELDS", None))
     ]
     return sorted(found, key=lambda item: item[0]._meta.label)
 
