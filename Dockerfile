@@ -30,8 +30,7 @@ COPY --from=browser-packages /app/node_modules ./node_modules
 RUN useradd --create-home --uid 10001 app \
  && mkdir -p /app/var/media /app/var/static \
  && DJANGO_SECRET_KEY=build-only DJANGO_CSRF_TRUSTED_ORIGINS=https://build.invalid \
-    WEBHOOKS_SECRET_KEYS=YnVpbGQtb25seS1ub3QtYS1zZWNyZXQtMDEyMzQ1Njc= \
-    REPOSITORY_SECRET_KEYS="$(python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')" \
+    SECRETS_ENCRYPTION_KEYS="$(python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')" \
     python manage.py collectstatic --noinput \
  && chown -R app:app /app/var
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from common.outbound import OutboundPolicy, OutboundRefused, pin_remote
+from common.secrets import Secret
 
 from .errors import GitFailed
-from .secrets import Secret
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from . import secrets
+from common import secrets
+
 from .forge_urls import default_clone_url
 
 
@@ -12,7 +13,7 @@ class ForgeConnection(models.Model):
     """Where a project's repository lives and the credentials to deliver to it.
 
     One per project. The token, SSH key and webhook secret are stored as Fernet ciphertext
-    only (``repositories.secrets``); the API never returns them, only whether each is set.
+    only (``common.secrets``); the API never returns them, only whether each is set.
     ``remote_url`` overrides the git remote (default: the forge repository's clone URL).
     """
 
@@ -22,6 +23,8 @@ class ForgeConnection(models.Model):
         GITLAB = "gitlab", "GitLab"
 
     SECRET_FIELDS = ("token", "ssh_key", "webhook_secret")
+    # The ciphertext columns ``manage.py rotate_secrets`` re-encrypts (``common.secrets``).
+    ENCRYPTED_FIELDS = ("token_ciphertext", "ssh_key_ciphertext", "webhook_secret_ciphertext")
 
     project = models.OneToOneField(
         "projects.Project", on_delete=models.CASCADE, related_name="forge_connection"

@@ -1,4 +1,4 @@
-"""Writes of the repositories app: a project's forge connection, and secret rotation."""
+"""Writes of the repositories app: a project's forge connection."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from common.errors import ApplicationError
 from common.outbound import OutboundRefused, check_url, repository_policy, resolve_checked
 from projects.models import Project
 
-from . import secrets
 from .forge_urls import default_api_url
 from .models import ForgeConnection
 
@@ -174,28 +173,3 @@ def forge_connection_delete(*, connection: ForgeConnection) -> None:
     project_id = connection.project_id
     connection.delete()
     logger.info("repositories.forge_deleted", extra={"project_id": project_id})
-
-
-def secrets_rotate() -> int:
-    """Re-encrypt every stored forge secret under the first key; the number re-encrypted.
-
-    Run after putting a new key first in ``REPOSITORY_SECRET_KEYS``; the old key can be
-    dropped once this finished. Each row is locked while it is rewritten.
-    """
-    rotated = 0
-    for pk in ForgeConnection.objects.values_list("pk", flat=True).order_by("pk"):
-        with transaction.atomic():
-            connection = ForgeConnection.objects.select_for_update().filter(pk=pk).first()
-            if connection is None:
-                continue
-            changed = []
-            for name in ForgeConnection.SECRET_FIELDS:
-                field = f"{name}_ciphertext"
-                ciphertext = getattr(connection, field)
-                if ciphertext:
-                    setattr(connection, field, secrets.rotate(ciphertext))
-                    changed.append(field)
-            if changed:
-                connection.save(update_fields=changed)
-                rotated += len(changed)
-    return rotated

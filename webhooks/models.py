@@ -13,13 +13,16 @@ from django.db import models
 class Endpoint(models.Model):
     """A URL that hears about some events of a project's runs, with its signing secret."""
 
+    # The ciphertext columns ``manage.py rotate_secrets`` re-encrypts (``common.secrets``).
+    ENCRYPTED_FIELDS = ("secret_encrypted",)
+
     project = models.ForeignKey(
         "projects.Project", on_delete=models.CASCADE, related_name="webhook_endpoints"
     )
     url = models.CharField(max_length=2000)
     # Event names (``webhooks.catalogue.EVENTS``) this endpoint hears about.
     events = models.JSONField(default=list)
-    # The ``whsec_...`` secret as a Fernet token (``webhooks.secrets``); never shown again.
+    # The ``whsec_...`` secret as a Fernet token (``common.secrets``); never shown again.
     secret_encrypted = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
 

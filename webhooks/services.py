@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from common import outbound
+from common import outbound, secrets
 from common.errors import ApplicationError, Conflict
 from common.logging import get_logger
 from pipeline.faults import fault_point
@@ -36,8 +36,7 @@ from pipeline.models import Event, Run
 
 from .catalogue import EVENTS, events_for_source, message_body
 from .models import Delivery, Endpoint
-from .secrets import SecretUnreadable, secret_decrypt, secret_encrypt, secret_generate
-from .signing import signed_headers
+from .signing import secret_generate, signed_headers
 
 logger = get_logger(__name__)
 
@@ -50,6 +49,10 @@ COUNTDOWN_SWEEPS = 10
 LOST_SWEEPS = 20
 # Deliveries the sweeper queues at most per pass (the next pass takes the rest).
 SWEEP_BATCH = 500
+# An attempt's error when no configured key opens the endpoint's secret.
+ENDPOINT_UNREADABLE = (
+    "The endpoint's secret cannot be read with the configured keys; create the endpoint again."
+)
 
 
 # --- endpoints ------------------------------------------------------------------------------
@@ -107,7 +110,7 @@ def endpoint_create(*, project: Any, url: str, events: Any) -> tuple[Endpoint, s
                 code="too_many_endpoints",
             )
         endpoint = Endpoint.objects.create(
-            project=project, url=url, events=names, secret_encrypted=secret_encrypt(secret)
+            project=project, url=url, events=names, secret_encrypted=secrets.encrypt(secret)
         )
     logger.info("webhook.endpoint_created", endpoint_id=endpoint.id, project_id=project.id)
     return endpoint, secret
@@ -268,12 +271,12 @@ def delivery_attempt(*, delivery_id: int) -> str | None:
     if delivery is None:  # the endpoint was deleted meanwhile
         return None
     try:
-        secret = secret_decrypt(delivery.endpoint.secret_encrypted)
-    except SecretUnreadable as exc:
-        return _record(delivery, _Outcome(code=None, error=exc.detail))
+        secret = secrets.decrypt(delivery.endpoint.secret_encrypted)
+    except secrets.SecretUnreadable:
+        return _record(delivery, _Outcome(code=None, error=ENDPOINT_UNREADABLE))
     at = timezone.now()
     headers = signed_headers(
-        secret=secret, message_id=delivery.message_id, at=at, body=delivery.body
+        secret=secret.reveal(), message_id=delivery.message_id, at=at, body=delivery.body
     )
     # No database connection is held while the far side takes its time.
     _release_connection()

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN)
     "csp",
+    "common",  # no models: its management commands (rotate_secrets)
     "accounts",
     "projects",
     "providers",
@@ -305,6 +306,7 @@ from .components.providers import *  # noqa: E402, F403
 from .components.quotas import *  # noqa: E402, F403
 from .components.repositories import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
+from .components.secrets import *  # noqa: E402, F403
 from .components.tracing import *  # noqa: E402, F403
 from .components.web import *  # noqa: E402, F403
 from .components.webhooks import *  # noqa: E402, F403

@@ -11,7 +11,8 @@ Production refuses to start (``ImproperlyConfigured``, naming the variable) with
 development values: the development ``DJANGO_SECRET_KEY``, and ``DJANGO_CSRF_TRUSTED_ORIGINS``
 left unset or naming a loopback origin (the development ones are ``http://localhost:8001``
 and ``http://127.0.0.1:8001``). Those origins also decide which pages may open the
-platform's WebSockets, so a page on the visitor's own machine must not be among them.
+platform's WebSockets, so a page on the visitor's own machine must not be among them. It
+also refuses to start without ``SECRETS_ENCRYPTION_KEYS``, the keys of the secrets at rest.
 """
 
 import ipaddress
@@ -79,18 +80,12 @@ STORAGES["staticfiles"] = {  # noqa: F405
 }
 # The interactive terminal gives users a shell on the host's sandbox: off unless turned on.
 TERMINAL_ENABLED = env.bool("TERMINAL_ENABLED", default=False)
-# Forge tokens, SSH keys and webhook secrets are encrypted with these Fernet keys: production
-# refuses to start without them (the development key is derived from a value not meant for it).
-REPOSITORY_SECRET_KEYS = env.list("REPOSITORY_SECRET_KEYS", default=[])
-if not [key for key in REPOSITORY_SECRET_KEYS if key.strip()]:
+# Forge tokens, SSH keys and webhook signing secrets are encrypted with SECRETS_ENCRYPTION_KEYS
+# (read in components/secrets.py): production refuses to start without them (the development
+# key is derived from a value not meant for it).
+if not SECRETS_ENCRYPTION_KEYS:  # noqa: F405
     raise ImproperlyConfigured(
-        "Set REPOSITORY_SECRET_KEYS (Fernet keys) to encrypt forge credentials in production."
+        "Set SECRETS_ENCRYPTION_KEYS (Fernet keys) to encrypt forge tokens, SSH keys and "
+        "webhook signing secrets in production."
     )
-REPOSITORY_SECRET_KEYS_ARE_DEVELOPMENT = False
 LOGGING["formatters"]["structured"]["json"] = LOG_JSON  # noqa: F405 - built in base
-# Webhook signing secrets are encrypted with WEBHOOKS_SECRET_KEYS: production refuses to start
-# without them (the development key is derived from a value not meant for it).
-if not WEBHOOKS_SECRET_KEYS:  # noqa: F405 - read in components/webhooks.py
-    raise ImproperlyConfigured(
-        "Set WEBHOOKS_SECRET_KEYS (Fernet keys) to encrypt webhook signing secrets in production."
-    )

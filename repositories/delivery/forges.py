@@ -18,10 +18,10 @@ from urllib.parse import quote, urlencode
 import orjson
 
 from common.outbound import OutboundPolicy, repository_policy, request
+from common.secrets import Secret
 
 from ..errors import DeliveryFailed
 from ..forge_urls import token_origins
-from ..secrets import Secret
 
 logger = logging.getLogger(__name__)
 

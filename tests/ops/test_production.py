@@ -14,7 +14,7 @@ from tests.net import subprocess_env, web_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
-WEBHOOKS_KEY = "5Y1vQ0b7m3uVZqZs3o6bE3c2JvJqk9eVt6V8zq0m1dA="
+SECRETS_KEY = "5Y1vQ0b7m3uVZqZs3o6bE3c2JvJqk9eVt6V8zq0m1dA="
 
 
 def _production(**extra: str) -> dict[str, str]:
@@ -22,11 +22,10 @@ def _production(**extra: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="config.settings.production",
         DJANGO_SECRET_KEY="production-test-key-" + "x" * 40,
         DJANGO_CSRF_TRUSTED_ORIGINS="https://aiflow.example.com",
-        REPOSITORY_SECRET_KEYS="cHJvZHVjdGlvbi10ZXN0LWtleS0zMi1ieXRlcy0hISE=",
         REDIS_URL=settings.REDIS_URL,
         CELERY_BROKER_URL=settings.REDIS_URL,
         CELERY_RESULT_BACKEND=settings.REDIS_URL,
-        WEBHOOKS_SECRET_KEYS=WEBHOOKS_KEY,
+        SECRETS_ENCRYPTION_KEYS=SECRETS_KEY,
         **extra,
     )
 
@@ -112,12 +111,12 @@ def test_metrics_need_the_bearer_token_in_production(
     assert status == expected
 
 
-def test_production_refuses_to_start_without_webhook_secret_keys() -> None:
+def test_production_refuses_to_start_without_secret_encryption_keys() -> None:
     import subprocess
     import sys
 
     env = _production()
-    del env["WEBHOOKS_SECRET_KEYS"]
+    del env["SECRETS_ENCRYPTION_KEYS"]
     done = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         env=env,
@@ -127,4 +126,4 @@ def test_production_refuses_to_start_without_webhook_secret_keys() -> None:
     )
 
     assert done.returncode != 0
-    assert "Set WEBHOOKS_SECRET_KEYS (Fernet keys)" in done.stderr
+    assert "Set SECRETS_ENCRYPTION_KEYS (Fernet keys)" in done.stderr

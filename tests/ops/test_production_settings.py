@@ -13,15 +13,15 @@ from tests.net import ROOT
 
 OWN_KEY = secrets.token_urlsafe(50)
 OWN_ORIGIN = "https://aiflow.example.com"
-# Production also needs keys for forge credentials; present here, so each test meets only the
-# refusal it is about.
-REPOSITORY_KEYS = "cHJvZHVjdGlvbi10ZXN0LWtleS0zMi1ieXRlcy0hISE="
+# Production also needs the keys of the secrets at rest; present here, so each test meets only
+# the refusal it is about.
+SECRETS_KEYS = "cHJvZHVjdGlvbi10ZXN0LWtleS0zMi1ieXRlcy0hISE="
 
 
 def check_deploy(**env: str) -> subprocess.CompletedProcess[str]:
     """``manage.py check --deploy`` under the production settings and ``env`` alone."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    base["REPOSITORY_SECRET_KEYS"] = REPOSITORY_KEYS
+    base["SECRETS_ENCRYPTION_KEYS"] = SECRETS_KEYS
     return subprocess.run(  # noqa: S603 - our own interpreter and manage.py
         [sys.executable, "manage.py", "check", "--deploy"],
         env={**base, "DJANGO_SETTINGS_MODULE": "config.settings.production", **env},

@@ -5,9 +5,9 @@ its header only."""
 import pytest
 
 from common.outbound import networks, repository_policy
+from common.secrets import Secret
 from repositories.delivery import forge_for
 from repositories.errors import DeliveryFailed
-from repositories.secrets import Secret
 from tests.forge_stub import Forge as ForgeStub
 
 TOKEN = "tok_9f8e7d6c5b4a"

@@ -389,8 +389,8 @@ def test_ssh_goes_to_the_pinned_address_with_the_key_in_a_private_file(sealed, m
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
+    from common.secrets import Secret
     from repositories.gitcmd import GitCredentials
-    from repositories.secrets import Secret
 
     key = ed25519.Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,

@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 
+from common.secrets import Secret
 from repositories.delivery import Person, TreeChanges, push_branch
 from repositories.errors import DeliveryRefused, GitFailed
 from repositories.gitcmd import GitCredentials
-from repositories.secrets import Secret
 from repositories.tree import ImportedTree
 from tests.git_server import GitHttpServer, git, make_bare, make_repository
 

@@ -79,9 +79,8 @@ def production_setting(name: str, **env: str) -> str:
             **base,
             "DJANGO_SECRET_KEY": "x" * 50,
             "DJANGO_CSRF_TRUSTED_ORIGINS": "https://aiflow.example.com",
-            "REPOSITORY_SECRET_KEYS": "cHJvZHVjdGlvbi10ZXN0LWtleS0zMi1ieXRlcy0hISE=",
-            # Production refuses to start without the keys of webhook secrets.
-            "WEBHOOKS_SECRET_KEYS": "5Y1vQ0b7m3uVZqZs3o6bE3c2JvJqk9eVt6V8zq0m1dA=",
+            # Production refuses to start without the keys of the secrets at rest.
+            "SECRETS_ENCRYPTION_KEYS": "cHJvZHVjdGlvbi10ZXN0LWtleS0zMi1ieXRlcy0hISE=",
             **env,
         },
         capture_output=True,

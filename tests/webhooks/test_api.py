@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
+from common.secrets import decrypt
 from pipeline.events import publish
 from webhooks.models import Delivery, Endpoint
-from webhooks.secrets import secret_decrypt
 
 from .conftest import Receiver, make_run
 
@@ -36,7 +36,7 @@ def test_creating_an_endpoint_shows_its_secret_once_and_keeps_it_encrypted(
     endpoint = Endpoint.objects.get(id=body["id"])
     assert secret not in endpoint.secret_encrypted
     assert secret[len("whsec_") :] not in endpoint.secret_encrypted
-    assert secret_decrypt(endpoint.secret_encrypted) == secret
+    assert decrypt(endpoint.secret_encrypted).reveal() == secret
     listed = api_client.get(f"/projects/{project.id}/webhooks").json()
     assert listed == [{k: v for k, v in body.items() if k != "secret"}]
     assert secret not in api_client.get(f"/projects/{project.id}/webhooks").content.decode()

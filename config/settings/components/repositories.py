@@ -1,39 +1,16 @@
-"""Settings of the repositories app: imports, forge credentials at rest, delivery.
+"""Settings of the repositories app: imports and delivery.
 
 Every limit of an import is checked entry by entry before anything is kept, and a value
 beyond it refuses the import with a plain reason. Forge secrets (tokens, SSH keys, webhook
-secrets) are stored encrypted with ``REPOSITORY_SECRET_KEYS`` (Fernet keys; the first
-encrypts, all decrypt; ``manage.py rotate_repository_secrets`` re-encrypts with the first).
+secrets) are stored encrypted with ``SECRETS_ENCRYPTION_KEYS`` (``components/secrets.py``).
 """
 
-import base64
 import re
 from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 
 from ..env import env
-
-# Fernet keys (comma-separated, 32 url-safe base64 bytes each, e.g. from
-# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`)
-# that encrypt forge tokens, SSH keys and webhook secrets: the first encrypts, all decrypt.
-# Empty outside production: a development key derived from DJANGO_SECRET_KEY (never in
-# production, which refuses to start without real keys).
-REPOSITORY_SECRET_KEYS = env.list("REPOSITORY_SECRET_KEYS", default=[])
-for _index, _key in enumerate(REPOSITORY_SECRET_KEYS, start=1):
-    try:
-        _raw = base64.urlsafe_b64decode(_key.strip().encode())
-    except ValueError as _exc:
-        raise ImproperlyConfigured(
-            f"REPOSITORY_SECRET_KEYS: key {_index} is not url-safe base64"
-        ) from _exc
-    if len(_raw) != 32:
-        raise ImproperlyConfigured(
-            f"REPOSITORY_SECRET_KEYS: key {_index} must decode to 32 bytes (a Fernet key)"
-        )
-REPOSITORY_SECRET_KEYS = [_key.strip() for _key in REPOSITORY_SECRET_KEYS]
-# No key given: repositories.secrets derives the development-only key (production refuses).
-REPOSITORY_SECRET_KEYS_ARE_DEVELOPMENT = not REPOSITORY_SECRET_KEYS
 
 # --- Import limits ---------------------------------------------------------------------------
 # Bytes an imported tree may hold in all (also the largest archive accepted).

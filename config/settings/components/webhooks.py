@@ -8,7 +8,6 @@ time (at most ``WEBHOOKS_RETRY_MAX_DELAY_SECONDS`` apart), until ``WEBHOOKS_RETR
 have passed since the event.
 """
 
-import base64
 from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
@@ -18,10 +17,6 @@ from ..env import env
 # Let webhook endpoints be loopback, private or link-local addresses, over plain http:// too
 # (tests and single-host setups only; off in any shared deployment).
 WEBHOOKS_ALLOW_LOCAL = env.bool("WEBHOOKS_ALLOW_LOCAL", default=False)
-# Fernet keys (comma-separated, 32 url-safe base64 bytes each) that encrypt the endpoints'
-# signing secrets at rest: the first encrypts, all decrypt. Empty outside production: a
-# development-only key derived from DJANGO_SECRET_KEY (production refuses to start without keys).
-WEBHOOKS_SECRET_KEYS = env.list("WEBHOOKS_SECRET_KEYS", default=[])
 # Seconds one delivery attempt may take in all (connection, request and the whole answer).
 WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=15.0)
 # Seconds before the first retry of a failed delivery; each later retry waits four times longer.
@@ -35,18 +30,6 @@ WEBHOOKS_SWEEP_SECONDS = env.float("WEBHOOKS_SWEEP_SECONDS", default=5.0)
 # Webhook endpoints one project may have.
 WEBHOOKS_MAX_ENDPOINTS_PER_PROJECT = env.int("WEBHOOKS_MAX_ENDPOINTS_PER_PROJECT", default=10)
 
-for _index, _key in enumerate(WEBHOOKS_SECRET_KEYS, start=1):
-    try:
-        _raw = base64.urlsafe_b64decode(_key.strip().encode())
-    except ValueError as _exc:
-        raise ImproperlyConfigured(
-            f"WEBHOOKS_SECRET_KEYS: key {_index} is not url-safe base64"
-        ) from (_exc)
-    if len(_raw) != 32:
-        raise ImproperlyConfigured(
-            f"WEBHOOKS_SECRET_KEYS: key {_index} must decode to 32 bytes (a Fernet key)"
-        )
-WEBHOOKS_SECRET_KEYS = [_key.strip() for _key in WEBHOOKS_SECRET_KEYS]
 for _name in (
     "WEBHOOKS_TIMEOUT_SECONDS",
     "WEBHOOKS_RETRY_BASE_SECONDS",
