@@ -4,8 +4,8 @@ Each webhook event names the progress event of a run that causes it (``source``)
 is built from an allow-list of fields of the run and the project, never from a payload as it
 came: no prompt, no file, no step output, no free text a model or a test wrote (a failure is
 told by its code and a fixed plain reason), nothing secret. Another event is added by name
-here (the repository work's ``delivery.pushed`` and ``delivery.pull_request`` will be entries
-whose ``source`` is their progress event and whose ``details`` pick their fields).
+here: its ``source`` is the progress event that causes it and its ``details`` pick the fields
+of that event's payload a receiver may see (a delivery's branch, commit and pull request).
 
 A message follows the Standard Webhooks payload shape: ``{"type", "timestamp", "data"}``.
 """
@@ -63,6 +63,32 @@ def _budget_details(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _text(value: Any, limit: int = 500) -> str | None:
+    return str(value)[:limit] if value not in (None, "") else None
+
+
+def _pushed_details(payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "delivery": {
+            "branch": _text(payload.get("branch"), 200),
+            "commit": _text(payload.get("commit"), 64),
+            "new_commit": bool(payload.get("new_commit")),
+        }
+    }
+
+
+def _pull_request_details(payload: dict[str, Any]) -> dict[str, Any]:
+    number = payload.get("number")
+    return {
+        "pull_request": {
+            "number": number if isinstance(number, int) else None,
+            "url": _text(payload.get("url")),
+            "state": _text(payload.get("state"), 32),
+            "created": bool(payload.get("created")),
+        }
+    }
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
     """A webhook event: its name, the run event that causes it, and its extra fields."""
@@ -84,6 +110,18 @@ EVENTS: dict[str, WebhookEvent] = {
             "budget.warning",
             "A run spent 80% of its budget",
             _budget_details,
+        ),
+        WebhookEvent(
+            "delivery.pushed",
+            "delivery.pushed",
+            "A run was pushed to its branch",
+            _pushed_details,
+        ),
+        WebhookEvent(
+            "delivery.pull_request",
+            "delivery.pull_request",
+            "A run's pull request was opened or updated",
+            _pull_request_details,
         ),
     )
 }

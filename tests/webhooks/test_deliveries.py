@@ -345,6 +345,55 @@ def test_a_budget_warning_and_an_approval_wait_say_what_happened(
     assert waiting["data"]["run"]["approve_url"].endswith(f"/runs/{run.id}/approve")
 
 
+def test_a_runs_push_and_pull_request_are_told_with_branch_commit_and_link_only(
+    project: Any, receiver: Receiver, local_webhooks: Any
+) -> None:
+    endpoint_for(project, receiver.url, ["delivery.pushed", "delivery.pull_request"])
+    run = make_run(project, status="completed")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+
+    publish(
+        run_id=run.id,
+        type="delivery.pushed",
+        payload={
+            "branch": "aiflow/run-7",
+            "commit": commit,
+            "parent": "f" * 40,
+            "root_commit": "",
+            "created_branch": True,
+            "new_commit": True,
+        },
+    )
+    publish(
+        run_id=run.id,
+        type="delivery.pull_request",
+        payload={
+            "number": 3,
+            "url": "https://forge.example/acme/app/pull/3",
+            "state": "open",
+            "created": True,
+        },
+    )
+    for delivery in Delivery.objects.order_by("id"):
+        attempt_now(delivery)
+
+    pushed, pull = (body_of(seen) for seen in receiver.requests)
+    assert pushed["type"] == "delivery.pushed"
+    assert pushed["data"]["delivery"] == {
+        "branch": "aiflow/run-7",
+        "commit": commit,
+        "new_commit": True,
+    }
+    assert pull["type"] == "delivery.pull_request"
+    assert pull["data"]["pull_request"] == {
+        "number": 3,
+        "url": "https://forge.example/acme/app/pull/3",
+        "state": "open",
+        "created": True,
+    }
+    assert set(pull["data"]) == {"run", "project", "pull_request"}
+
+
 def test_a_message_carries_no_secret_no_prompt_and_no_file_or_test_output(
     project: Any, receiver: Receiver, local_webhooks: Any, settings: Any
 ) -> None:
