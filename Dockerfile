@@ -14,7 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      bubblewrap util-linux e2fsprogs libseccomp2 libpq5 \
+      bubblewrap util-linux e2fsprogs libseccomp2 libpq5 git \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

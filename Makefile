@@ -26,9 +26,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 	command -v npm >/dev/null 2>&1 || { echo "npm is missing (sudo apt-get install npm)" >&2; exit 1; }
 	npm ci --ignore-scripts --no-audit --no-fund
 
-# Debian packages the tests use: bubblewrap for the sandbox, Chromium for the browser test.
+# Debian packages the tests use: bubblewrap for the sandbox, Chromium for the browser test,
+# git for imports and deliveries (and `git http-backend`, the tests' git server).
 # Installed when missing and we are root (CI, this machine); otherwise we say what to run.
-SYSDEPS := bwrap:bubblewrap chromium:chromium npm:npm
+SYSDEPS := bwrap:bubblewrap chromium:chromium npm:npm git:git
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
@@ -39,10 +40,11 @@ sysdeps:
 	fi
 
 # The sandbox: bubblewrap, util-linux (prlimit, setpriv), e2fsprogs (each workspace is a
-# size-capped ext4 image) and libseccomp (the system call filter). Installed when missing and
+# size-capped ext4 image) and libseccomp (the system call filter); git, with which the
+# sandbox worker imports repositories. Installed when missing and
 # we are root; otherwise `make up` refuses to start and says what to run.
 sandbox-sysdeps:
-	@missing=""; for pair in bwrap:bubblewrap prlimit:util-linux setpriv:util-linux mkfs.ext4:e2fsprogs; do \
+	@missing=""; for pair in bwrap:bubblewrap prlimit:util-linux setpriv:util-linux mkfs.ext4:e2fsprogs git:git; do \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
 	done; \
 	/sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing="$$missing libseccomp2"; \
