@@ -297,6 +297,7 @@ from .components.providers import *  # noqa: E402, F403
 from .components.quotas import *  # noqa: E402, F403
 from .components.repositories import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
+from .components.steering import *  # noqa: E402, F403
 from .components.web import *  # noqa: E402, F403
 
 # --- Operations -----------------------------------------------------------------------------

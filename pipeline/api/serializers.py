@@ -9,7 +9,7 @@ from common.logging import redact_secrets
 from projects.api.files_views import TreeDiffOutputSerializer
 
 from ..models import Run, Step
-from ..selectors import run_base_changes, run_rounds, run_tasks
+from ..selectors import run_base_changes, run_rounds, run_tasks, task_messages_for_run
 
 
 class GenerateInputSerializer(serializers.Serializer):
@@ -101,6 +101,13 @@ class RunDetailSerializer(RunListSerializer):
         help_text="A follow-up's changes to its base run's tree (null for a fresh run or "
         "while it has no files)."
     )
+    plan_edits = serializers.SerializerMethodField(
+        help_text="Each edit of the plan at the approval gate: {by: {id, email}, at, changes}."
+    )
+    messages = serializers.SerializerMethodField(
+        help_text="Messages to tasks: {id, task, text, at, step, attempt}; step and attempt "
+        "name the coder attempt that read it (null: waiting for the next one)."
+    )
 
     class Meta(RunListSerializer.Meta):
         fields = [
@@ -111,6 +118,10 @@ class RunDetailSerializer(RunListSerializer):
             "design",
             "approved_at",
             "resume_count",
+            "paused_at",
+            "paused_seconds",
+            "plan_edits",
+            "messages",
             "steps_url",
             "files_url",
             "base_changes",
@@ -119,6 +130,12 @@ class RunDetailSerializer(RunListSerializer):
     @extend_schema_field(BaseChangesSerializer(allow_null=True))
     def get_base_changes(self, run: Run) -> dict[str, Any] | None:
         return run_base_changes(run=run)
+
+    def get_plan_edits(self, run: Run) -> list[dict[str, Any]]:
+        return list((run.design or {}).get("edits") or [])
+
+    def get_messages(self, run: Run) -> list[dict[str, Any]]:
+        return task_messages_for_run(run=run)
 
     def get_rounds(self, run: Run) -> list[dict[str, Any]]:
         return run_rounds(run=run)

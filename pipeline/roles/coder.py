@@ -44,7 +44,8 @@ CODER = Prompt(
         "rather than rewriting them. When 'feedback' lists failures of your previous attempt, "
         "fix them. When 'base_files' holds the current content of your files, the project "
         "already exists: change those files (keep what still holds, return each in full), add "
-        "new ones, and list in 'deleted' the files your task removes."
+        "new ones, and list in 'deleted' the files your task removes. 'messages' are notes "
+        "from the person who started the run, sent while it went: follow them."
     ),
     instruction="Write the files of this task.",
     schema=CoderFiles,

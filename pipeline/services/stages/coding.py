@@ -22,6 +22,7 @@ from ...flow import INTEGRATE, Next
 from ...models import PlanTask, Run, Step
 from ...roles import CODER, ORCHESTRATOR, TESTER
 from ..runs import RunStopped, emit, run_check_bounds, run_fail, run_set_status, stage_mark
+from ..steering import task_messages_take
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .common import (
     STATIC_REVIEW,
@@ -233,10 +234,11 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     task = PlanTask.objects.get(id=plan_task_id)  # running since it was claimed
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
-        return {
-            "context": coder_context(run=run, task=task, step_key=step.key, attempt=attempt),
-            "chain": run_chain(run),
-        }
+        context = coder_context(run=run, task=task, step_key=step.key, attempt=attempt)
+        messages = task_messages_take(step=step, plan_task_id=task.id)
+        if messages:
+            context["messages"] = messages
+        return {"context": context, "chain": run_chain(run)}
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(
