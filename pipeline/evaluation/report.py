@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .forecast_check import decimal_free, forecast_figures, forecast_summary
 from .runner import OFFLINE_LABEL, CaseResult, ChainResult, Evaluation
 
 _CASE_HEADERS = ["case", "run", "status", "hidden passed", "wall s", "tokens", "cost $"]
@@ -79,7 +80,8 @@ def chain_table(chain: ChainResult) -> str:
         + ("-" if figures["mean_wall_seconds"] is None else f"{figures['mean_wall_seconds']:.1f}s")
         + f", tokens {figures['mean_tokens']:.0f}, cost ${figures['mean_cost_usd']:.6f}"
     )
-    return "\n".join([title, _grid(_CASE_HEADERS, [_case_row(c) for c in chain.cases]), summary])
+    rows = _grid(_CASE_HEADERS, [_case_row(c) for c in chain.cases])
+    return "\n".join([title, rows, summary, forecast_summary(chain.cases)])
 
 
 def comparison_table(evaluation: Evaluation) -> str:
@@ -100,6 +102,7 @@ def _case_dict(result: CaseResult) -> dict[str, Any]:
         "hidden_passed": result.hidden_passed,
         "hidden_total": result.hidden_total,
         "hidden": result.hidden.as_dict() if result.hidden is not None else None,
+        "forecast": decimal_free(result.forecast),
     }
 
 
@@ -120,6 +123,7 @@ def evaluation_as_dict(evaluation: Evaluation) -> dict[str, Any]:
                     key: str(value) if isinstance(value, Decimal) else value
                     for key, value in chain.figures().items()
                 },
+                "forecast": forecast_figures(chain.cases),
                 "cases": [_case_dict(case) for case in chain.cases],
             }
             for chain in evaluation.chains
@@ -149,6 +153,7 @@ def evaluation_markdown(evaluation: Evaluation) -> str:
         if chain.offline:
             lines += [f"_{OFFLINE_LABEL}._", ""]
         lines += [_markdown(_CASE_HEADERS, [_case_row(c) for c in chain.cases]), ""]
+        lines += [f"Cost {forecast_summary(chain.cases)}.", ""]
         failing = [
             (case.case, test)
             for case in chain.cases

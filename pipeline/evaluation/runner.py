@@ -23,6 +23,7 @@ from projects.services import project_create
 from ..models import Run
 from ..services.followups import run_generate
 from ..services.runs import run_cancel, run_options_validate
+from .forecast_check import forecast_for_case
 from .hidden import HiddenResult, hidden_tests_run
 from .suites import Case, Suite
 
@@ -53,6 +54,8 @@ class CaseResult:
     cost_usd: Decimal = Decimal("0")
     hidden_total: int = 0
     hidden: HiddenResult | None = None
+    # The cost forecast asked for before the run started (``forecast_check``).
+    forecast: dict[str, Any] | None = None
 
     @property
     def hidden_passed(self) -> int:
@@ -175,9 +178,13 @@ def evaluation_run(
                 result = CaseResult(case=case.name, run_id=None, status="not started")
                 result.hidden_total = case.hidden_count
                 outcome.cases.append(result)
+                project = _project_for(user, suite, case)
+                result.forecast = forecast_for_case(
+                    project=project, user=user, prompt=case.prompt, chain=chain
+                )
                 try:
                     run = run_generate(
-                        project=_project_for(user, suite, case),
+                        project=project,
                         user=user,
                         prompt=case.prompt,
                         options={"providers": chain},
