@@ -212,8 +212,13 @@ def forecast(
         cost = tuple(Decimal(str(percentile(costs, p))) for p in PERCENTILES)
         tokens = tuple(round(percentile(totals, p)) for p in PERCENTILES)
         seconds = tuple(percentile(walls, p) for p in PERCENTILES) if walls else DEFAULT_SECONDS
-        whose = "your" if basis == "user" else "this server's"
-        detail = f"From {whose} last {len(samples)} completed runs"
+        if basis == "user":
+            detail = f"From your last {len(samples)} completed runs"
+        else:
+            detail = (
+                f"From this server's last {len(samples)} completed runs (you have fewer than "
+                f"{settings.FORECAST_MIN_HISTORY_RUNS} of your own)"
+            )
     else:
         base = {role: (tin, tout) for role, (tin, tout, _) in DEFAULT_TOKENS.items()}
         calls = {role: n for role, (_, _, n) in DEFAULT_TOKENS.items()}
@@ -223,7 +228,10 @@ def forecast(
         cost = tuple(one * Decimal(str(m)) for m in DEFAULT_SPREAD)
         tokens = tuple(round(total * m) for m in DEFAULT_SPREAD)
         seconds = DEFAULT_SECONDS
-        detail = "No completed runs to learn from yet: a typical three-task run"
+        detail = (
+            "A stated default, as there are no completed runs to learn from yet: a typical "
+            "three-task run"
+        )
     capped = tuple(min(c, cap) if cap is not None else c for c in cost)
     detail += ", priced at " + ", ".join(
         sorted({f"{entry} (${p_in}/${p_out} per million tokens)"
