@@ -168,12 +168,12 @@ def _samples(runs: list[Run]) -> list[Sample]:
         Step.objects.filter(run_id__in=list(samples), reused=False)
         .filter(Q(tokens_in__gt=0) | Q(tokens_out__gt=0) | Q(llm_calls__gt=0))
         .values("run_id", "role")
-        .annotate(tin=Sum("tokens_in"), tout=Sum("tokens_out"), calls=Sum("llm_calls"))
+        .annotate(tin=Sum("tokens_in"), tout=Sum("tokens_out"), n_calls=Sum("llm_calls"))
     )
     for row in rows:
         sample = samples[row["run_id"]]
         sample.tokens[row["role"]] = (int(row["tin"] or 0), int(row["tout"] or 0))
-        sample.calls[row["role"]] = int(row["calls"] or 0)
+        sample.calls[row["role"]] = int(row["n_calls"] or 0)
     return list(samples.values())
 
 

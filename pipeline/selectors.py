@@ -335,9 +335,7 @@ def step_get_for_run(*, run: Run, step_id: int) -> Step:
 def task_messages_for_run(*, run: Run) -> list[dict[str, Any]]:
     """The run's messages to its tasks: task, text, when, and the coder attempt that read it
     (``attempt`` None: waiting for the task's next attempt)."""
-    rows = (
-        TaskMessage.objects.filter(run=run).select_related("plan_task", "step").order_by("id")
-    )
+    rows = TaskMessage.objects.filter(run=run).select_related("plan_task", "step").order_by("id")
     return [
         {
             "id": row.pk,

@@ -102,7 +102,6 @@ class TaskMessageApi(APIView):
         return Response(TaskMessageOutputSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
-
 class EstimateInputSerializer(serializers.Serializer):
     prompt = serializers.CharField(allow_blank=True, trim_whitespace=True)
     options = serializers.DictField(required=False, allow_null=True, default=None)

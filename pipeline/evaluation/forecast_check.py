@@ -101,9 +101,8 @@ def forecast_summary(cases: list[Any]) -> str:
     bases = ", ".join(f"{basis} {n}" for basis, n in sorted(figures["basis"].items()))
     line = f"forecast over {figures['runs']} runs ({bases}): {group(figures['all'])}"
     if figures["from_history"]["runs"]:
-        line += (
-            f" | the {figures['from_history']['runs']} forecast from a history: "
-            + group(figures["from_history"])
+        line += f" | the {figures['from_history']['runs']} forecast from a history: " + group(
+            figures["from_history"]
         )
     return line
 

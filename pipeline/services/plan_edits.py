@@ -108,7 +108,7 @@ def plan_validate(tasks: Any) -> list[dict[str, Any]]:
         if keys.count(key) > 1:
             raise InvalidPlan(f"Task key {key!r} is used {keys.count(key)} times: keys are unique.")
     known = set(keys)
-    plan = []
+    plan: list[dict[str, Any]] = []
     for task in parsed:
         depends = list(dict.fromkeys(task.depends_on))
         if task.key in depends:
@@ -116,7 +116,9 @@ def plan_validate(tasks: Any) -> list[dict[str, Any]]:
         unknown = [key for key in depends if key not in known]
         if unknown:
             names = ", ".join(repr(key) for key in unknown)
-            raise InvalidPlan(f"Task {task.key!r} depends on {names}, which the plan does not have.")
+            raise InvalidPlan(
+                f"Task {task.key!r} depends on {names}, which the plan does not have."
+            )
         try:
             files = list(dict.fromkeys(artifact_path_normalize(path) for path in task.files))
         except ApplicationError as exc:
@@ -137,8 +139,8 @@ def plan_validate(tasks: Any) -> list[dict[str, Any]]:
             f"The tasks {', '.join(_in_cycles(plan))} depend on each other in a cycle: no "
             "order can build them."
         ) from exc
-    for task in plan:
-        task["layer"] = layers[task["key"]]
+    for item in plan:
+        item["layer"] = layers[item["key"]]
     return plan
 
 

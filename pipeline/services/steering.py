@@ -70,9 +70,7 @@ def run_pause(*, run: Run) -> Run:
 def run_unpause(*, run: Run) -> Run:
     """Resume a paused run from its rows, its deadline moved on by the time it was paused."""
     with transaction.atomic():
-        locked = (
-            Run.objects.select_for_update().filter(id=run.id, status=Run.Status.PAUSED).first()
-        )
+        locked = Run.objects.select_for_update().filter(id=run.id, status=Run.Status.PAUSED).first()
         if locked is None:
             raise Conflict("The run is not paused.", code="not_paused")
         now = timezone.now()
@@ -118,7 +116,8 @@ def task_message_send(*, run: Run, user: Any, key: str, text: str) -> TaskMessag
                 f"Task {key} already passed its tests: no coder attempt follows.",
                 code="task_finished",
             )
-        if TaskMessage.objects.filter(plan_task=task).count() >= settings.PIPELINE_TASK_MESSAGES_MAX:
+        sent = TaskMessage.objects.filter(plan_task=task).count()
+        if sent >= settings.PIPELINE_TASK_MESSAGES_MAX:
             raise ApplicationError(
                 f"Task {key} has been sent {settings.PIPELINE_TASK_MESSAGES_MAX} messages, "
                 "the most one task may get.",
@@ -141,13 +140,10 @@ def task_messages_take(*, step: Step, plan_task_id: int) -> list[str]:
     """The messages of a coder step: those waiting for the task's next attempt become this
     step's, then every message this step holds (in order). Safe to call again for the same
     step (a takeover, a retry): it sees the same messages and any sent since."""
-    TaskMessage.objects.filter(plan_task_id=plan_task_id, step__isnull=True).update(
-        step_id=step.pk
-    )
+    TaskMessage.objects.filter(plan_task_id=plan_task_id, step__isnull=True).update(step_id=step.pk)
     texts = list(
         TaskMessage.objects.filter(step_id=step.pk).order_by("id").values_list("text", flat=True)
     )
     if texts:
         Step.objects.filter(id=step.pk).update(input={**(step.input or {}), "messages": texts})
     return texts
-

@@ -87,9 +87,14 @@ def test_a_paused_run_whose_step_holder_was_killed_waits_for_resume_and_pays_onc
     deadline = time.monotonic() + 12
     while time.monotonic() < deadline:
         assert Run.objects.get(id=run.id).status == Run.Status.PAUSED
-        assert set(
-            Step.objects.filter(run=run, status=Step.Status.RUNNING).values_list("key", flat=True)
-        ) == held
+        assert (
+            set(
+                Step.objects.filter(run=run, status=Step.Status.RUNNING).values_list(
+                    "key", flat=True
+                )
+            )
+            == held
+        )
         time.sleep(0.5)
 
     assert api_client.post(f"/runs/{run.id}/resume").status_code == 202

@@ -42,7 +42,8 @@ def offline_billed(received: Received) -> Reply:
 
 @pytest.fixture
 def priced_model(
-    settings: Any, stub_server: Callable[..., StubServer]  # noqa: F811
+    settings: Any,
+    stub_server: Callable[..., StubServer],  # noqa: F811
 ) -> StubServer:
     server = stub_server(offline_billed)
     settings.LLM_PROVIDERS = {

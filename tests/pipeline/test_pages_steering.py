@@ -88,9 +88,7 @@ def test_saving_a_task_from_its_form_edits_the_plan_and_answers_the_card(
     ) in rounds
 
 
-def test_removing_a_task_others_depend_on_is_refused_next_to_it(
-    browser: Any, gated: Run
-) -> None:
+def test_removing_a_task_others_depend_on_is_refused_next_to_it(browser: Any, gated: Run) -> None:
     response = post(browser, gated, f"/app/runs/{gated.id}/plan/tasks/core/remove", {}, htmx=True)
 
     html = response.content.decode()
@@ -136,9 +134,7 @@ def test_pause_and_resume_from_the_page(browser: Any, gated: Run) -> None:
     assert Run.objects.get(id=gated.id).status == Run.Status.QUEUED
 
 
-def test_a_message_sent_from_the_card_waits_for_the_next_attempt(
-    browser: Any, gated: Run
-) -> None:
+def test_a_message_sent_from_the_card_waits_for_the_next_attempt(browser: Any, gated: Run) -> None:
     Run.objects.filter(id=gated.id).update(status=Run.Status.RUNNING)
 
     response = post(

@@ -171,9 +171,7 @@ def test_an_invalid_plan_is_refused_with_a_plain_reason_and_nothing_changes(
     assert plan_rows(gated) == before
 
 
-def test_a_plan_past_the_task_bound_is_refused(
-    api_client: Any, gated: Run, settings: Any
-) -> None:
+def test_a_plan_past_the_task_bound_is_refused(api_client: Any, gated: Run, settings: Any) -> None:
     settings.PIPELINE_MAX_PLAN_TASKS = 2
 
     response = patch(api_client, gated, PLAN)

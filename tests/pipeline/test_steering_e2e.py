@@ -110,8 +110,7 @@ def test_a_paused_run_lets_its_steps_in_flight_finish_and_starts_nothing_until_r
     latency_set(roles={"coder": 3000}, default_ms=50)
     run = run_start(project=project, user=project.owner, prompt=PROMPT)
     wait_until(
-        lambda: Step.objects.filter(run=run, role="coder", status=Step.Status.RUNNING).count()
-        == 2,
+        lambda: Step.objects.filter(run=run, role="coder", status=Step.Status.RUNNING).count() == 2,
         timeout=120,
     )
 
