@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from pipeline.models import Run, Step, TaskMessage
-from tests.e2e.conftest import DESKTOP, PHONE, RUN_WAIT_MS, assert_accessible
-from tests.e2e.test_iteration_chromium import run_id_of, shoot, sign_in, wait_completed
+from tests.e2e.conftest import DESKTOP, PHONE, RUN_WAIT_MS, assert_accessible, screenshot_dir
+from tests.e2e.test_iteration_chromium import run_id_of, sign_in, wait_completed
 from tests.factories import ProjectFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -28,6 +28,12 @@ def offline_model(settings: Any) -> Any:
     settings.OFFLINE_LATENCY_MS = 50
     settings.SANDBOX_TESTS_ENABLED = False
     return settings
+
+
+def shoot(page: Any, name: str) -> None:
+    # caret="initial": Playwright's caret hiding puts a style attribute on every field, which
+    # an htmx swap landing meanwhile copies, and the page's CSP (rightly) refuses.
+    page.screenshot(path=str(screenshot_dir() / f"{name}.png"), full_page=True, caret="initial")
 
 
 def status_badge(page: Any, text: str) -> Any:
@@ -49,6 +55,7 @@ def test_a_person_edits_the_plan_at_the_gate_and_the_run_builds_the_edit(
     page.get_by_text("Options", exact=True).click()
     page.get_by_label("Wait for my approval of the design").check()
     shoot(page, "steer-generate-forecast")
+    page.wait_for_load_state("networkidle")  # the last forecast has arrived
     page.get_by_role("button", name="Generate").click()
     run_id = run_id_of(page)
     status_badge(page, "Awaiting Approval").wait_for(timeout=RUN_WAIT_MS)
