@@ -85,6 +85,8 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["project", "-created_at"]),
             models.Index(fields=["status", "heartbeat_at"]),
+            # The cost forecast's history: the latest completed runs (pipeline.forecast).
+            models.Index(fields=["status", "-finished_at"], name="run_status_finished"),
         ]
 
     def __str__(self) -> str:
