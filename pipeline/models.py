@@ -31,10 +31,14 @@ class Run(models.Model):
         COMPLETED = "completed"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        # POST /runs/{id}/pause: steps in flight finish, no new one starts until resumed.
+        PAUSED = "paused"
 
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
     # Statuses in which the canvas is (or should be) moving.
     ACTIVE = (Status.QUEUED, Status.DESIGNING, Status.RUNNING, Status.INTEGRATING)
+    # Not finished: moving, or held (at the approval gate, or paused by its owner).
+    UNFINISHED = (*ACTIVE, Status.AWAITING_APPROVAL, Status.PAUSED)
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.GENERATE)
@@ -58,8 +62,13 @@ class Run(models.Model):
     next_event_seq = models.PositiveIntegerField(default=1)
     # Set by POST /runs/{id}/approve; the approval gate lets the canvas past design only then.
     approved_at = models.DateTimeField(null=True, blank=True)
-    # Wall-time bound of the current attempt (set on start and on every resume).
+    # Wall-time bound of the current attempt (set on start and on every resume; a resume
+    # after a pause moves it on by the time spent paused).
     deadline_at = models.DateTimeField(null=True, blank=True)
+    # Set while the run is paused (POST /runs/{id}/pause); ``paused_seconds`` adds up the
+    # time it spent paused, which neither the deadline nor the forecast counts.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_seconds = models.FloatField(default=0.0)
     # {"design": {"started_at": iso, "completed_at": iso}, "coding": {...}, ...}
     stages = models.JSONField(default=dict, blank=True)
     budget_warned = models.BooleanField(default=False)
@@ -91,6 +100,8 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["project", "-created_at"]),
             models.Index(fields=["status", "heartbeat_at"]),
+            # The cost forecast's history: the latest completed runs (pipeline.forecast).
+            models.Index(fields=["status", "-finished_at"], name="run_status_finished"),
         ]
 
     def __str__(self) -> str:
@@ -195,6 +206,34 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.key} ({self.status})"
+
+
+class TaskMessage(models.Model):
+    """A person's message to a plan task (POST /runs/{id}/tasks/{key}/messages).
+
+    It joins the context of the task's next coder attempt: the first coder step prepared
+    after it was sent takes it (``step``), and every later preparation of that same step (a
+    takeover, a retry) sees it again, so the message reaches exactly one attempt.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="task_messages")
+    plan_task = models.ForeignKey(PlanTask, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The coder step whose prompt carried the message (null: waiting for the next attempt).
+    step = models.ForeignKey(
+        "Step", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["plan_task", "step"])]
+
+    def __str__(self) -> str:
+        return f"message to {self.plan_task_id} ({self.text[:40]})"
 
 
 class StepCall(models.Model):

@@ -3,7 +3,7 @@ up, Fork from here and Compare."""
 
 from django.urls import path
 
-from . import import_pages, iteration_pages, pages, run_pages
+from . import import_pages, iteration_pages, pages, run_pages, steering_pages
 from .delivery import pages as delivery_pages
 
 urlpatterns = [
@@ -44,6 +44,32 @@ urlpatterns = [
     ),
     path("app/runs/<int:run_id>/deliver", delivery_pages.run_deliver_page, name="page-run-deliver"),
     path("app/runs/<int:run_id>/steps/<int:step_id>", run_pages.step_panel, name="page-step"),
+    path(
+        "app/projects/<int:project_id>/estimate",
+        steering_pages.project_estimate_fragment,
+        name="page-project-estimate",
+    ),
+    path("app/runs/<int:run_id>/plan", steering_pages.run_plan_fragment, name="page-run-plan"),
+    path(
+        "app/runs/<int:run_id>/plan/tasks",
+        steering_pages.run_plan_task_add,
+        name="page-run-plan-add",
+    ),
+    path(
+        "app/runs/<int:run_id>/plan/tasks/<str:key>",
+        steering_pages.run_plan_task_save,
+        name="page-run-plan-task",
+    ),
+    path(
+        "app/runs/<int:run_id>/plan/tasks/<str:key>/remove",
+        steering_pages.run_plan_task_remove,
+        name="page-run-plan-remove",
+    ),
+    path(
+        "app/runs/<int:run_id>/tasks/<str:key>/messages",
+        steering_pages.run_task_message,
+        name="page-run-task-message",
+    ),
     *[
         path(
             f"app/runs/<int:run_id>/{action}",
@@ -51,6 +77,6 @@ urlpatterns = [
             {"action": action},
             name=f"page-run-{action}",
         )
-        for action in ("approve", "cancel", "resume")
+        for action in ("approve", "cancel", "resume", "pause")
     ],
 ]

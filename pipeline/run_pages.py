@@ -48,6 +48,8 @@ from .selectors import (
     step_list_for_run,
 )
 from .services import run_approve, run_cancel, run_resume
+from .services.steering import run_pause
+from .steering_pages import plan_context
 from .tracing import trace_id_of
 
 # Events a run page shows in its log at first; later ones arrive over SSE.
@@ -154,8 +156,9 @@ def _summary_context(run: Run) -> dict[str, Any]:
         "budget_used_percent": budget_used,
         "stop_title": _STOP_TITLES.get(run.error_code, "The run failed") if run.error else "",
         "can_approve": run.status == Run.Status.AWAITING_APPROVAL,
-        "can_cancel": run.status in (*Run.ACTIVE, Run.Status.AWAITING_APPROVAL),
-        "can_resume": run.status in (Run.Status.FAILED, Run.Status.CANCELLED),
+        "can_cancel": run.status in Run.UNFINISHED,
+        "can_resume": run.status in (Run.Status.FAILED, Run.Status.CANCELLED, Run.Status.PAUSED),
+        "can_pause": run.status in Run.ACTIVE,
         "reused_steps": (
             Step.objects.filter(run=run, reused=True).count() if run.forked_from_id else 0
         ),
@@ -223,6 +226,8 @@ def run_page_render(
         "base_diff": _base_diff(run),
         **delivery_context(run),
         "rounds": run_rounds(run=run),
+        "plan_edits": (run.design or {}).get("edits") or [],
+        **{f"plan_{key}": value for key, value in plan_context(run).items() if key != "run"},
         "steps": list(step_list_for_run(run=run)),
         "page_data": {
             "run": run.pk,
@@ -295,7 +300,12 @@ def run_steps_fragment(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_rounds_fragment(request: HttpRequest, run_id: int) -> HttpResponse:
     """The design rounds: proposal, objections, and how each was resolved."""
     run = run_get_for_user(user=request.user, run_id=run_id)
-    return render(request, "pipeline/_run_rounds.html", {"run": run, "rounds": run_rounds(run=run)})
+    context = {
+        "run": run,
+        "rounds": run_rounds(run=run),
+        "plan_edits": (run.design or {}).get("edits") or [],
+    }
+    return render(request, "pipeline/_run_rounds.html", context)
 
 
 def _code_html(path: str, text: str) -> str:
@@ -362,6 +372,7 @@ _ACTIONS = {
     "approve": (run_approve, "Approved: coding starts now."),
     "cancel": (run_cancel, "Cancelled: no further step starts."),
     "resume": (run_resume, "Resumed where it stopped."),
+    "pause": (run_pause, "Paused: the steps running now finish, nothing new starts."),
 }
 
 

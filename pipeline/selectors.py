@@ -21,7 +21,7 @@ from projects.artifacts import (
 from spending.selectors import spend_last_day_usd
 
 from .context import is_test_path
-from .models import BaselineTest, PlanTask, Run, RunImport, Step
+from .models import BaselineTest, PlanTask, Run, RunImport, Step, TaskMessage
 
 # How the stages label a tester that could not run the tests (pipeline.services.stages).
 STATIC_REVIEW = "static review"
@@ -444,3 +444,23 @@ def step_get_for_run(*, run: Run, step_id: int) -> Step:
         return Step.objects.select_related("plan_task").get(run=run, id=step_id)
     except Step.DoesNotExist as exc:
         raise NotFound("Step not found.") from exc
+
+
+# --- steering: messages to tasks ------------------------------------------------------------
+
+
+def task_messages_for_run(*, run: Run) -> list[dict[str, Any]]:
+    """The run's messages to its tasks: task, text, when, and the coder attempt that read it
+    (``attempt`` None: waiting for the task's next attempt)."""
+    rows = TaskMessage.objects.filter(run=run).select_related("plan_task", "step").order_by("id")
+    return [
+        {
+            "id": row.pk,
+            "task": row.plan_task.key,
+            "text": row.text,
+            "at": row.created_at,
+            "step": row.step_id,
+            "attempt": row.step.attempt if row.step is not None else None,
+        }
+        for row in rows
+    ]

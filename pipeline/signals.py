@@ -18,7 +18,7 @@ from .models import Run
 @receiver(pre_delete, sender=Run, dispatch_uid="pipeline.run_cancel_before_delete")
 def run_cancel_before_delete(sender: type[Run], instance: Run, **kwargs: Any) -> None:
     """Cancel ``instance`` (if active) inside the deletion's transaction."""
-    if instance.status in (*Run.ACTIVE, Run.Status.AWAITING_APPROVAL):
+    if instance.status in Run.UNFINISHED:
         from .services.runs import run_cancel_if_active
 
         run_cancel_if_active(run_id=instance.pk, reason="deleted")

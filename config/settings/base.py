@@ -307,6 +307,7 @@ from .components.quotas import *  # noqa: E402, F403
 from .components.repositories import *  # noqa: E402, F403
 from .components.sandbox import *  # noqa: E402, F403
 from .components.secrets import *  # noqa: E402, F403
+from .components.steering import *  # noqa: E402, F403
 from .components.tracing import *  # noqa: E402, F403
 from .components.web import *  # noqa: E402, F403
 from .components.webhooks import *  # noqa: E402, F403

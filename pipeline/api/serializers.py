@@ -19,6 +19,7 @@ from ..selectors import (
     run_import_summary,
     run_rounds,
     run_tasks,
+    task_messages_for_run,
 )
 from ..tracing import trace_id_of
 
@@ -182,6 +183,13 @@ class RunDetailSerializer(RunListSerializer):
         help_text="The import this run's tree descends from (its own for an import run, else "
         "the one at the start of its chain of base runs); null when it started from nothing."
     )
+    plan_edits = serializers.SerializerMethodField(
+        help_text="Each edit of the plan at the approval gate: {by: {id, email}, at, changes}."
+    )
+    messages = serializers.SerializerMethodField(
+        help_text="Messages to tasks: {id, task, text, at, step, attempt}; step and attempt "
+        "name the coder attempt that read it (null: waiting for the next one)."
+    )
 
     class Meta(RunListSerializer.Meta):
         fields = [
@@ -192,6 +200,10 @@ class RunDetailSerializer(RunListSerializer):
             "design",
             "approved_at",
             "resume_count",
+            "paused_at",
+            "paused_seconds",
+            "plan_edits",
+            "messages",
             "steps_url",
             "files_url",
             "base_changes",
@@ -231,6 +243,12 @@ class RunDetailSerializer(RunListSerializer):
     @extend_schema_field(BaseChangesSerializer(allow_null=True))
     def get_base_changes(self, run: Run) -> dict[str, Any] | None:
         return run_base_changes(run=run)
+
+    def get_plan_edits(self, run: Run) -> list[dict[str, Any]]:
+        return list((run.design or {}).get("edits") or [])
+
+    def get_messages(self, run: Run) -> list[dict[str, Any]]:
+        return task_messages_for_run(run=run)
 
     def get_rounds(self, run: Run) -> list[dict[str, Any]]:
         return run_rounds(run=run)

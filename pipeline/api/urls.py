@@ -3,6 +3,7 @@
 from django.urls import path
 
 from .import_views import ProjectBaselineApi, ProjectImportApi
+from .steering_views import EstimateApi, RunPauseApi, RunPlanApi, TaskMessageApi
 from .views import (
     GenerateApi,
     ProjectCompareApi,
@@ -33,4 +34,12 @@ urlpatterns = [
     path("runs/<int:run_id>/resume", RunResumeApi.as_view(), name="run-resume"),
     path("runs/<int:run_id>/approve", RunApproveApi.as_view(), name="run-approve"),
     path("runs/<int:run_id>/fork", RunForkApi.as_view(), name="run-fork"),
+    path("projects/<int:project_id>/estimate", EstimateApi.as_view(), name="project-estimate"),
+    path("runs/<int:run_id>/plan", RunPlanApi.as_view(), name="run-plan"),
+    path("runs/<int:run_id>/pause", RunPauseApi.as_view(), name="run-pause"),
+    path(
+        "runs/<int:run_id>/tasks/<str:key>/messages",
+        TaskMessageApi.as_view(),
+        name="run-task-messages",
+    ),
 ]

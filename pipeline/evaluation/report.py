@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .forecast_check import decimal_free, forecast_figures, forecast_summary
 from .runner import OFFLINE_LABEL, CaseResult, ChainResult, Evaluation
 
 _CASE_HEADERS = ["case", "run", "status", "hidden passed", "wall s", "tokens", "cost $"]
@@ -130,7 +131,14 @@ def chain_table(chain: ChainResult) -> str:
             f"{figures['baseline_tests']}, mean lines changed "
             + ("-" if figures["mean_lines_changed"] is None else f"{figures['mean_lines_changed']}")
         )
-    return "\n".join([title, _grid(_case_headers(chain), _case_rows(chain)), summary])
+    return "\n".join(
+        [
+            title,
+            _grid(_case_headers(chain), _case_rows(chain)),
+            summary,
+            forecast_summary(chain.cases),
+        ]
+    )
 
 
 def comparison_table(evaluation: Evaluation) -> str:
@@ -155,6 +163,7 @@ def _case_dict(result: CaseResult) -> dict[str, Any]:
         "baseline_passed": result.baseline_passed,
         "regressions": result.regressions,
         "lines_changed": result.lines_changed,
+        "forecast": decimal_free(result.forecast),
     }
 
 
@@ -176,6 +185,7 @@ def evaluation_as_dict(evaluation: Evaluation) -> dict[str, Any]:
                     for key, value in chain.figures().items()
                 },
                 "change_figures": chain.change_figures() if chain.changes else None,
+                "forecast": forecast_figures(chain.cases),
                 "cases": [_case_dict(case) for case in chain.cases],
             }
             for chain in evaluation.chains
@@ -209,6 +219,7 @@ def evaluation_markdown(evaluation: Evaluation) -> str:
         if chain.offline:
             lines += [f"_{OFFLINE_LABEL}._", ""]
         lines += [_markdown(_case_headers(chain), _case_rows(chain)), ""]
+        lines += [f"Cost {forecast_summary(chain.cases)}.", ""]
         failing = [
             (case.case, test)
             for case in chain.cases

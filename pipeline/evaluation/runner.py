@@ -26,6 +26,7 @@ from ..models import Run
 from ..services.followups import run_generate
 from ..services.runs import run_cancel, run_options_validate
 from .changes import change_figures, change_import_start
+from .forecast_check import forecast_for_case
 from .hidden import HiddenResult, hidden_tests_run
 from .suites import Case, Suite
 
@@ -63,6 +64,8 @@ class CaseResult:
     baseline_passed: int | None = None
     regressions: list[str] | None = None
     lines_changed: int | None = None
+    # The cost forecast asked for before the run started (``forecast_check``).
+    forecast: dict[str, Any] | None = None
 
     @property
     def hidden_passed(self) -> int:
@@ -179,7 +182,9 @@ def _start(
     user: Any,
     say: Callable[[str], None],
 ) -> int | None:
-    """Start the case's run (on ``base_run_id`` for a change case); its id, or None."""
+    """Start the case's run (on ``base_run_id`` for a change case), after asking for its cost
+    forecast; its id, or None."""
+    result.forecast = forecast_for_case(project=project, user=user, prompt=case.prompt, chain=chain)
     try:
         run = run_generate(
             project=project,

@@ -65,7 +65,9 @@ CODER = Prompt(
         "lines to occur in it exactly once), write new files whole in 'files' (an existing "
         "file only when it has at most edit_rules.rewrite_max_lines lines), never touch "
         "edit_rules.binary_files, and list in 'deleted' the files your task removes. An edit "
-        "that does not apply fails the attempt; 'feedback' then says which and why."
+        "that does not apply fails the attempt; 'feedback' then says which and why. "
+        "'messages' are notes from the person who started the run, sent while it went: "
+        "follow them."
     ),
     instruction="Write the files of this task.",
     schema=CoderFiles,

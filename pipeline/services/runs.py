@@ -90,9 +90,7 @@ def run_set_status(*, run_id: int, status: str, from_statuses: tuple[str, ...]) 
 def run_fail(*, run_id: int, code: str, detail: str) -> bool:
     """End an active run as failed with ``code`` (the reason) and ``detail``; once."""
     with transaction.atomic():
-        updated = Run.objects.filter(
-            id=run_id, status__in=(*Run.ACTIVE, Run.Status.AWAITING_APPROVAL)
-        ).update(
+        updated = Run.objects.filter(id=run_id, status__in=Run.UNFINISHED).update(
             status=Run.Status.FAILED,
             error=detail[:4000],
             error_code=code[:64],
@@ -347,9 +345,7 @@ def run_cancel_if_active(*, run_id: int, reason: str = "cancelled") -> bool:
     Called by ``run_cancel`` and before a run is deleted (``pipeline.signals``).
     """
     with transaction.atomic():
-        updated = Run.objects.filter(
-            id=run_id, status__in=(*Run.ACTIVE, Run.Status.AWAITING_APPROVAL)
-        ).update(
+        updated = Run.objects.filter(id=run_id, status__in=Run.UNFINISHED).update(
             status=Run.Status.CANCELLED,
             finished_at=timezone.now(),
             error="Cancelled by the user.",
@@ -408,8 +404,13 @@ def run_resume(*, run: Run) -> Run:
     """Rebuild and re-dispatch the run's canvas; finished steps answer from their rows.
 
     A failed or cancelled run starts again where it stopped; an active run only when it
-    stalled (a step's holder died, or its work was lost), otherwise 409.
+    stalled (a step's holder died, or its work was lost), otherwise 409. A paused run goes
+    on with its deadline moved by the time it was paused (``steering.run_unpause``).
     """
+    if run.status == Run.Status.PAUSED:
+        from .steering import run_unpause  # steering builds on this module
+
+        return run_unpause(run=run)
     resumable = Q(status__in=(Run.Status.FAILED, Run.Status.CANCELLED)) | _stalled()
     with transaction.atomic():
         locked = Run.objects.select_for_update().filter(resumable, id=run.id).first()
@@ -422,18 +423,23 @@ def run_resume(*, run: Run) -> Run:
     return run
 
 
-def _run_restart(run: Run, *, reason: str) -> None:
-    """Reset the unfinished steps and queue the canvas (inside the caller's transaction)."""
+def _run_restart(run: Run, *, reason: str, deadline: Any = None, **fields: Any) -> None:
+    """Reset the unfinished steps and queue the canvas (inside the caller's transaction).
+
+    ``deadline`` replaces a fresh wall-time bound (a paused run keeps its own, moved on);
+    ``fields`` are further fields to set.
+    """
     _reset_unfinished(run.id)
     Run.objects.filter(id=run.id).update(
         status=Run.Status.QUEUED,
         error="",
         error_code="",
         finished_at=None,
-        deadline_at=_deadline(),
+        deadline_at=deadline or _deadline(),
         heartbeat_at=timezone.now(),
         resume_count=run.resume_count + 1,
         integration_claimed_at=None,
+        **fields,
     )
     publish(run_id=run.id, type="run.resumed", payload={"reason": reason})
     # An import run starts again at its fetch (a stored step answers from its row).

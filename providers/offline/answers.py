@@ -35,7 +35,8 @@ atomically, first match wins; ``times`` defaults to 1, -1 means forever. Actions
 
 Every call is counted per run and step key (``calls_for(run_id)``), once its answer is
 made (a call cut off during its latency is not counted), so tests can prove a finished
-step's model call is never made again.
+step's model call is never made again; the last prompt each step key sent is kept too
+(``prompt_for(run_id, key)``, a day), so tests can read what a model was shown.
 
 Shapes and latencies, for tests and benchmarks (also through Redis, seen by every worker):
 
@@ -74,14 +75,20 @@ SCRIPT_KEY = "aiflow:offline:script"
 DAG_KEY = "aiflow:offline:dag"
 LATENCY_KEY = "aiflow:offline:latency"
 CALLS_KEY = "aiflow:offline:calls:{run}"
+PROMPTS_KEY = "aiflow:offline:prompts:{run}"
+PROMPTS_TTL_SECONDS = 24 * 3600
 
 _CONTEXT_RE = re.compile(r"<context>\s*(.*?)\s*</context>", re.DOTALL)
 
-# In one round trip: count the call (KEYS[3], field ARGV[2], when given), read the DAG
-# (KEYS[2]), and atomically take the first rule matching the call (KEYS[1]): decrement its
-# ``times`` and return it. Returns {rule or false, dag or false}.
+# In one round trip: count the call (KEYS[3], field ARGV[2], when given) and keep its prompt
+# (KEYS[4], ARGV[3]), read the DAG (KEYS[2]), and atomically take the first rule matching the
+# call (KEYS[1]): decrement its ``times`` and return it. Returns {rule or false, dag or false}.
 _TAKE_RULE = """
-if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[2], 1) end
+if ARGV[2] ~= '' then
+  redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+  redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
+end
 local dag = redis.call('GET', KEYS[2])
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {false, dag} end
@@ -141,6 +148,12 @@ def calls_for(run_id: int) -> dict[str, int]:
     """How many offline calls each step key of run ``run_id`` has made."""
     raw = cast(dict[bytes, bytes], _redis().hgetall(CALLS_KEY.format(run=run_id)))
     return {key.decode(): int(value) for key, value in raw.items()}
+
+
+def prompt_for(run_id: int, key: str) -> str | None:
+    """The last prompt (its user message) step ``key`` of run ``run_id`` sent the model."""
+    raw = cast(bytes | None, _redis().hget(PROMPTS_KEY.format(run=run_id), key))
+    return raw.decode() if raw is not None else None
 
 
 def dag_layers(layers: list[int], *, fan_in: int = 2, seed: int = 0) -> list[dict[str, Any]]:
@@ -214,20 +227,41 @@ def latency_ms(*, role: str, context: dict[str, Any], default_ms: int) -> int:
 
 
 def _take_rule(
-    call: dict[str, Any], context: dict[str, Any]
+    call: dict[str, Any], context: dict[str, Any], prompt: str = ""
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
-    """Count the call, take the first matching rule, and read the DAG: one round trip."""
+    """Count the call and keep its prompt, take the first matching rule, and read the DAG:
+    one round trip."""
     counted = context.get("run") is not None and context.get("step")
     calls_key = CALLS_KEY.format(run=context.get("run"))
+    prompts_key = PROMPTS_KEY.format(run=context.get("run"))
     field = str(context["step"]) if counted else ""
     found, dag = cast(
         list[bytes | None],
-        _redis().eval(_TAKE_RULE, 3, SCRIPT_KEY, DAG_KEY, calls_key, json.dumps(call), field),
+        _redis().eval(
+            _TAKE_RULE,
+            4,
+            SCRIPT_KEY,
+            DAG_KEY,
+            calls_key,
+            prompts_key,
+            json.dumps(call),
+            field,
+            prompt,
+            PROMPTS_TTL_SECONDS,
+        ),
     )
     return (json.loads(found) if found else None), (json.loads(dag) if dag else None)
 
 
 # --- the answer ------------------------------------------------------------------------------
+
+
+def _last_user_text(messages: list[Any]) -> str:
+    for message in reversed(messages):
+        content = message.get("content", "") if isinstance(message, dict) else str(message)
+        if _CONTEXT_RE.search(str(content)):
+            return str(content)
+    return ""
 
 
 def _context(messages: list[Any]) -> dict[str, Any]:
@@ -261,6 +295,7 @@ def answer(
             "run": context.get("run"),
         },
         context,
+        _last_user_text(messages),
     )
     if dag:
         context["dag"] = dag

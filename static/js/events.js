@@ -21,6 +21,12 @@ export function eventText(event) {
     case "run.completed": return `The run completed with ${p.artifacts ?? "its"} files.`;
     case "run.failed": return `The run failed: ${p.detail || p.reason || "see the summary"}.`;
     case "run.cancelled": return "The run was cancelled.";
+    case "run.paused": {
+      const finishing = (p.finishing || []).length;
+      return `The run was paused${finishing ? `; ${finishing} running step${finishing === 1 ? "" : "s"} finish${finishing === 1 ? "es" : ""} first` : ""}.`;
+    }
+    case "plan.edited": return `The plan was changed by ${(p.by && p.by.email) || "its owner"}: ${(p.changes || []).length} change(s).`;
+    case "task.message": return `Message to task ${p.task}: “${p.text || ""}”.`;
     case "stage.started": return `Stage ${p.stage} started.`;
     case "stage.completed": return `Stage ${p.stage} completed.`;
     case "step.started": return `${who(p) || p.key} started.`;

@@ -145,11 +145,11 @@ export function drawGraph(container, tasks, { onOpen }) {
     const review = svgElement("text", { x: 10, y: 66, class: "node-review" });
     group.append(title, subtitle, status, attempts, review);
     setNode(group, task);
-    group.addEventListener("click", () => onOpen(group.dataset.step));
+    group.addEventListener("click", () => onOpen(group.dataset.step, task.key));
     group.addEventListener("keydown", (event) => {
       if (event.key === "Enter" || event.key === " ") {
         event.preventDefault();
-        onOpen(group.dataset.step);
+        onOpen(group.dataset.step, task.key);
       }
     });
     group.dataset.step = task.latest_step_id ?? "";

@@ -13,8 +13,9 @@ const EVENT_TYPES = [
   "run.started", "run.forked", "run.resumed", "run.approved", "run.awaiting_approval", "run.completed",
   "run.failed", "run.cancelled", "stage.started", "stage.completed", "step.started",
   "step.completed", "step.failed", "consensus.round", "test.result", "provider.failover",
-  "budget.warning", "file.written", "integration.conflicts", "import.progress", "message",
-  "delivery.pushed", "delivery.pull_request", "delivery.failed",
+  "budget.warning", "file.written", "integration.conflicts", "import.progress", "run.paused",
+  "plan.edited", "task.message", "message", "delivery.pushed", "delivery.pull_request",
+  "delivery.failed",
 ];
 const FRAGMENT_INTERVAL_MS = 1500;
 const STATE_INTERVAL_MS = 1000;
@@ -39,8 +40,17 @@ if (data) {
   let flushScheduled = false;
   let source = null;
 
-  const openStep = (stepId) => {
-    if (!stepId || !window.htmx) return;
+  // A task with no step yet opens its entry in the Tasks card (its forms at the gate).
+  const openStep = (stepId, taskKey) => {
+    if (!stepId) {
+      const entry = taskKey ? document.getElementById(`task-${taskKey}`) : null;
+      if (entry) {
+        entry.scrollIntoView({ block: "nearest" });
+        (entry.querySelector("input, textarea") || entry).focus({ preventScroll: true });
+      }
+      return;
+    }
+    if (!window.htmx) return;
     window.htmx.ajax("GET", `${data.step_url}${stepId}`, { target: "#step-panel", swap: "innerHTML" });
   };
 
@@ -100,6 +110,7 @@ if (data) {
           status: "running", started_at: event.at, finished_at: null,
         });
         const task = taskOf(p.task);
+        if (p.role === "coder") touchedFragments.add("run-plan");
         if (task) {
           if (task.status === "pending") task.status = "running";
           if (p.role === "coder") task.coder_attempts = Math.max(task.coder_attempts, p.attempt || 1);
@@ -124,7 +135,16 @@ if (data) {
         if ((p.key || "").startsWith("design:")) touchedFragments.add("run-rounds");
         break;
       }
+      case "plan.edited":
+        touchedFragments.add("run-plan");
+        touchedFragments.add("run-rounds");
+        needState = true;
+        break;
+      case "task.message":
+        touchedFragments.add("run-plan");
+        break;
       case "test.result": {
+        touchedFragments.add("run-plan");
         const task = taskOf(p.task);
         if (task) {
           task.static_review = p.mode === "static review";
@@ -143,6 +163,7 @@ if (data) {
           touchedFragments.add("run-iterate");
           touchedFragments.add("run-changes");
           touchedFragments.add("run-delivery");
+          touchedFragments.add("run-plan");
         }
         if (event.type.startsWith("delivery.")) touchedFragments.add("run-delivery");
     }
@@ -298,6 +319,11 @@ if (data) {
       });
     }
   }, 1000);
+  // A message sent: its box (kept through the card's refreshes) is emptied.
+  document.body.addEventListener("task-message-sent", (event) => {
+    const box = document.getElementById(`message-${event.detail.key}`);
+    if (box) box.value = "";
+  });
   document.body.addEventListener("htmx:afterSwap", (event) => {
     if (event.detail.target && event.detail.target.id === "step-panel") {
       const title = document.getElementById("step-panel-title");

@@ -23,6 +23,7 @@ from ...models import PlanTask, Run, Step
 from ...regressions import baseline_for, judge
 from ...roles import CODER, ORCHESTRATOR, TESTER
 from ..runs import RunStopped, emit, run_check_bounds, run_fail, run_set_status, stage_mark
+from ..steering import task_messages_take
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .checks import check_files
 from .common import (
@@ -269,8 +270,12 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     task = PlanTask.objects.get(id=plan_task_id)  # running since it was claimed
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
+        context = coder_context(run=run, task=task, step_key=step.key, attempt=attempt)
+        messages = task_messages_take(step=step, plan_task_id=task.id)
+        if messages:
+            context["messages"] = messages
         return {
-            "context": coder_context(run=run, task=task, step_key=step.key, attempt=attempt),
+            "context": context,
             "chain": run_chain(run),
             # What edit blocks apply to: the files as this task finds them (a fresh run's
             # coders write whole files).
