@@ -9,7 +9,7 @@ from common.logging import redact_secrets
 from common.serializers import FastOutputMixin
 from projects.api.files_views import TreeDiffOutputSerializer
 
-from ..delivery.api import DeliveryOutputSerializer
+from ..delivery.api import RunDeliveryOutputSerializer
 from ..delivery.selectors import run_delivery_view
 from ..models import Run, Step
 from ..regressions import run_regressions
@@ -236,7 +236,7 @@ class RunDetailSerializer(RunListSerializer):
     def get_trace_id(self, run: Run) -> str | None:
         return trace_id_of(run)
 
-    @extend_schema_field(DeliveryOutputSerializer(allow_null=True))
+    @extend_schema_field(RunDeliveryOutputSerializer(allow_null=True))
     def get_delivery(self, run: Run) -> dict[str, Any] | None:
         return run_delivery_view(run)
 

@@ -31,7 +31,7 @@ class DeliverInputSerializer(serializers.Serializer):
     )
 
 
-class DeliveryOutputSerializer(serializers.Serializer):
+class RunDeliveryOutputSerializer(serializers.Serializer):
     """A run's delivery: its branch, the branch's commit, the pull request, and where it is."""
 
     branch = serializers.CharField()
@@ -58,7 +58,7 @@ class RunDeliverApi(APIView):
     """Deliver a completed run to the project's forge: a branch with one commit, and a pull
     request. Asking again updates the same branch and the same pull request."""
 
-    @extend_schema(request=DeliverInputSerializer, responses={202: DeliveryOutputSerializer})
+    @extend_schema(request=DeliverInputSerializer, responses={202: RunDeliveryOutputSerializer})
     def post(self, request: Request, run_id: int) -> Response:
         run = run_get_for_user(user=request.user, run_id=run_id)
         data = DeliverInputSerializer(data=request.data)
@@ -69,7 +69,7 @@ class RunDeliverApi(APIView):
             branch=data.validated_data.get("branch") or None,
             pull_request=data.validated_data["pull_request"],
         )
-        body = DeliveryOutputSerializer(delivery_view(delivery)).data
+        body = RunDeliveryOutputSerializer(delivery_view(delivery)).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 

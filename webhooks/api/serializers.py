@@ -35,7 +35,7 @@ class EndpointCreatedSerializer(EndpointOutputSerializer):
         fields = [*EndpointOutputSerializer.Meta.fields, "secret"]
 
 
-class DeliveryOutputSerializer(serializers.ModelSerializer):
+class WebhookDeliveryOutputSerializer(serializers.ModelSerializer):
     at = serializers.DateTimeField(source="created_at", help_text="When the event happened.")
 
     class Meta:

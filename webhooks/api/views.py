@@ -16,10 +16,10 @@ from ..selectors import (
 )
 from ..services import delivery_redeliver, endpoint_create, endpoint_delete
 from .serializers import (
-    DeliveryOutputSerializer,
     EndpointCreatedSerializer,
     EndpointInputSerializer,
     EndpointOutputSerializer,
+    WebhookDeliveryOutputSerializer,
 )
 
 
@@ -55,19 +55,21 @@ class WebhookDetailApi(APIView):
 class WebhookDeliveryListApi(APIView):
     """The endpoint's latest deliveries, newest first."""
 
-    @extend_schema(responses=DeliveryOutputSerializer(many=True))
+    @extend_schema(responses=WebhookDeliveryOutputSerializer(many=True))
     def get(self, request: Request, webhook_id: int) -> Response:
         endpoint = endpoint_get_for_user(user=request.user, endpoint_id=webhook_id)
         deliveries = delivery_list_for_endpoint(endpoint=endpoint)
-        return Response(DeliveryOutputSerializer(deliveries, many=True).data)
+        return Response(WebhookDeliveryOutputSerializer(deliveries, many=True).data)
 
 
 class WebhookRedeliverApi(APIView):
     """Send a delivery again now, with the same webhook-id and body."""
 
-    @extend_schema(request=None, responses={202: DeliveryOutputSerializer})
+    @extend_schema(request=None, responses={202: WebhookDeliveryOutputSerializer})
     def post(self, request: Request, webhook_id: int, delivery_id: int) -> Response:
         endpoint = endpoint_get_for_user(user=request.user, endpoint_id=webhook_id)
         delivery = delivery_get_for_endpoint(endpoint=endpoint, delivery_id=delivery_id)
         delivery = delivery_redeliver(delivery=delivery)
-        return Response(DeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            WebhookDeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED
+        )
