@@ -82,8 +82,11 @@ def test_a_sandbox_worker_killed_during_a_tester_step_pays_for_no_call_again(
     held_step = "task:core:tester:1"
     fault_script_set([{"point": "answer_stored", "step": held_step, "seconds": 600}])
     llm_worker(start, "llm", sandbox=True)
+    # One process: the held tester is all the doomed worker runs. With two, another task's
+    # tester could be inside its model call at the kill, a call cut off before its answer,
+    # which is asked again by design (and would read here as a call paid twice).
     doomed = start(
-        "doomed", "worker", "-Q", "sandbox", "--pool", "prefork", "-c", "2", sandbox=True
+        "doomed", "worker", "-Q", "sandbox", "--pool", "prefork", "-c", "1", sandbox=True
     )
     run = run_start(project=project, user=project.owner, prompt="A habit tracker with streaks")
     wait_until(fault_held, timeout=180)
