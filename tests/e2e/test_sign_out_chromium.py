@@ -129,7 +129,8 @@ def test_signing_a_device_out_ends_its_cookie_streams_and_terminal(
     page.get_by_role("heading", name="Sign in").wait_for()
     page.screenshot(path=str(screenshot_dir() / "admin-signed-out.png"))
 
-    assert (stream_statuses[:opened], stream_statuses[opened:]) == ([200] * opened, [401])
+    # The SSE client may try again more than once before it gives up: every try is refused.
+    assert (stream_statuses[:opened], set(stream_statuses[opened:])) == ([200] * opened, {401})
     assert (api.status, api.json()["code"]) == (401, "not_authenticated")
     assert page.url == web_url + "/"
     run_tab.close()
