@@ -148,6 +148,30 @@ def machine_busy_seconds() -> float:
 # --- the stack --------------------------------------------------------------------------------
 
 
+def migrated_database(server_url: str, db_name: str, *, root: Path, env: dict[str, str]) -> None:
+    """Drop and recreate ``db_name`` on the PostgreSQL server of ``server_url``, then migrate
+    it with the code under ``root`` (``env`` names the database to the settings)."""
+    import psycopg
+
+    parts = urlsplit(server_url)
+    with psycopg.connect(
+        host=parts.hostname,
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password,
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=root,
+        env=env,
+        check=True,
+    )
+
+
 @dataclass
 class Stack:
     """A database, a Redis db and the Procfile's processes on them."""
@@ -219,26 +243,9 @@ class Stack:
 
     def prepare_database(self) -> None:
         """Drop and recreate the stack's database, migrate it, empty its Redis db."""
-        import psycopg
         import redis
 
-        parts = urlsplit(self.database_url)
-        with psycopg.connect(
-            host=parts.hostname,
-            port=parts.port or 5432,
-            user=parts.username or "postgres",
-            password=parts.password,
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env=self.env(),
-            check=True,
-        )
+        migrated_database(self.database_url, self.db_name, root=ROOT, env=self.env())
         redis.Redis.from_url(self.redis_url).flushdb()
 
     # processes -------------------------------------------------------------------------------

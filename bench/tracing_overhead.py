@@ -33,9 +33,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[0] = str(ROOT)  # not bench/: its modules must not shadow the standard library
+
+from bench.stack import migrated_database  # noqa: E402
+
 DB_NAME = "aiflow_bench_tracing"
 
 
@@ -66,26 +69,8 @@ def _env(endpoint: str, *, root: Path = ROOT, db_name: str = DB_NAME) -> dict[st
 
 
 def _prepare_database(*, root: Path = ROOT, db_name: str = DB_NAME) -> None:
-    import psycopg
-
     base = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-    parts = urlsplit(base)
-    with psycopg.connect(
-        host=parts.hostname,
-        port=parts.port or 5432,
-        user=parts.username or "postgres",
-        password=parts.password,
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=root,
-        env=_env("", root=root, db_name=db_name),
-        check=True,
-    )
+    migrated_database(base, db_name, root=root, env=_env("", root=root, db_name=db_name))
 
 
 def _base_tree(rev: str) -> Path:

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
+from common.content import is_binary
 from common.errors import ApplicationError, NotFound
 from common.logging import get_logger
 
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 MAX_PATH_LENGTH = 500
-# Content is binary when its first bytes hold a NUL (git's own test) or it is not UTF-8.
-BINARY_SNIFF_BYTES = 8000
 # A fixed timestamp makes the zip of one tree byte-for-byte reproducible.
 _ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -65,17 +64,6 @@ def artifact_path_normalize(path: str) -> str:
     if len(normalized) > MAX_PATH_LENGTH:
         raise InvalidArtifactPath(f"File path longer than {MAX_PATH_LENGTH} characters.")
     return normalized
-
-
-def content_is_binary(data: bytes) -> bool:
-    """Whether ``data`` must never be shown to a model (a NUL early on, or not UTF-8)."""
-    if b"\0" in data[:BINARY_SNIFF_BYTES]:
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
 
 
 def _as_bytes(content: str | bytes) -> bytes:
@@ -111,7 +99,7 @@ def artifact_store_tree(
         seen.add(path)
         data = _as_bytes(content)
         sha, key = blob_put(data=data)
-        prepared.append((path, sha, len(data), key, content_is_binary(data)))
+        prepared.append((path, sha, len(data), key, is_binary(data)))
 
     stored: list[Artifact] = []
     with transaction.atomic():

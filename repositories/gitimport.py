@@ -41,21 +41,26 @@ class TreeEntry:
     path: str
 
 
+def safe_ref_name(name: str, *, max_length: int) -> bool:
+    """Whether git can be given ``name`` as a ref without reading it as an option, a range or
+    a path out of ``refs/`` (a stricter subset of ``git check-ref-format``)."""
+    return not (
+        not name
+        or len(name) > max_length
+        or name.startswith(("-", "/"))
+        or name.endswith(("/", ".", ".lock"))
+        or not REF_CHARS.match(name)
+        or ".." in name
+        or any(not part or part.startswith(".") for part in name.split("/"))
+    )
+
+
 def check_ref(ref: str) -> str:
     """A branch, tag or full commit name git can be given safely; ``ImportRefused`` if not."""
     ref = ref.strip()
     if FULL_SHA.match(ref.lower()):
         return ref.lower()
-    parts = ref.split("/")
-    if (
-        not ref
-        or len(ref) > 255
-        or ref.startswith(("-", "/"))
-        or ref.endswith(("/", ".", ".lock"))
-        or not REF_CHARS.match(ref)
-        or ".." in ref
-        or any(not part or part.startswith(".") for part in parts)
-    ):
+    if not safe_ref_name(ref, max_length=255):
         raise ImportRefused(
             f"{ref[:100]!r} is not a branch, a tag or a full commit id.", code="bad_ref"
         )

@@ -19,11 +19,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+from common.content import is_binary
+
 from .errors import ImportRefused
 
-# A file is binary (kept as a blob, never shown to a model) when its first bytes hold a NUL
-# (git's own test) or when it is not UTF-8.
-BINARY_SNIFF_BYTES = 8000
 MAX_PATH_CHARS = 1024
 MAX_COMPONENT_CHARS = 255
 MAX_LINK_HOPS = 40
@@ -115,17 +114,6 @@ class ImportedTree:
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(link_target, target)
-
-
-def is_binary(data: bytes) -> bool:
-    """True for content a model must not be shown (NUL in the first bytes, or not UTF-8)."""
-    if b"\0" in data[:BINARY_SNIFF_BYTES]:
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
 
 
 def normalise(raw: str) -> str:

@@ -13,8 +13,8 @@ from typing import Any
 
 from django.db import connection
 
+from common.content import is_binary
 from projects.artifacts import artifact_list_for_run, artifact_read
-from repositories.tree import is_binary
 
 from ..models import Run, RunDelivery, RunImport
 

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from common.content import is_binary
 from common.errors import ApplicationError, Conflict
 from common.logging import get_logger
 from common.outbound import OutboundFailed
@@ -27,7 +28,7 @@ from repositories.delivery import TreeChanges, check_branch, deliver, forge_of
 from repositories.errors import DeliveryFailed, DeliveryRefused, GitFailed
 from repositories.models import ForgeConnection
 from repositories.selectors import forge_connection_for_project
-from repositories.tree import ImportedTree, is_binary
+from repositories.tree import ImportedTree
 
 from ..events import publish
 from ..models import ReviewHook, Run, RunDelivery

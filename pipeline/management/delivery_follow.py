@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+from django.core.management.base import CommandError
 from django.db import close_old_connections
 
 from ..models import RunDelivery
 
 DONE = (RunDelivery.State.DELIVERED, RunDelivery.State.FAILED)
+# The exit codes of `deliver` and `generate --deliver`: the same for the same outcome.
+EXIT_FAILED, EXIT_TIMEOUT = 1, 3
 
 
 def delivery_follow(
@@ -38,3 +42,22 @@ def delivery_lines(delivery: RunDelivery) -> list[str]:
             f"{delivery.pull_request_url}"
         )
     return lines
+
+
+def delivery_report(
+    write: Callable[[str], object],
+    *,
+    run_id: int,
+    attempt: int,
+    timeout_seconds: float | None,
+    still_under_way: str,
+) -> None:
+    """Wait for the delivery, write how it ended, and exit non-zero unless it was delivered
+    (``still_under_way``: the message when ``timeout_seconds`` passed first)."""
+    done = delivery_follow(run_id=run_id, attempt=attempt, timeout_seconds=timeout_seconds)
+    if done is None:
+        raise CommandError(still_under_way, returncode=EXIT_TIMEOUT)
+    for line in delivery_lines(done):
+        write(line)
+    if done.state != RunDelivery.State.DELIVERED:
+        raise CommandError(f"Run {run_id} was not delivered.", returncode=EXIT_FAILED)

@@ -23,11 +23,10 @@ from django.conf import settings
 
 from ..errors import DeliveryRefused
 from ..gitcmd import GitCredentials, GitSession, SourcePolicy
-from ..gitimport import fetch_commit
+from ..gitimport import fetch_commit, safe_ref_name
 from ..tree import ImportedTree, ImportLimits
 
 DELIVERY_TRAILER = "Aiflow-Delivery"
-BRANCH_CHARS = re.compile(r"^[A-Za-z0-9._/+-]+$")
 ROOT_MESSAGE = "Imported tree\n\nThe tree as it was imported, before any change."
 
 
@@ -78,17 +77,7 @@ class PushResult:
 
 def check_branch(branch: str) -> str:
     """A branch name git takes safely; ``DeliveryRefused`` (400) if not."""
-    parts = branch.split("/")
-    if (
-        not branch
-        or len(branch) > 200
-        or branch.startswith(("-", "/"))
-        or branch.endswith(("/", ".", ".lock"))
-        or not BRANCH_CHARS.match(branch)
-        or ".." in branch
-        or any(not part or part.startswith(".") for part in parts)
-        or branch == "HEAD"
-    ):
+    if branch == "HEAD" or not safe_ref_name(branch, max_length=200):
         raise DeliveryRefused(f"{branch[:100]!r} is not a usable branch name.", code="bad_branch")
     return branch
 

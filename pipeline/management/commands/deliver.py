@@ -17,9 +17,7 @@ from common.errors import ApplicationError
 
 from ...delivery.services import run_deliver
 from ...models import Run
-from ..delivery_follow import delivery_follow, delivery_lines
-
-EXIT_FAILED, EXIT_TIMEOUT = 1, 3
+from ..delivery_follow import EXIT_FAILED, delivery_report
 
 
 class Command(BaseCommand):
@@ -63,15 +61,12 @@ class Command(BaseCommand):
         self.stdout.write(f"Delivery of run {run.pk} to branch {delivery.branch}: {delivery.state}")
         if opts["no_wait"]:
             return
-        done = delivery_follow(
-            run_id=run.pk, attempt=delivery.attempt, timeout_seconds=opts["timeout"]
+        delivery_report(
+            self.stdout.write,
+            run_id=run.pk,
+            attempt=delivery.attempt,
+            timeout_seconds=opts["timeout"],
+            still_under_way=(
+                f"The delivery of run {run.pk} is still under way after {opts['timeout']}s."
+            ),
         )
-        if done is None:
-            raise CommandError(
-                f"The delivery of run {run.pk} is still under way after {opts['timeout']}s.",
-                returncode=EXIT_TIMEOUT,
-            )
-        for line in delivery_lines(done):
-            self.stdout.write(line)
-        if done.state != "delivered":
-            raise CommandError(f"Run {run.pk} was not delivered.", returncode=EXIT_FAILED)

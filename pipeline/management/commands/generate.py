@@ -238,7 +238,7 @@ class Command(BaseCommand):
     def _delivery(self, run: Run, opts: dict[str, Any]) -> None:
         from ...delivery.services import run_deliver
         from ...models import RunDelivery
-        from ..delivery_follow import delivery_follow, delivery_lines
+        from ..delivery_follow import delivery_report
 
         attempt = 1
         if not RunDelivery.objects.filter(run_id=run.pk).exists():  # --attach to a finished run
@@ -252,16 +252,15 @@ class Command(BaseCommand):
             except ApplicationError as exc:
                 raise CommandError(exc.detail, returncode=EXIT_FAILED) from exc
         self.stdout.write("Delivering to the project's forge…")
-        done = delivery_follow(run_id=run.pk, attempt=attempt, timeout_seconds=opts["timeout"])
-        if done is None:
-            raise CommandError(
-                f"The delivery of run {run.pk} is still under way (manage.py deliver {run.pk}).",
-                returncode=EXIT_TIMEOUT,
-            )
-        for line in delivery_lines(done):
-            self.stdout.write(line)
-        if done.state != "delivered":
-            raise CommandError(f"Run {run.pk} was not delivered.", returncode=EXIT_FAILED)
+        delivery_report(
+            self.stdout.write,
+            run_id=run.pk,
+            attempt=attempt,
+            timeout_seconds=opts["timeout"],
+            still_under_way=(
+                f"The delivery of run {run.pk} is still under way (manage.py deliver {run.pk})."
+            ),
+        )
 
     def _approve(self, run: Run) -> None:
         from pipeline.services import run_approve
