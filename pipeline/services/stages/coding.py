@@ -69,13 +69,14 @@ def orchestrate(*, run_id: int) -> Next | None:
                     payload={"approve_url": f"/runs/{run_id}/approve"},
                 )
         return None
-    run_set_status(
+    stage_mark(
         run_id=run_id,
+        stage="coding",
+        edge="started",
         status=Run.Status.RUNNING,
         from_statuses=(Run.Status.QUEUED, Run.Status.DESIGNING),
+        started=True,
     )
-    Run.objects.filter(id=run_id, started_at__isnull=True).update(started_at=timezone.now())
-    stage_mark(run_id=run_id, stage="coding", edge="started")
     layers = _layers(run_id)
     if not layers:
         run_fail(run_id=run_id, code="invalid_plan", detail="The approved plan has no tasks.")

@@ -44,11 +44,14 @@ def _with_base_tree(run: Run, context: dict[str, Any]) -> dict[str, Any]:
 def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
     """Round ``round`` of the design: the architect proposes (answering last objections)."""
     run = run_check_bounds(run_id=run_id)
-    if run_set_status(
-        run_id=run_id, status=Run.Status.DESIGNING, from_statuses=(Run.Status.QUEUED,)
-    ):
-        Run.objects.filter(id=run_id, started_at__isnull=True).update(started_at=timezone.now())
-    stage_mark(run_id=run_id, stage="design", edge="started")
+    stage_mark(
+        run_id=run_id,
+        stage="design",
+        edge="started",
+        status=Run.Status.DESIGNING,
+        from_statuses=(Run.Status.QUEUED,),
+        started=True,
+    )
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         context = base_context(run, step, "design")

@@ -220,14 +220,15 @@ def integrate(*, run_id: int) -> None:
     run = Run.objects.get(id=run_id)
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
-    run_set_status(
+    # A fork may start here: its run has not started before.
+    stage_mark(
         run_id=run_id,
+        stage="integrate",
+        edge="started",
         status=Run.Status.INTEGRATING,
         from_statuses=(Run.Status.RUNNING, Run.Status.QUEUED, Run.Status.DESIGNING),
+        started=True,
     )
-    # A fork may start here: its run has not started before.
-    Run.objects.filter(id=run_id, started_at__isnull=True).update(started_at=timezone.now())
-    stage_mark(run_id=run_id, stage="integrate", edge="started")
     design = run.design or {}
     tasks = list(PlanTask.objects.filter(run_id=run_id).order_by("layer", "id"))
     tree, conflicts = find_conflicts(tasks, design, base=base_files(run))
