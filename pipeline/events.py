@@ -261,10 +261,18 @@ def run_get_for_owner(*, user: Any, run_id: int) -> Run | None:
     return Run.objects.filter(id=run_id, project__owner=user).first()
 
 
-def publish_file_written(artifact: Any) -> None:
-    """The ``file.written`` event of a stored artifact (``artifact_store_tree``'s callback)."""
-    publish(
-        run_id=artifact.run_id,
-        type="file.written",
-        payload={"path": artifact.path, "sha256": artifact.sha256, "size": artifact.size},
+def publish_files_written(artifacts: list[Any]) -> None:
+    """The ``file.written`` events of stored artifacts of one run, in one statement
+    (``artifact_store_tree``'s callback)."""
+    if not artifacts:
+        return
+    publish_many(
+        run_id=artifacts[0].run_id,
+        events=[
+            (
+                "file.written",
+                {"path": artifact.path, "sha256": artifact.sha256, "size": artifact.size},
+            )
+            for artifact in artifacts
+        ],
     )

@@ -144,7 +144,9 @@ def _stale_before() -> Any:
 # Create-and-claim in one statement, with the step's ``step.started`` event: a new step is
 # inserted as running; an existing one is claimed only while pending; either only while its
 # run is active and within its wall time (the bound checked before the step could otherwise
-# pass while the claim is on its way, and a step would start after the deadline). The run's
+# pass while the claim is on its way, and a step would start after the deadline) and its
+# tokens and dollars (``run_check_bounds``'s bounds, so a caller's earlier read of the run
+# may be passed on without reading it again). The run's
 # row is locked first (the order of ``run_fail`` and the reaper: run, then its steps), then
 # the step is claimed, then the event numbered on the run's counter. No row comes back when
 # the step exists in another status (or the run stopped, or its time is up):
@@ -153,6 +155,8 @@ _CLAIM = """
 WITH active AS (
     SELECT id FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
         AND (deadline_at IS NULL OR deadline_at >= %(now)s)
+        AND tokens_in + tokens_out <= %(max_tokens)s
+        AND (budget_usd IS NULL OR cost_usd < budget_usd)
     FOR UPDATE
 ), claimed AS (
     INSERT INTO pipeline_step (
@@ -241,6 +245,7 @@ def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
                 "task": json.dumps(spec.input.get("task")),
                 "now": timezone.now(),
                 "active": list(Run.ACTIVE),
+                "max_tokens": int(settings.PIPELINE_MAX_RUN_TOKENS),
             },
         )
         row = cursor.fetchone()
@@ -266,7 +271,7 @@ def _claim_refused(run_id: int, spec: StepSpec) -> tuple[Step, bool] | dict[str,
     """Why the claim found nothing: the stored output, a takeover, or StepBusy/RunStopped.
 
     A step that could have been claimed but was not (new or pending) means the run stopped
-    or passed its deadline: ``run_check_bounds`` fails it with ``wall_time`` in that case.
+    or passed a bound: ``run_check_bounds`` fails it with the bound's code in that case.
     """
     step = Step.objects.filter(run_id=run_id, key=spec.key).first()
     if step is None or step.status == Step.Status.PENDING:
@@ -317,7 +322,7 @@ def step_run(
     and/or the sandbox (without one). ``events`` names the events that follow from the
     output (published with it, before ``step.completed``); ``on_success`` writes rows that
     follow from it in the same transaction that stores it. ``run`` is the run as the caller
-    already loaded and checked it (``run_check_bounds``). Returns the stored output.
+    already loaded it (its bounds are checked again by the claim). Returns the stored output.
     Raises ``RunStopped`` when the run is no longer active, ``StepBusy`` when another live
     worker holds the step, and the model's error (after marking the step failed).
     """

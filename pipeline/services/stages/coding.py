@@ -53,9 +53,7 @@ def _layers(run_id: int) -> list[list[PlanTask]]:
 
 def orchestrate(*, run_id: int) -> Next | None:
     """The approval gate, then the orchestrator's brief, then the layers' fan-out."""
-    run = Run.objects.get(id=run_id)
-    if run.status not in Run.ACTIVE:
-        raise RunStopped(run_id)
+    run = run_check_bounds(run_id=run_id)
     if run_option(run, "require_approval") and run.approved_at is None:
         with transaction.atomic():
             if run_set_status(
@@ -105,6 +103,7 @@ def orchestrate(*, run_id: int) -> Next | None:
         spec=StepSpec(role="orchestrator", key="orchestrate"),
         prepare=prepare,
         execute=execute,
+        run=run,
     )
     return plan_next(run_id=run_id)
 
