@@ -122,9 +122,9 @@ def artifact_store_tree(
         # then take turns instead of deadlocking between a row insert and publish's counter.
         type(run).objects.select_for_update().filter(pk=run.pk).values_list("pk").first()
         prepared.sort()
+        paths = [item[0] for item in prepared]
         existing = {
-            artifact.path: artifact
-            for artifact in Artifact.objects.filter(run=run, path__in=[item[0] for item in prepared])
+            artifact.path: artifact for artifact in Artifact.objects.filter(run=run, path__in=paths)
         }
         new = [
             Artifact(

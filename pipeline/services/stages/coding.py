@@ -22,7 +22,7 @@ from ...flow import INTEGRATE, Next
 from ...models import PlanTask, Run, Step
 from ...regressions import baseline_for, judge
 from ...roles import CODER, ORCHESTRATOR, TESTER
-from ..runs import RunStopped, emit, run_check_bounds, run_fail, run_set_status, stage_mark
+from ..runs import emit, run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steering import task_messages_take
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .checks import check_files

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
-
 from ... import context as ctx
 from ...flow import ORCHESTRATE, Next
 from ...models import PlanTask, Run, Step
 from ...roles import ARCHITECT, PLANNER
-from ..runs import run_check_bounds, run_fail, run_set_status, stage_mark
+from ..runs import run_check_bounds, run_fail, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .common import (
     base_context,
