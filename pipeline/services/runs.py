@@ -159,13 +159,15 @@ def run_fail(*, run_id: int, code: str, detail: str) -> bool:
     return True
 
 
-def run_check_bounds(*, run_id: int) -> Run:
+def run_check_bounds(*, run_id: int, run: Run | None = None) -> Run:
     """The run, if active and within its bounds; else ``RunStopped`` (failing it if a bound hit).
 
     Bounds checked before every step: wall time, tokens, dollars. (Rounds, fix attempts and
-    consult rounds are counted where they loop.)
+    consult rounds are counted where they loop.) ``run`` is the run just read with another
+    row (a plan task's), checked without reading it again.
     """
-    run = Run.objects.get(id=run_id)
+    if run is None or run.id != run_id:
+        run = Run.objects.get(id=run_id)
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
     reason = None

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from common.logging import get_logger
@@ -220,17 +221,44 @@ def _edits_of(dumped: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def _note_for(run_id: int, key: str) -> str:
-    brief = step_output(run_id, "orchestrate") or {}
+def _note_for(run_id: int, key: str, brief: dict[str, Any] | None = None) -> str:
+    if brief is None:
+        brief = step_output(run_id, "orchestrate") or {}
     return next((n["note"] for n in brief.get("notes", []) if n.get("task") == key), "")
 
 
-def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> dict[str, Any]:
+def _task_with_run(
+    *, run_id: int, plan_task_id: int, output_key: Any
+) -> tuple[PlanTask, Run, dict[str, Any] | None]:
+    """A task's step needs, in one statement: the plan task, its run (bounds checked, as
+    ``run_check_bounds``) and the stored output of the step ``output_key`` names (an
+    expression on the task's row; None when that step has not succeeded)."""
+    stored = Step.objects.filter(
+        run_id=OuterRef("run_id"), key=output_key, status=Step.Status.SUCCEEDED
+    ).values("output")[:1]
+    task = (
+        PlanTask.objects.select_related("run")
+        .annotate(stored_output=Subquery(stored))
+        .get(id=plan_task_id)  # running since it was claimed
+    )
+    run = run_check_bounds(run_id=run_id, run=task.run)
+    return task, run, task.stored_output  # type: ignore[attr-defined]
+
+
+def coder_context(
+    *,
+    run: Run,
+    task: PlanTask,
+    step_key: str,
+    attempt: int,
+    brief: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """What a coder sees: the design's summary and the interfaces touching its files, its
     task, the modules of the tasks it depends on (not their tests, not the other tasks'),
     the previous attempt's failures; trimmed to the context budget. In a follow-up run
     ``base_files`` holds the current content of the task's files that already exist (empty
-    when the task only adds files): the coder edits them rather than starting over."""
+    when the task only adds files): the coder edits them rather than starting over.
+    ``brief`` is the orchestrator's stored output when the caller read it already."""
     design = run.design or {}
     context: dict[str, Any] = {"kind": "code", "run": run.id, "step": step_key}
     context["prompt"] = run.prompt
@@ -244,7 +272,7 @@ def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> d
     }
     deps = {p: c for p, c in _dependency_files(task).items() if not _is_test(p)}
     context["design"] = ctx.design_brief(design, paths=set(task.files) | set(deps))
-    context["note"] = _note_for(run.id, task.key)
+    context["note"] = _note_for(run.id, task.key, brief)
     context["dependencies"] = deps
     if attempt > 1:
         verdict = step_output(run.id, f"task:{task.key}:tester:{attempt - 1}") or {}
@@ -266,11 +294,14 @@ def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> d
 
 def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     """Attempt ``attempt`` of a task's coder (with the previous attempt's failures)."""
-    run = run_check_bounds(run_id=run_id)
-    task = PlanTask.objects.get(id=plan_task_id)  # running since it was claimed
+    task, run, brief = _task_with_run(
+        run_id=run_id, plan_task_id=plan_task_id, output_key=Value("orchestrate")
+    )
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
-        context = coder_context(run=run, task=task, step_key=step.key, attempt=attempt)
+        context = coder_context(
+            run=run, task=task, step_key=step.key, attempt=attempt, brief=brief or {}
+        )
         messages = task_messages_take(step=step, plan_task_id=task.id)
         if messages:
             context["messages"] = messages
@@ -352,14 +383,17 @@ def _task_result(coded: dict[str, Any], attempt: int, verdict: dict[str, Any]) -
 
 def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
     """The tester's verdict on attempt ``attempt``; red -> the next fix attempt (bounded)."""
-    run = run_check_bounds(run_id=run_id)
-    task = PlanTask.objects.get(id=plan_task_id)
+    task, run, coded_stored = _task_with_run(
+        run_id=run_id,
+        plan_task_id=plan_task_id,
+        output_key=Concat(Value("task:"), OuterRef("key"), Value(f":coder:{attempt}")),
+    )
     max_attempts = int(run_option(run, "max_fix_attempts"))
 
     coded: dict[str, Any] = {}
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
-        coded.update(step_output(run_id, f"task:{task.key}:coder:{attempt}") or {})
+        coded.update(coded_stored or {})
         if coded.get("edit_errors"):
             return {"edit_errors": coded["edit_errors"]}
         # The task's files on top of its dependencies' on top of the base tree (a follow-up).
@@ -436,7 +470,7 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         run=run,
     )
     if not coded:  # the verdict was stored before: prepare did not run
-        coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
+        coded = dict(coded_stored or {})
     if verdict.get("passed"):
         # Committed on its own before the claims below (see plan_claim_ready).
         PlanTask.objects.filter(id=task.id).update(
