@@ -148,12 +148,34 @@ def plan_claim_integration(*, run_id: int) -> bool:
     )
 
 
+# ``plan_claim_ready`` and ``plan_claim_integration`` in one statement. Both read the tasks
+# as the statement found them: when every task is green none is ready, so integration is
+# claimed only when no task was.
+_CLAIM_NEXT = (
+    "WITH ready AS ("  # noqa: S608
+    + _CLAIM_READY.replace("%s", "%(run)s")
+    + """), integration AS (
+    UPDATE pipeline_run AS r SET integration_claimed_at = now()
+    WHERE r.id = %(run)s AND r.status = ANY(%(active)s) AND r.integration_claimed_at IS NULL
+      AND EXISTS (SELECT 1 FROM pipeline_plantask AS p WHERE p.run_id = r.id)
+      AND NOT EXISTS (
+        SELECT 1 FROM pipeline_plantask AS p WHERE p.run_id = r.id AND p.status <> 'succeeded'
+      )
+    RETURNING r.id
+)
+SELECT (SELECT array_agg(id ORDER BY id) FROM ready), EXISTS (SELECT 1 FROM integration)
+"""
+)
+
+
 def plan_next(*, run_id: int) -> Next | None:
     """What the plan needs now: the tasks just claimed, or integration, or nothing yet."""
-    ready = plan_claim_ready(run_id=run_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_NEXT, {"run": run_id, "active": list(Run.ACTIVE)})
+        ready, integration = cursor.fetchone()
     if ready:
         return Next.tasks(*((task_id, 1) for task_id in ready))
-    if plan_claim_integration(run_id=run_id):
+    if integration:
         stage_mark(run_id=run_id, stage="coding", edge="completed")
         return INTEGRATE
     return None
