@@ -101,7 +101,7 @@ def stage_mark(
     """
     kind = f"stage.{edge}"
     now = timezone.now()
-    params = {
+    params: dict[str, Any] = {
         "run": run_id,
         "stage": stage,
         "field": f"{edge}_at",
