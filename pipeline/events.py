@@ -181,6 +181,33 @@ def publish_many(
     return stored
 
 
+def events_hooked(types: Iterable[str]) -> bool:
+    """Whether a hook (``events_hook_add``) wants events of any of ``types``: storing them
+    then needs a transaction for what the hook writes."""
+    wanted = set(types)
+    return any(wanted & hook_types for hook_types, _ in _hooks)
+
+
+def events_stored(*, run_id: int, rows: Iterable[tuple[Any, ...]]) -> list[Event]:
+    """Events a statement of another module stored (``(id, seq, type, payload, at)`` rows,
+    NULL ids skipped), in ``seq`` order: their hooks called, pushed once the transaction
+    commits. The caller stores hooked types (``events_hooked``) inside a transaction."""
+    stored = sorted(
+        (
+            Event(id=id_, run_id=run_id, seq=seq, type=kind, payload=_json(payload), at=at)
+            for id_, seq, kind, payload, at in rows
+            if id_ is not None
+        ),
+        key=lambda event: event.seq,
+    )
+    for types, hook in _hooks:
+        chosen = [event for event in stored if event.type in types]
+        if chosen:
+            hook(chosen)
+    events_push_on_commit(run_id=run_id, events=stored)
+    return stored
+
+
 def events_push_on_commit(*, run_id: int, events: list[Event]) -> None:
     """Push stored ``events`` to the run's group once the current transaction commits."""
     messages = [event_serialize(event) for event in events]
@@ -234,10 +261,18 @@ def run_get_for_owner(*, user: Any, run_id: int) -> Run | None:
     return Run.objects.filter(id=run_id, project__owner=user).first()
 
 
-def publish_file_written(artifact: Any) -> None:
-    """The ``file.written`` event of a stored artifact (``artifact_store_tree``'s callback)."""
-    publish(
-        run_id=artifact.run_id,
-        type="file.written",
-        payload={"path": artifact.path, "sha256": artifact.sha256, "size": artifact.size},
+def publish_files_written(artifacts: list[Any]) -> None:
+    """The ``file.written`` events of stored artifacts of one run, in one statement
+    (``artifact_store_tree``'s callback)."""
+    if not artifacts:
+        return
+    publish_many(
+        run_id=artifacts[0].run_id,
+        events=[
+            (
+                "file.written",
+                {"path": artifact.path, "sha256": artifact.sha256, "size": artifact.size},
+            )
+            for artifact in artifacts
+        ],
     )

@@ -78,7 +78,7 @@ def artifact_store_tree(
     *,
     run: Run,
     files: dict[str, str | bytes],
-    on_written: Callable[[Artifact], None] | None = None,
+    on_written: Callable[[list[Artifact]], None] | None = None,
 ) -> list[Artifact]:
     """Store ``files`` (path -> content) as the run's artifacts; return their rows by path.
 
@@ -86,8 +86,10 @@ def artifact_store_tree(
     keyed by ``(run, path)``, and calling again with the same tree writes nothing and
     publishes nothing. A path stored again with different content is updated in place (the
     run's tree holds the latest content). Paths not in ``files`` are left alone, so a run's
-    tree may be built in several calls. ``on_written`` is called, inside the transaction,
-    once per new or changed path (the pipeline publishes ``file.written`` from it).
+    tree may be built in several calls. ``on_written`` is called once, inside the
+    transaction, with the new and changed paths' rows in path order (the pipeline publishes
+    their ``file.written`` events from it, in one statement). The rows are read in one
+    statement and the new ones inserted in one, whatever the number of files.
     """
 
     prepared: list[tuple[str, str, int, str, bool]] = []
@@ -102,34 +104,45 @@ def artifact_store_tree(
         prepared.append((path, sha, len(data), key, is_binary(data)))
 
     stored: list[Artifact] = []
+    written: list[Artifact] = []
     with transaction.atomic():
         # Lock the run row first: concurrent stores of one run (a re-delivered finalize, say)
         # then take turns instead of deadlocking between a row insert and publish's counter.
         type(run).objects.select_for_update().filter(pk=run.pk).values_list("pk").first()
-        for path, sha, size, key, binary in sorted(prepared):
-            artifact, created = Artifact.objects.get_or_create(
+        prepared.sort()
+        paths = [item[0] for item in prepared]
+        existing = {
+            artifact.path: artifact for artifact in Artifact.objects.filter(run=run, path__in=paths)
+        }
+        new = [
+            Artifact(
                 run=run,
+                project_id=run.project_id,
                 path=path,
-                defaults={
-                    "project_id": run.project_id,
-                    "sha256": sha,
-                    "size": size,
-                    "storage_key": key,
-                    "binary": binary,
-                },
+                sha256=sha,
+                size=size,
+                storage_key=key,
+                binary=binary,
             )
-            changed = False
-            if not created and artifact.sha256 != sha:
+            for path, sha, size, key, binary in prepared
+            if path not in existing
+        ]
+        created = {artifact.path: artifact for artifact in Artifact.objects.bulk_create(new)}
+        for path, sha, size, key, binary in prepared:
+            artifact = existing.get(path) or created[path]
+            if path in created:
+                written.append(artifact)
+            elif artifact.sha256 != sha:
                 # Locked re-read: two writers of one path must not interleave their updates.
                 artifact = Artifact.objects.select_for_update().get(pk=artifact.pk)
                 if artifact.sha256 != sha:
                     artifact.sha256, artifact.size, artifact.storage_key = sha, size, key
                     artifact.binary = binary
                     artifact.save(update_fields=["sha256", "size", "storage_key", "binary"])
-                    changed = True
-            if (created or changed) and on_written is not None:
-                on_written(artifact)
+                    written.append(artifact)
             stored.append(artifact)
+        if written and on_written is not None:
+            on_written(written)
     logger.info("artifact.tree_stored", run_id=run.pk, files=len(stored))
     return stored
 

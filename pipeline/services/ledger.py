@@ -269,7 +269,12 @@ class StepLedger:
         Granted, the amount stays held until ``record_usage`` settles it with the real cost,
         ``release`` gives it back, or it expires (``LLM_RESERVATION_SECONDS``) because the
         call's holder died; a step taken over gives back what its dead holder reserved.
+
+        A call that cannot cost anything (a free model) holds nothing and spends nothing, so
+        unless an earlier reservation of this ledger is to be given back, it sends nothing.
         """
+        if amount_usd <= 0 and self._reservation is None:
+            return Reservation(granted=True, daily_left_usd=None, run_left_usd=None)
         key = uuid.uuid4().hex
         params: dict[str, Any] = {
             "key": key,

@@ -7,12 +7,14 @@ published in the same transaction as its final status: no event follows it.
 
 from __future__ import annotations
 
+import json
+from contextlib import nullcontext
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -22,7 +24,7 @@ from common.logging import get_logger, get_request_id
 from providers.selectors import model_refusal
 
 from ..canvas import canvas_dispatch, canvas_revoke
-from ..events import publish, publish_many
+from ..events import events_hooked, events_stored, publish, publish_many
 from ..flow import IMPORT, ORCHESTRATE, Next
 from ..models import Event, PlanTask, Run, Step
 from ..selectors import user_spent_last_day_usd
@@ -51,23 +53,73 @@ def emit(*, run_id: int, type: str, payload: dict[str, Any] | None = None) -> Ev
     return stored[0] if stored else None
 
 
-def stage_mark(*, run_id: int, stage: str, edge: str) -> bool:
-    """Record that ``stage`` ``edge`` ("started"/"completed") happened, once; emit its event."""
-    with transaction.atomic():
-        run = Run.objects.select_for_update().only("id", "stages", "status").get(id=run_id)
-        if run.status in Run.FINISHED:
-            return False
-        stages = dict(run.stages or {})
-        entry = dict(stages.get(stage) or {})
-        field = f"{edge}_at"
-        if field in entry:
-            return False
-        entry[field] = timezone.now().isoformat()
-        stages[stage] = entry
-        run.stages = stages
-        run.save(update_fields=["stages"])
-        publish(run_id=run_id, type=f"stage.{edge}", payload={"stage": stage})
-    return True
+# A stage's edge, in one statement: recorded once in the run's ``stages`` with its event
+# (none when it was recorded before, or the run finished), and, for the stage's first task,
+# the run's status moved on from ``from`` and its ``started_at`` set if still empty. The run
+# row is locked first (``FOR UPDATE`` reads its latest version), so two workers marking one
+# edge at once record it, and publish its event, once.
+_STAGE_MARK = """
+WITH old AS (
+    SELECT id, COALESCE(stages -> %(stage)s, '{}'::jsonb) ? %(field)s AS marked
+    FROM pipeline_run
+    WHERE id = %(run)s AND status NOT IN ('completed', 'failed', 'cancelled')
+    FOR UPDATE
+), marked AS (
+    UPDATE pipeline_run AS r SET
+        status = CASE WHEN r.status = ANY(%(from)s::text[]) THEN %(status)s ELSE r.status END,
+        started_at = CASE WHEN %(started)s THEN COALESCE(r.started_at, %(now)s)
+            ELSE r.started_at END,
+        stages = CASE WHEN old.marked THEN r.stages ELSE jsonb_set(r.stages, ARRAY[%(stage)s],
+            COALESCE(r.stages -> %(stage)s, '{}'::jsonb) || jsonb_build_object(%(field)s, %(at)s))
+            END,
+        next_event_seq = r.next_event_seq + CASE WHEN old.marked THEN 0 ELSE 1 END,
+        heartbeat_at = clock_timestamp()
+    FROM old WHERE r.id = old.id
+    RETURNING r.next_event_seq - 1 AS seq, old.marked
+)
+INSERT INTO pipeline_event (run_id, seq, type, payload, at)
+SELECT %(run)s, seq, %(type)s, %(payload)s::jsonb, clock_timestamp() FROM marked
+WHERE NOT marked
+RETURNING id, seq, type, payload, at
+"""
+
+
+def stage_mark(
+    *,
+    run_id: int,
+    stage: str,
+    edge: str,
+    status: str | None = None,
+    from_statuses: tuple[str, ...] = (),
+    started: bool = False,
+) -> bool:
+    """Record that ``stage`` ``edge`` ("started"/"completed") happened, once; emit its event.
+
+    In the same statement the run moves to ``status`` if it is in one of ``from_statuses``,
+    and with ``started`` its ``started_at`` is set if still empty (a stage's first task).
+    Whether the edge was recorded now.
+    """
+    kind = f"stage.{edge}"
+    now = timezone.now()
+    params: dict[str, Any] = {
+        "run": run_id,
+        "stage": stage,
+        "field": f"{edge}_at",
+        "at": now.isoformat(),
+        "now": now,
+        "status": status,
+        "from": list(from_statuses) if status is not None else [],
+        "started": started,
+        "type": kind,
+        "payload": json.dumps({"stage": stage}),
+    }
+    hooked = events_hooked([kind]) and not connection.in_atomic_block
+    with transaction.atomic() if hooked else nullcontext():
+        with connection.cursor() as cursor:
+            cursor.execute(_STAGE_MARK, params)
+            rows = cursor.fetchall()
+        events_stored(run_id=run_id, rows=rows)
+    return bool(rows)
 
 
 def run_touch(*, run_id: int) -> None:
@@ -107,13 +159,15 @@ def run_fail(*, run_id: int, code: str, detail: str) -> bool:
     return True
 
 
-def run_check_bounds(*, run_id: int) -> Run:
+def run_check_bounds(*, run_id: int, run: Run | None = None) -> Run:
     """The run, if active and within its bounds; else ``RunStopped`` (failing it if a bound hit).
 
     Bounds checked before every step: wall time, tokens, dollars. (Rounds, fix attempts and
-    consult rounds are counted where they loop.)
+    consult rounds are counted where they loop.) ``run`` is the run just read with another
+    row (a plan task's), checked without reading it again.
     """
-    run = Run.objects.get(id=run_id)
+    if run is None or run.id != run_id:
+        run = Run.objects.get(id=run_id)
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
     reason = None

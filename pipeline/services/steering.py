@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -136,14 +136,31 @@ def task_message_send(*, run: Run, user: Any, key: str, text: str) -> TaskMessag
     return message
 
 
+# Take the waiting messages and read every message the step holds, in one statement: the
+# second part reads the table as the statement found it, so the rows just taken come from
+# the first part only.
+_MESSAGES_TAKE = """
+WITH taken AS (
+    UPDATE pipeline_taskmessage SET step_id = %(step)s
+    WHERE plan_task_id = %(task)s AND step_id IS NULL
+    RETURNING id, text
+)
+SELECT text FROM (
+    SELECT id, text FROM taken
+    UNION ALL
+    SELECT id, text FROM pipeline_taskmessage WHERE step_id = %(step)s
+) AS held
+ORDER BY id
+"""
+
+
 def task_messages_take(*, step: Step, plan_task_id: int) -> list[str]:
     """The messages of a coder step: those waiting for the task's next attempt become this
     step's, then every message this step holds (in order). Safe to call again for the same
     step (a takeover, a retry): it sees the same messages and any sent since."""
-    TaskMessage.objects.filter(plan_task_id=plan_task_id, step__isnull=True).update(step_id=step.pk)
-    texts = list(
-        TaskMessage.objects.filter(step_id=step.pk).order_by("id").values_list("text", flat=True)
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_MESSAGES_TAKE, {"step": step.pk, "task": plan_task_id})
+        texts = [row[0] for row in cursor.fetchall()]
     if texts:
         Step.objects.filter(id=step.pk).update(input={**(step.input or {}), "messages": texts})
     return texts

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from common.logging import get_logger
 
-from ..events import events_push_on_commit
+from ..events import events_push_on_commit, events_stored
 from ..failures import failure_for
 from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
@@ -141,28 +141,54 @@ def _stale_before() -> Any:
     return timezone.now() - timedelta(seconds=float(settings.PIPELINE_STALE_SECONDS))
 
 
-# Create-and-claim in one statement: a new step is inserted as running; an existing one is
-# claimed only while pending; either only while its run is active and within its wall time
-# (the bound checked before the step could otherwise pass while the claim is on its way, and
-# a step would start after the deadline). No row comes back when the step exists in another
-# status (or the run stopped, or its time is up): ``_claim_refused`` says which.
+# Create-and-claim in one statement, with the step's ``step.started`` event: a new step is
+# inserted as running; an existing one is claimed only while pending; either only while its
+# run is active and within its wall time (the bound checked before the step could otherwise
+# pass while the claim is on its way, and a step would start after the deadline) and its
+# tokens and dollars (``run_check_bounds``'s bounds, so a caller's earlier read of the run
+# may be passed on without reading it again). The run's
+# row is locked first (the order of ``run_fail`` and the reaper: run, then its steps), then
+# the step is claimed, then the event numbered on the run's counter. No row comes back when
+# the step exists in another status (or the run stopped, or its time is up):
+# ``_claim_refused`` says which.
 _CLAIM = """
-INSERT INTO pipeline_step (
-    run_id, key, role, round, attempt, plan_task_id, status, provider, model, tokens_in,
-    tokens_out, cost_usd, latency_ms, llm_calls, input, output, error, created_at,
-    started_at, finished_at, heartbeat_at, reused
+WITH active AS (
+    SELECT id FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
+        AND (deadline_at IS NULL OR deadline_at >= %(now)s)
+        AND tokens_in + tokens_out <= %(max_tokens)s
+        AND (budget_usd IS NULL OR cost_usd < budget_usd)
+    FOR UPDATE
+), claimed AS (
+    INSERT INTO pipeline_step (
+        run_id, key, role, round, attempt, plan_task_id, status, provider, model, tokens_in,
+        tokens_out, cost_usd, latency_ms, llm_calls, input, output, error, created_at,
+        started_at, finished_at, heartbeat_at, reused
+    )
+    SELECT active.id, %(key)s, %(role)s, %(round)s, %(attempt)s, %(plan_task)s, 'running', '',
+        '', 0, 0, 0, 0, 0, %(input)s::jsonb, NULL, '', %(now)s, %(now)s, NULL, %(now)s, false
+    FROM active
+    ON CONFLICT (run_id, key) DO UPDATE
+    SET status = 'running', started_at = EXCLUDED.started_at,
+        heartbeat_at = EXCLUDED.heartbeat_at, error = ''
+    WHERE pipeline_step.status = 'pending'
+    RETURNING id, (xmax = 0) AS created, round, attempt
+), counter AS (
+    UPDATE pipeline_run SET next_event_seq = next_event_seq + 1,
+        heartbeat_at = clock_timestamp()
+    WHERE id = %(run)s AND EXISTS (SELECT 1 FROM claimed)
+    RETURNING next_event_seq - 1 AS seq
+), started AS (
+    INSERT INTO pipeline_event (run_id, seq, type, payload, at)
+    SELECT %(run)s, counter.seq, 'step.started', jsonb_build_object(
+        'step_id', claimed.id, 'key', %(key)s::text, 'role', %(role)s::text,
+        'task', %(task)s::jsonb, 'round', claimed.round, 'attempt', claimed.attempt
+    ), clock_timestamp()
+    FROM counter, claimed
+    RETURNING id, seq, type, payload, at
 )
-SELECT %(run)s, %(key)s, %(role)s, %(round)s, %(attempt)s, %(plan_task)s, 'running', '', '',
-    0, 0, 0, 0, 0, %(input)s::jsonb, NULL, '', %(now)s, %(now)s, NULL, %(now)s, false
-WHERE EXISTS (SELECT 1 FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
-    AND (deadline_at IS NULL OR deadline_at >= %(now)s))
-ON CONFLICT (run_id, key) DO UPDATE
-SET status = 'running', started_at = EXCLUDED.started_at,
-    heartbeat_at = EXCLUDED.heartbeat_at, error = ''
-WHERE pipeline_step.status = 'pending'
-  AND EXISTS (SELECT 1 FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
-    AND (deadline_at IS NULL OR deadline_at >= %(now)s))
-RETURNING id, (xmax = 0) AS created, round, attempt
+SELECT claimed.id, claimed.created, claimed.round, claimed.attempt,
+    started.id, started.seq, started.type, started.payload, started.at
+FROM claimed LEFT JOIN started ON true
 """
 
 # Store the output and publish the step's events, ``step.completed`` last (built from the
@@ -202,7 +228,9 @@ LEFT JOIN stored ON true
 
 
 def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
-    """The step, created or claimed for this worker, and whether it is new; else None."""
+    """The step, created or claimed for this worker, and whether it is new; else None.
+
+    Its ``step.started`` event is stored by the same statement."""
     with connection.cursor() as cursor:
         cursor.execute(
             _CLAIM,
@@ -214,14 +242,17 @@ def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
                 "attempt": spec.attempt,
                 "plan_task": spec.plan_task_id,
                 "input": json.dumps(spec.input),
+                "task": json.dumps(spec.input.get("task")),
                 "now": timezone.now(),
                 "active": list(Run.ACTIVE),
+                "max_tokens": int(settings.PIPELINE_MAX_RUN_TOKENS),
             },
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    step_id, created, round_, attempt = row
+    step_id, created, round_, attempt = row[:4]
+    events_stored(run_id=run_id, rows=[row[4:]])
     step = Step(
         id=step_id,
         run_id=run_id,
@@ -240,7 +271,7 @@ def _claim_refused(run_id: int, spec: StepSpec) -> tuple[Step, bool] | dict[str,
     """Why the claim found nothing: the stored output, a takeover, or StepBusy/RunStopped.
 
     A step that could have been claimed but was not (new or pending) means the run stopped
-    or passed its deadline: ``run_check_bounds`` fails it with ``wall_time`` in that case.
+    or passed a bound: ``run_check_bounds`` fails it with the bound's code in that case.
     """
     step = Step.objects.filter(run_id=run_id, key=spec.key).first()
     if step is None or step.status == Step.Status.PENDING:
@@ -291,7 +322,7 @@ def step_run(
     and/or the sandbox (without one). ``events`` names the events that follow from the
     output (published with it, before ``step.completed``); ``on_success`` writes rows that
     follow from it in the same transaction that stores it. ``run`` is the run as the caller
-    already loaded and checked it (``run_check_bounds``). Returns the stored output.
+    already loaded it (its bounds are checked again by the claim). Returns the stored output.
     Raises ``RunStopped`` when the run is no longer active, ``StepBusy`` when another live
     worker holds the step, and the model's error (after marking the step failed).
     """
@@ -318,11 +349,6 @@ def _step_execute(
     """The claimed step's work (see ``step_run``), inside its span."""
     run_id = run.id
     try:
-        emit(
-            run_id=run_id,
-            type="step.started",
-            payload={**_step_ref(step, spec), "round": step.round, "attempt": step.attempt},
-        )
         ledger = _ledger_for(run, step, created=created)
         prepared = prepare(run, step)
         release_connection()

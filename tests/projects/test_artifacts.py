@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from common.errors import NotFound
-from pipeline.events import publish_file_written
+from pipeline.events import publish_files_written
 from pipeline.models import Event, Run
 from projects.artifacts import (
     InvalidArtifactPath,
@@ -28,7 +28,7 @@ from projects.models import Artifact
 from projects.storage import sha256_hex
 
 # As the pipeline stores a run's tree: with a file.written event per new or changed path.
-store_tree = functools.partial(artifact_store_tree, on_written=publish_file_written)
+store_tree = functools.partial(artifact_store_tree, on_written=publish_files_written)
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from common.logging import get_logger
@@ -22,7 +23,7 @@ from ...flow import INTEGRATE, Next
 from ...models import PlanTask, Run, Step
 from ...regressions import baseline_for, judge
 from ...roles import CODER, ORCHESTRATOR, TESTER
-from ..runs import RunStopped, emit, run_check_bounds, run_fail, run_set_status, stage_mark
+from ..runs import emit, run_check_bounds, run_fail, run_set_status, stage_mark
 from ..steering import task_messages_take
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .checks import check_files
@@ -53,9 +54,7 @@ def _layers(run_id: int) -> list[list[PlanTask]]:
 
 def orchestrate(*, run_id: int) -> Next | None:
     """The approval gate, then the orchestrator's brief, then the layers' fan-out."""
-    run = Run.objects.get(id=run_id)
-    if run.status not in Run.ACTIVE:
-        raise RunStopped(run_id)
+    run = run_check_bounds(run_id=run_id)
     if run_option(run, "require_approval") and run.approved_at is None:
         with transaction.atomic():
             if run_set_status(
@@ -69,13 +68,14 @@ def orchestrate(*, run_id: int) -> Next | None:
                     payload={"approve_url": f"/runs/{run_id}/approve"},
                 )
         return None
-    run_set_status(
+    stage_mark(
         run_id=run_id,
+        stage="coding",
+        edge="started",
         status=Run.Status.RUNNING,
         from_statuses=(Run.Status.QUEUED, Run.Status.DESIGNING),
+        started=True,
     )
-    Run.objects.filter(id=run_id, started_at__isnull=True).update(started_at=timezone.now())
-    stage_mark(run_id=run_id, stage="coding", edge="started")
     layers = _layers(run_id)
     if not layers:
         run_fail(run_id=run_id, code="invalid_plan", detail="The approved plan has no tasks.")
@@ -104,6 +104,7 @@ def orchestrate(*, run_id: int) -> Next | None:
         spec=StepSpec(role="orchestrator", key="orchestrate"),
         prepare=prepare,
         execute=execute,
+        run=run,
     )
     return plan_next(run_id=run_id)
 
@@ -147,12 +148,34 @@ def plan_claim_integration(*, run_id: int) -> bool:
     )
 
 
+# ``plan_claim_ready`` and ``plan_claim_integration`` in one statement. Both read the tasks
+# as the statement found them: when every task is green none is ready, so integration is
+# claimed only when no task was.
+_CLAIM_NEXT = (
+    "WITH ready AS ("  # noqa: S608
+    + _CLAIM_READY.replace("%s", "%(run)s")
+    + """), integration AS (
+    UPDATE pipeline_run AS r SET integration_claimed_at = now()
+    WHERE r.id = %(run)s AND r.status = ANY(%(active)s) AND r.integration_claimed_at IS NULL
+      AND EXISTS (SELECT 1 FROM pipeline_plantask AS p WHERE p.run_id = r.id)
+      AND NOT EXISTS (
+        SELECT 1 FROM pipeline_plantask AS p WHERE p.run_id = r.id AND p.status <> 'succeeded'
+      )
+    RETURNING r.id
+)
+SELECT (SELECT array_agg(id ORDER BY id) FROM ready), EXISTS (SELECT 1 FROM integration)
+"""
+)
+
+
 def plan_next(*, run_id: int) -> Next | None:
     """What the plan needs now: the tasks just claimed, or integration, or nothing yet."""
-    ready = plan_claim_ready(run_id=run_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_NEXT, {"run": run_id, "active": list(Run.ACTIVE)})
+        ready, integration = cursor.fetchone()
     if ready:
         return Next.tasks(*((task_id, 1) for task_id in ready))
-    if plan_claim_integration(run_id=run_id):
+    if integration:
         stage_mark(run_id=run_id, stage="coding", edge="completed")
         return INTEGRATE
     return None
@@ -220,17 +243,44 @@ def _edits_of(dumped: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def _note_for(run_id: int, key: str) -> str:
-    brief = step_output(run_id, "orchestrate") or {}
+def _note_for(run_id: int, key: str, brief: dict[str, Any] | None = None) -> str:
+    if brief is None:
+        brief = step_output(run_id, "orchestrate") or {}
     return next((n["note"] for n in brief.get("notes", []) if n.get("task") == key), "")
 
 
-def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> dict[str, Any]:
+def _task_with_run(
+    *, run_id: int, plan_task_id: int, output_key: Any
+) -> tuple[PlanTask, Run, dict[str, Any] | None]:
+    """A task's step needs, in one statement: the plan task, its run (bounds checked, as
+    ``run_check_bounds``) and the stored output of the step ``output_key`` names (an
+    expression on the task's row; None when that step has not succeeded)."""
+    stored = Step.objects.filter(
+        run_id=OuterRef("run_id"), key=output_key, status=Step.Status.SUCCEEDED
+    ).values("output")[:1]
+    task = (
+        PlanTask.objects.select_related("run")
+        .annotate(stored_output=Subquery(stored))
+        .get(id=plan_task_id)  # running since it was claimed
+    )
+    run = run_check_bounds(run_id=run_id, run=task.run)
+    return task, run, task.stored_output  # type: ignore[attr-defined]
+
+
+def coder_context(
+    *,
+    run: Run,
+    task: PlanTask,
+    step_key: str,
+    attempt: int,
+    brief: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """What a coder sees: the design's summary and the interfaces touching its files, its
     task, the modules of the tasks it depends on (not their tests, not the other tasks'),
     the previous attempt's failures; trimmed to the context budget. In a follow-up run
     ``base_files`` holds the current content of the task's files that already exist (empty
-    when the task only adds files): the coder edits them rather than starting over."""
+    when the task only adds files): the coder edits them rather than starting over.
+    ``brief`` is the orchestrator's stored output when the caller read it already."""
     design = run.design or {}
     context: dict[str, Any] = {"kind": "code", "run": run.id, "step": step_key}
     context["prompt"] = run.prompt
@@ -244,7 +294,7 @@ def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> d
     }
     deps = {p: c for p, c in _dependency_files(task).items() if not _is_test(p)}
     context["design"] = ctx.design_brief(design, paths=set(task.files) | set(deps))
-    context["note"] = _note_for(run.id, task.key)
+    context["note"] = _note_for(run.id, task.key, brief)
     context["dependencies"] = deps
     if attempt > 1:
         verdict = step_output(run.id, f"task:{task.key}:tester:{attempt - 1}") or {}
@@ -266,11 +316,14 @@ def coder_context(*, run: Run, task: PlanTask, step_key: str, attempt: int) -> d
 
 def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     """Attempt ``attempt`` of a task's coder (with the previous attempt's failures)."""
-    run = run_check_bounds(run_id=run_id)
-    task = PlanTask.objects.get(id=plan_task_id)  # running since it was claimed
+    task, run, brief = _task_with_run(
+        run_id=run_id, plan_task_id=plan_task_id, output_key=Value("orchestrate")
+    )
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
-        context = coder_context(run=run, task=task, step_key=step.key, attempt=attempt)
+        context = coder_context(
+            run=run, task=task, step_key=step.key, attempt=attempt, brief=brief or {}
+        )
         messages = task_messages_take(step=step, plan_task_id=task.id)
         if messages:
             context["messages"] = messages
@@ -352,14 +405,17 @@ def _task_result(coded: dict[str, Any], attempt: int, verdict: dict[str, Any]) -
 
 def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
     """The tester's verdict on attempt ``attempt``; red -> the next fix attempt (bounded)."""
-    run = run_check_bounds(run_id=run_id)
-    task = PlanTask.objects.get(id=plan_task_id)
+    task, run, coded_stored = _task_with_run(
+        run_id=run_id,
+        plan_task_id=plan_task_id,
+        output_key=Concat(Value("task:"), OuterRef("key"), Value(f":coder:{attempt}")),
+    )
     max_attempts = int(run_option(run, "max_fix_attempts"))
 
     coded: dict[str, Any] = {}
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
-        coded.update(step_output(run_id, f"task:{task.key}:coder:{attempt}") or {})
+        coded.update(coded_stored or {})
         if coded.get("edit_errors"):
             return {"edit_errors": coded["edit_errors"]}
         # The task's files on top of its dependencies' on top of the base tree (a follow-up).
@@ -436,7 +492,7 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         run=run,
     )
     if not coded:  # the verdict was stored before: prepare did not run
-        coded = step_output(run_id, f"task:{task.key}:coder:{attempt}") or {}
+        coded = dict(coded_stored or {})
     if verdict.get("passed"):
         # Committed on its own before the claims below (see plan_claim_ready).
         PlanTask.objects.filter(id=task.id).update(

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
-
 from ... import context as ctx
 from ...flow import ORCHESTRATE, Next
 from ...models import PlanTask, Run, Step
 from ...roles import ARCHITECT, PLANNER
-from ..runs import run_check_bounds, run_fail, run_set_status, stage_mark
+from ..runs import run_check_bounds, run_fail, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .common import (
     base_context,
@@ -44,11 +42,14 @@ def _with_base_tree(run: Run, context: dict[str, Any]) -> dict[str, Any]:
 def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
     """Round ``round`` of the design: the architect proposes (answering last objections)."""
     run = run_check_bounds(run_id=run_id)
-    if run_set_status(
-        run_id=run_id, status=Run.Status.DESIGNING, from_statuses=(Run.Status.QUEUED,)
-    ):
-        Run.objects.filter(id=run_id, started_at__isnull=True).update(started_at=timezone.now())
-    stage_mark(run_id=run_id, stage="design", edge="started")
+    stage_mark(
+        run_id=run_id,
+        stage="design",
+        edge="started",
+        status=Run.Status.DESIGNING,
+        from_statuses=(Run.Status.QUEUED,),
+        started=True,
+    )
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         context = base_context(run, step, "design")
@@ -105,18 +106,22 @@ def plan_layers(tasks: list[dict[str, Any]]) -> dict[str, int]:
 
 def _plan_store(run_id: int, round: int, design: dict[str, Any], tasks: list[dict]) -> None:  # noqa: A002
     layers = plan_layers(tasks)
-    for task in tasks:
-        PlanTask.objects.get_or_create(
-            run_id=run_id,
-            key=task["key"],
-            defaults={
-                "title": task["title"][:300],
-                "spec": task.get("spec", ""),
-                "files": task.get("files") or [],
-                "depends_on": list(dict.fromkeys(task.get("depends_on") or [])),
-                "layer": layers[task["key"]],
-            },
-        )
+    # One statement for every task; a task stored before (a replay) is left as it is.
+    PlanTask.objects.bulk_create(
+        [
+            PlanTask(
+                run_id=run_id,
+                key=task["key"],
+                title=task["title"][:300],
+                spec=task.get("spec", ""),
+                files=task.get("files") or [],
+                depends_on=list(dict.fromkeys(task.get("depends_on") or [])),
+                layer=layers[task["key"]],
+            )
+            for task in tasks
+        ],
+        ignore_conflicts=True,
+    )
     Run.objects.filter(id=run_id).update(design={"approved_round": round, **design, "plan": tasks})
 
 
@@ -125,10 +130,21 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
     run = run_check_bounds(run_id=run_id)
     max_rounds = int(run_option(run, "max_design_rounds"))
 
+    # The architect's design of this round, read once for the prompt, the round's event and
+    # the plan's row (a replay that skips ``prepare`` reads it when it needs it).
+    designs: dict[str, Any] = {}
+
+    def design_of_round() -> dict[str, Any]:
+        if "design" not in designs:
+            designs["design"] = step_output(run_id, f"design:{round}:architect") or {}
+        return designs["design"]
+
+    stored_now: list[bool] = []
+
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         context = base_context(run, step, "plan_review")
         context["round"] = round
-        context["design"] = step_output(run_id, f"design:{round}:architect") or {}
+        context["design"] = design_of_round()
         return {"context": _with_base_tree(run, context), "chain": run_chain(run)}
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
@@ -146,7 +162,7 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
         return review
 
     def round_events(review: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        design = step_output(run_id, f"design:{round}:architect") or {}
+        design = design_of_round()
         payload = {
             "round": round,
             "approved": review["approved"],
@@ -158,8 +174,8 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
 
     def on_success(step: Step, review: dict[str, Any]) -> None:
         if review["approved"]:
-            design = step_output(run_id, f"design:{round}:architect") or {}
-            _plan_store(run_id, round, design, review["tasks"])
+            _plan_store(run_id, round, design_of_round(), review["tasks"])
+            stored_now.append(True)
 
     review = step_run(
         run_id=run_id,
@@ -171,9 +187,9 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
         run=run,
     )
     if review.get("approved"):
-        if not PlanTask.objects.filter(run_id=run_id).exists():  # replay after a crash
-            design = step_output(run_id, f"design:{round}:architect") or {}
-            _plan_store(run_id, round, design, review["tasks"])
+        # A replay after a crash: the review was stored before, its plan perhaps not.
+        if not stored_now and not PlanTask.objects.filter(run_id=run_id).exists():
+            _plan_store(run_id, round, design_of_round(), review["tasks"])
         stage_mark(run_id=run_id, stage="design", edge="completed")
         return ORCHESTRATE
     if round >= max_rounds:

@@ -24,7 +24,7 @@ from common.logging import get_logger
 
 from ...models import BaselineTest, Run, RunImport, Step
 from ..imports import upload_delete
-from ..runs import RunStopped, emit, run_check_bounds, run_set_status, stage_mark
+from ..runs import RunStopped, emit, run_check_bounds, stage_mark
 from ..steps import StepLedger, StepSpec, step_run
 
 logger = get_logger(__name__)
@@ -110,9 +110,14 @@ def import_fetch(*, run_id: int) -> None:
     from projects.artifacts import artifact_store_tree
 
     run = run_check_bounds(run_id=run_id)
-    if run_set_status(run_id=run_id, status=Run.Status.RUNNING, from_statuses=(Run.Status.QUEUED,)):
-        Run.objects.filter(id=run_id, started_at__isnull=True).update(started_at=timezone.now())
-    stage_mark(run_id=run_id, stage="import", edge="started")
+    stage_mark(
+        run_id=run_id,
+        stage="import",
+        edge="started",
+        status=Run.Status.RUNNING,
+        from_statuses=(Run.Status.QUEUED,),
+        started=True,
+    )
     record = RunImport.objects.filter(run_id=run_id).values().first()
     if record is None:  # pragma: no cover - created with the run
         raise RunStopped(run_id)

@@ -21,7 +21,7 @@ from ... import context as ctx
 from ...models import PlanTask, Run, Step
 from ...regressions import baseline_for, judge
 from ...roles import ARCHITECT_CONSULT, INTEGRATOR, PLANNER_CONSULT
-from ..runs import RunStopped, emit, run_fail, run_set_status, stage_mark
+from ..runs import RunStopped, emit, run_fail, stage_mark
 from ..steps import StepLedger, StepSpec, model_call, step_run
 from .coding import check_files, task_deleted, task_files
 from .common import (
@@ -119,8 +119,9 @@ def _trimmed(conflicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return trimmed
 
 
-def _consult(run_id: int, number: int, conflicts: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _consult(run: Run, number: int, conflicts: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Consult round ``number``: the architect resolves, the planner reviews."""
+    run_id = run.id
 
     def prepare_architect(run: Run, step: Step) -> dict[str, Any]:
         context = base_context(run, step, "consult_architect")
@@ -146,6 +147,7 @@ def _consult(run_id: int, number: int, conflicts: list[dict[str, Any]]) -> dict[
         spec=StepSpec(role="architect", key=f"integrate:consult:{number}:architect", round=number),
         prepare=prepare_architect,
         execute=execute_architect,
+        run=run,
     )
 
     def prepare_planner(run: Run, step: Step) -> dict[str, Any]:
@@ -170,11 +172,12 @@ def _consult(run_id: int, number: int, conflicts: list[dict[str, Any]]) -> dict[
         spec=StepSpec(role="planner", key=f"integrate:consult:{number}:planner", round=number),
         prepare=prepare_planner,
         execute=execute_planner,
+        run=run,
     )
     return resolution if review.get("approved") else None
 
 
-def _suite(run_id: int, number: int, tree: dict[str, str], deleted: set[str]) -> dict[str, Any]:
+def _suite(run: Run, number: int, tree: dict[str, str], deleted: set[str]) -> dict[str, Any]:
     """The combined test suite of the merged tree (a tester step without a model call); on an
     imported repository judged against its baseline (``pipeline.regressions``)."""
 
@@ -206,11 +209,12 @@ def _suite(run_id: int, number: int, tree: dict[str, str], deleted: set[str]) ->
         return [("test.result", payload)]
 
     return step_run(
-        run_id=run_id,
+        run_id=run.id,
         spec=StepSpec(role="tester", key=f"integrate:suite:{number}", attempt=number),
         prepare=prepare,
         execute=execute,
         events=result_events,
+        run=run,
     )
 
 
@@ -220,14 +224,15 @@ def integrate(*, run_id: int) -> None:
     run = Run.objects.get(id=run_id)
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
-    run_set_status(
+    # A fork may start here: its run has not started before.
+    stage_mark(
         run_id=run_id,
+        stage="integrate",
+        edge="started",
         status=Run.Status.INTEGRATING,
         from_statuses=(Run.Status.RUNNING, Run.Status.QUEUED, Run.Status.DESIGNING),
+        started=True,
     )
-    # A fork may start here: its run has not started before.
-    Run.objects.filter(id=run_id, started_at__isnull=True).update(started_at=timezone.now())
-    stage_mark(run_id=run_id, stage="integrate", edge="started")
     design = run.design or {}
     tasks = list(PlanTask.objects.filter(run_id=run_id).order_by("layer", "id"))
     tree, conflicts = find_conflicts(tasks, design, base=base_files(run))
@@ -259,7 +264,7 @@ def integrate(*, run_id: int) -> None:
                     ],
                 },
             )
-            resolution = _consult(run_id, number, problems)
+            resolution = _consult(run, number, problems)
             if resolution is not None:
                 tree.update(resolution.get("files") or {})
                 resolved = set((resolution.get("files") or {}).keys())
@@ -271,7 +276,7 @@ def integrate(*, run_id: int) -> None:
                 )
                 suite_failures = []
             continue
-        suite = _suite(run_id, number + 1, tree, deleted)
+        suite = _suite(run, number + 1, tree, deleted)
         if suite.get("passed"):
             break
         report = suite.get("report") or {}
@@ -284,33 +289,40 @@ def integrate(*, run_id: int) -> None:
             }
         ]
 
-    tree_step = _integrator(run_id, tree)
+    tree_step = _integrator(run, tree, tasks)
     # An imported repository gets what its tasks changed, nothing the integrator adds.
     if base_import(run) is None:
         for path, content in (tree_step.get("files") or {}).items():
             tree.setdefault(path, content)
-    Step.objects.update_or_create(
-        run_id=run_id,
-        key="integrate:tree",
-        defaults={
-            "role": "integrator",
-            "status": Step.Status.SUCCEEDED,
-            "output": {"files": tree},
-            "started_at": timezone.now(),
-            "finished_at": timezone.now(),
-        },
+    # One upsert: a replayed integration stores the tree again over the row it left.
+    now = timezone.now()
+    Step.objects.bulk_create(
+        [
+            Step(
+                run_id=run_id,
+                key="integrate:tree",
+                role="integrator",
+                status=Step.Status.SUCCEEDED,
+                output={"files": tree},
+                started_at=now,
+                finished_at=now,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["run", "key"],
+        update_fields=["role", "status", "output", "started_at", "finished_at"],
     )
     stage_mark(run_id=run_id, stage="integrate", edge="completed")
 
 
-def _integrator(run_id: int, tree: dict[str, str]) -> dict[str, Any]:
+def _integrator(run: Run, tree: dict[str, str], tasks: list[PlanTask]) -> dict[str, Any]:
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         context = base_context(run, step, "integrate")
         context["design"] = ctx.design_brief(run.design or {}, paths=set())
         context["tree"] = sorted(tree)
-        context["tasks"] = list(
-            PlanTask.objects.filter(run_id=run_id).values("key", "title", "layer")
-        )
+        context["tasks"] = [
+            {"key": task.key, "title": task.title, "layer": task.layer} for task in tasks
+        ]
         return {"context": context, "chain": run_chain(run)}
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
@@ -320,10 +332,11 @@ def _integrator(run_id: int, tree: dict[str, str]) -> dict[str, Any]:
         return {"summary": answer["summary"], "files": normalize_files(answer["files"])}
 
     return step_run(
-        run_id=run_id,
+        run_id=run.id,
         spec=StepSpec(role="integrator", key="integrate:integrator"),
         prepare=prepare,
         execute=execute,
+        run=run,
     )
 
 
@@ -348,7 +361,7 @@ def finalize(*, run_id: int) -> None:
     """Store the tree as the run's artifacts and complete the run (its final event)."""
     from projects.artifacts import artifact_store_tree
 
-    from ...events import publish_file_written
+    from ...events import publish_files_written
 
     run = Run.objects.get(id=run_id)
     if run.status not in Run.ACTIVE:
@@ -359,14 +372,14 @@ def finalize(*, run_id: int) -> None:
         run_fail(run_id=run_id, code="no_files", detail="Integration produced no files.")
         raise RunStopped(run_id)
     with transaction.atomic():
-        artifacts = artifact_store_tree(run=run, files=files, on_written=publish_file_written)
+        artifacts = artifact_store_tree(run=run, files=files, on_written=publish_files_written)
         artifacts += _carry_binary(run, written=set(files))
         stage_mark(run_id=run_id, stage="finalize", edge="completed")
         completed = Run.objects.filter(id=run_id, status__in=Run.ACTIVE).update(
             status=Run.Status.COMPLETED, finished_at=timezone.now(), heartbeat_at=timezone.now()
         )
         if completed:
-            run.refresh_from_db()
+            # The run's usage as the run was read above: no model is called after integration.
             emit(
                 run_id=run_id,
                 type="run.completed",
