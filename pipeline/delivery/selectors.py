@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import connection
 
+from common.db import PrecompiledQuery
 from projects.artifacts import artifact_list_for_run, artifact_read
 from repositories.tree import is_binary
 
@@ -146,9 +147,13 @@ def tree_changes(before: dict[str, bytes], after: dict[str, bytes]) -> tuple[dic
     return changed, deleted
 
 
+# Read on every GET /runs/{id}: its SQL is compiled once (common.db).
+_delivery_of_run = PrecompiledQuery(lambda run_id: RunDelivery.objects.filter(run_id=run_id))
+
+
 def run_delivery_of(run: Run) -> RunDelivery | None:
     """The run's delivery row, or None."""
-    return RunDelivery.objects.filter(run_id=run.pk).first()
+    return _delivery_of_run.first(int(run.pk))
 
 
 def run_delivery_view(run: Run) -> dict[str, Any] | None:
