@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db.models import Model
@@ -121,3 +121,30 @@ class FastOutputMixin(serializers.Serializer):
                 value = getattr(instance, attr)
                 ret[name] = None if value is None else convert(value)
         return ret
+
+    def represent_rows(
+        self, rows: Iterable[Sequence[Any]], names: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Each row (the values of the model columns ``names``, in that order) as
+        ``to_representation`` gives an instance holding those values.
+
+        ``names`` must be the sources of the serializer's fields, in their order, each a
+        plain column read directly (as ``to_representation`` would): anything else is a
+        ``ValueError`` rather than a different answer.
+        """
+        plan = []
+        for field in self._readable_fields:
+            attrs = field.source_attrs
+            if len(attrs) != 1 or type(field).get_attribute is not fields.Field.get_attribute:
+                raise ValueError(f"{field.field_name} is not a plain column")
+            plan.append((field.field_name, attrs[0], _converter(field)))
+        if [attr for _, attr, _ in plan] != list(names):
+            raise ValueError(f"rows of {list(names)} do not match the fields {plan}")
+        converters = [(name, convert) for name, _, convert in plan]
+        return [
+            {
+                name: None if value is None else convert(value)
+                for (name, convert), value in zip(converters, row, strict=True)
+            }
+            for row in rows
+        ]
