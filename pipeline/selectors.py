@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Max, QuerySet
+from django.db.models.expressions import RawSQL
 
 from common.db import PrecompiledQuery, PrecompiledRows
 from common.errors import ApplicationError, NotFound
@@ -43,22 +44,32 @@ def user_spent_last_day_usd(*, user_id: int) -> Decimal:
     return spend_last_day_usd(user_id=user_id)
 
 
-# Every run endpoint (GET /runs/{id} above all) looks its run up this way: its SQL is
-# compiled once (common.db). The values are bound in the ORM's order: the run, then the owner.
+# Every run endpoint looks its run up this way: its SQL is compiled once (common.db).
 _run_of_owner = PrecompiledQuery(
     lambda run_id, owner_id: Run.objects.select_related("project").filter(
         id=run_id, project__owner_id=owner_id
     )
 )
+# GET /runs/{id} shows the run's delivery too: read with it (None when it has none).
+_run_with_delivery_of_owner = PrecompiledQuery(
+    lambda run_id, owner_id: Run.objects.select_related("project", "delivery").filter(
+        id=run_id, project__owner_id=owner_id
+    )
+)
 
 
-def run_get_for_user(*, user: Any, run_id: int) -> Run:
-    """The user's run, or ``NotFound`` (another user's run does not exist for them)."""
+def run_get_for_user(*, user: Any, run_id: int, with_delivery: bool = False) -> Run:
+    """The user's run, or ``NotFound`` (another user's run does not exist for them).
+
+    ``with_delivery`` reads its delivery row in the same statement (``run_delivery_of``
+    then sends none).
+    """
     try:
         values = int(run_id), int(user.pk)
     except (TypeError, ValueError, AttributeError) as exc:  # no id, or no signed-in user
         raise NotFound("Run not found.") from exc
-    run = _run_of_owner.first(*values)
+    query = _run_with_delivery_of_owner if with_delivery else _run_of_owner
+    run = query.first(*values)
     if run is None:
         raise NotFound("Run not found.")
     return run
@@ -217,19 +228,27 @@ def run_base_changes(*, run: Run) -> dict[str, Any] | None:
 MAX_BASE_CHAIN = 1000
 
 
-# The chain of base runs down to its first import run, and that run's RunImport, in one
-# statement; the walk stops at the first import, a chain that ends, or MAX_BASE_CHAIN runs.
-_IMPORT_ORIGIN = """
+# The run's chain of base runs, walked down to its first import run: that run's id. The walk
+# stops at the first import, at a chain that ends, or after MAX_BASE_CHAIN runs.
+_IMPORT_RUN_OF_CHAIN = """
 WITH RECURSIVE chain(id, kind, base_run_id, depth) AS (
-    SELECT id, kind, base_run_id, 0 FROM pipeline_run WHERE id = %(run)s
+    SELECT id, kind, base_run_id, 0 FROM pipeline_run WHERE id = %s
     UNION ALL
     SELECT run.id, run.kind, run.base_run_id, chain.depth + 1
     FROM pipeline_run run JOIN chain ON run.id = chain.base_run_id
-    WHERE chain.kind <> %(import)s AND chain.depth < %(limit)s
+    WHERE chain.kind <> %s AND chain.depth < %s
 )
-SELECT imported.* FROM chain JOIN pipeline_runimport imported ON imported.run_id = chain.id
-WHERE chain.kind = %(import)s
+SELECT id FROM chain WHERE kind = %s ORDER BY depth LIMIT 1
 """
+# That import run's RunImport, in the same statement; its SQL is compiled once (common.db).
+_import_origin = PrecompiledQuery(
+    lambda run_id: RunImport.objects.filter(
+        run_id=RawSQL(  # noqa: S611 - a constant statement, the values bound as parameters
+            _IMPORT_RUN_OF_CHAIN,
+            (run_id, Run.Kind.IMPORT.value, MAX_BASE_CHAIN - 1, Run.Kind.IMPORT.value),
+        )
+    )
+)
 
 
 def run_import_origin(*, run: Run) -> RunImport | None:
@@ -238,8 +257,9 @@ def run_import_origin(*, run: Run) -> RunImport | None:
 
     A delivery builds on it: ``commit`` (a git import) or the imported tree (an archive).
     """
-    params = {"run": run.pk, "import": Run.Kind.IMPORT.value, "limit": MAX_BASE_CHAIN - 1}
-    return next(iter(RunImport.objects.raw(_IMPORT_ORIGIN, params)), None)
+    if run.pk is None:
+        return None
+    return _import_origin.first(int(run.pk))
 
 
 def run_import_summary(*, record: RunImport | None) -> dict[str, Any] | None:
