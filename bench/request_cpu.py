@@ -85,9 +85,9 @@ def _setup(args: argparse.Namespace) -> Any:
         exists = db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database])
         if exists.fetchone() is None:
             db.execute(f'CREATE DATABASE "{args.database}"')
-    from config.asgi import application  # django.setup() with the real middleware
-
     from django.core.management import call_command
+
+    from config.asgi import application  # django.setup() with the real middleware
 
     call_command("migrate", interactive=False, verbosity=0)
     return application
@@ -322,7 +322,7 @@ async def _measure(
     if profiler:
         from config.asgi import django_asgi_app
 
-        django_asgi_app.executor = _InlineExecutor()
+        django_asgi_app.executor = _InlineExecutor()  # type: ignore[assignment]
     counted = statements.count
     cpu, wall = time.process_time(), time.perf_counter()
     if profiler:
@@ -356,7 +356,10 @@ async def _main(application: Any, args: argparse.Namespace) -> None:
     statements.install()
     paths = {"projects": "/projects", "runs": f"/runs/{run_id}"}
     chosen = list(paths) if args.path == "both" else [args.path]
-    rows = {paths[name]: await _measure(application, paths[name], token, args, statements) for name in chosen}
+    rows = {
+        paths[name]: await _measure(application, paths[name], token, args, statements)
+        for name in chosen
+    }
     if args.dump:
         bodies = {}
         for name in chosen:

@@ -161,15 +161,16 @@ class FastOutputMixin(serializers.Serializer):
         plain column read directly (as ``to_representation`` would): anything else is a
         ``ValueError`` rather than a different answer.
         """
-        plan = []
+        converters: list[tuple[str, _Convert]] = []
+        sources = []
         for field in self._readable_fields:
             attrs = field.source_attrs
             if len(attrs) != 1 or type(field).get_attribute is not fields.Field.get_attribute:
                 raise ValueError(f"{field.field_name} is not a plain column")
-            plan.append((field.field_name, attrs[0], _converter(field)))
-        if [attr for _, attr, _ in plan] != list(names):
-            raise ValueError(f"rows of {list(names)} do not match the fields {plan}")
-        converters = [(name, convert) for name, _, convert in plan]
+            converters.append((str(field.field_name), _converter(field)))
+            sources.append(attrs[0])
+        if sources != list(names):
+            raise ValueError(f"rows of {list(names)} do not match the fields' {sources}")
         return [
             {
                 name: None if value is None else convert(value)

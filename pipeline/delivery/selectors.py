@@ -156,7 +156,7 @@ def run_delivery_of(run: Run) -> RunDelivery | None:
     ``run_get_for_user(with_delivery=True)``)."""
     related = Run.delivery.related  # type: ignore[attr-defined]
     if related.is_cached(run):
-        return related.get_cached_value(run)  # type: ignore[no-any-return]
+        return related.get_cached_value(run)  # type: ignore[return-value]
     return _delivery_of_run.first(int(run.pk))
 
 
