@@ -82,3 +82,27 @@ def test_a_value_equal_to_a_constant_is_answered_right_before_and_after_compilin
     assert by_prompt.all("y") == [(y.pk,)]
     assert by_prompt._compiled is not None
     assert by_prompt.all("x") == [(x.pk,)]
+
+
+runs_with_delivery = PrecompiledQuery(
+    lambda run_id: Run.objects.select_related("delivery").filter(pk=run_id)
+)
+
+
+def test_a_reverse_one_to_one_is_read_with_the_row_present_or_not(
+    project, django_assert_num_queries
+):
+    from django.utils import timezone
+
+    from pipeline.models import RunDelivery
+
+    bare = Run.objects.create(project=project, prompt="bare")
+    delivered = Run.objects.create(project=project, prompt="delivered")
+    RunDelivery.objects.create(run=delivered, branch="b", requested_at=timezone.now())
+
+    with django_assert_num_queries(2):
+        found_bare = runs_with_delivery.first(bare.pk)
+        found_delivered = runs_with_delivery.first(delivered.pk)
+        assert Run.delivery.related.is_cached(found_bare)
+        assert Run.delivery.related.get_cached_value(found_bare) is None
+        assert found_delivered.delivery.branch == "b"
