@@ -103,6 +103,8 @@ def test_a_reverse_one_to_one_is_read_with_the_row_present_or_not(
     with django_assert_num_queries(2):
         found_bare = runs_with_delivery.first(bare.pk)
         found_delivered = runs_with_delivery.first(delivered.pk)
+        assert found_bare is not None
+        assert found_delivered is not None
         assert Run.delivery.related.is_cached(found_bare)
         assert Run.delivery.related.get_cached_value(found_bare) is None
         assert found_delivered.delivery.branch == "b"
