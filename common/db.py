@@ -7,9 +7,15 @@ single cost of authentication. ``PrecompiledQuery`` asks the ORM for the SQL onc
 it with new values and builds the model instances the way the ORM does (``from_db``, the
 fields' database converters, ``select_related`` objects included).
 
+``PrecompiledRows`` does the same for a ``values_list()`` QuerySet: it gives the tuples the
+QuerySet would, its fields' database converters applied (JSON decoded, and so on).
+
 Only for queries whose SQL does not depend on the values passed in (plain ``field=value``
-filters): the values are bound in the order the ORM placed them, and must be of the types
-the filter would have prepared (a ``uuid.UUID`` for a UUID column, an ``int`` for an id).
+filters, not ``__in`` a list): each value must reach the SQL unchanged (a ``uuid.UUID`` for a
+UUID column, an ``int`` for an id), and any other parameter (``key__startswith="design:"``)
+is a constant of the query. Which parameter is which value is read from the first compiled
+query; while that is ambiguous (two values equal, or a value equal to a constant), the
+QuerySet itself runs, and the SQL is compiled again on the next call.
 """
 
 from __future__ import annotations
@@ -26,9 +32,66 @@ from django.db.models.query import get_related_populators
 M = TypeVar("M", bound=Model)
 
 
+def _slots(params: Sequence[Any], values: Sequence[Any]) -> list[tuple[int, int]] | None:
+    """Where each value sits among the compiled query's parameters: ``(parameter position,
+    value index)`` pairs; None when that cannot be told (a value found at no position or at
+    several, or equal to another value)."""
+    slots = []
+    for index, value in enumerate(values):
+        positions = [
+            position
+            for position, param in enumerate(params)
+            if type(param) is type(value) and param == value
+        ]
+        if len(positions) != 1:
+            return None
+        slots.append((positions[0], index))
+    if len({position for position, _ in slots}) != len(slots):
+        return None
+    return slots
+
+
+@dataclass
+class _Statement:
+    """A compiled query: its SQL, its constant parameters, and where the values go."""
+
+    sql: str
+    params: list[Any]
+    slots: list[tuple[int, int]]
+
+    def bind(self, values: Sequence[Any]) -> list[Any]:
+        params = list(self.params)
+        for position, index in self.slots:
+            params[position] = values[index]
+        return params
+
+
+def _statement(compiler: Any, values: Sequence[Any]) -> _Statement | None:
+    """The compiler's query as a reusable statement (None when its values cannot be placed)."""
+    sql, params = compiler.as_sql()
+    slots = _slots(params, values)
+    return None if slots is None else _Statement(sql, list(params), slots)
+
+
+def _converted(
+    rows: list[tuple[Any, ...]],
+    converters: list[tuple[int, list[Callable[..., Any]], Any]],
+    connection: Any,
+) -> list[list[Any]]:
+    """Each row as a list, with the fields' database converters applied (as the ORM does)."""
+    found = []
+    for raw in rows:
+        row = list(raw)
+        for pos, convs, expression in converters:
+            for converter in convs:
+                row[pos] = converter(row[pos], expression, connection)
+        found.append(row)
+    return found
+
+
 @dataclass
 class _Compiled:
-    sql: str
+    statement: _Statement
     model: type[Model]
     init_list: list[str]
     start: int
@@ -46,18 +109,20 @@ class PrecompiledQuery(Generic[M]):
         self._compiled: _Compiled | None = None
         self._lock = threading.Lock()
 
-    def _compile(self, values: Sequence[Any]) -> _Compiled:
+    def _compile(self, values: Sequence[Any]) -> _Compiled | None:
         with self._lock:
             if self._compiled is None:
                 compiler = self._build(*values).query.get_compiler(using=self._using)
-                sql, _ = compiler.as_sql()
+                statement = _statement(compiler, values)
+                if statement is None:
+                    return None
                 select, klass_info = compiler.select, compiler.klass_info
                 fields = klass_info["select_fields"]
                 start, end = fields[0], fields[-1] + 1
                 expressions = [column for column, _, _ in select]
                 converters = compiler.get_converters(expressions)
                 self._compiled = _Compiled(
-                    sql=sql,
+                    statement=statement,
                     model=klass_info["model"],
                     init_list=[column[0].target.attname for column in select[start:end]],
                     start=start,
@@ -72,16 +137,14 @@ class PrecompiledQuery(Generic[M]):
     def all(self, *values: Any) -> list[M]:
         """The instances the QuerySet ``build(*values)`` would give."""
         compiled = self._compiled or self._compile(values)
+        if compiled is None:
+            return list(self._build(*values).using(self._using))
         connection = connections[self._using]
         with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, list(values))
+            cursor.execute(compiled.statement.sql, compiled.statement.bind(values))
             rows = cursor.fetchall()
         found = []
-        for raw in rows:
-            row = list(raw)
-            for pos, convs, expression in compiled.converters:
-                for converter in convs:
-                    row[pos] = converter(row[pos], expression, connection)
+        for row in _converted(rows, compiled.converters, connection):
             obj = compiled.model.from_db(
                 self._using, compiled.init_list, row[compiled.start : compiled.end]
             )
@@ -92,5 +155,55 @@ class PrecompiledQuery(Generic[M]):
 
     def first(self, *values: Any) -> M | None:
         """The first instance ``build(*values)`` would give, or None."""
+        found = self.all(*values)
+        return found[0] if found else None
+
+
+@dataclass
+class _CompiledRows:
+    statement: _Statement
+    converters: list[tuple[int, list[Callable[..., Any]], Any]]
+
+
+class PrecompiledRows:
+    """``build(*values)`` is a ``values_list()`` QuerySet (not ``flat``, not ``named``); its
+    SQL is compiled on first use, then reused."""
+
+    def __init__(self, build: Callable[..., QuerySet[Any]], *, using: str = DEFAULT_DB_ALIAS):
+        self._build = build
+        self._using = using
+        self._compiled: _CompiledRows | None = None
+        self._lock = threading.Lock()
+
+    def _compile(self, values: Sequence[Any]) -> _CompiledRows | None:
+        with self._lock:
+            if self._compiled is None:
+                compiler = self._build(*values).query.get_compiler(using=self._using)
+                statement = _statement(compiler, values)
+                expressions = [column for column, _, _ in compiler.select[: compiler.col_count]]
+                if statement is None or compiler.has_composite_fields(expressions):
+                    return None
+                converters = compiler.get_converters(expressions)
+                self._compiled = _CompiledRows(
+                    statement=statement,
+                    converters=[(pos, convs, expr) for pos, (convs, expr) in converters.items()],
+                )
+            return self._compiled
+
+    def all(self, *values: Any) -> list[tuple[Any, ...]]:
+        """The tuples the QuerySet ``build(*values)`` would give."""
+        compiled = self._compiled or self._compile(values)
+        if compiled is None:
+            return list(self._build(*values).using(self._using))
+        connection = connections[self._using]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.statement.sql, compiled.statement.bind(values))
+            rows = cursor.fetchall()
+        if not compiled.converters:
+            return [tuple(row) for row in rows]
+        return [tuple(row) for row in _converted(rows, compiled.converters, connection)]
+
+    def first(self, *values: Any) -> tuple[Any, ...] | None:
+        """The first tuple ``build(*values)`` would give, or None."""
         found = self.all(*values)
         return found[0] if found else None

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db.models import Model
 from django.utils import timezone
 from rest_framework import ISO_8601, fields, serializers
-from rest_framework.relations import PKOnlyObject
+from rest_framework.relations import PKOnlyObject, PrimaryKeyRelatedField
 from rest_framework.settings import api_settings
 
 # How a field's value becomes its representation (None: the field's own method).
@@ -72,6 +72,35 @@ def _converter(field: fields.Field) -> _Convert:
     return field.to_representation
 
 
+# Fields that hold no other field and keep no state of their own past ``bind``: a shallow
+# copy of an unbound one is a field DRF's deep copy would give (which builds every field
+# again from its arguments: most of the cost of a serializer with many fields).
+_LEAF_FIELDS = frozenset(
+    {
+        fields.BooleanField,
+        fields.CharField,
+        fields.ChoiceField,
+        fields.DateTimeField,
+        fields.DecimalField,
+        fields.EmailField,
+        fields.FloatField,
+        fields.IntegerField,
+        fields.JSONField,
+        fields.ReadOnlyField,
+        fields.SerializerMethodField,
+        fields.SlugField,
+        PrimaryKeyRelatedField,
+    }
+)
+
+
+def _copy(field: fields.Field) -> fields.Field:
+    """A fresh unbound copy of the template ``field``."""
+    if type(field) in _LEAF_FIELDS and getattr(field, "parent", None) is None:
+        return copy.copy(field)
+    return copy.deepcopy(field)
+
+
 class FastOutputMixin(serializers.Serializer):
     """Put first in a serializer's bases; its output is DRF's, computed with less work."""
 
@@ -81,7 +110,7 @@ class FastOutputMixin(serializers.Serializer):
         if templates is None:
             templates = super().get_fields()
             type(self)._fast_field_templates = templates  # type: ignore[attr-defined]
-        return {name: copy.deepcopy(field) for name, field in templates.items()}
+        return {name: _copy(field) for name, field in templates.items()}
 
     def _output_plan(self, instance: Any) -> list[tuple[str, str | None, Any, _Convert]]:
         plan = getattr(self, "_fast_output_plan", None)
@@ -121,3 +150,31 @@ class FastOutputMixin(serializers.Serializer):
                 value = getattr(instance, attr)
                 ret[name] = None if value is None else convert(value)
         return ret
+
+    def represent_rows(
+        self, rows: Iterable[Sequence[Any]], names: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Each row (the values of the model columns ``names``, in that order) as
+        ``to_representation`` gives an instance holding those values.
+
+        ``names`` must be the sources of the serializer's fields, in their order, each a
+        plain column read directly (as ``to_representation`` would): anything else is a
+        ``ValueError`` rather than a different answer.
+        """
+        converters: list[tuple[str, _Convert]] = []
+        sources = []
+        for field in self._readable_fields:
+            attrs = field.source_attrs
+            if len(attrs) != 1 or type(field).get_attribute is not fields.Field.get_attribute:
+                raise ValueError(f"{field.field_name} is not a plain column")
+            converters.append((str(field.field_name), _converter(field)))
+            sources.append(attrs[0])
+        if sources != list(names):
+            raise ValueError(f"rows of {list(names)} do not match the fields' {sources}")
+        return [
+            {
+                name: None if value is None else convert(value)
+                for (name, convert), value in zip(converters, row, strict=True)
+            }
+            for row in rows
+        ]

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from common.db import PrecompiledRows
+
 from .models import BaselineTest, Run, RunImport, Step
 
 # Regression ids kept per verdict (a change that breaks more is cut, and says so).
@@ -108,13 +110,18 @@ def judge(report: dict[str, Any], baseline: Baseline) -> dict[str, Any]:
 # --- listing ---------------------------------------------------------------------------------
 
 
+# Read on every GET /runs/{id}: its SQL is compiled once (common.db).
+_tester_regressions = PrecompiledRows(
+    lambda run_id: Step.objects.filter(
+        run_id=run_id, role="tester", status=Step.Status.SUCCEEDED
+    ).values_list("key", "plan_task_id", "attempt", "output__regressions")
+)
+
+
 def _regression_rows(run: Run) -> list[tuple[str, int | None, int, list[str] | None]]:
     """Each succeeded tester step of the run: key, plan task, attempt, its regressions (only
     that key of the output is read)."""
-    rows = Step.objects.filter(run=run, role="tester", status=Step.Status.SUCCEEDED).values_list(
-        "key", "plan_task_id", "attempt", "output__regressions"
-    )
-    return list(rows)
+    return _tester_regressions.all(int(run.pk))  # type: ignore[return-value]
 
 
 def run_regressions(*, run: Run) -> dict[str, list[str]]:

@@ -9,15 +9,16 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Max, QuerySet
+from django.db.models.expressions import RawSQL
 
-from common.db import PrecompiledQuery
+from common.db import PrecompiledQuery, PrecompiledRows
 from common.errors import ApplicationError, NotFound
 from projects.artifacts import (
     artifact_list_for_run,
     artifact_read,
     artifact_tree_diff,
-    artifact_tree_for_run,
 )
+from projects.models import Artifact
 from spending.selectors import spend_last_day_usd
 
 from .context import is_test_path
@@ -43,22 +44,32 @@ def user_spent_last_day_usd(*, user_id: int) -> Decimal:
     return spend_last_day_usd(user_id=user_id)
 
 
-# Every run endpoint (GET /runs/{id} above all) looks its run up this way: its SQL is
-# compiled once (common.db). The values are bound in the ORM's order: the run, then the owner.
+# Every run endpoint looks its run up this way: its SQL is compiled once (common.db).
 _run_of_owner = PrecompiledQuery(
     lambda run_id, owner_id: Run.objects.select_related("project").filter(
         id=run_id, project__owner_id=owner_id
     )
 )
+# GET /runs/{id} shows the run's delivery too: read with it (None when it has none).
+_run_with_delivery_of_owner = PrecompiledQuery(
+    lambda run_id, owner_id: Run.objects.select_related("project", "delivery").filter(
+        id=run_id, project__owner_id=owner_id
+    )
+)
 
 
-def run_get_for_user(*, user: Any, run_id: int) -> Run:
-    """The user's run, or ``NotFound`` (another user's run does not exist for them)."""
+def run_get_for_user(*, user: Any, run_id: int, with_delivery: bool = False) -> Run:
+    """The user's run, or ``NotFound`` (another user's run does not exist for them).
+
+    ``with_delivery`` reads its delivery row in the same statement (``run_delivery_of``
+    then sends none).
+    """
     try:
         values = int(run_id), int(user.pk)
     except (TypeError, ValueError, AttributeError) as exc:  # no id, or no signed-in user
         raise NotFound("Run not found.") from exc
-    run = _run_of_owner.first(*values)
+    query = _run_with_delivery_of_owner if with_delivery else _run_of_owner
+    run = query.first(*values)
     if run is None:
         raise NotFound("Run not found.")
     return run
@@ -77,20 +88,32 @@ def step_get_for_user(*, user: Any, step_id: int) -> Step:
         raise NotFound("Step not found.") from exc
 
 
+# GET /runs/{id} reads these on every call: their SQL is compiled once (common.db).
+_design_steps = PrecompiledRows(
+    lambda run_id: Step.objects.filter(run_id=run_id, key__startswith="design:").values_list(
+        "round", "role", "status", "output"
+    )
+)
+_plan_tasks = PrecompiledRows(
+    lambda run_id: (
+        PlanTask.objects.filter(run_id=run_id)
+        .order_by("layer", "id")
+        .values_list("key", "title", "depends_on", "layer", "status", "files")
+    )
+)
+
+
 def run_rounds(*, run: Run) -> list[dict[str, Any]]:
     """Each design round: the architect's proposal, the planner's objections, the resolution.
 
     ``resolutions`` of round r answer the objections of round r - 1.
     """
-    steps = Step.objects.filter(run=run, key__startswith="design:").values(
-        "key", "round", "role", "status", "output"
-    )
     rounds: dict[int, dict[str, Any]] = {}
-    for step in steps:
+    for number, role, status, stored in _design_steps.all(int(run.pk)):
         entry = rounds.setdefault(
-            step["round"],
+            number,
             {
-                "round": step["round"],
+                "round": number,
                 "proposal": "",
                 "resolutions": [],
                 "objections": [],
@@ -98,25 +121,23 @@ def run_rounds(*, run: Run) -> list[dict[str, Any]]:
                 "status": "pending",
             },
         )
-        output = step["output"] or {}
-        if step["role"] == "architect":
+        output = stored or {}
+        if role == "architect":
             entry["proposal"] = output.get("summary", "")
             entry["resolutions"] = output.get("resolutions", [])
-        elif step["role"] == "planner":
+        elif role == "planner":
             entry["objections"] = output.get("objections", [])
-            entry["approved"] = output.get("approved") if step["output"] is not None else None
-        entry["status"] = step["status"]
+            entry["approved"] = output.get("approved") if stored is not None else None
+        entry["status"] = status
     return [rounds[number] for number in sorted(rounds)]
+
+
+_TASK_FIELDS = ("key", "title", "depends_on", "layer", "status", "files")
 
 
 def run_tasks(*, run: Run) -> list[dict[str, Any]]:
     """The plan's tasks with their DAG layer and status."""
-    rows = (
-        PlanTask.objects.filter(run=run)
-        .order_by("layer", "id")
-        .values("key", "title", "depends_on", "layer", "status", "files")
-    )
-    return [dict(row) for row in rows]
+    return [dict(zip(_TASK_FIELDS, row, strict=True)) for row in _plan_tasks.all(int(run.pk))]
 
 
 # --- follow-ups: the base run and its tree ----------------------------------------------------
@@ -171,16 +192,26 @@ def run_base_tree(*, run: Run) -> dict[str, Any]:
     return {"files": run_tree_texts(run=run), "last_report": run_last_test_report(run=run)}
 
 
+# Both trees of a follow-up (its own and its base's) in one statement.
+_two_trees = PrecompiledRows(
+    lambda run_id, base_id: Artifact.objects.filter(run_id__in=(run_id, base_id)).values_list(
+        "run_id", "path", "sha256"
+    )
+)
+
+
 def run_base_changes(*, run: Run) -> dict[str, Any] | None:
     """What a follow-up changed in its base run's tree: the paths added, removed and
     changed, how many stayed the same, and where the full diff is. None for a fresh run, or
     while the run has no files yet."""
     if run.base_run_id is None:
         return None
-    new = artifact_tree_for_run(run=run)
+    trees: dict[int, dict[str, str]] = {run.pk: {}, run.base_run_id: {}}
+    for run_id, path, sha256 in _two_trees.all(int(run.pk), int(run.base_run_id)):
+        trees[run_id][path] = sha256
+    new, old = trees[run.pk], trees[run.base_run_id]
     if not new:
         return None
-    old = artifact_tree_for_run(run=Run(id=run.base_run_id))
     return {
         "base_run": run.base_run_id,
         "added": sorted(new.keys() - old.keys()),
@@ -197,24 +228,38 @@ def run_base_changes(*, run: Run) -> dict[str, Any] | None:
 MAX_BASE_CHAIN = 1000
 
 
+# The run's chain of base runs, walked down to its first import run: that run's id. The walk
+# stops at the first import, at a chain that ends, or after MAX_BASE_CHAIN runs.
+_IMPORT_RUN_OF_CHAIN = """
+WITH RECURSIVE chain(id, kind, base_run_id, depth) AS (
+    SELECT id, kind, base_run_id, 0 FROM pipeline_run WHERE id = %s
+    UNION ALL
+    SELECT run.id, run.kind, run.base_run_id, chain.depth + 1
+    FROM pipeline_run run JOIN chain ON run.id = chain.base_run_id
+    WHERE chain.kind <> %s AND chain.depth < %s
+)
+SELECT id FROM chain WHERE kind = %s ORDER BY depth LIMIT 1
+"""
+# That import run's RunImport, in the same statement; its SQL is compiled once (common.db).
+_import_origin = PrecompiledQuery(
+    lambda run_id: RunImport.objects.filter(
+        run_id=RawSQL(  # noqa: S611 - a constant statement, the values bound as parameters
+            _IMPORT_RUN_OF_CHAIN,
+            (run_id, Run.Kind.IMPORT.value, MAX_BASE_CHAIN - 1, Run.Kind.IMPORT.value),
+        )
+    )
+)
+
+
 def run_import_origin(*, run: Run) -> RunImport | None:
     """The import a run's tree descends from: its own (an import run), its base run's, and
     so on down the chain of follow-ups; None when the chain starts from nothing.
 
     A delivery builds on it: ``commit`` (a git import) or the imported tree (an archive).
     """
-    seen: set[int] = set()
-    current: int | None = run.pk
-    while current is not None and current not in seen and len(seen) < MAX_BASE_CHAIN:
-        seen.add(current)
-        row = Run.objects.filter(pk=current).values_list("kind", "base_run_id").first()
-        if row is None:
-            return None
-        kind, base = row
-        if kind == Run.Kind.IMPORT:
-            return RunImport.objects.filter(run_id=current).first()
-        current = base
-    return None
+    if run.pk is None:
+        return None
+    return _import_origin.first(int(run.pk))
 
 
 def run_import_summary(*, record: RunImport | None) -> dict[str, Any] | None:
@@ -449,18 +494,19 @@ def step_get_for_run(*, run: Run, step_id: int) -> Step:
 # --- steering: messages to tasks ------------------------------------------------------------
 
 
+_task_messages = PrecompiledRows(
+    lambda run_id: (
+        TaskMessage.objects.filter(run_id=run_id)
+        .order_by("id")
+        .values_list("id", "plan_task__key", "text", "created_at", "step_id", "step__attempt")
+    )
+)
+
+
 def task_messages_for_run(*, run: Run) -> list[dict[str, Any]]:
     """The run's messages to its tasks: task, text, when, and the coder attempt that read it
     (``attempt`` None: waiting for the task's next attempt)."""
-    rows = TaskMessage.objects.filter(run=run).select_related("plan_task", "step").order_by("id")
     return [
-        {
-            "id": row.pk,
-            "task": row.plan_task.key,
-            "text": row.text,
-            "at": row.created_at,
-            "step": row.step_id,
-            "attempt": row.step.attempt if row.step is not None else None,
-        }
-        for row in rows
+        {"id": pk, "task": task, "text": text, "at": at, "step": step, "attempt": attempt}
+        for pk, task, text, at, step, attempt in _task_messages.all(int(run.pk))
     ]

@@ -73,7 +73,7 @@ class RunDetailApi(APIView):
 
     @extend_schema(responses=RunDetailSerializer)
     def get(self, request: Request, run_id: int) -> Response:
-        run = run_get_for_user(user=request.user, run_id=run_id)
+        run = run_get_for_user(user=request.user, run_id=run_id, with_delivery=True)
         return Response(RunDetailSerializer(run).data)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection
 
 from common.content import is_binary
+from common.db import PrecompiledQuery
 from projects.artifacts import artifact_list_for_run, artifact_read
 
 from ..models import Run, RunDelivery, RunImport
@@ -146,9 +147,17 @@ def tree_changes(before: dict[str, bytes], after: dict[str, bytes]) -> tuple[dic
     return changed, deleted
 
 
+# Read on every GET /runs/{id}: its SQL is compiled once (common.db).
+_delivery_of_run = PrecompiledQuery(lambda run_id: RunDelivery.objects.filter(run_id=run_id))
+
+
 def run_delivery_of(run: Run) -> RunDelivery | None:
-    """The run's delivery row, or None."""
-    return RunDelivery.objects.filter(run_id=run.pk).first()
+    """The run's delivery row, or None (read with the run when it was, see
+    ``run_get_for_user(with_delivery=True)``)."""
+    related = Run.delivery.related  # type: ignore[attr-defined]
+    if related.is_cached(run):
+        return related.get_cached_value(run)  # type: ignore[return-value]
+    return _delivery_of_run.first(int(run.pk))
 
 
 def run_delivery_view(run: Run) -> dict[str, Any] | None:

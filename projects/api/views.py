@@ -4,7 +4,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..selectors import project_get_for_user, project_rows_for_user
+from ..selectors import PROJECT_ROW_FIELDS, project_get_for_user, project_rows_for_user
 from ..services import project_create, project_delete, project_update
 from .serializers import ProjectInputSerializer, ProjectOutputSerializer, ProjectPatchSerializer
 
@@ -14,8 +14,8 @@ class ProjectListCreateApi(APIView):
 
     @extend_schema(responses=ProjectOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        projects = project_rows_for_user(user=request.user)
-        return Response(ProjectOutputSerializer(projects, many=True).data)
+        rows = project_rows_for_user(user=request.user)
+        return Response(ProjectOutputSerializer().represent_rows(rows, PROJECT_ROW_FIELDS))
 
     @extend_schema(request=ProjectInputSerializer, responses={201: ProjectOutputSerializer})
     def post(self, request: Request) -> Response:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from common.db import PrecompiledQuery
-from pipeline.models import Run
+from common.db import PrecompiledQuery, PrecompiledRows
+from pipeline.models import Run, Step
 
 pytestmark = pytest.mark.django_db
 
@@ -37,3 +37,74 @@ def test_the_sql_compiled_for_one_value_serves_the_others(project):
     assert runs_with_project.first(first.pk).prompt == "first"
     assert runs_with_project.first(second.pk).prompt == "second"
     assert runs_with_project.first(second.pk + 1000) is None
+
+
+def design_steps_query(run_id):
+    return (
+        Step.objects.filter(run_id=run_id, key__startswith="design:")
+        .order_by("id")
+        .values_list("key", "round", "output", "output__summary", "created_at")
+    )
+
+
+def test_rows_are_the_tuples_of_the_values_list_with_constants_kept(
+    project, django_assert_num_queries
+):
+    design_steps = PrecompiledRows(design_steps_query)
+    runs = [Run.objects.create(project=project, prompt=str(n)) for n in range(2)]
+    for run in runs:
+        for key in ("design:1:architect", "task:a:coder:1", "design:1:planner"):
+            Step.objects.create(run=run, key=key, role="r", round=1, output={"summary": key})
+
+    for run in runs:
+        with django_assert_num_queries(1):
+            found = design_steps.all(run.pk)
+        assert found == list(design_steps_query(run.pk))
+        assert [row[0] for row in found] == ["design:1:architect", "design:1:planner"]
+        assert found[0][2] == {"summary": "design:1:architect"}  # JSON decoded
+
+
+def prompt_and_error_query(prompt):
+    # The constant comes first among the parameters.
+    return Run.objects.filter(error_code="x", prompt=prompt).values_list("id")
+
+
+def test_a_value_equal_to_a_constant_is_answered_right_before_and_after_compiling(project):
+    by_prompt = PrecompiledRows(prompt_and_error_query)
+    x = Run.objects.create(project=project, prompt="x", error_code="x")
+    y = Run.objects.create(project=project, prompt="y", error_code="x")
+    Run.objects.create(project=project, prompt="x", error_code="")
+
+    # "x" is both the value and the constant: the QuerySet runs, nothing is compiled.
+    assert by_prompt.all("x") == [(x.pk,)]
+    assert by_prompt._compiled is None
+    # "y" places the value: compiled; "x" is then bound where the value goes.
+    assert by_prompt.all("y") == [(y.pk,)]
+    assert by_prompt._compiled is not None
+    assert by_prompt.all("x") == [(x.pk,)]
+
+
+runs_with_delivery = PrecompiledQuery(
+    lambda run_id: Run.objects.select_related("delivery").filter(pk=run_id)
+)
+
+
+def test_a_reverse_one_to_one_is_read_with_the_row_present_or_not(
+    project, django_assert_num_queries
+):
+    from django.utils import timezone
+
+    from pipeline.models import RunDelivery
+
+    bare = Run.objects.create(project=project, prompt="bare")
+    delivered = Run.objects.create(project=project, prompt="delivered")
+    RunDelivery.objects.create(run=delivered, branch="b", requested_at=timezone.now())
+
+    with django_assert_num_queries(2):
+        found_bare = runs_with_delivery.first(bare.pk)
+        found_delivered = runs_with_delivery.first(delivered.pk)
+        assert found_bare is not None
+        assert found_delivered is not None
+        assert Run.delivery.related.is_cached(found_bare)
+        assert Run.delivery.related.get_cached_value(found_bare) is None
+        assert found_delivered.delivery.branch == "b"

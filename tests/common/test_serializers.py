@@ -91,3 +91,51 @@ def test_fields_are_built_from_the_model_once_per_class(projects, monkeypatch):
 
     assert built == ["id", "name", "created_at"]
     assert second[0] == first[0]
+
+
+class PlainColumns(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "created_at", "updated_at"]
+
+
+class Columns(FastOutputMixin, PlainColumns):
+    pass
+
+
+COLUMNS = ("id", "name", "description", "created_at", "updated_at")
+
+
+def test_rows_of_columns_are_represented_as_the_instances_are(projects):
+    rows = [tuple(getattr(project, name) for name in COLUMNS) for project in projects]
+
+    rows[0] = (rows[0][0], rows[0][1], None, *rows[0][3:])
+    projects[0].description = None
+
+    with timezone.override("Asia/Kolkata"):
+        represented = Columns().represent_rows(rows, COLUMNS)
+        plain = PlainColumns(projects, many=True).data
+
+    assert represented == plain
+    assert [list(row) for row in represented] == [list(row) for row in plain]  # key order
+
+
+def test_rows_in_another_order_than_the_fields_are_refused(projects):
+    with pytest.raises(ValueError, match="do not match"):
+        Columns().represent_rows([], ("name", "id", "description", "created_at", "updated_at"))
+
+
+def test_rows_are_refused_by_a_serializer_with_a_field_that_is_not_a_column(projects):
+    with pytest.raises(ValueError, match="not a plain column"):
+        Fast().represent_rows([], COLUMNS)
+
+
+def test_a_copied_field_is_bound_to_its_own_serializer_only(projects):
+    first, second = Fast(projects[0]), Fast(projects[1])
+
+    assert first.fields["shout"].parent is first
+    assert second.fields["shout"].parent is second
+    assert (first.data["shout"], second.data["shout"]) == (
+        projects[0].name.upper(),
+        projects[1].name.upper(),
+    )

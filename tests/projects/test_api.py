@@ -105,3 +105,16 @@ def test_deleting_a_project_removes_its_workspace(api_client, project):
     (workspace / "notes.txt").write_text("left by the terminal")
     assert api_client.delete(f"/projects/{project.id}").status_code == 204
     assert not workspace.exists()
+
+
+@pytest.mark.parametrize("count", [1, 5])
+def test_the_list_costs_two_statements_however_many_projects(
+    api_client, user, django_assert_max_num_queries, count
+):
+    ProjectFactory.create_batch(count, owner=user)
+
+    # The session with its user, then the projects.
+    with django_assert_max_num_queries(2):
+        body = api_client.get("/projects").json()
+
+    assert len(body) == count

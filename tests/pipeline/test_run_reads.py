@@ -1,0 +1,140 @@
+"""GET /runs/{id} reads all it shows in a fixed number of statements; the import a run's tree
+descends from is found down its chain of base runs in one."""
+
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from pipeline.models import (
+    BaselineTest,
+    PlanTask,
+    Run,
+    RunDelivery,
+    RunImport,
+    Step,
+    TaskMessage,
+)
+from pipeline.selectors import run_import_origin
+from projects.models import Artifact
+
+pytestmark = pytest.mark.django_db
+
+# The session and its user, the run with its delivery, design rounds, plan tasks, messages,
+# both trees, the import origin, the testers' regressions.
+RUN_DETAIL_STATEMENTS = 8
+
+
+def _import_run(project: Any, *, base: Run | None = None, record: bool = True) -> Run:
+    run = Run.objects.create(
+        project=project, prompt="import", kind=Run.Kind.IMPORT, status="completed", base_run=base
+    )
+    if record:
+        RunImport.objects.create(run=run, source="git", url="https://example.com/r.git")
+    return run
+
+
+def _follow_up(project: Any, base: Run | None) -> Run:
+    return Run.objects.create(project=project, prompt="change", base_run=base)
+
+
+def _artifacts(run: Run, paths: list[str]) -> None:
+    for path in paths:
+        Artifact.objects.create(
+            project=run.project, run=run, path=path, sha256=path.ljust(64, "0"), size=1
+        )
+
+
+def _run_with_everything(project: Any, *, tasks: int) -> Run:
+    """A follow-up of an import with rounds, ``tasks`` tasks (a coder, a tester with a
+    regression and a message each), an integration suite, a delivery and both trees."""
+    imported = _import_run(project)
+    RunImport.objects.filter(run=imported).update(baseline_status="passed")
+    BaselineTest.objects.create(run=imported, test_id="t.py::test_a", outcome="passed")
+    run = _follow_up(project, imported)
+    for role in ("architect", "planner"):
+        Step.objects.create(run=run, role=role, key=f"design:1:{role}", round=1, output={})
+    for number in range(tasks):
+        task = PlanTask.objects.create(run=run, key=f"t{number}", title="T", layer=number)
+        coder = Step.objects.create(
+            run=run, role="coder", key=f"task:t{number}:coder:1", plan_task=task
+        )
+        Step.objects.create(
+            run=run,
+            role="tester",
+            key=f"task:t{number}:tester:1",
+            plan_task=task,
+            status="succeeded",
+            output={"regressions": ["t.py::test_a"]},
+        )
+        TaskMessage.objects.create(run=run, plan_task=task, text="hello", step=coder)
+    Step.objects.create(
+        run=run, role="tester", key="integrate:suite:1", status="succeeded", output={}
+    )
+    RunDelivery.objects.create(run=run, branch="b", requested_at=timezone.now())
+    _artifacts(imported, ["a.py", "b.py"])
+    _artifacts(run, ["a.py", "c.py"])
+    return run
+
+
+@pytest.mark.parametrize("tasks", [1, 5])
+def test_a_run_detail_costs_eight_statements_however_many_tasks_messages_and_steps(
+    api_client: Any, project: Any, django_assert_max_num_queries: Any, tasks: int
+) -> None:
+    run = _run_with_everything(project, tasks=tasks)
+
+    with django_assert_max_num_queries(RUN_DETAIL_STATEMENTS):
+        body = api_client.get(f"/runs/{run.id}").json()
+
+    # Every part was read: the count above covers each of them.
+    assert len(body["rounds"]) == 1
+    assert len(body["tasks"]) == len(body["messages"]) == tasks
+    assert body["messages"][0]["attempt"] == 1
+    assert body["base_changes"]["added"] == ["c.py"]
+    assert body["import_source"]["run"] == run.base_run_id
+    assert body["delivery"]["branch"] == "b"
+    assert body["regressions"] == ["t.py::test_a"]
+
+
+def test_a_run_without_a_delivery_shows_none_in_the_same_statements(
+    api_client: Any, project: Any, django_assert_max_num_queries: Any
+) -> None:
+    run = _run_with_everything(project, tasks=1)
+    RunDelivery.objects.filter(run=run).delete()
+
+    with django_assert_max_num_queries(RUN_DETAIL_STATEMENTS):
+        body = api_client.get(f"/runs/{run.id}").json()
+
+    assert body["delivery"] is None
+
+
+def test_the_import_origin_is_found_down_a_chain_of_follow_ups(
+    project: Any, django_assert_num_queries: Any
+) -> None:
+    imported = _import_run(project)
+    last = _follow_up(project, _follow_up(project, _follow_up(project, imported)))
+
+    with django_assert_num_queries(1):
+        origin = run_import_origin(run=last)
+
+    assert origin is not None
+    assert origin.run_id == imported.pk
+    assert run_import_origin(run=imported).run_id == imported.pk  # type: ignore[union-attr]
+
+
+def test_the_nearest_import_of_the_chain_is_the_origin(project: Any) -> None:
+    older = _import_run(project)
+    newer = _import_run(project, base=_follow_up(project, older))
+
+    assert run_import_origin(run=_follow_up(project, newer)).run_id == newer.pk  # type: ignore[union-attr]
+
+
+def test_a_chain_that_starts_from_nothing_has_no_import_origin(project: Any) -> None:
+    assert run_import_origin(run=_follow_up(project, _follow_up(project, None))) is None
+
+
+def test_an_import_run_with_no_record_ends_the_walk_without_an_origin(project: Any) -> None:
+    older = _import_run(project)
+    unrecorded = _import_run(project, base=_follow_up(project, older), record=False)
+
+    assert run_import_origin(run=_follow_up(project, unrecorded)) is None
