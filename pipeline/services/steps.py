@@ -30,6 +30,7 @@ from django.utils import timezone
 from pydantic import BaseModel
 
 from common.logging import get_logger
+from spending.sql import CLOCK
 
 from ..events import events_push_on_commit, events_stored
 from ..failures import failure_for
@@ -37,7 +38,7 @@ from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
 from ..tracing import step_span
 from ..transient import drop_connection, is_transient, retry_transient
-from .ledger import StepLedger, release_connection
+from .ledger import StepLedger, release_connection, spend_ctes
 from .runs import RunStopped, emit, run_check_bounds
 
 __all__ = ["StepBusy", "StepLedger", "StepSpec", "model_call", "release_connection", "step_run"]
@@ -191,14 +192,65 @@ SELECT claimed.id, claimed.created, claimed.round, claimed.attempt,
 FROM claimed LEFT JOIN started ON true
 """
 
+
 # Store the output and publish the step's events, ``step.completed`` last (built from the
-# stored usage), in one statement: both happen, or neither.
-_STORE = """
-WITH done AS (
+# stored usage), in one statement: both happen, or neither. With ``paid``, the statement also
+# stores the step's last answer (held by its ledger: ``StepLedger.hold_last``) as
+# ``_RECORD_USAGE`` would, so the answer, its usage, the spend ledger's row and the output land
+# together; only if the step is still running (else the answer is stored on its own). The
+# step's row is locked first, then the run's, as ``_RECORD_USAGE`` does.
+def _store_sql(*, paid: bool) -> str:
+    usage = (
+        """,
+        tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
+        cost_usd = cost_usd + %(cost)s, latency_ms = latency_ms + %(latency)s,
+        llm_calls = llm_calls + 1, provider = %(provider)s, model = %(model)s"""
+        if paid
+        else ""
+    )
+    run_usage = (
+        """
+        tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
+        cost_usd = cost_usd + %(cost)s,"""
+        if paid
+        else ""
+    )
+    call = (
+        """
+), call AS (
+    INSERT INTO pipeline_stepcall (
+        step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
+        latency_ms, retired, created_at
+    )
+    SELECT id, GREATEST(%(ordinal)s, COALESCE(
+            (SELECT max(ordinal) + 1 FROM pipeline_stepcall WHERE step_id = %(step)s), 0)),
+        %(provider)s, %(model)s, %(text)s, %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s,
+        %(cost)s, %(latency)s, false, clock_timestamp()
+    FROM done
+    ON CONFLICT (step_id, ordinal) DO NOTHING
+    RETURNING ordinal"""
+        if paid
+        else ""
+    )
+    spend = ", " + spend_ctes(gate="EXISTS (SELECT 1 FROM done)") if paid else ""  # noqa: S608
+    paid_columns = (
+        "(SELECT ordinal FROM call), (SELECT cost_usd FROM counter), "
+        "(SELECT budget_warned FROM counter)"
+        if paid
+        else "NULL, NULL, NULL"
+    )
+    return (
+        "WITH "  # noqa: S608
+        + (CLOCK + ", " if paid else "")
+        + """done AS (
     UPDATE pipeline_step SET status = 'succeeded', output = %(output)s::jsonb,
-        finished_at = %(now)s
+        finished_at = %(now)s"""
+        + usage
+        + """
     WHERE id = %(step)s AND status = 'running'
-    RETURNING provider, model, tokens_in, tokens_out, cost_usd, latency_ms
+    RETURNING id, provider, model, tokens_in, tokens_out, cost_usd, latency_ms"""
+        + call
+        + """
 ), items AS (
     SELECT item.n, item.type, item.payload
     FROM jsonb_to_recordset(%(events)s::jsonb) AS item(n int, type text, payload jsonb)
@@ -210,21 +262,34 @@ WITH done AS (
     ) || %(extra)s::jsonb
     FROM done
 ), counter AS (
-    UPDATE pipeline_run
-    SET next_event_seq = next_event_seq + (SELECT count(*) FROM items),
+    UPDATE pipeline_run SET"""
+        + run_usage
+        + """
+        next_event_seq = next_event_seq + CASE WHEN status IN ('completed', 'failed', 'cancelled')
+            THEN 0 ELSE (SELECT count(*) FROM items) END,
         heartbeat_at = clock_timestamp()
     WHERE id = %(run)s AND EXISTS (SELECT 1 FROM done)
-      AND status NOT IN ('completed', 'failed', 'cancelled')
-    RETURNING next_event_seq - (SELECT count(*) FROM items) AS first
+    RETURNING next_event_seq - (SELECT count(*) FROM items) AS first,
+        status NOT IN ('completed', 'failed', 'cancelled') AS open, cost_usd, budget_warned
 ), stored AS (
     INSERT INTO pipeline_event (run_id, seq, type, payload, at)
     SELECT %(run)s, counter.first + items.n, items.type, items.payload, clock_timestamp()
     FROM counter, items
+    WHERE counter.open
     RETURNING id, seq, type, payload, at
-)
-SELECT (SELECT count(*) FROM done), id, seq, type, payload, at FROM (SELECT 1) AS one
-LEFT JOIN stored ON true
+)"""
+        + spend
+        + """
+SELECT (SELECT count(*) FROM done), """
+        + paid_columns
+        + """, id, seq, type, payload, at
+FROM (SELECT 1) AS one LEFT JOIN stored ON true
 """
+    )
+
+
+_STORE = _store_sql(paid=False)
+_STORE_PAID = _store_sql(paid=True)
 
 
 def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
@@ -348,6 +413,7 @@ def _step_execute(
 ) -> dict[str, Any]:
     """The claimed step's work (see ``step_run``), inside its span."""
     run_id = run.id
+    ledger: StepLedger | None = None
     try:
         ledger = _ledger_for(run, step, created=created)
         prepared = prepare(run, step)
@@ -355,17 +421,37 @@ def _step_execute(
         with heartbeat(step_id=step.id, run_id=run_id):
             output = execute(prepared, ledger)
     except Exception as exc:
+        # An answer held for the store is stored on its own: the step will not store.
+        _store_held_answer(ledger, None)
         if is_transient(exc):
             _step_hand_back(step, exc)
         else:
             _step_fail(step, exc)
         raise
+    held = ledger.take_held()
     try:
-        return _step_store(step, spec, output, events=events, on_success=on_success)
+        return _step_store(
+            step, spec, output, events=events, on_success=on_success, ledger=ledger, held=held
+        )
     except Exception as exc:
+        # The store (and the answer it carried) may have landed or not: the answer is stored
+        # on its own unless it did, before the step is handed back.
+        _store_held_answer(ledger, held)
         if is_transient(exc):
             _step_hand_back(step, exc)
         raise
+
+
+def _store_held_answer(ledger: StepLedger | None, held: dict[str, Any] | None) -> None:
+    """Store the answer the ledger holds (or ``held``, taken from it) on its own."""
+    if ledger is None:
+        return
+    try:
+        if held is not None:
+            ledger.record_held(held)
+        ledger.flush()
+    except Exception:
+        logger.warning("step.answer_store_failed", step=ledger.step_key, exc_info=True)
 
 
 def _step_store(
@@ -375,12 +461,16 @@ def _step_store(
     *,
     events: Callable[[dict[str, Any]], Events] | None,
     on_success: Callable[[Step, dict[str, Any]], None] | None,
+    ledger: StepLedger | None = None,
+    held: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Store the step's output and its events (see ``step_run``); the output stored."""
+    """Store the step's output and its events (see ``step_run``), and the last answer
+    ``held`` for it by ``ledger`` when there is one; the output stored."""
     run_id = step.run_id
     following = events(output) if events is not None else []
     extra = {"mode": output["mode"]} if output.get("mode") else {}
     params: dict[str, Any] = {
+        **(held or {}),
         "step": step.id,
         "run": run_id,
         "now": timezone.now(),
@@ -400,19 +490,24 @@ def _step_store(
     # written in the same transaction.
     with transaction.atomic() if on_success is not None else nullcontext():
         with connection.cursor() as cursor:
-            cursor.execute(_STORE, params)
+            cursor.execute(_STORE if held is None else _STORE_PAID, params)
             rows = cursor.fetchall()
-        stored = bool(rows[0][0])
+        stored, ordinal, cost, warned = rows[0][:4]
         if stored and on_success is not None:
             on_success(step, output)
         published = [
             Event(
-                id=row[1], run_id=run_id, seq=row[2], type=row[3], payload=_json(row[4]), at=row[5]
+                id=row[4], run_id=run_id, seq=row[5], type=row[6], payload=_json(row[7]), at=row[8]
             )
             for row in rows
-            if row[1] is not None
+            if row[4] is not None
         ]
         events_push_on_commit(run_id=run_id, events=published)
+    if held is not None and ledger is not None:
+        if stored:
+            ledger.held_stored(held, ordinal=ordinal, cost=cost, warned=warned)
+        else:  # the step was not running any more: its answer is stored on its own
+            ledger.record_held(held)
     if stored:
         return output
     return step_output_stored(run_id=run_id, key=spec.key) or output
@@ -498,11 +593,23 @@ def _step_fail(step: Step, exc: BaseException) -> None:
 
 
 def model_call(
-    *, prompt: Prompt, context: dict[str, Any], ledger: StepLedger, chain: list[str] | None
+    *,
+    prompt: Prompt,
+    context: dict[str, Any],
+    ledger: StepLedger,
+    chain: list[str] | None,
+    last: bool = False,
 ) -> BaseModel:
-    """Ask ``prompt.role``'s model chain; the validated answer (``complete`` repairs once)."""
+    """Ask ``prompt.role``'s model chain; the validated answer (``complete`` repairs once).
+
+    ``last`` says the step's output follows from this answer with no other slow work (no
+    sandbox run, no other call): the ledger then holds the paid answer for the step's store,
+    which stores it with the output in one statement. An answer that does not parse, or an
+    output that cannot be built from it, has it stored on its own (``_step_execute``).
+    """
     from providers.services import complete
 
+    ledger.hold_last = last
     completion = complete(
         role=prompt.role,
         messages=prompt.messages(context),

@@ -96,6 +96,7 @@ def orchestrate(*, run_id: int) -> Next | None:
             context=prepared["context"],
             ledger=ledger,
             chain=prepared["chain"],
+            last=True,
         )
         return answer.model_dump(mode="json")
 
@@ -338,7 +339,11 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(
-            prompt=CODER, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+            prompt=CODER,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+            last=True,
         )
         dumped = answer.model_dump(mode="json")
         files = normalize_files(dumped["files"])
@@ -450,7 +455,7 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         context["files"] = prepared["own"]
         context = ctx.fit(context, files_keys=("files",))
         verdict = model_call(
-            prompt=TESTER, context=context, ledger=ledger, chain=prepared["chain"]
+            prompt=TESTER, context=context, ledger=ledger, chain=prepared["chain"], last=True
         ).model_dump(mode="json")
         passed = bool(verdict["passed"]) and (report is None or report["passed"])
         failures = list(verdict.get("failures") or [])

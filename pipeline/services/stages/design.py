@@ -63,7 +63,11 @@ def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(
-            prompt=ARCHITECT, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+            prompt=ARCHITECT,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+            last=True,
         )
         return answer.model_dump(mode="json")
 
@@ -149,7 +153,11 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(
-            prompt=PLANNER, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+            prompt=PLANNER,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+            last=True,
         )
         review = answer.model_dump(mode="json")
         if review["approved"]:

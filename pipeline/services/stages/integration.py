@@ -139,6 +139,7 @@ def _consult(run: Run, number: int, conflicts: list[dict[str, Any]]) -> dict[str
             context=prepared["context"],
             ledger=ledger,
             chain=prepared["chain"],
+            last=True,
         ).model_dump(mode="json")
         return {"rationale": answer["rationale"], "files": normalize_files(answer["files"])}
 
@@ -165,6 +166,7 @@ def _consult(run: Run, number: int, conflicts: list[dict[str, Any]]) -> dict[str
             context=prepared["context"],
             ledger=ledger,
             chain=prepared["chain"],
+            last=True,
         ).model_dump(mode="json")
 
     review = step_run(
@@ -327,7 +329,11 @@ def _integrator(run: Run, tree: dict[str, str], tasks: list[PlanTask]) -> dict[s
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(
-            prompt=INTEGRATOR, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+            prompt=INTEGRATOR,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+            last=True,
         ).model_dump(mode="json")
         return {"summary": answer["summary"], "files": normalize_files(answer["files"])}
 
