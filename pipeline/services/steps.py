@@ -32,16 +32,24 @@ from pydantic import BaseModel
 from common.logging import get_logger
 from spending.sql import CLOCK
 
-from ..events import events_push_on_commit, events_stored
+from ..events import events_hooked, events_push_on_commit, events_stored
 from ..failures import failure_for
 from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
 from ..tracing import step_span
 from ..transient import drop_connection, is_transient, retry_transient
 from .ledger import StepLedger, release_connection, spend_ctes
-from .runs import RunStopped, emit, run_check_bounds
+from .runs import RunStopped, emit, run_check_bounds, stage_mark
 
-__all__ = ["StepBusy", "StepLedger", "StepSpec", "model_call", "release_connection", "step_run"]
+__all__ = [
+    "StageEdge",
+    "StepBusy",
+    "StepLedger",
+    "StepSpec",
+    "model_call",
+    "release_connection",
+    "step_run",
+]
 
 logger = get_logger(__name__)
 
@@ -64,6 +72,30 @@ class StepSpec:
     attempt: int = 1
     plan_task_id: int | None = None
     input: dict[str, Any] = field(default_factory=dict)
+    # A stage's edge the step's claim records (``stage_mark``'s, in the claim's statement).
+    edge: StageEdge | None = None
+
+
+@dataclass(frozen=True)
+class StageEdge:
+    """A stage's edge marked with a step's claim: ``stage_mark``'s arguments."""
+
+    stage: str
+    edge: str
+    status: str | None = None
+    from_statuses: tuple[str, ...] = ()
+    started: bool = False
+
+    def mark(self, run_id: int) -> None:
+        """Mark it on its own (the step answered from its row, so nothing was claimed)."""
+        stage_mark(
+            run_id=run_id,
+            stage=self.stage,
+            edge=self.edge,
+            status=self.status,
+            from_statuses=self.from_statuses,
+            started=self.started,
+        )
 
 
 class _Heartbeats:
@@ -151,10 +183,14 @@ def _stale_before() -> Any:
 # row is locked first (the order of ``run_fail`` and the reaper: run, then its steps), then
 # the step is claimed, then the event numbered on the run's counter. No row comes back when
 # the step exists in another status (or the run stopped, or its time is up):
-# ``_claim_refused`` says which.
+# ``_claim_refused`` says which. A stage's edge (``StageEdge``, as ``_STAGE_MARK`` records
+# it: once, with its event before ``step.started``, and the run's status and start) may be
+# recorded by the same statement.
 _CLAIM = """
 WITH active AS (
-    SELECT id FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
+    SELECT id, %(stage)s::text IS NOT NULL
+        AND NOT (COALESCE(stages -> %(stage)s::text, '{}'::jsonb) ? %(field)s::text) AS edge
+    FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
         AND (deadline_at IS NULL OR deadline_at >= %(now)s)
         AND tokens_in + tokens_out <= %(max_tokens)s
         AND (budget_usd IS NULL OR cost_usd < budget_usd)
@@ -174,10 +210,19 @@ WITH active AS (
     WHERE pipeline_step.status = 'pending'
     RETURNING id, (xmax = 0) AS created, round, attempt
 ), counter AS (
-    UPDATE pipeline_run SET next_event_seq = next_event_seq + 1,
-        heartbeat_at = clock_timestamp()
-    WHERE id = %(run)s AND EXISTS (SELECT 1 FROM claimed)
-    RETURNING next_event_seq - 1 AS seq
+    UPDATE pipeline_run AS r SET
+        next_event_seq = r.next_event_seq + 1 + active.edge::int,
+        heartbeat_at = clock_timestamp(),
+        status = CASE WHEN r.status = ANY(%(from)s::text[]) THEN %(status)s ELSE r.status END,
+        started_at = CASE WHEN %(started)s THEN COALESCE(r.started_at, %(now)s)
+            ELSE r.started_at END,
+        stages = CASE WHEN active.edge THEN jsonb_set(r.stages, ARRAY[%(stage)s::text],
+            COALESCE(r.stages -> %(stage)s::text, '{}'::jsonb)
+                || jsonb_build_object(%(field)s::text, %(at)s::text))
+            ELSE r.stages END
+    FROM active
+    WHERE r.id = active.id AND EXISTS (SELECT 1 FROM claimed)
+    RETURNING r.next_event_seq - 1 AS seq, active.edge
 ), started AS (
     INSERT INTO pipeline_event (run_id, seq, type, payload, at)
     SELECT %(run)s, counter.seq, 'step.started', jsonb_build_object(
@@ -185,6 +230,9 @@ WITH active AS (
         'task', %(task)s::jsonb, 'round', claimed.round, 'attempt', claimed.attempt
     ), clock_timestamp()
     FROM counter, claimed
+    UNION ALL
+    SELECT %(run)s, counter.seq - 1, %(edge_type)s, %(edge_payload)s::jsonb, clock_timestamp()
+    FROM counter WHERE counter.edge
     RETURNING id, seq, type, payload, at
 )
 SELECT claimed.id, claimed.created, claimed.round, claimed.attempt,
@@ -198,7 +246,8 @@ FROM claimed LEFT JOIN started ON true
 # stores the step's last answer (held by its ledger: ``StepLedger.hold_last``) as
 # ``_RECORD_USAGE`` would, so the answer, its usage, the spend ledger's row and the output land
 # together; only if the step is still running (else the answer is stored on its own). The
-# step's row is locked first, then the run's, as ``_RECORD_USAGE`` does.
+# step's row is locked first, then the run's, as ``_RECORD_USAGE`` does. A plan task's outcome
+# that follows from the output (a tester's verdict) is stored by the same statement.
 def _store_sql(*, paid: bool) -> str:
     usage = (
         """,
@@ -277,6 +326,10 @@ def _store_sql(*, paid: bool) -> str:
     FROM counter, items
     WHERE counter.open
     RETURNING id, seq, type, payload, at
+), task AS (
+    UPDATE pipeline_plantask SET status = %(task_status)s, result = %(task_result)s::jsonb
+    WHERE id = %(task_id)s::bigint AND EXISTS (SELECT 1 FROM done)
+    RETURNING id
 )"""
         + spend
         + """
@@ -295,8 +348,11 @@ _STORE_PAID = _store_sql(paid=True)
 def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
     """The step, created or claimed for this worker, and whether it is new; else None.
 
-    Its ``step.started`` event is stored by the same statement."""
-    with connection.cursor() as cursor:
+    Its ``step.started`` event (and its stage's edge) is stored by the same statement."""
+    edge = spec.edge
+    now = timezone.now()
+    hooked = edge is not None and events_hooked([f"stage.{edge.edge}"])
+    with transaction.atomic() if hooked else nullcontext(), connection.cursor() as cursor:
         cursor.execute(
             _CLAIM,
             {
@@ -308,16 +364,25 @@ def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
                 "plan_task": spec.plan_task_id,
                 "input": json.dumps(spec.input),
                 "task": json.dumps(spec.input.get("task")),
-                "now": timezone.now(),
+                "now": now,
                 "active": list(Run.ACTIVE),
                 "max_tokens": int(settings.PIPELINE_MAX_RUN_TOKENS),
+                "stage": edge.stage if edge else None,
+                "field": f"{edge.edge}_at" if edge else "",
+                "at": now.isoformat(),
+                "status": edge.status if edge else None,
+                "from": list(edge.from_statuses) if edge and edge.status else [],
+                "started": bool(edge and edge.started),
+                "edge_type": f"stage.{edge.edge}" if edge else "",
+                "edge_payload": json.dumps({"stage": edge.stage} if edge else {}),
             },
         )
-        row = cursor.fetchone()
-    if row is None:
+        rows = cursor.fetchall()
+        if rows:
+            events_stored(run_id=run_id, rows=[row[4:] for row in rows])
+    if not rows:
         return None
-    step_id, created, round_, attempt = row[:4]
-    events_stored(run_id=run_id, rows=[row[4:]])
+    step_id, created, round_, attempt = rows[0][:4]
     step = Step(
         id=step_id,
         run_id=run_id,
@@ -369,6 +434,8 @@ def _step_ref(step: Step, spec: StepSpec | None = None) -> dict[str, Any]:
 
 
 Events = list[tuple[str, dict[str, Any]]]
+# A plan task's status and result that follow from a step's output (None: nothing to store).
+TaskOutcome = Callable[[dict[str, Any]], tuple[str, dict[str, Any]] | None]
 
 
 def step_run(
@@ -380,6 +447,7 @@ def step_run(
     events: Callable[[dict[str, Any]], Events] | None = None,
     on_success: Callable[[Step, dict[str, Any]], None] | None = None,
     run: Run | None = None,
+    task_outcome: TaskOutcome | None = None,
 ) -> dict[str, Any]:
     """Run one step once, whatever happens to the message that asked for it.
 
@@ -387,7 +455,9 @@ def step_run(
     and/or the sandbox (without one). ``events`` names the events that follow from the
     output (published with it, before ``step.completed``); ``on_success`` writes rows that
     follow from it in the same transaction that stores it. ``run`` is the run as the caller
-    already loaded it (its bounds are checked again by the claim). Returns the stored output.
+    already loaded it (its bounds are checked again by the claim). ``task_outcome`` gives
+    the status and result of the step's plan task that follow from the output (or None),
+    stored by the statement that stores the output. Returns the stored output.
     Raises ``RunStopped`` when the run is no longer active, ``StepBusy`` when another live
     worker holds the step, and the model's error (after marking the step failed).
     """
@@ -395,10 +465,14 @@ def step_run(
         run = run_check_bounds(run_id=run_id)
     claimed = _claim(run_id, spec) or _claim_refused(run_id, spec)
     if isinstance(claimed, dict):
+        if spec.edge is not None:  # stored before (or copied by a fork): nothing was claimed
+            spec.edge.mark(run_id)
         return claimed
     step, created = claimed
     with step_span(step):
-        return _step_execute(run, step, spec, created, prepare, execute, events, on_success)
+        return _step_execute(
+            run, step, spec, created, prepare, execute, events, on_success, task_outcome
+        )
 
 
 def _step_execute(
@@ -410,6 +484,7 @@ def _step_execute(
     execute: Callable[[Any, StepLedger], dict[str, Any]],
     events: Callable[[dict[str, Any]], Events] | None,
     on_success: Callable[[Step, dict[str, Any]], None] | None,
+    task_outcome: TaskOutcome | None = None,
 ) -> dict[str, Any]:
     """The claimed step's work (see ``step_run``), inside its span."""
     run_id = run.id
@@ -431,7 +506,14 @@ def _step_execute(
     held = ledger.take_held()
     try:
         return _step_store(
-            step, spec, output, events=events, on_success=on_success, ledger=ledger, held=held
+            step,
+            spec,
+            output,
+            events=events,
+            on_success=on_success,
+            ledger=ledger,
+            held=held,
+            task_outcome=task_outcome,
         )
     except Exception as exc:
         # The store (and the answer it carried) may have landed or not: the answer is stored
@@ -463,12 +545,14 @@ def _step_store(
     on_success: Callable[[Step, dict[str, Any]], None] | None,
     ledger: StepLedger | None = None,
     held: dict[str, Any] | None = None,
+    task_outcome: TaskOutcome | None = None,
 ) -> dict[str, Any]:
     """Store the step's output and its events (see ``step_run``), and the last answer
     ``held`` for it by ``ledger`` when there is one; the output stored."""
     run_id = step.run_id
     following = events(output) if events is not None else []
     extra = {"mode": output["mode"]} if output.get("mode") else {}
+    outcome = task_outcome(output) if task_outcome is not None else None
     params: dict[str, Any] = {
         **(held or {}),
         "step": step.id,
@@ -485,6 +569,9 @@ def _step_store(
         "ref": json.dumps(_step_ref(step, spec)),
         # "sandbox", or "static review" when the tester fell back to a review.
         "extra": json.dumps(extra),
+        "task_id": step.plan_task_id if outcome is not None else None,
+        "task_status": outcome[0] if outcome is not None else None,
+        "task_result": json.dumps(outcome[1]) if outcome is not None else None,
     }
     # One statement stores the step and its events; rows that follow from the output are
     # written in the same transaction.
