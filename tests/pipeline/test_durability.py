@@ -621,3 +621,59 @@ def test_a_fault_point_holds_the_worker_right_after_a_held_answer_is_stored_with
     )
 
     assert fault_held() == [{"point": "answer_stored", "step": "k"}]
+
+
+# --- a stage's edge with its first step's claim --------------------------------------------
+
+
+def test_a_stages_first_step_records_the_edge_with_its_claim(run: Run) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    from pipeline.services.steps import StageEdge
+
+    Run.objects.filter(id=run.id).update(status=Run.Status.QUEUED)
+    edge = StageEdge(
+        stage="coding",
+        edge="started",
+        status=Run.Status.RUNNING,
+        from_statuses=(Run.Status.QUEUED,),
+        started=True,
+    )
+
+    with CaptureQueriesContext(connection) as sent:
+        step_run(
+            run_id=run.id,
+            spec=StepSpec(role="orchestrator", key="k", edge=edge),
+            prepare=lambda r, s: None,
+            execute=lambda prepared, ledger: {"done": True},
+        )
+
+    run.refresh_from_db()
+    events = Event.objects.filter(run=run).order_by("seq")
+    # The run's read, the claim with the edge, the store.
+    assert len(sent.captured_queries) == 3
+    assert [(e.seq, e.type) for e in events] == [
+        (1, "stage.started"),
+        (2, "step.started"),
+        (3, "step.completed"),
+    ]
+    assert (run.status, run.started_at is not None) == (Run.Status.RUNNING, True)
+    assert set(run.stages["coding"]) == {"started_at"}
+
+
+def test_a_stages_edge_is_recorded_when_its_first_step_answers_from_its_row(run: Run) -> None:
+    from pipeline.services.steps import StageEdge
+
+    Step.objects.create(run=run, role="tester", key="k", status="succeeded", output={"a": 1})
+
+    output = step_run(
+        run_id=run.id,
+        spec=StepSpec(role="tester", key="k", edge=StageEdge(stage="integrate", edge="started")),
+        prepare=lambda r, s: None,
+        execute=never,
+    )
+
+    run.refresh_from_db()
+    assert output == {"a": 1}
+    assert list(Event.objects.filter(run=run).values_list("type", flat=True)) == ["stage.started"]
+    assert set(run.stages["integrate"]) == {"started_at"}
