@@ -193,7 +193,11 @@ FROM (SELECT 1) AS one LEFT JOIN edge ON true
 
 def plan_next(*, run_id: int) -> Next | None:
     """What the plan needs now: the tasks just claimed, or integration, or nothing yet."""
-    params = {"run": run_id, "active": list(Run.ACTIVE), "at": timezone.now().isoformat()}
+    params: dict[str, Any] = {
+        "run": run_id,
+        "active": list(Run.ACTIVE),
+        "at": timezone.now().isoformat(),
+    }
     hooked = events_hooked(["stage.completed"]) and not connection.in_atomic_block
     with transaction.atomic() if hooked else nullcontext(), connection.cursor() as cursor:
         cursor.execute(_CLAIM_NEXT, params)
