@@ -7,7 +7,10 @@ reached deterministically instead of by luck. A rule is ``{"point", "step"?, "se
 "times"?}``; the first match is taken (``times`` defaults to 1, -1 means forever), the
 worker records that it is held (``fault_held``) and sleeps ``seconds``.
 
-Points: ``answer_stored`` (a model call's answer and usage were just committed).
+Points: ``answer_stored`` (a model call's answer and usage were just committed: a step's
+last answer with the step's output, any other on its own) and ``answer_held`` (a step's last
+answer arrived and is held for the step's store, which follows with no slow work between: a
+kill here loses the answer, and the call is made again).
 """
 
 from __future__ import annotations

@@ -79,6 +79,7 @@ def artifact_store_tree(
     run: Run,
     files: dict[str, str | bytes],
     on_written: Callable[[list[Artifact]], None] | None = None,
+    run_locked: bool = False,
 ) -> list[Artifact]:
     """Store ``files`` (path -> content) as the run's artifacts; return their rows by path.
 
@@ -90,6 +91,8 @@ def artifact_store_tree(
     transaction, with the new and changed paths' rows in path order (the pipeline publishes
     their ``file.written`` events from it, in one statement). The rows are read in one
     statement and the new ones inserted in one, whatever the number of files.
+    ``run_locked`` says the caller's transaction holds the run's row lock already: the tree
+    is stored in that transaction, with no lock or savepoint of its own.
     """
 
     prepared: list[tuple[str, str, int, str, bool]] = []
@@ -105,10 +108,11 @@ def artifact_store_tree(
 
     stored: list[Artifact] = []
     written: list[Artifact] = []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=not run_locked):
         # Lock the run row first: concurrent stores of one run (a re-delivered finalize, say)
         # then take turns instead of deadlocking between a row insert and publish's counter.
-        type(run).objects.select_for_update().filter(pk=run.pk).values_list("pk").first()
+        if not run_locked:
+            type(run).objects.select_for_update().filter(pk=run.pk).values_list("pk").first()
         prepared.sort()
         paths = [item[0] for item in prepared]
         existing = {

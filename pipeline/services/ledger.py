@@ -53,6 +53,49 @@ def release_connection() -> None:
         connection.close()
 
 
+# The spend ledger's row of a paid call and the settlement of its reservation, as CTEs after
+# ``clock`` (``gate``: a condition for recording it at all). Shared by ``_RECORD_USAGE`` and
+# the step's store that carries its last answer (``pipeline.services.steps``).
+_SPEND_CTES = (
+    "entry AS ("  # noqa: S608
+    + """
+    INSERT INTO spending_spendentry (
+        user_id, user_ref, user_email, project_id, project_ref, project_name, run_id, run_ref,
+        step_key, role, provider, model, tokens_in, tokens_out, cost_usd, created_at, call_key
+    )
+    SELECT u.id, %(user)s, COALESCE(u.email, ''), p.id, %(project)s, COALESCE(p.name,
+            (SELECT e.project_name FROM spending_spendentry AS e
+             WHERE e.project_ref = %(project)s ORDER BY e.id DESC LIMIT 1), ''),
+        r.id, %(run)s, %(step_key)s, %(role)s, %(provider)s, %(model)s, %(tokens_in)s,
+        %(tokens_out)s, %(cost)s, clock_timestamp(), %(call_key)s
+    FROM (SELECT 1) AS one
+    LEFT JOIN accounts_user AS u ON u.id = %(user)s
+    LEFT JOIN projects_project AS p ON p.id = %(project)s
+    LEFT JOIN pipeline_run AS r ON r.id = %(run)s
+    WHERE {gate}
+    ON CONFLICT (call_key) DO NOTHING
+    RETURNING id
+), settled AS (
+    INSERT INTO spending_spendwindow AS w (user_id, buckets, reservations, updated_at)
+    SELECT u.id, jsonb_build_object((SELECT bucket FROM clock)::text, %(cost)s::numeric),
+        '{}'::jsonb, statement_timestamp()
+    FROM accounts_user AS u WHERE u.id = %(user)s AND EXISTS (SELECT 1 FROM entry)
+    ON CONFLICT (user_id) DO UPDATE
+    SET buckets = """
+    + window_add("w.buckets", "%(cost)s::numeric")
+    + """,
+        reservations = w.reservations - %(reservation)s::text,
+        updated_at = statement_timestamp()
+    RETURNING 1
+)"""
+)
+
+
+def spend_ctes(*, gate: str) -> str:
+    """``_SPEND_CTES`` recording the call only where ``gate`` (an SQL condition) holds."""
+    return _SPEND_CTES.replace("{gate}", gate)
+
+
 # A paid call, in one statement: the step's and the run's usage, the stored answer, the spend
 # ledger's row and the settlement of the call's reservation land together (or not at all).
 # The ordinal is the ledger's next one, or past any a concurrent holder stored; a clash with
@@ -87,35 +130,9 @@ _RECORD_USAGE = (
         cost_usd = cost_usd + %(cost)s, heartbeat_at = clock_timestamp()
     WHERE id = %(run)s
     RETURNING cost_usd, budget_warned
-), entry AS (
-    INSERT INTO spending_spendentry (
-        user_id, user_ref, user_email, project_id, project_ref, project_name, run_id, run_ref,
-        step_key, role, provider, model, tokens_in, tokens_out, cost_usd, created_at, call_key
-    )
-    SELECT u.id, %(user)s, COALESCE(u.email, ''), p.id, %(project)s, COALESCE(p.name,
-            (SELECT e.project_name FROM spending_spendentry AS e
-             WHERE e.project_ref = %(project)s ORDER BY e.id DESC LIMIT 1), ''),
-        r.id, %(run)s, %(step_key)s, %(role)s, %(provider)s, %(model)s, %(tokens_in)s,
-        %(tokens_out)s, %(cost)s, clock_timestamp(), %(call_key)s
-    FROM (SELECT 1) AS one
-    LEFT JOIN accounts_user AS u ON u.id = %(user)s
-    LEFT JOIN projects_project AS p ON p.id = %(project)s
-    LEFT JOIN pipeline_run AS r ON r.id = %(run)s
-    ON CONFLICT (call_key) DO NOTHING
-    RETURNING id
-), settled AS (
-    INSERT INTO spending_spendwindow AS w (user_id, buckets, reservations, updated_at)
-    SELECT u.id, jsonb_build_object((SELECT bucket FROM clock)::text, %(cost)s::numeric),
-        '{}'::jsonb, statement_timestamp()
-    FROM accounts_user AS u WHERE u.id = %(user)s AND EXISTS (SELECT 1 FROM entry)
-    ON CONFLICT (user_id) DO UPDATE
-    SET buckets = """
-    + window_add("w.buckets", "%(cost)s::numeric")
-    + """,
-        reservations = w.reservations - %(reservation)s::text,
-        updated_at = statement_timestamp()
-    RETURNING 1
-)
+), """
+    + spend_ctes(gate="true")
+    + """
 SELECT (SELECT ordinal FROM call), (SELECT cost_usd FROM run), (SELECT budget_warned FROM run),
     (SELECT count(*) FROM step)
 """
@@ -238,8 +255,14 @@ class StepLedger:
         self._attempted_ordinal: int | None = None
         # The reservation held for the call in flight (its key in the user's spend window).
         self._reservation: str | None = None
+        # With ``hold_last`` set, a paid answer is held (as its ``_RECORD_USAGE`` parameters)
+        # for the step's store to carry with the output, instead of being stored at once; any
+        # other use of the ledger (another call above all) stores it on its own first.
+        self.hold_last = False
+        self._held: dict[str, Any] | None = None
 
     def remaining_budget_usd(self) -> Decimal | None:
+        self.flush()
         if self.budget_usd is None:
             return None
         try:
@@ -252,6 +275,7 @@ class StepLedger:
         return self.budget_usd - spent
 
     def user_spent_last_day_usd(self) -> Decimal | None:
+        self.flush()
         if self.user_id is None:
             return None
         user_id = self.user_id
@@ -273,6 +297,7 @@ class StepLedger:
         A call that cannot cost anything (a free model) holds nothing and spends nothing, so
         unless an earlier reservation of this ledger is to be given back, it sends nothing.
         """
+        self.flush()
         if amount_usd <= 0 and self._reservation is None:
             return Reservation(granted=True, daily_left_usd=None, run_left_usd=None)
         key = uuid.uuid4().hex
@@ -314,6 +339,7 @@ class StepLedger:
 
     def release(self) -> None:
         """Give back the reservation of a call that got no answer."""
+        self.flush()
         key, self._reservation = self._reservation, None
         if key is None or self.user_id is None:
             return
@@ -339,6 +365,7 @@ class StepLedger:
 
     def replay(self) -> Completion | None:
         """The next answer this step already paid for (in call order), or None."""
+        self.flush()
         if not self._stored:
             return None
         call = self._stored.pop(0)
@@ -382,25 +409,75 @@ class StepLedger:
         }
 
     def record_usage(self, completion: Completion) -> None:
+        """Store a paid answer with its usage now, or hold it for the step's store (see
+        ``hold_last``); an answer held before is stored on its own first."""
+        self.flush()
         params = self.usage_params(completion)
+        self._reservation = None  # the answer's parameters settle it
+        if self.hold_last:
+            self._held = params
+            fault_point("answer_held", step_key=self.step_key)
+            return
+        self._record(params)
+
+    def flush(self) -> None:
+        """Store the held answer on its own now: another call follows, or the step will not
+        store its output (it failed, or lost its connection)."""
+        params, self._held = self._held, None
+        if params is not None:
+            self._record(params)
+
+    def take_held(self) -> dict[str, Any] | None:
+        """The held answer's parameters, for the step's store to carry (None: none held).
+
+        The store may land or not: should it fail, ``record_held`` stores the answer on its
+        own, first looking for it in case the store landed after all."""
+        params, self._held = self._held, None
+        if params is not None:
+            self._attempted_ordinal = params["ordinal"]
+        return params
+
+    def record_held(self, params: dict[str, Any]) -> None:
+        """Store a taken answer on its own (the step's store did not carry it)."""
+        self._record(params)
+
+    def held_stored(
+        self, params: dict[str, Any], *, ordinal: int | None, cost: Decimal, warned: bool
+    ) -> None:
+        """The step's store carried the taken answer ``params`` with the step's output;
+        ``ordinal`` None means another holder stored that ordinal at the same instant."""
+        try:
+            if ordinal is None:
+                logger.warning("step.call_ordinal_taken", step=self.step_key)
+                with connection.cursor() as cursor:
+                    cursor.execute(_RECORD_CALL_AGAIN, params)
+                    ordinal = cursor.fetchone()[0]
+            self._answer_stored(ordinal, cost, warned)
+        finally:
+            release_connection()
+        fault_point("answer_stored", step_key=self.step_key)
+
+    def _record(self, params: dict[str, Any]) -> None:
         try:
             ordinal, cost, warned = retry_transient(
                 lambda: self._store(params),
                 what="step.record_usage",
                 attempts=10,
             )
-            self._reservation = None
-            self._attempted_ordinal = None
-            if ordinal is None:  # the step is gone (its run was deleted): the spend is kept
-                logger.warning("step.call_stored_without_step", step=self.step_key)
-                return
-            self._next_ordinal = ordinal + 1
-            budget = self.budget_usd
-            if budget is not None and budget > 0 and not warned and cost >= budget * Decimal("0.8"):
-                self._warn_budget()
+            self._answer_stored(ordinal, cost, warned)
         finally:
             release_connection()
         fault_point("answer_stored", step_key=self.step_key)
+
+    def _answer_stored(self, ordinal: int | None, cost: Decimal, warned: bool) -> None:
+        self._attempted_ordinal = None
+        if ordinal is None:  # the step is gone (its run was deleted): the spend is kept
+            logger.warning("step.call_stored_without_step", step=self.step_key)
+            return
+        self._next_ordinal = ordinal + 1
+        budget = self.budget_usd
+        if budget is not None and budget > 0 and not warned and cost >= budget * Decimal("0.8"):
+            self._warn_budget()
 
     def _store(self, params: dict[str, Any]) -> tuple[int | None, Decimal, bool]:
         """Store one answer with its usage: ``(ordinal, run's cost, budget warned)``; the
@@ -462,6 +539,7 @@ class StepLedger:
             )
 
     def failover(self, info: dict[str, Any]) -> None:
+        self.flush()
         try:
             emit(
                 run_id=self._run_id,

@@ -73,7 +73,8 @@ WITH old AS (
             COALESCE(r.stages -> %(stage)s, '{}'::jsonb) || jsonb_build_object(%(field)s, %(at)s))
             END,
         next_event_seq = r.next_event_seq + CASE WHEN old.marked THEN 0 ELSE 1 END,
-        heartbeat_at = clock_timestamp()
+        heartbeat_at = clock_timestamp(),
+        design = COALESCE(%(design)s::jsonb, r.design)
     FROM old WHERE r.id = old.id
     RETURNING r.next_event_seq - 1 AS seq, old.marked
 )
@@ -92,11 +93,13 @@ def stage_mark(
     status: str | None = None,
     from_statuses: tuple[str, ...] = (),
     started: bool = False,
+    design: dict[str, Any] | None = None,
 ) -> bool:
     """Record that ``stage`` ``edge`` ("started"/"completed") happened, once; emit its event.
 
     In the same statement the run moves to ``status`` if it is in one of ``from_statuses``,
-    and with ``started`` its ``started_at`` is set if still empty (a stage's first task).
+    with ``started`` its ``started_at`` is set if still empty (a stage's first task), and
+    with ``design`` its design is stored (the approved one, with the design's end).
     Whether the edge was recorded now.
     """
     kind = f"stage.{edge}"
@@ -112,6 +115,7 @@ def stage_mark(
         "started": started,
         "type": kind,
         "payload": json.dumps({"stage": stage}),
+        "design": json.dumps(design) if design is not None else None,
     }
     hooked = events_hooked([kind]) and not connection.in_atomic_block
     with transaction.atomic() if hooked else nullcontext():
@@ -119,6 +123,55 @@ def stage_mark(
             cursor.execute(_STAGE_MARK, params)
             rows = cursor.fetchall()
         events_stored(run_id=run_id, rows=rows)
+    return bool(rows)
+
+
+# A run's completion, in one statement: its last stage's end (once, as ``_STAGE_MARK``), its
+# status, and its ``run.completed`` event last, only while it is active.
+_RUN_COMPLETE = """
+WITH old AS (
+    SELECT id, COALESCE(stages -> %(stage)s, '{}'::jsonb) ? 'completed_at' AS marked
+    FROM pipeline_run
+    WHERE id = %(run)s AND status = ANY(%(active)s)
+    FOR UPDATE
+), done AS (
+    UPDATE pipeline_run AS r SET
+        status = 'completed', finished_at = %(now)s, heartbeat_at = %(now)s,
+        stages = CASE WHEN old.marked THEN r.stages ELSE jsonb_set(r.stages, ARRAY[%(stage)s],
+            COALESCE(r.stages -> %(stage)s, '{}'::jsonb)
+                || jsonb_build_object('completed_at', %(at)s::text)) END,
+        next_event_seq = r.next_event_seq + CASE WHEN old.marked THEN 1 ELSE 2 END
+    FROM old WHERE r.id = old.id
+    RETURNING r.next_event_seq AS next, old.marked
+)
+INSERT INTO pipeline_event (run_id, seq, type, payload, at)
+SELECT %(run)s, next - 2, 'stage.completed', %(edge)s::jsonb, clock_timestamp()
+FROM done WHERE NOT marked
+UNION ALL
+SELECT %(run)s, next - 1, 'run.completed', %(payload)s::jsonb, clock_timestamp() FROM done
+RETURNING id, seq, type, payload, at
+"""
+
+
+def run_complete(*, run_id: int, stage: str, payload: dict[str, Any]) -> bool:
+    """Complete an active run: ``stage``'s end, the status and ``run.completed`` (with
+    ``payload``) in one statement, inside the caller's transaction. Whether it completed now."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RUN_COMPLETE,
+            {
+                "run": run_id,
+                "stage": stage,
+                "active": list(Run.ACTIVE),
+                "now": now,
+                "at": now.isoformat(),
+                "edge": json.dumps({"stage": stage}),
+                "payload": json.dumps(payload),
+            },
+        )
+        rows = cursor.fetchall()
+    events_stored(run_id=run_id, rows=rows)
     return bool(rows)
 
 

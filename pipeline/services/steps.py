@@ -30,17 +30,26 @@ from django.utils import timezone
 from pydantic import BaseModel
 
 from common.logging import get_logger
+from spending.sql import CLOCK
 
-from ..events import events_push_on_commit, events_stored
+from ..events import events_hooked, events_push_on_commit, events_stored
 from ..failures import failure_for
 from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
 from ..tracing import step_span
 from ..transient import drop_connection, is_transient, retry_transient
-from .ledger import StepLedger, release_connection
-from .runs import RunStopped, emit, run_check_bounds
+from .ledger import StepLedger, release_connection, spend_ctes
+from .runs import RunStopped, emit, run_check_bounds, stage_mark
 
-__all__ = ["StepBusy", "StepLedger", "StepSpec", "model_call", "release_connection", "step_run"]
+__all__ = [
+    "StageEdge",
+    "StepBusy",
+    "StepLedger",
+    "StepSpec",
+    "model_call",
+    "release_connection",
+    "step_run",
+]
 
 logger = get_logger(__name__)
 
@@ -63,6 +72,30 @@ class StepSpec:
     attempt: int = 1
     plan_task_id: int | None = None
     input: dict[str, Any] = field(default_factory=dict)
+    # A stage's edge the step's claim records (``stage_mark``'s, in the claim's statement).
+    edge: StageEdge | None = None
+
+
+@dataclass(frozen=True)
+class StageEdge:
+    """A stage's edge marked with a step's claim: ``stage_mark``'s arguments."""
+
+    stage: str
+    edge: str
+    status: str | None = None
+    from_statuses: tuple[str, ...] = ()
+    started: bool = False
+
+    def mark(self, run_id: int) -> None:
+        """Mark it on its own (the step answered from its row, so nothing was claimed)."""
+        stage_mark(
+            run_id=run_id,
+            stage=self.stage,
+            edge=self.edge,
+            status=self.status,
+            from_statuses=self.from_statuses,
+            started=self.started,
+        )
 
 
 class _Heartbeats:
@@ -150,10 +183,14 @@ def _stale_before() -> Any:
 # row is locked first (the order of ``run_fail`` and the reaper: run, then its steps), then
 # the step is claimed, then the event numbered on the run's counter. No row comes back when
 # the step exists in another status (or the run stopped, or its time is up):
-# ``_claim_refused`` says which.
+# ``_claim_refused`` says which. A stage's edge (``StageEdge``, as ``_STAGE_MARK`` records
+# it: once, with its event before ``step.started``, and the run's status and start) may be
+# recorded by the same statement.
 _CLAIM = """
 WITH active AS (
-    SELECT id FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
+    SELECT id, %(stage)s::text IS NOT NULL
+        AND NOT (COALESCE(stages -> %(stage)s::text, '{}'::jsonb) ? %(field)s::text) AS edge
+    FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
         AND (deadline_at IS NULL OR deadline_at >= %(now)s)
         AND tokens_in + tokens_out <= %(max_tokens)s
         AND (budget_usd IS NULL OR cost_usd < budget_usd)
@@ -173,10 +210,19 @@ WITH active AS (
     WHERE pipeline_step.status = 'pending'
     RETURNING id, (xmax = 0) AS created, round, attempt
 ), counter AS (
-    UPDATE pipeline_run SET next_event_seq = next_event_seq + 1,
-        heartbeat_at = clock_timestamp()
-    WHERE id = %(run)s AND EXISTS (SELECT 1 FROM claimed)
-    RETURNING next_event_seq - 1 AS seq
+    UPDATE pipeline_run AS r SET
+        next_event_seq = r.next_event_seq + 1 + active.edge::int,
+        heartbeat_at = clock_timestamp(),
+        status = CASE WHEN r.status = ANY(%(from)s::text[]) THEN %(status)s ELSE r.status END,
+        started_at = CASE WHEN %(started)s THEN COALESCE(r.started_at, %(now)s)
+            ELSE r.started_at END,
+        stages = CASE WHEN active.edge THEN jsonb_set(r.stages, ARRAY[%(stage)s::text],
+            COALESCE(r.stages -> %(stage)s::text, '{}'::jsonb)
+                || jsonb_build_object(%(field)s::text, %(at)s::text))
+            ELSE r.stages END
+    FROM active
+    WHERE r.id = active.id AND EXISTS (SELECT 1 FROM claimed)
+    RETURNING r.next_event_seq - 1 AS seq, active.edge
 ), started AS (
     INSERT INTO pipeline_event (run_id, seq, type, payload, at)
     SELECT %(run)s, counter.seq, 'step.started', jsonb_build_object(
@@ -184,6 +230,9 @@ WITH active AS (
         'task', %(task)s::jsonb, 'round', claimed.round, 'attempt', claimed.attempt
     ), clock_timestamp()
     FROM counter, claimed
+    UNION ALL
+    SELECT %(run)s, counter.seq - 1, %(edge_type)s, %(edge_payload)s::jsonb, clock_timestamp()
+    FROM counter WHERE counter.edge
     RETURNING id, seq, type, payload, at
 )
 SELECT claimed.id, claimed.created, claimed.round, claimed.attempt,
@@ -191,14 +240,66 @@ SELECT claimed.id, claimed.created, claimed.round, claimed.attempt,
 FROM claimed LEFT JOIN started ON true
 """
 
+
 # Store the output and publish the step's events, ``step.completed`` last (built from the
-# stored usage), in one statement: both happen, or neither.
-_STORE = """
-WITH done AS (
+# stored usage), in one statement: both happen, or neither. With ``paid``, the statement also
+# stores the step's last answer (held by its ledger: ``StepLedger.hold_last``) as
+# ``_RECORD_USAGE`` would, so the answer, its usage, the spend ledger's row and the output land
+# together; only if the step is still running (else the answer is stored on its own). The
+# step's row is locked first, then the run's, as ``_RECORD_USAGE`` does. A plan task's outcome
+# that follows from the output (a tester's verdict) is stored by the same statement.
+def _store_sql(*, paid: bool) -> str:
+    usage = (
+        """,
+        tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
+        cost_usd = cost_usd + %(cost)s, latency_ms = latency_ms + %(latency)s,
+        llm_calls = llm_calls + 1, provider = %(provider)s, model = %(model)s"""
+        if paid
+        else ""
+    )
+    run_usage = (
+        """
+        tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
+        cost_usd = cost_usd + %(cost)s,"""
+        if paid
+        else ""
+    )
+    call = (
+        """
+), call AS (
+    INSERT INTO pipeline_stepcall (
+        step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
+        latency_ms, retired, created_at
+    )
+    SELECT id, GREATEST(%(ordinal)s, COALESCE(
+            (SELECT max(ordinal) + 1 FROM pipeline_stepcall WHERE step_id = %(step)s), 0)),
+        %(provider)s, %(model)s, %(text)s, %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s,
+        %(cost)s, %(latency)s, false, clock_timestamp()
+    FROM done
+    ON CONFLICT (step_id, ordinal) DO NOTHING
+    RETURNING ordinal"""
+        if paid
+        else ""
+    )
+    spend = ", " + spend_ctes(gate="EXISTS (SELECT 1 FROM done)") if paid else ""  # noqa: S608
+    paid_columns = (
+        "(SELECT ordinal FROM call), (SELECT cost_usd FROM counter), "
+        "(SELECT budget_warned FROM counter)"
+        if paid
+        else "NULL, NULL, NULL"
+    )
+    return (
+        "WITH "  # noqa: S608
+        + (CLOCK + ", " if paid else "")
+        + """done AS (
     UPDATE pipeline_step SET status = 'succeeded', output = %(output)s::jsonb,
-        finished_at = %(now)s
+        finished_at = %(now)s"""
+        + usage
+        + """
     WHERE id = %(step)s AND status = 'running'
-    RETURNING provider, model, tokens_in, tokens_out, cost_usd, latency_ms
+    RETURNING id, provider, model, tokens_in, tokens_out, cost_usd, latency_ms"""
+        + call
+        + """
 ), items AS (
     SELECT item.n, item.type, item.payload
     FROM jsonb_to_recordset(%(events)s::jsonb) AS item(n int, type text, payload jsonb)
@@ -210,28 +311,48 @@ WITH done AS (
     ) || %(extra)s::jsonb
     FROM done
 ), counter AS (
-    UPDATE pipeline_run
-    SET next_event_seq = next_event_seq + (SELECT count(*) FROM items),
+    UPDATE pipeline_run SET"""
+        + run_usage
+        + """
+        next_event_seq = next_event_seq + CASE WHEN status IN ('completed', 'failed', 'cancelled')
+            THEN 0 ELSE (SELECT count(*) FROM items) END,
         heartbeat_at = clock_timestamp()
     WHERE id = %(run)s AND EXISTS (SELECT 1 FROM done)
-      AND status NOT IN ('completed', 'failed', 'cancelled')
-    RETURNING next_event_seq - (SELECT count(*) FROM items) AS first
+    RETURNING next_event_seq - (SELECT count(*) FROM items) AS first,
+        status NOT IN ('completed', 'failed', 'cancelled') AS open, cost_usd, budget_warned
 ), stored AS (
     INSERT INTO pipeline_event (run_id, seq, type, payload, at)
     SELECT %(run)s, counter.first + items.n, items.type, items.payload, clock_timestamp()
     FROM counter, items
+    WHERE counter.open
     RETURNING id, seq, type, payload, at
-)
-SELECT (SELECT count(*) FROM done), id, seq, type, payload, at FROM (SELECT 1) AS one
-LEFT JOIN stored ON true
+), task AS (
+    UPDATE pipeline_plantask SET status = %(task_status)s, result = %(task_result)s::jsonb
+    WHERE id = %(task_id)s::bigint AND EXISTS (SELECT 1 FROM done)
+    RETURNING id
+)"""
+        + spend
+        + """
+SELECT (SELECT count(*) FROM done), """
+        + paid_columns
+        + """, id, seq, type, payload, at
+FROM (SELECT 1) AS one LEFT JOIN stored ON true
 """
+    )
+
+
+_STORE = _store_sql(paid=False)
+_STORE_PAID = _store_sql(paid=True)
 
 
 def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
     """The step, created or claimed for this worker, and whether it is new; else None.
 
-    Its ``step.started`` event is stored by the same statement."""
-    with connection.cursor() as cursor:
+    Its ``step.started`` event (and its stage's edge) is stored by the same statement."""
+    edge = spec.edge
+    now = timezone.now()
+    hooked = edge is not None and events_hooked([f"stage.{edge.edge}"])
+    with transaction.atomic() if hooked else nullcontext(), connection.cursor() as cursor:
         cursor.execute(
             _CLAIM,
             {
@@ -243,16 +364,25 @@ def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
                 "plan_task": spec.plan_task_id,
                 "input": json.dumps(spec.input),
                 "task": json.dumps(spec.input.get("task")),
-                "now": timezone.now(),
+                "now": now,
                 "active": list(Run.ACTIVE),
                 "max_tokens": int(settings.PIPELINE_MAX_RUN_TOKENS),
+                "stage": edge.stage if edge else None,
+                "field": f"{edge.edge}_at" if edge else "",
+                "at": now.isoformat(),
+                "status": edge.status if edge else None,
+                "from": list(edge.from_statuses) if edge and edge.status else [],
+                "started": bool(edge and edge.started),
+                "edge_type": f"stage.{edge.edge}" if edge else "",
+                "edge_payload": json.dumps({"stage": edge.stage} if edge else {}),
             },
         )
-        row = cursor.fetchone()
-    if row is None:
+        rows = cursor.fetchall()
+        if rows:
+            events_stored(run_id=run_id, rows=[row[4:] for row in rows])
+    if not rows:
         return None
-    step_id, created, round_, attempt = row[:4]
-    events_stored(run_id=run_id, rows=[row[4:]])
+    step_id, created, round_, attempt = rows[0][:4]
     step = Step(
         id=step_id,
         run_id=run_id,
@@ -304,6 +434,8 @@ def _step_ref(step: Step, spec: StepSpec | None = None) -> dict[str, Any]:
 
 
 Events = list[tuple[str, dict[str, Any]]]
+# A plan task's status and result that follow from a step's output (None: nothing to store).
+TaskOutcome = Callable[[dict[str, Any]], tuple[str, dict[str, Any]] | None]
 
 
 def step_run(
@@ -315,6 +447,7 @@ def step_run(
     events: Callable[[dict[str, Any]], Events] | None = None,
     on_success: Callable[[Step, dict[str, Any]], None] | None = None,
     run: Run | None = None,
+    task_outcome: TaskOutcome | None = None,
 ) -> dict[str, Any]:
     """Run one step once, whatever happens to the message that asked for it.
 
@@ -322,7 +455,9 @@ def step_run(
     and/or the sandbox (without one). ``events`` names the events that follow from the
     output (published with it, before ``step.completed``); ``on_success`` writes rows that
     follow from it in the same transaction that stores it. ``run`` is the run as the caller
-    already loaded it (its bounds are checked again by the claim). Returns the stored output.
+    already loaded it (its bounds are checked again by the claim). ``task_outcome`` gives
+    the status and result of the step's plan task that follow from the output (or None),
+    stored by the statement that stores the output. Returns the stored output.
     Raises ``RunStopped`` when the run is no longer active, ``StepBusy`` when another live
     worker holds the step, and the model's error (after marking the step failed).
     """
@@ -330,10 +465,14 @@ def step_run(
         run = run_check_bounds(run_id=run_id)
     claimed = _claim(run_id, spec) or _claim_refused(run_id, spec)
     if isinstance(claimed, dict):
+        if spec.edge is not None:  # stored before (or copied by a fork): nothing was claimed
+            spec.edge.mark(run_id)
         return claimed
     step, created = claimed
     with step_span(step):
-        return _step_execute(run, step, spec, created, prepare, execute, events, on_success)
+        return _step_execute(
+            run, step, spec, created, prepare, execute, events, on_success, task_outcome
+        )
 
 
 def _step_execute(
@@ -345,9 +484,11 @@ def _step_execute(
     execute: Callable[[Any, StepLedger], dict[str, Any]],
     events: Callable[[dict[str, Any]], Events] | None,
     on_success: Callable[[Step, dict[str, Any]], None] | None,
+    task_outcome: TaskOutcome | None = None,
 ) -> dict[str, Any]:
     """The claimed step's work (see ``step_run``), inside its span."""
     run_id = run.id
+    ledger: StepLedger | None = None
     try:
         ledger = _ledger_for(run, step, created=created)
         prepared = prepare(run, step)
@@ -355,17 +496,44 @@ def _step_execute(
         with heartbeat(step_id=step.id, run_id=run_id):
             output = execute(prepared, ledger)
     except Exception as exc:
+        # An answer held for the store is stored on its own: the step will not store.
+        _store_held_answer(ledger, None)
         if is_transient(exc):
             _step_hand_back(step, exc)
         else:
             _step_fail(step, exc)
         raise
+    held = ledger.take_held()
     try:
-        return _step_store(step, spec, output, events=events, on_success=on_success)
+        return _step_store(
+            step,
+            spec,
+            output,
+            events=events,
+            on_success=on_success,
+            ledger=ledger,
+            held=held,
+            task_outcome=task_outcome,
+        )
     except Exception as exc:
+        # The store (and the answer it carried) may have landed or not: the answer is stored
+        # on its own unless it did, before the step is handed back.
+        _store_held_answer(ledger, held)
         if is_transient(exc):
             _step_hand_back(step, exc)
         raise
+
+
+def _store_held_answer(ledger: StepLedger | None, held: dict[str, Any] | None) -> None:
+    """Store the answer the ledger holds (or ``held``, taken from it) on its own."""
+    if ledger is None:
+        return
+    try:
+        if held is not None:
+            ledger.record_held(held)
+        ledger.flush()
+    except Exception:
+        logger.warning("step.answer_store_failed", step=ledger.step_key, exc_info=True)
 
 
 def _step_store(
@@ -375,12 +543,18 @@ def _step_store(
     *,
     events: Callable[[dict[str, Any]], Events] | None,
     on_success: Callable[[Step, dict[str, Any]], None] | None,
+    ledger: StepLedger | None = None,
+    held: dict[str, Any] | None = None,
+    task_outcome: TaskOutcome | None = None,
 ) -> dict[str, Any]:
-    """Store the step's output and its events (see ``step_run``); the output stored."""
+    """Store the step's output and its events (see ``step_run``), and the last answer
+    ``held`` for it by ``ledger`` when there is one; the output stored."""
     run_id = step.run_id
     following = events(output) if events is not None else []
     extra = {"mode": output["mode"]} if output.get("mode") else {}
+    outcome = task_outcome(output) if task_outcome is not None else None
     params: dict[str, Any] = {
+        **(held or {}),
         "step": step.id,
         "run": run_id,
         "now": timezone.now(),
@@ -395,24 +569,32 @@ def _step_store(
         "ref": json.dumps(_step_ref(step, spec)),
         # "sandbox", or "static review" when the tester fell back to a review.
         "extra": json.dumps(extra),
+        "task_id": step.plan_task_id if outcome is not None else None,
+        "task_status": outcome[0] if outcome is not None else None,
+        "task_result": json.dumps(outcome[1]) if outcome is not None else None,
     }
     # One statement stores the step and its events; rows that follow from the output are
     # written in the same transaction.
     with transaction.atomic() if on_success is not None else nullcontext():
         with connection.cursor() as cursor:
-            cursor.execute(_STORE, params)
+            cursor.execute(_STORE if held is None else _STORE_PAID, params)
             rows = cursor.fetchall()
-        stored = bool(rows[0][0])
+        stored, ordinal, cost, warned = rows[0][:4]
         if stored and on_success is not None:
             on_success(step, output)
         published = [
             Event(
-                id=row[1], run_id=run_id, seq=row[2], type=row[3], payload=_json(row[4]), at=row[5]
+                id=row[4], run_id=run_id, seq=row[5], type=row[6], payload=_json(row[7]), at=row[8]
             )
             for row in rows
-            if row[1] is not None
+            if row[4] is not None
         ]
         events_push_on_commit(run_id=run_id, events=published)
+    if held is not None and ledger is not None:
+        if stored:
+            ledger.held_stored(held, ordinal=ordinal, cost=cost, warned=warned)
+        else:  # the step was not running any more: its answer is stored on its own
+            ledger.record_held(held)
     if stored:
         return output
     return step_output_stored(run_id=run_id, key=spec.key) or output
@@ -498,11 +680,23 @@ def _step_fail(step: Step, exc: BaseException) -> None:
 
 
 def model_call(
-    *, prompt: Prompt, context: dict[str, Any], ledger: StepLedger, chain: list[str] | None
+    *,
+    prompt: Prompt,
+    context: dict[str, Any],
+    ledger: StepLedger,
+    chain: list[str] | None,
+    last: bool = False,
 ) -> BaseModel:
-    """Ask ``prompt.role``'s model chain; the validated answer (``complete`` repairs once)."""
+    """Ask ``prompt.role``'s model chain; the validated answer (``complete`` repairs once).
+
+    ``last`` says the step's output follows from this answer with no other slow work (no
+    sandbox run, no other call): the ledger then holds the paid answer for the step's store,
+    which stores it with the output in one statement. An answer that does not parse, or an
+    output that cannot be built from it, has it stored on its own (``_step_execute``).
+    """
     from providers.services import complete
 
+    ledger.hold_last = last
     completion = complete(
         role=prompt.role,
         messages=prompt.messages(context),

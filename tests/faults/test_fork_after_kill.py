@@ -1,9 +1,9 @@
 """A fork of a run whose worker was killed (SIGKILL) mid-coding, and that was then cancelled.
 
 The source's worker is a real ``celery -A config worker`` process, held by a fault point
-right after the cli coder's answer was stored (before its step ended) and killed there. No
-beat runs, so nothing resumes the source: it is cancelled, with its cli coder still
-``running``. Forked from "integrate" with another chain on a fresh worker, the new run
+right after the cli coder's answer arrived (held for its step's store, so neither is stored)
+and killed there. No beat runs, so nothing resumes the source: it is cancelled, with its cli
+coder still ``running``. Forked from "integrate" with another chain on a fresh worker, the new run
 takes over only the steps that succeeded (the design, the orchestrator, core and storage,
 not the cli coder the kill interrupted), asks the model again for the rest, and completes;
 the source stays as the kill left it.
@@ -37,7 +37,7 @@ def test_a_run_killed_mid_coding_and_cancelled_forks_with_only_its_succeeded_ste
     start: Start,
     api_client: Any,
 ) -> None:
-    fault_script_set([{"point": "answer_stored", "step": HELD_STEP, "seconds": 600}])
+    fault_script_set([{"point": "answer_held", "step": HELD_STEP, "seconds": 600}])
     doomed = llm_worker(start, "doomed", "llm,sandbox,default")
     source = run_start(project=project, user=project.owner, prompt="A habit tracker")
     wait_until(fault_held, timeout=120)

@@ -2,9 +2,11 @@
 
 The workers and beat are real ``celery -A config worker`` / ``celery -A config beat``
 processes on the test database and Redis db. A fault point (``pipeline.faults``, on only in
-these processes) holds the worker right after a model's answer was stored and before its
-step ended, so the kill lands at that moment every time; the test then starts beat and a
-fresh worker and calls nothing by hand: beat's reaper must find the run and resume it.
+these processes) holds the worker right after a model's answer was stored (a step's last
+answer is stored with its output) and before the step's task sent what follows, so the kill
+lands at that moment every time; the test then starts beat and a fresh worker and calls
+nothing by hand: beat's reaper must find the run and resume it. The work the kill lost is
+found by the reaper's quiet bound (``PIPELINE_QUIET_SECONDS``, short in the rescuer).
 Afterwards every model step has exactly one billed call, the run's tokens and cost are the
 sums over its steps, and each step and the run completed exactly once.
 """
@@ -25,6 +27,12 @@ from tests.faults.conftest import Start, kill, llm_worker
 from tests.pipeline.conftest import wait_for_run, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+# The reaper's quiet bound in the worker that runs it after the kill: a run with no step
+# running and no progress for this long lost its queued work (here, what the killed step's
+# task had yet to send). Short, so the test need not wait the default 180 s; long enough
+# that no run waiting between two steps is taken for lost.
+QUIET_SECONDS = "8"
 
 # Steps that make no model call: the integrated tree and the combined test suite.
 NO_MODEL_CALL = ("integrate:tree", "integrate:suite:")
@@ -65,7 +73,7 @@ def test_an_llm_worker_killed_after_the_answer_was_stored_pays_for_no_call_again
 
     killed_at = kill(doomed)
     start("beat", "beat")
-    llm_worker(start, "rescuer", "llm,sandbox,default")
+    llm_worker(start, "rescuer", "llm,sandbox,default", PIPELINE_QUIET_SECONDS=QUIET_SECONDS)
     run = wait_for_run(run.id, timeout=180)
     print(f"completed {time.monotonic() - killed_at:.1f}s after the kill")
 
@@ -81,7 +89,7 @@ def test_a_sandbox_worker_killed_during_a_tester_step_pays_for_no_call_again(
 ) -> None:
     held_step = "task:core:tester:1"
     fault_script_set([{"point": "answer_stored", "step": held_step, "seconds": 600}])
-    llm_worker(start, "llm", sandbox=True)
+    llm_worker(start, "llm", sandbox=True, PIPELINE_QUIET_SECONDS=QUIET_SECONDS)
     # One process: the held tester is all the doomed worker runs. With two, another task's
     # tester could be inside its model call at the kill, a call cut off before its answer,
     # which is asked again by design (and would read here as a call paid twice).

@@ -449,3 +449,231 @@ def test_a_step_costs_two_statements_its_claim_with_its_start_and_its_store(run:
         "step.started",
         "step.completed",
     ]
+
+
+# --- a step's last answer is stored with its output ---------------------------------------
+
+
+def priced_answer() -> Any:
+    from decimal import Decimal
+
+    from providers.types import Completion
+
+    return Completion(
+        text="fine",
+        parsed=None,
+        tokens_in=10,
+        tokens_out=40,
+        cost_usd=Decimal("0.05"),
+        model="priced",
+        provider="vendor",
+        latency_ms=7,
+    )
+
+
+def ask_priced_last(prepared: Any, ledger: Any) -> dict:
+    """A step body whose output follows from one priced answer, as ``model_call(last=True)``
+    makes it: the call reserved, then answered."""
+    from decimal import Decimal
+
+    ledger.hold_last = True
+    ledger.reserve(amount_usd=Decimal("0.10"), daily_cap_usd=None)
+    ledger.record_usage(priced_answer())
+    return {"text": "fine"}
+
+
+def paid_rows(run: Run) -> tuple[Any, ...]:
+    """What a paid call left: the step's status and usage, its calls, the run's usage, the
+    spend ledger's rows and what the user's window still holds in reservations."""
+    from pipeline.models import StepCall
+    from spending.models import SpendEntry, SpendWindow
+
+    step = Step.objects.get(run=run, key="k")
+    run.refresh_from_db()
+    return (
+        (step.status, step.llm_calls, step.tokens_in, step.cost_usd),
+        list(StepCall.objects.filter(step=step).values_list("ordinal", "text", "retired")),
+        (run.tokens_in, run.cost_usd),
+        list(SpendEntry.objects.filter(run_ref=run.id).values_list("step_key", "cost_usd")),
+        SpendWindow.objects.get(user=run.created_by).reservations,
+    )
+
+
+def test_a_steps_last_answer_is_stored_with_its_output_in_the_same_statement(run: Run) -> None:
+    from decimal import Decimal
+
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as sent:
+        step_run(
+            run_id=run.id,
+            spec=StepSpec(role="coder", key="k"),
+            prepare=lambda r, s: None,
+            execute=ask_priced_last,
+            run=run,
+        )
+
+    completed = Event.objects.get(run=run, type="step.completed")
+    # The claim, the call's reservation, and the store that carries the answer.
+    assert len(sent.captured_queries) == 3
+    assert paid_rows(run) == (
+        ("succeeded", 1, 10, Decimal("0.05")),
+        [(0, "fine", False)],
+        (10, Decimal("0.05")),
+        [("k", Decimal("0.05"))],
+        {},
+    )
+    assert (completed.payload["tokens_in"], completed.payload["provider"]) == (10, "vendor")
+
+
+def test_a_held_answer_whose_output_cannot_be_built_is_stored_on_its_own(run: Run) -> None:
+    from decimal import Decimal
+
+    def ask_then_break(prepared: Any, ledger: Any) -> dict:
+        ask_priced_last(prepared, ledger)
+        raise ValueError("the answer could not be used")
+
+    with pytest.raises(ValueError):
+        step_run(
+            run_id=run.id,
+            spec=StepSpec(role="coder", key="k"),
+            prepare=lambda r, s: None,
+            execute=ask_then_break,
+        )
+
+    # Paid for and kept (retired, as every call of a failed step), spent once.
+    assert paid_rows(run) == (
+        ("failed", 1, 10, Decimal("0.05")),
+        [(0, "fine", True)],
+        (10, Decimal("0.05")),
+        [("k", Decimal("0.05"))],
+        {},
+    )
+
+
+def test_a_held_answer_of_a_step_handed_back_meanwhile_is_stored_on_its_own(run: Run) -> None:
+    from decimal import Decimal
+
+    def ask_then_lose_the_step(prepared: Any, ledger: Any) -> dict:
+        output = ask_priced_last(prepared, ledger)
+        Step.objects.filter(run=run, key="k").update(status=Step.Status.PENDING)
+        return output
+
+    step_run(
+        run_id=run.id,
+        spec=StepSpec(role="coder", key="k"),
+        prepare=lambda r, s: None,
+        execute=ask_then_lose_the_step,
+    )
+
+    # Not stored as the step's output, but its answer is there for whoever runs it next.
+    assert paid_rows(run) == (
+        ("pending", 1, 10, Decimal("0.05")),
+        [(0, "fine", False)],
+        (10, Decimal("0.05")),
+        [("k", Decimal("0.05"))],
+        {},
+    )
+
+
+def test_a_held_answer_is_stored_on_its_own_before_the_next_call(run: Run) -> None:
+    from decimal import Decimal
+
+    from pipeline.models import StepCall
+
+    seen: dict[str, Any] = {}
+
+    def ask_twice(prepared: Any, ledger: Any) -> dict:
+        ask_priced_last(prepared, ledger)  # a first answer (say, one to repair) ...
+        ledger.reserve(amount_usd=Decimal("0.10"), daily_cap_usd=None)  # ... then another call
+        seen["calls"] = list(StepCall.objects.values_list("ordinal", flat=True))
+        ledger.record_usage(priced_answer())
+        return {"text": "fine"}
+
+    step_run(
+        run_id=run.id,
+        spec=StepSpec(role="coder", key="k"),
+        prepare=lambda r, s: None,
+        execute=ask_twice,
+    )
+
+    assert seen["calls"] == [0]
+    assert paid_rows(run)[:3] == (
+        ("succeeded", 2, 20, Decimal("0.10")),
+        [(0, "fine", False), (1, "fine", False)],
+        (20, Decimal("0.10")),
+    )
+
+
+def test_a_fault_point_holds_the_worker_right_after_a_held_answer_is_stored_with_the_output(
+    run: Run, settings: Any
+) -> None:
+    from pipeline.faults import fault_held, fault_script_set
+
+    settings.PIPELINE_FAULT_POINTS = True
+    fault_script_set([{"point": "answer_stored", "step": "k", "seconds": 0.1}])
+
+    step_run(
+        run_id=run.id,
+        spec=StepSpec(role="coder", key="k"),
+        prepare=lambda r, s: None,
+        execute=ask_priced_last,
+    )
+
+    assert fault_held() == [{"point": "answer_stored", "step": "k"}]
+
+
+# --- a stage's edge with its first step's claim --------------------------------------------
+
+
+def test_a_stages_first_step_records_the_edge_with_its_claim(run: Run) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    from pipeline.services.steps import StageEdge
+
+    Run.objects.filter(id=run.id).update(status=Run.Status.QUEUED)
+    edge = StageEdge(
+        stage="coding",
+        edge="started",
+        status=Run.Status.RUNNING,
+        from_statuses=(Run.Status.QUEUED,),
+        started=True,
+    )
+
+    with CaptureQueriesContext(connection) as sent:
+        step_run(
+            run_id=run.id,
+            spec=StepSpec(role="orchestrator", key="k", edge=edge),
+            prepare=lambda r, s: None,
+            execute=lambda prepared, ledger: {"done": True},
+        )
+
+    run.refresh_from_db()
+    events = Event.objects.filter(run=run).order_by("seq")
+    # The run's read, the claim with the edge, the store.
+    assert len(sent.captured_queries) == 3
+    assert [(e.seq, e.type) for e in events] == [
+        (1, "stage.started"),
+        (2, "step.started"),
+        (3, "step.completed"),
+    ]
+    assert (run.status, run.started_at is not None) == (Run.Status.RUNNING, True)
+    assert set(run.stages["coding"]) == {"started_at"}
+
+
+def test_a_stages_edge_is_recorded_when_its_first_step_answers_from_its_row(run: Run) -> None:
+    from pipeline.services.steps import StageEdge
+
+    Step.objects.create(run=run, role="tester", key="k", status="succeeded", output={"a": 1})
+
+    output = step_run(
+        run_id=run.id,
+        spec=StepSpec(role="tester", key="k", edge=StageEdge(stage="integrate", edge="started")),
+        prepare=lambda r, s: None,
+        execute=never,
+    )
+
+    run.refresh_from_db()
+    assert output == {"a": 1}
+    assert list(Event.objects.filter(run=run).values_list("type", flat=True)) == ["stage.started"]
+    assert set(run.stages["integrate"]) == {"started_at"}

@@ -8,6 +8,7 @@ finish together; whoever turns the last one green claims integration.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import connection, transaction
@@ -19,13 +20,14 @@ from common.logging import get_logger
 
 from ... import context as ctx
 from ...edits import edits_apply, rewrite_max_lines
+from ...events import events_hooked, events_stored
 from ...flow import INTEGRATE, Next
 from ...models import PlanTask, Run, Step
 from ...regressions import baseline_for, judge
 from ...roles import CODER, ORCHESTRATOR, TESTER
-from ..runs import emit, run_check_bounds, run_fail, run_set_status, stage_mark
+from ..runs import emit, run_check_bounds, run_fail, run_set_status
 from ..steering import task_messages_take
-from ..steps import StepLedger, StepSpec, model_call, step_run
+from ..steps import StageEdge, StepLedger, StepSpec, model_call, step_run
 from .checks import check_files
 from .common import (
     STATIC_REVIEW,
@@ -68,8 +70,7 @@ def orchestrate(*, run_id: int) -> Next | None:
                     payload={"approve_url": f"/runs/{run_id}/approve"},
                 )
         return None
-    stage_mark(
-        run_id=run_id,
+    started = StageEdge(
         stage="coding",
         edge="started",
         status=Run.Status.RUNNING,
@@ -78,6 +79,7 @@ def orchestrate(*, run_id: int) -> Next | None:
     )
     layers = _layers(run_id)
     if not layers:
+        started.mark(run_id)
         run_fail(run_id=run_id, code="invalid_plan", detail="The approved plan has no tasks.")
         return None
 
@@ -96,12 +98,13 @@ def orchestrate(*, run_id: int) -> Next | None:
             context=prepared["context"],
             ledger=ledger,
             chain=prepared["chain"],
+            last=True,
         )
         return answer.model_dump(mode="json")
 
     step_run(
         run_id=run_id,
-        spec=StepSpec(role="orchestrator", key="orchestrate"),
+        spec=StepSpec(role="orchestrator", key="orchestrate", edge=started),
         prepare=prepare,
         execute=execute,
         run=run,
@@ -150,33 +153,60 @@ def plan_claim_integration(*, run_id: int) -> bool:
 
 # ``plan_claim_ready`` and ``plan_claim_integration`` in one statement. Both read the tasks
 # as the statement found them: when every task is green none is ready, so integration is
-# claimed only when no task was.
+# claimed only when no task was. Claiming integration records the coding stage's end (as
+# ``stage_mark`` does: once, with its event); the edge was recorded now when the run's
+# ``stages`` hold this statement's own timestamp.
+_CODING_DONE = "COALESCE(r.stages -> 'coding', '{}'::jsonb) ? 'completed_at'"
 _CLAIM_NEXT = (
     "WITH ready AS ("  # noqa: S608
     + _CLAIM_READY.replace("%s", "%(run)s")
     + """), integration AS (
-    UPDATE pipeline_run AS r SET integration_claimed_at = now()
+    UPDATE pipeline_run AS r SET integration_claimed_at = now(),
+        stages = CASE WHEN """
+    + _CODING_DONE
+    + """ THEN r.stages ELSE jsonb_set(r.stages, '{coding}',
+            COALESCE(r.stages -> 'coding', '{}'::jsonb)
+                || jsonb_build_object('completed_at', %(at)s::text)) END,
+        next_event_seq = r.next_event_seq + CASE WHEN """
+    + _CODING_DONE
+    + """ THEN 0 ELSE 1 END,
+        heartbeat_at = clock_timestamp()
     WHERE r.id = %(run)s AND r.status = ANY(%(active)s) AND r.integration_claimed_at IS NULL
       AND EXISTS (SELECT 1 FROM pipeline_plantask AS p WHERE p.run_id = r.id)
       AND NOT EXISTS (
         SELECT 1 FROM pipeline_plantask AS p WHERE p.run_id = r.id AND p.status <> 'succeeded'
       )
-    RETURNING r.id
+    RETURNING r.id, r.next_event_seq - 1 AS seq,
+        r.stages -> 'coding' ->> 'completed_at' = %(at)s::text AS marked
+), edge AS (
+    INSERT INTO pipeline_event (run_id, seq, type, payload, at)
+    SELECT %(run)s, seq, 'stage.completed', '{"stage": "coding"}'::jsonb, clock_timestamp()
+    FROM integration WHERE marked
+    RETURNING id, seq, type, payload, at
 )
-SELECT (SELECT array_agg(id ORDER BY id) FROM ready), EXISTS (SELECT 1 FROM integration)
+SELECT (SELECT array_agg(id ORDER BY id) FROM ready), EXISTS (SELECT 1 FROM integration),
+    edge.id, edge.seq, edge.type, edge.payload, edge.at
+FROM (SELECT 1) AS one LEFT JOIN edge ON true
 """
 )
 
 
 def plan_next(*, run_id: int) -> Next | None:
     """What the plan needs now: the tasks just claimed, or integration, or nothing yet."""
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_NEXT, {"run": run_id, "active": list(Run.ACTIVE)})
-        ready, integration = cursor.fetchone()
+    params: dict[str, Any] = {
+        "run": run_id,
+        "active": list(Run.ACTIVE),
+        "at": timezone.now().isoformat(),
+    }
+    hooked = events_hooked(["stage.completed"]) and not connection.in_atomic_block
+    with transaction.atomic() if hooked else nullcontext(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_NEXT, params)
+        row = cursor.fetchone()
+        events_stored(run_id=run_id, rows=[row[2:]])
+    ready, integration = row[:2]
     if ready:
         return Next.tasks(*((task_id, 1) for task_id in ready))
     if integration:
-        stage_mark(run_id=run_id, stage="coding", edge="completed")
         return INTEGRATE
     return None
 
@@ -338,7 +368,11 @@ def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(
-            prompt=CODER, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+            prompt=CODER,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+            last=True,
         )
         dumped = answer.model_dump(mode="json")
         files = normalize_files(dumped["files"])
@@ -450,7 +484,7 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         context["files"] = prepared["own"]
         context = ctx.fit(context, files_keys=("files",))
         verdict = model_call(
-            prompt=TESTER, context=context, ledger=ledger, chain=prepared["chain"]
+            prompt=TESTER, context=context, ledger=ledger, chain=prepared["chain"], last=True
         ).model_dump(mode="json")
         passed = bool(verdict["passed"]) and (report is None or report["passed"])
         failures = list(verdict.get("failures") or [])
@@ -483,28 +517,38 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         }
         return [("test.result", payload)]
 
+    def outcome(verdict: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """The task green, or red for good at the last attempt; None while it may be fixed."""
+        if verdict.get("passed"):
+            status = PlanTask.Status.SUCCEEDED
+        elif attempt >= max_attempts:
+            status = PlanTask.Status.FAILED
+        else:
+            return None
+        return status, _task_result(coded, attempt, verdict)
+
+    stored_now: list[bool] = []
     verdict = step_run(
         run_id=run_id,
         spec=_task_step_spec(task, "tester", attempt),
         prepare=prepare,
         execute=execute,
         events=result_events,
+        # The task's outcome is stored with the verdict, committed before the claims below
+        # (see plan_claim_ready).
+        task_outcome=outcome,
+        on_success=lambda step, verdict: stored_now.append(True),
         run=run,
     )
     if not coded:  # the verdict was stored before: prepare did not run
         coded = dict(coded_stored or {})
+    decided = outcome(verdict)
+    if decided is not None and not stored_now:  # a replay: the verdict was stored before
+        PlanTask.objects.filter(id=task.id).update(status=decided[0], result=decided[1])
     if verdict.get("passed"):
-        # Committed on its own before the claims below (see plan_claim_ready).
-        PlanTask.objects.filter(id=task.id).update(
-            status=PlanTask.Status.SUCCEEDED,
-            result=_task_result(coded, attempt, verdict),
-        )
         return plan_next(run_id=run_id)
     if attempt < max_attempts:
         return Next.tasks((task.id, attempt + 1))
-    PlanTask.objects.filter(id=task.id).update(
-        status=PlanTask.Status.FAILED, result=_task_result(coded, attempt, verdict)
-    )
     run_fail(
         run_id=run_id,
         code="max_fix_attempts",

@@ -15,7 +15,7 @@ from ...flow import ORCHESTRATE, Next
 from ...models import PlanTask, Run, Step
 from ...roles import ARCHITECT, PLANNER
 from ..runs import run_check_bounds, run_fail, stage_mark
-from ..steps import StepLedger, StepSpec, model_call, step_run
+from ..steps import StageEdge, StepLedger, StepSpec, model_call, step_run
 from .common import (
     base_context,
     base_tree,
@@ -42,14 +42,6 @@ def _with_base_tree(run: Run, context: dict[str, Any]) -> dict[str, Any]:
 def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
     """Round ``round`` of the design: the architect proposes (answering last objections)."""
     run = run_check_bounds(run_id=run_id)
-    stage_mark(
-        run_id=run_id,
-        stage="design",
-        edge="started",
-        status=Run.Status.DESIGNING,
-        from_statuses=(Run.Status.QUEUED,),
-        started=True,
-    )
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         context = base_context(run, step, "design")
@@ -63,13 +55,28 @@ def design_architect(*, run_id: int, round: int) -> None:  # noqa: A002
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(
-            prompt=ARCHITECT, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+            prompt=ARCHITECT,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+            last=True,
         )
         return answer.model_dump(mode="json")
 
     step_run(
         run_id=run_id,
-        spec=StepSpec(role="architect", key=f"design:{round}:architect", round=round),
+        spec=StepSpec(
+            role="architect",
+            key=f"design:{round}:architect",
+            round=round,
+            edge=StageEdge(
+                stage="design",
+                edge="started",
+                status=Run.Status.DESIGNING,
+                from_statuses=(Run.Status.QUEUED,),
+                started=True,
+            ),
+        ),
         prepare=prepare,
         execute=execute,
         run=run,
@@ -122,7 +129,13 @@ def _plan_store(run_id: int, round: int, design: dict[str, Any], tasks: list[dic
         ],
         ignore_conflicts=True,
     )
-    Run.objects.filter(id=run_id).update(design={"approved_round": round, **design, "plan": tasks})
+    # The approved design with the design stage's end, in one statement.
+    stage_mark(
+        run_id=run_id,
+        stage="design",
+        edge="completed",
+        design={"approved_round": round, **design, "plan": tasks},
+    )
 
 
 def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
@@ -149,7 +162,11 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(
-            prompt=PLANNER, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+            prompt=PLANNER,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+            last=True,
         )
         review = answer.model_dump(mode="json")
         if review["approved"]:
@@ -188,9 +205,11 @@ def design_planner(*, run_id: int, round: int) -> Next | None:  # noqa: A002
     )
     if review.get("approved"):
         # A replay after a crash: the review was stored before, its plan perhaps not.
-        if not stored_now and not PlanTask.objects.filter(run_id=run_id).exists():
-            _plan_store(run_id, round, design_of_round(), review["tasks"])
-        stage_mark(run_id=run_id, stage="design", edge="completed")
+        if not stored_now:
+            if PlanTask.objects.filter(run_id=run_id).exists():
+                stage_mark(run_id=run_id, stage="design", edge="completed")
+            else:
+                _plan_store(run_id, round, design_of_round(), review["tasks"])
         return ORCHESTRATE
     if round >= max_rounds:
         run_fail(

@@ -21,8 +21,8 @@ from ... import context as ctx
 from ...models import PlanTask, Run, Step
 from ...regressions import baseline_for, judge
 from ...roles import ARCHITECT_CONSULT, INTEGRATOR, PLANNER_CONSULT
-from ..runs import RunStopped, emit, run_fail, stage_mark
-from ..steps import StepLedger, StepSpec, model_call, step_run
+from ..runs import RunStopped, emit, run_complete, run_fail, stage_mark
+from ..steps import StageEdge, StepLedger, StepSpec, model_call, step_run
 from .coding import check_files, task_deleted, task_files
 from .common import (
     STATIC_REVIEW,
@@ -139,6 +139,7 @@ def _consult(run: Run, number: int, conflicts: list[dict[str, Any]]) -> dict[str
             context=prepared["context"],
             ledger=ledger,
             chain=prepared["chain"],
+            last=True,
         ).model_dump(mode="json")
         return {"rationale": answer["rationale"], "files": normalize_files(answer["files"])}
 
@@ -165,6 +166,7 @@ def _consult(run: Run, number: int, conflicts: list[dict[str, Any]]) -> dict[str
             context=prepared["context"],
             ledger=ledger,
             chain=prepared["chain"],
+            last=True,
         ).model_dump(mode="json")
 
     review = step_run(
@@ -177,9 +179,17 @@ def _consult(run: Run, number: int, conflicts: list[dict[str, Any]]) -> dict[str
     return resolution if review.get("approved") else None
 
 
-def _suite(run: Run, number: int, tree: dict[str, str], deleted: set[str]) -> dict[str, Any]:
+def _suite(
+    run: Run,
+    number: int,
+    tree: dict[str, str],
+    deleted: set[str],
+    *,
+    edge: StageEdge | None = None,
+) -> dict[str, Any]:
     """The combined test suite of the merged tree (a tester step without a model call); on an
-    imported repository judged against its baseline (``pipeline.regressions``)."""
+    imported repository judged against its baseline (``pipeline.regressions``). ``edge`` is
+    integration's start, when this is its first step."""
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         binary = base_binary(run, deleted=sorted(deleted))
@@ -210,7 +220,7 @@ def _suite(run: Run, number: int, tree: dict[str, str], deleted: set[str]) -> di
 
     return step_run(
         run_id=run.id,
-        spec=StepSpec(role="tester", key=f"integrate:suite:{number}", attempt=number),
+        spec=StepSpec(role="tester", key=f"integrate:suite:{number}", attempt=number, edge=edge),
         prepare=prepare,
         execute=execute,
         events=result_events,
@@ -225,8 +235,7 @@ def integrate(*, run_id: int) -> None:
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
     # A fork may start here: its run has not started before.
-    stage_mark(
-        run_id=run_id,
+    started: StageEdge | None = StageEdge(
         stage="integrate",
         edge="started",
         status=Run.Status.INTEGRATING,
@@ -236,6 +245,9 @@ def integrate(*, run_id: int) -> None:
     design = run.design or {}
     tasks = list(PlanTask.objects.filter(run_id=run_id).order_by("layer", "id"))
     tree, conflicts = find_conflicts(tasks, design, base=base_files(run))
+    if conflicts and started is not None:  # before the conflicts' event; else with the suite
+        started.mark(run_id)
+        started = None
     deleted = {path for task in tasks for path in task_deleted(task)}
     max_consults = int(settings.PIPELINE_MAX_CONSULT_ROUNDS)
     number = 0
@@ -276,7 +288,8 @@ def integrate(*, run_id: int) -> None:
                 )
                 suite_failures = []
             continue
-        suite = _suite(run, number + 1, tree, deleted)
+        suite = _suite(run, number + 1, tree, deleted, edge=started)
+        started = None
         if suite.get("passed"):
             break
         report = suite.get("report") or {}
@@ -327,7 +340,11 @@ def _integrator(run: Run, tree: dict[str, str], tasks: list[PlanTask]) -> dict[s
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
         answer = model_call(
-            prompt=INTEGRATOR, context=prepared["context"], ledger=ledger, chain=prepared["chain"]
+            prompt=INTEGRATOR,
+            context=prepared["context"],
+            ledger=ledger,
+            chain=prepared["chain"],
+            last=True,
         ).model_dump(mode="json")
         return {"summary": answer["summary"], "files": normalize_files(answer["files"])}
 
@@ -366,32 +383,32 @@ def finalize(*, run_id: int) -> None:
     run = Run.objects.get(id=run_id)
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
-    stage_mark(run_id=run_id, stage="finalize", edge="started")
     files = (step_output(run_id, "integrate:tree") or {}).get("files") or {}
     if not files:
+        stage_mark(run_id=run_id, stage="finalize", edge="started")
         run_fail(run_id=run_id, code="no_files", detail="Integration produced no files.")
         raise RunStopped(run_id)
     with transaction.atomic():
-        artifacts = artifact_store_tree(run=run, files=files, on_written=publish_files_written)
+        # The stage's start locks the run's row, the lock storing the tree takes first.
+        stage_mark(run_id=run_id, stage="finalize", edge="started")
+        artifacts = artifact_store_tree(
+            run=run, files=files, on_written=publish_files_written, run_locked=True
+        )
         artifacts += _carry_binary(run, written=set(files))
-        stage_mark(run_id=run_id, stage="finalize", edge="completed")
-        completed = Run.objects.filter(id=run_id, status__in=Run.ACTIVE).update(
-            status=Run.Status.COMPLETED, finished_at=timezone.now(), heartbeat_at=timezone.now()
+        # The run's usage as the run was read above: no model is called after integration.
+        completed = run_complete(
+            run_id=run_id,
+            stage="finalize",
+            payload={
+                "artifacts": len(artifacts),
+                "files_url": f"/projects/{run.project_id}/files?run={run_id}",
+                "download_url": f"/projects/{run.project_id}/download?run={run_id}",
+                "tokens_in": run.tokens_in,
+                "tokens_out": run.tokens_out,
+                "cost_usd": str(run.cost_usd),
+            },
         )
         if completed:
-            # The run's usage as the run was read above: no model is called after integration.
-            emit(
-                run_id=run_id,
-                type="run.completed",
-                payload={
-                    "artifacts": len(artifacts),
-                    "files_url": f"/projects/{run.project_id}/files?run={run_id}",
-                    "download_url": f"/projects/{run.project_id}/download?run={run_id}",
-                    "tokens_in": run.tokens_in,
-                    "tokens_out": run.tokens_out,
-                    "cost_usd": str(run.cost_usd),
-                },
-            )
             # A delivery asked for at generate time (or by a review comment) goes now.
             from ...delivery.services import delivery_on_run_completed
 
