@@ -107,7 +107,10 @@ def test_a_sandbox_worker_killed_during_a_tester_step_pays_for_no_call_again(
 
     verdict = Event.objects.get(run=run, type="test.result", payload__task="core")
     assert fault_held() == [{"point": "answer_stored", "step": held_step}]
-    assert run.resume_count == 1
+    # The tester's answer was stored with its verdict; the kill lost only the message that
+    # follows it. The reaper resumes the run for that, unless another task's chain, still
+    # running on the live llm worker, reached the integration first and carried the run on.
+    assert run.resume_count <= 1
     assert verdict.payload["mode"] == "sandbox"
     assert_paid_and_completed_once(run)
 
