@@ -40,7 +40,18 @@ class CircuitState:
 
 def circuit_state(scope: str) -> CircuitState:
     """The circuit ``scope`` (see ``circuit_scope``) as every worker sees it."""
-    raw = get_redis().hgetall(_key(scope))
+    return _state_of(get_redis().hgetall(_key(scope)))
+
+
+def circuit_states(*scopes: str) -> list[CircuitState]:
+    """The circuits ``scopes``, read in one round trip (a call goes through two of them)."""
+    pipe = get_redis().pipeline(transaction=False)
+    for scope in scopes:
+        pipe.hgetall(_key(scope))
+    return [_state_of(raw) for raw in pipe.execute()]
+
+
+def _state_of(raw: dict[bytes, bytes]) -> CircuitState:
     failures = int(raw.get(b"failures", 0))
     opened = raw.get(b"opened_at")
     if opened is None:
@@ -51,9 +62,13 @@ def circuit_state(scope: str) -> CircuitState:
     return CircuitState(HALF_OPEN, failures, opened_at)
 
 
-def circuit_allows(scope: str) -> bool:
-    """Whether a call may go through circuit ``scope`` now (claims the half-open probe)."""
-    state = circuit_state(scope)
+def circuit_allows(scope: str, state: CircuitState | None = None) -> bool:
+    """Whether a call may go through circuit ``scope`` now (claims the half-open probe).
+
+    ``state`` is the circuit as the caller has just read it (``circuit_states``), so it is
+    not read a second time; without it, it is read here.
+    """
+    state = state or circuit_state(scope)
     if state.state == CLOSED:
         return True
     if state.state == OPEN:

@@ -32,13 +32,14 @@ from . import metrics
 from .cache import cache_enabled, cache_get, cache_key
 from .circuit import (
     OPEN,
+    CircuitState,
     circuit_allows,
     circuit_record_failure,
     circuit_record_success,
     circuit_release_probe,
     circuit_scope,
+    circuit_states,
 )
-from .circuit import circuit_state as _circuit_state
 from .errors import CallFailure, classify
 from .messages import message_dicts
 from .pricing import cost_usd, price_or_none, worst_case_cost_usd
@@ -75,12 +76,15 @@ def advisory(what: str, default: T, operation: Callable[[], T]) -> T:
         return default
 
 
-def _circuit_open(scope: str) -> bool:
-    return advisory("circuit_state", False, lambda: _circuit_state(scope).state == OPEN)
+def _circuits(*scopes: str) -> list[CircuitState | None]:
+    """The circuits ``scopes`` in one round trip; ``None`` each when Redis cannot be reached
+    (a circuit then counts as closed, and ``_allows`` tries to read it again)."""
+    states = advisory("circuit_state", None, lambda: circuit_states(*scopes))
+    return list(states) if states is not None else [None] * len(scopes)
 
 
-def _allows(scope: str) -> bool:
-    return advisory("circuit_allows", True, lambda: circuit_allows(scope))
+def _allows(scope: str, state: CircuitState | None) -> bool:
+    return advisory("circuit_allows", True, lambda: circuit_allows(scope, state))
 
 
 def _release_probe(scope: str) -> None:
@@ -426,16 +430,21 @@ def route(request: Request, chain: list[str]) -> Answer:
             _failover(request, entry, next_entry, "unpriced")
             continue
         provider_scope, model_scope = request.scopes(provider, model)
-        if _circuit_open(provider_scope) or _circuit_open(model_scope):
+        provider_state, model_state = _circuits(provider_scope, model_scope)
+        if any(
+            state is not None and state.state == OPEN for state in (provider_state, model_state)
+        ):
             failures.append(f"{entry}: circuit open")
             _failover(request, entry, next_entry, "circuit_open")
             continue
         _check_budget(request, provider, model)
-        if not _allows(provider_scope):  # half-open, and another worker holds the probe
+        if not _allows(
+            provider_scope, provider_state
+        ):  # half-open, and another worker holds the probe
             failures.append(f"{entry}: circuit half-open, probe in flight")
             _failover(request, entry, next_entry, "circuit_open")
             continue
-        if not _allows(model_scope):
+        if not _allows(model_scope, model_state):
             _release_probe(provider_scope)
             failures.append(f"{entry}: circuit half-open, probe in flight")
             _failover(request, entry, next_entry, "circuit_open")

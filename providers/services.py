@@ -5,6 +5,7 @@ LangChain loads on the first call, not with this module (see ``providers.message
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import replace
@@ -26,6 +27,24 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+
+
+@functools.cache
+def schema_text(schema: type[pydantic.BaseModel]) -> str:
+    """``schema``'s JSON schema as compact JSON, built once per model class.
+
+    Pydantic builds a JSON schema afresh on every ``model_json_schema()`` call, and a step
+    asked for it twice per model call (the prompt's text and the request's dict): a tenth of
+    a worker's CPU per run. The answer models are classes defined once, so the cache stays
+    small; the text is immutable, so no caller can change what the next one gets.
+    """
+    return json.dumps(schema.model_json_schema(), separators=(",", ":"))
+
+
+def schema_dict(schema: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """``schema``'s JSON schema as a fresh dict (the caller may change it: vendors' code)."""
+    value: dict[str, Any] = json.loads(schema_text(schema))
+    return value
 
 
 def to_messages(messages: list[dict[str, str]] | list[BaseMessage]) -> list[BaseMessage]:
@@ -152,7 +171,7 @@ def complete(
     request = Request(
         role=role,
         messages=to_messages(messages),
-        json_schema=schema.model_json_schema() if schema is not None else None,
+        json_schema=schema_dict(schema) if schema is not None else None,
         schema_name=schema.__name__ if schema is not None else None,
         temperature=temperature,
         max_tokens=max_tokens or settings.LLM_MAX_OUTPUT_TOKENS,

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from providers.services import schema_text
+
 CONTEXT_RE = re.compile(r"<context>\s*(.*?)\s*</context>", re.DOTALL)
 
 JSON_RULE = (
@@ -43,10 +45,10 @@ def build_messages(
     *, system: str, instruction: str, context: dict[str, Any], schema: type[BaseModel]
 ) -> list[dict[str, str]]:
     """System + user messages; the schema is spelled out so any model can follow it."""
-    schema_text = json.dumps(schema.model_json_schema(), separators=(",", ":"))
+    rule = JSON_RULE.format(schema=schema_text(schema))
     body = json.dumps(context, indent=1, ensure_ascii=False, default=str)
     return [
-        {"role": "system", "content": f"{system}\n\n{JSON_RULE.format(schema=schema_text)}"},
+        {"role": "system", "content": f"{system}\n\n{rule}"},
         {"role": "user", "content": f"{instruction}\n\n<context>\n{body}\n</context>"},
     ]
 

@@ -242,3 +242,31 @@ def test_while_another_worker_probes_a_half_open_circuit_calls_go_to_the_seconda
 
     assert len(primary.requests) == 3
     assert completion.provider == "secondary"
+
+
+def test_a_call_reads_its_two_circuits_in_one_round_trip(pair, monkeypatch):
+    from providers import circuit
+
+    real = circuit.get_redis()
+    pipelines, single_reads = [], []
+
+    class Client:
+        """The real client, noting how circuits are read."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def pipeline(self, **kwargs):
+            pipelines.append(kwargs)
+            return real.pipeline(**kwargs)
+
+        def hgetall(self, key):
+            single_reads.append(key)
+            return real.hgetall(key)
+
+    monkeypatch.setattr(circuit, "get_redis", Client)
+
+    completion = complete(role="planner", messages=MESSAGES)
+
+    assert completion.provider == "primary"
+    assert (len(pipelines), single_reads) == (1, [])

@@ -1,5 +1,6 @@
 """complete(): budgets, structured output with one repair, the response cache, offline."""
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -7,7 +8,7 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 from providers.offline import answers
-from providers.services import complete
+from providers.services import complete, schema_dict, schema_text
 from providers.types import BudgetExceeded, ProviderError
 from providers.vendors import build_chat_model
 from tests.providers.conftest import Ledger
@@ -231,3 +232,35 @@ def test_an_unknown_provider_in_a_chain_is_a_clear_error(llm_settings):
         complete(role="coder", messages=MESSAGES, chain=["nowhere:model"])
 
     assert raised.value.code == "unknown_provider"
+
+
+# --- The schema's JSON --------------------------------------------------------------------
+
+
+class Ruling(BaseModel):
+    guilty: bool
+
+
+def test_a_model_s_json_schema_is_built_once_however_many_calls_ask_for_it(monkeypatch):
+    built = []
+    original = Ruling.model_json_schema.__func__
+
+    def counting(cls, *args, **kwargs):
+        built.append(cls)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Ruling, "model_json_schema", classmethod(counting))
+    schema_text.cache_clear()
+    texts = {schema_text(Ruling) for _ in range(3)}
+    dicts = [schema_dict(Ruling) for _ in range(3)]
+
+    assert built == [Ruling]
+    assert texts == {json.dumps(original(Ruling), separators=(",", ":"))}
+    assert dicts == [original(Ruling)] * 3
+
+
+def test_a_caller_changing_its_schema_dict_does_not_change_the_next_caller_s():
+    first = schema_dict(Ruling)
+    first["properties"]["guilty"]["type"] = "string"
+
+    assert schema_dict(Ruling)["properties"]["guilty"]["type"] == "boolean"
