@@ -100,49 +100,88 @@ class _Compiled:
     populators: list[Any]
 
 
-class PrecompiledQuery(Generic[M]):
-    """``build(*values)`` is the QuerySet; its SQL is compiled on first use, then reused."""
+@dataclass
+class _CompiledRows:
+    statement: _Statement
+    converters: list[tuple[int, list[Callable[..., Any]], Any]]
 
-    def __init__(self, build: Callable[..., QuerySet[M]], *, using: str = DEFAULT_DB_ALIAS):
+
+C = TypeVar("C", _Compiled, _CompiledRows)
+R = TypeVar("R")
+
+
+class _Precompiled(Generic[C, R]):
+    """``build(*values)`` is a QuerySet; its SQL is compiled on first use, then reused. When
+    the values cannot be placed in the compiled SQL, the QuerySet itself runs that time."""
+
+    def __init__(self, build: Callable[..., QuerySet[Any]], *, using: str = DEFAULT_DB_ALIAS):
         self._build = build
         self._using = using
-        self._compiled: _Compiled | None = None
+        self._compiled: C | None = None
         self._lock = threading.Lock()
 
-    def _compile(self, values: Sequence[Any]) -> _Compiled | None:
+    def _prepare(self, compiler: Any, statement: _Statement) -> C | None:
+        raise NotImplementedError
+
+    def _compile(self, values: Sequence[Any]) -> C | None:
         with self._lock:
             if self._compiled is None:
                 compiler = self._build(*values).query.get_compiler(using=self._using)
                 statement = _statement(compiler, values)
                 if statement is None:
                     return None
-                select, klass_info = compiler.select, compiler.klass_info
-                fields = klass_info["select_fields"]
-                start, end = fields[0], fields[-1] + 1
-                expressions = [column for column, _, _ in select]
-                converters = compiler.get_converters(expressions)
-                self._compiled = _Compiled(
-                    statement=statement,
-                    model=klass_info["model"],
-                    init_list=[column[0].target.attname for column in select[start:end]],
-                    start=start,
-                    end=end,
-                    converters=[(pos, convs, expr) for pos, (convs, expr) in converters.items()],
-                    populators=get_related_populators(  # type: ignore[call-arg]
-                        klass_info, select, self._using
-                    ),
-                )
+                self._compiled = self._prepare(compiler, statement)
             return self._compiled
 
-    def all(self, *values: Any) -> list[M]:
-        """The instances the QuerySet ``build(*values)`` would give."""
-        compiled = self._compiled or self._compile(values)
-        if compiled is None:
-            return list(self._build(*values).using(self._using))
+    def _fetch(self, compiled: C, values: Sequence[Any]) -> tuple[list[Any], Any]:
+        """The compiled statement's raw rows for ``values``, and the connection."""
         connection = connections[self._using]
         with connection.cursor() as cursor:
             cursor.execute(compiled.statement.sql, compiled.statement.bind(values))
-            rows = cursor.fetchall()
+            return cursor.fetchall(), connection
+
+    def _read(self, compiled: C, values: Sequence[Any]) -> list[R]:
+        raise NotImplementedError
+
+    def all(self, *values: Any) -> list[R]:
+        """What the QuerySet ``build(*values)`` would give, as a list."""
+        compiled = self._compiled or self._compile(values)
+        if compiled is None:
+            return list(self._build(*values).using(self._using))
+        return self._read(compiled, values)
+
+    def first(self, *values: Any) -> R | None:
+        """The first of ``all(*values)``, or None."""
+        found = self.all(*values)
+        return found[0] if found else None
+
+
+class PrecompiledQuery(_Precompiled[_Compiled, M]):
+    """``build(*values)`` is the QuerySet of model instances (``select_related`` too)."""
+
+    def __init__(self, build: Callable[..., QuerySet[M]], *, using: str = DEFAULT_DB_ALIAS):
+        super().__init__(build, using=using)
+
+    def _prepare(self, compiler: Any, statement: _Statement) -> _Compiled:
+        select, klass_info = compiler.select, compiler.klass_info
+        fields = klass_info["select_fields"]
+        start, end = fields[0], fields[-1] + 1
+        expressions = [column for column, _, _ in select]
+        converters = compiler.get_converters(expressions)
+        return _Compiled(
+            statement=statement,
+            model=klass_info["model"],
+            init_list=[column[0].target.attname for column in select[start:end]],
+            start=start,
+            end=end,
+            converters=[(pos, convs, expr) for pos, (convs, expr) in converters.items()],
+            populators=get_related_populators(  # type: ignore[call-arg]
+                klass_info, select, self._using
+            ),
+        )
+
+    def _read(self, compiled: _Compiled, values: Sequence[Any]) -> list[M]:
+        rows, connection = self._fetch(compiled, values)
         found = []
         for row in _converted(rows, compiled.converters, connection):
             obj = compiled.model.from_db(
@@ -153,57 +192,22 @@ class PrecompiledQuery(Generic[M]):
             found.append(obj)
         return found  # type: ignore[return-value]
 
-    def first(self, *values: Any) -> M | None:
-        """The first instance ``build(*values)`` would give, or None."""
-        found = self.all(*values)
-        return found[0] if found else None
 
+class PrecompiledRows(_Precompiled[_CompiledRows, tuple[Any, ...]]):
+    """``build(*values)`` is a ``values_list()`` QuerySet (not ``flat``, not ``named``)."""
 
-@dataclass
-class _CompiledRows:
-    statement: _Statement
-    converters: list[tuple[int, list[Callable[..., Any]], Any]]
+    def _prepare(self, compiler: Any, statement: _Statement) -> _CompiledRows | None:
+        expressions = [column for column, _, _ in compiler.select[: compiler.col_count]]
+        if compiler.has_composite_fields(expressions):
+            return None
+        converters = compiler.get_converters(expressions)
+        return _CompiledRows(
+            statement=statement,
+            converters=[(pos, convs, expr) for pos, (convs, expr) in converters.items()],
+        )
 
-
-class PrecompiledRows:
-    """``build(*values)`` is a ``values_list()`` QuerySet (not ``flat``, not ``named``); its
-    SQL is compiled on first use, then reused."""
-
-    def __init__(self, build: Callable[..., QuerySet[Any]], *, using: str = DEFAULT_DB_ALIAS):
-        self._build = build
-        self._using = using
-        self._compiled: _CompiledRows | None = None
-        self._lock = threading.Lock()
-
-    def _compile(self, values: Sequence[Any]) -> _CompiledRows | None:
-        with self._lock:
-            if self._compiled is None:
-                compiler = self._build(*values).query.get_compiler(using=self._using)
-                statement = _statement(compiler, values)
-                expressions = [column for column, _, _ in compiler.select[: compiler.col_count]]
-                if statement is None or compiler.has_composite_fields(expressions):
-                    return None
-                converters = compiler.get_converters(expressions)
-                self._compiled = _CompiledRows(
-                    statement=statement,
-                    converters=[(pos, convs, expr) for pos, (convs, expr) in converters.items()],
-                )
-            return self._compiled
-
-    def all(self, *values: Any) -> list[tuple[Any, ...]]:
-        """The tuples the QuerySet ``build(*values)`` would give."""
-        compiled = self._compiled or self._compile(values)
-        if compiled is None:
-            return list(self._build(*values).using(self._using))
-        connection = connections[self._using]
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.statement.sql, compiled.statement.bind(values))
-            rows = cursor.fetchall()
+    def _read(self, compiled: _CompiledRows, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        rows, connection = self._fetch(compiled, values)
         if not compiled.converters:
             return [tuple(row) for row in rows]
         return [tuple(row) for row in _converted(rows, compiled.converters, connection)]
-
-    def first(self, *values: Any) -> tuple[Any, ...] | None:
-        """The first tuple ``build(*values)`` would give, or None."""
-        found = self.all(*values)
-        return found[0] if found else None

@@ -96,6 +96,25 @@ def spend_ctes(*, gate: str) -> str:
     return _SPEND_CTES.replace("{gate}", gate)
 
 
+# The CTE that stores a call's answer (``call``, returning its ordinal), from the row of
+# ``{source}`` (a CTE returning the step's id): the ordinal is the ledger's next one, or past
+# any a concurrent holder stored. The call of ``_RECORD_USAGE`` and the last answer stored by
+# a step's store (``steps._store_sql``) are this one insert.
+STEPCALL_CTE = """
+), call AS (
+    INSERT INTO pipeline_stepcall (
+        step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
+        latency_ms, retired, created_at
+    )
+    SELECT id, GREATEST(%(ordinal)s, COALESCE(
+            (SELECT max(ordinal) + 1 FROM pipeline_stepcall WHERE step_id = %(step)s), 0)),
+        %(provider)s, %(model)s, %(text)s, %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s,
+        %(cost)s, %(latency)s, false, clock_timestamp()
+    FROM {source}
+    ON CONFLICT (step_id, ordinal) DO NOTHING
+    RETURNING ordinal"""
+
+
 # A paid call, in one statement: the step's and the run's usage, the stored answer, the spend
 # ledger's row and the settlement of the call's reservation land together (or not at all).
 # The ordinal is the ledger's next one, or past any a concurrent holder stored; a clash with
@@ -111,19 +130,9 @@ _RECORD_USAGE = (
         cost_usd = cost_usd + %(cost)s, latency_ms = latency_ms + %(latency)s,
         llm_calls = llm_calls + 1, provider = %(provider)s, model = %(model)s
     WHERE id = %(step)s
-    RETURNING id
-), call AS (
-    INSERT INTO pipeline_stepcall (
-        step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
-        latency_ms, retired, created_at
-    )
-    SELECT id, GREATEST(%(ordinal)s, COALESCE(
-            (SELECT max(ordinal) + 1 FROM pipeline_stepcall WHERE step_id = %(step)s), 0)),
-        %(provider)s, %(model)s, %(text)s, %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s,
-        %(cost)s, %(latency)s, false, clock_timestamp()
-    FROM step
-    ON CONFLICT (step_id, ordinal) DO NOTHING
-    RETURNING ordinal
+    RETURNING id"""
+    + STEPCALL_CTE.replace("{source}", "step")
+    + """
 ), run AS (
     UPDATE pipeline_run
     SET tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,

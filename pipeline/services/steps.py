@@ -38,7 +38,7 @@ from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
 from ..tracing import step_span
 from ..transient import drop_connection, is_transient, retry_transient
-from .ledger import StepLedger, release_connection, spend_ctes
+from .ledger import STEPCALL_CTE, StepLedger, release_connection, spend_ctes
 from .runs import RunStopped, emit, run_check_bounds, stage_mark
 
 __all__ = [
@@ -264,23 +264,7 @@ def _store_sql(*, paid: bool) -> str:
         if paid
         else ""
     )
-    call = (
-        """
-), call AS (
-    INSERT INTO pipeline_stepcall (
-        step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
-        latency_ms, retired, created_at
-    )
-    SELECT id, GREATEST(%(ordinal)s, COALESCE(
-            (SELECT max(ordinal) + 1 FROM pipeline_stepcall WHERE step_id = %(step)s), 0)),
-        %(provider)s, %(model)s, %(text)s, %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s,
-        %(cost)s, %(latency)s, false, clock_timestamp()
-    FROM done
-    ON CONFLICT (step_id, ordinal) DO NOTHING
-    RETURNING ordinal"""
-        if paid
-        else ""
-    )
+    call = STEPCALL_CTE.replace("{source}", "done") if paid else ""
     spend = ", " + spend_ctes(gate="EXISTS (SELECT 1 FROM done)") if paid else ""  # noqa: S608
     paid_columns = (
         "(SELECT ordinal FROM call), (SELECT cost_usd FROM counter), "
