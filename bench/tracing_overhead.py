@@ -37,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/: its modules must not shadow the standard library
 
-from bench.stack import migrated_database  # noqa: E402
+from bench.database import migrated_database  # noqa: E402
 
 DB_NAME = "aiflow_bench_tracing"
 

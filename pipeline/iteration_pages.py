@@ -24,15 +24,10 @@ from projects.artifacts import artifact_list_for_run, artifact_tree_diff
 from projects.pages import diff_files
 from projects.selectors import project_get_for_user
 
+from .comparison import LineCache, run_figures, run_list_for_compare
 from .models import Run
 from .run_pages import run_page_render
-from .selectors import (
-    LineCache,
-    run_figures,
-    run_get_for_user,
-    run_list_for_compare,
-    run_list_for_project,
-)
+from .selectors import run_get_for_user, run_list_for_project
 from .services import run_fork, run_generate
 
 # Runs the Compare page offers to pick from (newest first).

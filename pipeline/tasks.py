@@ -24,7 +24,8 @@ from . import canvas
 from .failures import failure_for
 from .flow import Next
 from .services import stages
-from .services.runs import RunStopped, run_fail, run_reap_stale
+from .services.run_state import RunStopped, run_fail
+from .services.runs import run_reap_stale
 from .services.steps import StepBusy
 from .tracing import task_traced
 from .transient import is_transient, retry_transient

@@ -9,10 +9,9 @@ from rest_framework.views import APIView
 from common.errors import ApplicationError
 from projects.selectors import project_get_for_user
 
+from ..comparison import run_compare, run_list_for_compare
 from ..selectors import (
-    run_compare,
     run_get_for_user,
-    run_list_for_compare,
     run_list_for_project,
     step_get_for_run,
     step_list_for_run,

@@ -9,18 +9,15 @@ Stage functions live in ``pipeline.services.stages``, the durable step runner in
 
 from .followups import run_generate
 from .forks import run_fork
+from .run_state import RunStopped, emit, run_fail, stage_mark
 from .runs import (
     RunOptions,
-    RunStopped,
-    emit,
     run_approve,
     run_cancel,
-    run_fail,
     run_options_validate,
     run_reap_stale,
     run_resume,
     run_start,
-    stage_mark,
     step_retry,
 )
 

@@ -2,8 +2,8 @@
 
 ``StepLedger`` is what ``providers.services.complete`` sees of a step (its ``UsageLedger``):
 before a call it reserves the call's worst case against the user's daily cap and checks the
-run's budget, in one statement (``_RESERVE``); it stores each answer, its usage, the spend
-ledger's row and the settlement of the reservation in one statement (``_RECORD_USAGE``); and
+run's budget, in one statement (``RESERVE``); it stores each answer, its usage, the spend
+ledger's row and the settlement of the reservation in one statement (``RECORD_USAGE``); and
 it hands a step taken over (or retried) the answers it already paid for, in order, so only a
 call cut off before its answer is ever made again. Storing an answer survives a lost
 database connection: the statement is tried again on a fresh connection, since the answer
@@ -27,22 +27,19 @@ from django.db import connection, transaction
 from common.logging import get_logger
 from providers.types import Completion, Reservation
 from spending.models import SpendEntry
-from spending.sql import (
-    CLOCK,
-    held_for_step,
-    held_live,
-    held_usd,
-    held_without_step,
-    window_add,
-    window_pruned,
-    window_usd,
-)
 
 from ..faults import fault_point
 from ..models import Run, StepCall
 from ..selectors import user_spent_last_day_usd
 from ..transient import retry_transient
-from .runs import emit
+from .ledger_sql import (
+    RECORD_CALL_AGAIN,
+    RECORD_USAGE,
+    RELEASE,
+    RELEASE_STEP,
+    RESERVE,
+)
+from .run_state import emit
 
 logger = get_logger(__name__)
 
@@ -51,181 +48,6 @@ def release_connection() -> None:
     """Give this thread's database connection back before a long wait (a model call)."""
     if not connection.in_atomic_block:
         connection.close()
-
-
-# The spend ledger's row of a paid call and the settlement of its reservation, as CTEs after
-# ``clock`` (``gate``: a condition for recording it at all). Shared by ``_RECORD_USAGE`` and
-# the step's store that carries its last answer (``pipeline.services.steps``).
-_SPEND_CTES = (
-    "entry AS ("  # noqa: S608
-    + """
-    INSERT INTO spending_spendentry (
-        user_id, user_ref, user_email, project_id, project_ref, project_name, run_id, run_ref,
-        step_key, role, provider, model, tokens_in, tokens_out, cost_usd, created_at, call_key
-    )
-    SELECT u.id, %(user)s, COALESCE(u.email, ''), p.id, %(project)s, COALESCE(p.name,
-            (SELECT e.project_name FROM spending_spendentry AS e
-             WHERE e.project_ref = %(project)s ORDER BY e.id DESC LIMIT 1), ''),
-        r.id, %(run)s, %(step_key)s, %(role)s, %(provider)s, %(model)s, %(tokens_in)s,
-        %(tokens_out)s, %(cost)s, clock_timestamp(), %(call_key)s
-    FROM (SELECT 1) AS one
-    LEFT JOIN accounts_user AS u ON u.id = %(user)s
-    LEFT JOIN projects_project AS p ON p.id = %(project)s
-    LEFT JOIN pipeline_run AS r ON r.id = %(run)s
-    WHERE {gate}
-    ON CONFLICT (call_key) DO NOTHING
-    RETURNING id
-), settled AS (
-    INSERT INTO spending_spendwindow AS w (user_id, buckets, reservations, updated_at)
-    SELECT u.id, jsonb_build_object((SELECT bucket FROM clock)::text, %(cost)s::numeric),
-        '{}'::jsonb, statement_timestamp()
-    FROM accounts_user AS u WHERE u.id = %(user)s AND EXISTS (SELECT 1 FROM entry)
-    ON CONFLICT (user_id) DO UPDATE
-    SET buckets = """
-    + window_add("w.buckets", "%(cost)s::numeric")
-    + """,
-        reservations = w.reservations - %(reservation)s::text,
-        updated_at = statement_timestamp()
-    RETURNING 1
-)"""
-)
-
-
-def spend_ctes(*, gate: str) -> str:
-    """``_SPEND_CTES`` recording the call only where ``gate`` (an SQL condition) holds."""
-    return _SPEND_CTES.replace("{gate}", gate)
-
-
-# The CTE that stores a call's answer (``call``, returning its ordinal), from the row of
-# ``{source}`` (a CTE returning the step's id): the ordinal is the ledger's next one, or past
-# any a concurrent holder stored. The call of ``_RECORD_USAGE`` and the last answer stored by
-# a step's store (``steps._store_sql``) are this one insert.
-STEPCALL_CTE = """
-), call AS (
-    INSERT INTO pipeline_stepcall (
-        step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
-        latency_ms, retired, created_at
-    )
-    SELECT id, GREATEST(%(ordinal)s, COALESCE(
-            (SELECT max(ordinal) + 1 FROM pipeline_stepcall WHERE step_id = %(step)s), 0)),
-        %(provider)s, %(model)s, %(text)s, %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s,
-        %(cost)s, %(latency)s, false, clock_timestamp()
-    FROM {source}
-    ON CONFLICT (step_id, ordinal) DO NOTHING
-    RETURNING ordinal"""
-
-
-# A paid call, in one statement: the step's and the run's usage, the stored answer, the spend
-# ledger's row and the settlement of the call's reservation land together (or not at all).
-# The ordinal is the ledger's next one, or past any a concurrent holder stored; a clash with
-# one stored at the same instant leaves ``ordinal`` NULL. The spend is recorded even when the
-# step, its run and its project were deleted meanwhile (their ids and names are copied), and
-# only once per ``call_key``: an attempt tried again after a lost commit adds nothing.
-_RECORD_USAGE = (
-    "WITH "  # noqa: S608
-    + CLOCK
-    + """, step AS (
-    UPDATE pipeline_step
-    SET tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
-        cost_usd = cost_usd + %(cost)s, latency_ms = latency_ms + %(latency)s,
-        llm_calls = llm_calls + 1, provider = %(provider)s, model = %(model)s
-    WHERE id = %(step)s
-    RETURNING id"""
-    + STEPCALL_CTE.replace("{source}", "step")
-    + """
-), run AS (
-    UPDATE pipeline_run
-    SET tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
-        cost_usd = cost_usd + %(cost)s, heartbeat_at = clock_timestamp()
-    WHERE id = %(run)s
-    RETURNING cost_usd, budget_warned
-), """
-    + spend_ctes(gate="true")
-    + """
-SELECT (SELECT ordinal FROM call), (SELECT cost_usd FROM run), (SELECT budget_warned FROM run),
-    (SELECT count(*) FROM step)
-"""
-)
-
-# A call's worst case, in one statement: held against the user's daily cap on their window
-# row (what was spent in the last day plus what calls in flight may cost, read from that row
-# as the last writer left it: see ``spending.sql``), and checked against the run's budget.
-# The ledger's previous reservation (an earlier attempt, or another model of the chain) is
-# given back in the same statement; expired reservations and old buckets are pruned.
-_RESERVATION = (
-    "jsonb_build_object(%(key)s::text, jsonb_build_object('usd', %(amount)s::numeric, "
-    "'until', (SELECT now FROM clock) + %(ttl)s::numeric, 'run', %(run)s::bigint, "
-    "'step', %(step)s::bigint))"
-)
-_RESERVE = (
-    "WITH "  # noqa: S608
-    + CLOCK
-    + """, run AS (
-    SELECT budget_usd - cost_usd AS left_usd FROM pipeline_run WHERE id = %(run)s
-), fits AS (
-    SELECT COALESCE((SELECT left_usd FROM run) >= %(amount)s::numeric, true) AS run_ok
-), gate AS (
-    INSERT INTO spending_spendwindow AS w (user_id, buckets, reservations, updated_at)
-    SELECT %(user)s, '{}'::jsonb, CASE
-            WHEN fits.run_ok AND (%(cap)s::numeric IS NULL OR %(amount)s <= %(cap)s::numeric)
-            THEN """
-    + _RESERVATION
-    + """ ELSE '{}'::jsonb END,
-        statement_timestamp()
-    FROM fits WHERE %(user)s::bigint IS NOT NULL
-    ON CONFLICT (user_id) DO UPDATE
-    SET buckets = """
-    + window_pruned("w.buckets")
-    + """,
-        reservations = """
-    + held_live("w.reservations", besides="%(previous)s")
-    + """ || CASE
-            WHEN (SELECT run_ok FROM fits) AND (%(cap)s::numeric IS NULL OR """
-    + window_usd("w.buckets")
-    + " + "
-    + held_usd("w.reservations", besides="%(previous)s")
-    + """ + %(amount)s::numeric <= %(cap)s::numeric)
-            THEN """
-    + _RESERVATION
-    + """ ELSE '{}'::jsonb END,
-        updated_at = statement_timestamp()
-    RETURNING w.reservations ? %(key)s AS granted, """
-    + window_usd("w.buckets")
-    + " AS spent, "
-    + held_usd("w.reservations")
-    + """ AS held
-)
-SELECT (SELECT granted FROM gate), (SELECT spent FROM gate), (SELECT held FROM gate),
-    (SELECT run_ok FROM fits), (SELECT left_usd FROM run)
-"""
-)
-
-# Give back one reservation (the call got no answer).
-_RELEASE = """
-UPDATE spending_spendwindow SET reservations = reservations - %(key)s::text,
-    updated_at = statement_timestamp()
-WHERE user_id = %(user)s AND reservations ? %(key)s::text
-"""
-
-# Give back whatever an earlier holder of the step reserved (it died, or handed the step back).
-_RELEASE_STEP = (
-    "UPDATE spending_spendwindow AS w SET reservations = "  # noqa: S608
-    + held_without_step("w.reservations", "%(step)s::bigint")
-    + ", updated_at = statement_timestamp() WHERE w.user_id = %(user)s AND "
-    + held_for_step("w.reservations", "%(step)s::bigint")
-)
-
-_RECORD_CALL_AGAIN = """
-INSERT INTO pipeline_stepcall (
-    step_id, ordinal, provider, model, text, parsed, tokens_in, tokens_out, cost_usd,
-    latency_ms, retired, created_at
-)
-SELECT %(step)s, COALESCE(max(ordinal) + 1, 0), %(provider)s, %(model)s, %(text)s,
-    %(parsed)s::jsonb, %(tokens_in)s, %(tokens_out)s, %(cost)s, %(latency)s, false,
-    clock_timestamp()
-FROM pipeline_stepcall WHERE step_id = %(step)s
-RETURNING ordinal
-"""
 
 
 class StepLedger:
@@ -264,7 +86,7 @@ class StepLedger:
         self._attempted_ordinal: int | None = None
         # The reservation held for the call in flight (its key in the user's spend window).
         self._reservation: str | None = None
-        # With ``hold_last`` set, a paid answer is held (as its ``_RECORD_USAGE`` parameters)
+        # With ``hold_last`` set, a paid answer is held (as its ``RECORD_USAGE`` parameters)
         # for the step's store to carry with the output, instead of being stored at once; any
         # other use of the ledger (another call above all) stores it on its own first.
         self.hold_last = False
@@ -323,7 +145,7 @@ class StepLedger:
 
         def reserve() -> tuple[Any, ...]:
             with connection.cursor() as cursor:
-                cursor.execute(_RESERVE, params)
+                cursor.execute(RESERVE, params)
                 return tuple(cursor.fetchone())
 
         try:
@@ -354,7 +176,7 @@ class StepLedger:
             return
         try:
             with connection.cursor() as cursor:
-                cursor.execute(_RELEASE, {"key": key, "user": self.user_id})
+                cursor.execute(RELEASE, {"key": key, "user": self.user_id})
         finally:
             release_connection()
 
@@ -368,7 +190,7 @@ class StepLedger:
         if self.user_id is None:
             return
         with connection.cursor() as cursor:
-            cursor.execute(_RELEASE_STEP, {"step": self.step_id, "user": self.user_id})
+            cursor.execute(RELEASE_STEP, {"step": self.step_id, "user": self.user_id})
             if cursor.rowcount:
                 logger.warning("step.reservations_released", step=self.step_key)
 
@@ -395,7 +217,7 @@ class StepLedger:
         )
 
     def usage_params(self, completion: Completion) -> dict[str, Any]:
-        """The parameters of ``_RECORD_USAGE`` for one paid answer (one ``call_key`` each)."""
+        """The parameters of ``RECORD_USAGE`` for one paid answer (one ``call_key`` each)."""
         parsed = completion.parsed.model_dump(mode="json") if completion.parsed else None
         return {
             "step": self.step_id,
@@ -459,7 +281,7 @@ class StepLedger:
             if ordinal is None:
                 logger.warning("step.call_ordinal_taken", step=self.step_key)
                 with connection.cursor() as cursor:
-                    cursor.execute(_RECORD_CALL_AGAIN, params)
+                    cursor.execute(RECORD_CALL_AGAIN, params)
                     ordinal = cursor.fetchone()[0]
             self._answer_stored(ordinal, cost, warned)
         finally:
@@ -501,13 +323,13 @@ class StepLedger:
                 return landed
         self._attempted_ordinal = params["ordinal"]
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_RECORD_USAGE, params)
+            cursor.execute(RECORD_USAGE, params)
             ordinal, cost, warned, stepped = cursor.fetchone()
             if not stepped:
                 return None, Decimal(0), True
             if ordinal is None:  # another holder stored this ordinal at the same moment
                 logger.warning("step.call_ordinal_taken", step=self.step_key)
-                cursor.execute(_RECORD_CALL_AGAIN, params)
+                cursor.execute(RECORD_CALL_AGAIN, params)
                 ordinal = cursor.fetchone()[0]
         return ordinal, cost, warned
 

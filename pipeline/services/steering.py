@@ -28,19 +28,12 @@ from django.utils import timezone
 from common.errors import ApplicationError, Conflict, NotFound
 from common.logging import get_logger, redact_secrets
 
-from ..canvas import canvas_revoke
 from ..events import publish
 from ..models import PlanTask, Run, Step, TaskMessage
+from .run_state import run_revoke
 from .runs import _run_restart
 
 logger = get_logger(__name__)
-
-
-def _revoke(run_id: int) -> None:
-    try:
-        canvas_revoke(run_id=run_id)
-    except Exception:
-        logger.warning("run.revoke_failed", run_id=run_id, exc_info=True)
 
 
 def run_pause(*, run: Run) -> Run:
@@ -61,7 +54,7 @@ def run_pause(*, run: Run) -> Run:
             )
         )
         publish(run_id=run.id, type="run.paused", payload={"finishing": running})
-        transaction.on_commit(lambda: _revoke(run.id))
+        transaction.on_commit(lambda: run_revoke(run.id))
     logger.info("run.paused", run_id=run.id, finishing=len(running))
     run.refresh_from_db()
     return run

@@ -38,8 +38,9 @@ from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
 from ..tracing import step_span
 from ..transient import drop_connection, is_transient, retry_transient
-from .ledger import STEPCALL_CTE, StepLedger, release_connection, spend_ctes
-from .runs import RunStopped, emit, run_check_bounds, stage_mark
+from .ledger import StepLedger, release_connection
+from .ledger_sql import STEPCALL_CTE, spend_ctes
+from .run_state import RunStopped, emit, run_check_bounds, stage_mark
 
 __all__ = [
     "StageEdge",
@@ -244,9 +245,9 @@ FROM claimed LEFT JOIN started ON true
 # Store the output and publish the step's events, ``step.completed`` last (built from the
 # stored usage), in one statement: both happen, or neither. With ``paid``, the statement also
 # stores the step's last answer (held by its ledger: ``StepLedger.hold_last``) as
-# ``_RECORD_USAGE`` would, so the answer, its usage, the spend ledger's row and the output land
+# ``RECORD_USAGE`` would, so the answer, its usage, the spend ledger's row and the output land
 # together; only if the step is still running (else the answer is stored on its own). The
-# step's row is locked first, then the run's, as ``_RECORD_USAGE`` does. A plan task's outcome
+# step's row is locked first, then the run's, as ``RECORD_USAGE`` does. A plan task's outcome
 # that follows from the output (a tester's verdict) is stored by the same statement.
 def _store_sql(*, paid: bool) -> str:
     usage = (

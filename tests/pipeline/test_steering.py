@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from pipeline.models import Event, PlanTask, Run, Step, TaskMessage
-from pipeline.services.runs import RunStopped, run_reap_stale
+from pipeline.services.run_state import RunStopped
+from pipeline.services.runs import run_reap_stale
 from pipeline.services.steering import task_messages_take
 from pipeline.services.steps import StepSpec, step_run
 

@@ -25,7 +25,7 @@ from ...flow import INTEGRATE, Next
 from ...models import PlanTask, Run, Step
 from ...regressions import baseline_for, judge
 from ...roles import CODER, ORCHESTRATOR, TESTER
-from ..runs import emit, run_check_bounds, run_fail, run_set_status
+from ..run_state import emit, run_check_bounds, run_fail, run_set_status
 from ..steering import task_messages_take
 from ..steps import StageEdge, StepLedger, StepSpec, model_call, step_run
 from .checks import check_files

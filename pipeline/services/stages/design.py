@@ -14,7 +14,7 @@ from ... import context as ctx
 from ...flow import ORCHESTRATE, Next
 from ...models import PlanTask, Run, Step
 from ...roles import ARCHITECT, PLANNER
-from ..runs import run_check_bounds, run_fail, stage_mark
+from ..run_state import run_check_bounds, run_fail, stage_mark
 from ..steps import StageEdge, StepLedger, StepSpec, model_call, step_run
 from .common import (
     base_context,

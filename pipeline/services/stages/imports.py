@@ -24,7 +24,7 @@ from common.logging import get_logger
 
 from ...models import BaselineTest, Run, RunImport, Step
 from ..imports import upload_delete
-from ..runs import RunStopped, emit, run_check_bounds, stage_mark
+from ..run_state import RunStopped, emit, run_check_bounds, stage_mark
 from ..steps import StepLedger, StepSpec, step_run
 
 logger = get_logger(__name__)

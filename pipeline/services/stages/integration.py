@@ -21,7 +21,7 @@ from ... import context as ctx
 from ...models import PlanTask, Run, Step
 from ...regressions import baseline_for, judge
 from ...roles import ARCHITECT_CONSULT, INTEGRATOR, PLANNER_CONSULT
-from ..runs import RunStopped, emit, run_complete, run_fail, stage_mark
+from ..run_state import RunStopped, emit, run_complete, run_fail, stage_mark
 from ..steps import StageEdge, StepLedger, StepSpec, model_call, step_run
 from .coding import check_files, task_deleted, task_files
 from .common import (
