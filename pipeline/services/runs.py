@@ -1,4 +1,5 @@
-"""Runs: start, cancel, resume, approve; their status, bounds, stages and events.
+"""Runs: create, start, cancel, resume, approve, retry a step, reap the stalled; their
+options. A run's events, stage edges, status changes and bounds are in ``run_state``.
 
 Every status change is a conditional update (``filter(status__in=...).update(...)``), so two
 workers (or a worker and a user) never both win a transition, and the run's final event is
