@@ -1,12 +1,14 @@
 """A check report names the tree it ran on, and a suite takes a green report of exactly its
 tree instead of running the same round again (``pipeline.services.stages.checks``)."""
 
+from collections.abc import Mapping
+
 from pipeline.services.stages.checks import report_for_tree, tree_digest
 
 TREE = {"pkg/core.py": "def f():\n    return 1\n", "tests/test_core.py": "def test_f(): ...\n"}
 
 
-def green(files: dict[str, str | bytes]) -> dict[str, object]:
+def green(files: Mapping[str, str | bytes]) -> dict[str, object]:
     return {"passed": True, "summary": "1 passed", "tree_sha256": tree_digest(files)}
 
 
