@@ -115,8 +115,10 @@ WEB_THREADS = env.int("WEB_THREADS", default=8)
 LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=96)
 # Processes of the llm worker (``config.llm_worker``; 0: one per CPU).
 LLM_WORKER_PROCESSES = env.int("LLM_WORKER_PROCESSES", default=0) or os.cpu_count() or 1
-# Processes of the sandbox worker (each runs generated code and tests).
-SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=2)
+# Processes of the sandbox worker (each runs a tester's step: generated code and tests);
+# about two per core: a step also waits for the tester's model call (a third of the step with
+# a 200 ms model, most of it with a real one), when its core could run another step's checks.
+SANDBOX_WORKER_CONCURRENCY = env.int("SANDBOX_WORKER_CONCURRENCY", default=4)
 # Seconds a web process lets requests in flight finish when told to stop.
 WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=4.0)
 LLM_THREADS_PER_PROCESS = -(-LLM_WORKER_CONCURRENCY // LLM_WORKER_PROCESSES)  # rounded up

@@ -1,8 +1,9 @@
 """Each process loads what its role needs, and supervisors share what they loaded.
 
 Beat and Flower run a Celery app without Django or any task (no LLM SDK, no application);
-the web tier and the sandbox worker load no LangChain and no Twisted reactor; the llm worker
-preloads LangChain with the SDKs of the providers its chains name, and no other. A
+the web tier and the task modules load no LangChain and no Twisted reactor; the llm worker
+preloads LangChain with the SDKs of the providers its chains name, and no other, and so does
+the sandbox worker's pool before it forks when its testers call the model (sandbox on). A
 supervisor forks its children after loading and freezing: they start with its frozen
 objects instead of importing their own copies.
 """
@@ -82,7 +83,7 @@ def test_the_light_app_beat_runs_keeps_the_schedule_and_the_broker():
     assert found == [True, True, ["default", "llm", "sandbox"]]
 
 
-def test_the_web_tier_and_the_sandbox_worker_load_no_langchain_and_no_reactor():
+def test_the_web_tier_and_the_task_modules_load_no_langchain_and_no_reactor():
     loaded = _loaded(
         "import django; django.setup(); import config.asgi; from config.celery import app; "
         "app.loader.import_default_modules()"
@@ -90,6 +91,27 @@ def test_the_web_tier_and_the_sandbox_worker_load_no_langchain_and_no_reactor():
 
     assert _present(loaded, LLM_MODULES) == []
     assert _present(loaded, ("twisted.internet.reactor", "daphne.server")) == []
+
+
+SANDBOX_POOL_FORKS = (
+    "import django; django.setup(); from config.celery import app, _freeze_before_forking; "
+    "app.loader.import_default_modules(); _freeze_before_forking()"
+)
+
+
+def test_the_sandbox_pool_loads_langchain_before_it_forks_when_its_testers_call_the_model():
+    loaded = _loaded(SANDBOX_POOL_FORKS, SANDBOX_TESTS_ENABLED="true", LLM_PROVIDERS="offline")
+
+    assert _present(loaded, ("langchain_core", "providers.offline.model")) == [
+        "langchain_core",
+        "providers.offline.model",
+    ]
+
+
+def test_the_sandbox_pool_loads_no_langchain_when_the_testers_run_on_the_llm_worker():
+    loaded = _loaded(SANDBOX_POOL_FORKS, SANDBOX_TESTS_ENABLED="false", LLM_PROVIDERS="offline")
+
+    assert _present(loaded, LLM_MODULES) == []
 
 
 def test_the_llm_worker_preloads_langchain_and_the_offline_model_when_no_vendor_is_configured():

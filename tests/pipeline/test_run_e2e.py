@@ -115,6 +115,23 @@ def test_static_review_is_labelled_when_the_sandbox_is_off(
     ]
 
 
+def test_the_integration_suite_takes_the_green_report_of_the_tester_that_checked_its_tree(
+    celery_worker: Any, api_client: Any, project: Any
+) -> None:
+    response = api_client.post(
+        f"/projects/{project.id}/generate", {"prompt": PROMPT}, format="json"
+    )
+    run = wait_for_run(response.json()["run_id"], timeout=240)
+
+    # cli depends on core and storage: its tester ran the checks on the merged tree itself.
+    suite = Step.objects.get(run=run, key="integrate:suite:1").output
+    cli = PlanTask.objects.get(run=run, key="cli").result["verdict"]["report"]
+    assert run.status == Run.Status.COMPLETED
+    assert (suite["mode"], suite["reused_from"], suite["passed"]) == ("sandbox", "cli", True)
+    assert suite["report"] == cli
+    assert cli["mode"] == "bubblewrap"
+
+
 def test_a_failing_first_attempt_is_fixed_by_the_next_coder_attempt(
     celery_worker: Any, api_client: Any, project: Any, script: Any
 ) -> None:

@@ -1,8 +1,16 @@
 """Running a tree's tests for a tester or an integration suite: the sandbox's check round,
-kept as a brief report (or None, and the label ``static review``, when no sandbox runs)."""
+kept as a brief report (or None, and the label ``static review``, when no sandbox runs).
+
+Each report names the tree it was run on (``tree_sha256``, every path and byte of it), so
+that a suite asked to check a tree a green tester of the same run already checked takes that
+report instead of running the same round again (``report_for_tree``): the last task of a
+plan usually depends on all the others, and its tester's tree is then exactly the merged
+tree integration checks.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,8 +70,38 @@ def _report_brief(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def tree_digest(files: Mapping[str, str | bytes]) -> str:
+    """SHA-256 of a whole tree: every path and its bytes, in path order, each length-prefixed
+    (two trees have the same digest only when they hold the same files)."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        content = files[path]
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        name = path.encode("utf-8")
+        digest.update(b"%d:%b%d:" % (len(name), name, len(data)))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def report_for_tree(
+    files: Mapping[str, str | bytes], reports: Mapping[str, dict[str, Any] | None]
+) -> tuple[str, dict[str, Any]] | None:
+    """The first green report of ``reports`` (by name) that was run on exactly ``files``, as
+    (name, report), else None.
+
+    Only a green one: a red report's tree is fixed and checked again by the next attempt.
+    """
+    digest = tree_digest(files)
+    for name, report in reports.items():
+        if report and report.get("passed") and report.get("tree_sha256") == digest:
+            return name, report
+    return None
+
+
 def check_files(files: Mapping[str, str | bytes]) -> tuple[dict[str, Any] | None, str]:
-    """Run the sandbox checks on ``files``: (report brief, mode) or (None, static review)."""
+    """Run the sandbox checks on ``files``: (report brief, mode) or (None, static review).
+
+    The brief names the tree it was run on (``tree_sha256``, see ``report_for_tree``)."""
     run_checks = _sandbox_checks()
     if run_checks is None:
         return None, STATIC_REVIEW
@@ -74,4 +112,4 @@ def check_files(files: Mapping[str, str | bytes]) -> tuple[dict[str, Any] | None
         logger.warning("tester.sandbox_unavailable", error=f"{type(exc).__name__}: {exc}")
         return None, STATIC_REVIEW
     data = report.as_dict() if hasattr(report, "as_dict") else dict(vars(report))
-    return _report_brief(data), "sandbox"
+    return {**_report_brief(data), "tree_sha256": tree_digest(files)}, "sandbox"

@@ -478,8 +478,9 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
             report = judge(report, prepared["baseline"])
         context = prepared["context"]
         context["mode"] = mode
-        # The model reads the verdict and the failures, not the id of every test that ran.
-        hidden = ("test_ids", "failing_ids")
+        # The model reads the verdict and the failures, not the id of every test that ran
+        # (nor the tree's digest).
+        hidden = ("test_ids", "failing_ids", "tree_sha256")
         context["report"] = {k: v for k, v in report.items() if k not in hidden} if report else None
         context["files"] = prepared["own"]
         context = ctx.fit(context, files_keys=("files",))

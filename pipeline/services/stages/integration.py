@@ -23,6 +23,7 @@ from ...regressions import baseline_for, judge
 from ...roles import ARCHITECT_CONSULT, INTEGRATOR, PLANNER_CONSULT
 from ..run_state import RunStopped, emit, run_complete, run_fail, stage_mark
 from ..steps import StageEdge, StepLedger, StepSpec, model_call, step_run
+from .checks import report_for_tree
 from .coding import check_files, task_deleted, task_files
 from .common import (
     STATIC_REVIEW,
@@ -185,18 +186,30 @@ def _suite(
     tree: dict[str, str],
     deleted: set[str],
     *,
+    tasks: list[PlanTask],
     edge: StageEdge | None = None,
 ) -> dict[str, Any]:
     """The combined test suite of the merged tree (a tester step without a model call); on an
     imported repository judged against its baseline (``pipeline.regressions``). ``edge`` is
-    integration's start, when this is its first step."""
+    integration's start, when this is its first step.
+
+    When a task's green tester already ran the checks on exactly this tree (the last task
+    depends on every other one), its report is the suite's (``reused_from`` names the task):
+    the same files give the same round, run once."""
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         binary = base_binary(run, deleted=sorted(deleted))
         return {"files": {**binary, **tree}, "baseline": baseline_for(run=run)}
 
     def execute(prepared: dict[str, Any], ledger: StepLedger) -> dict[str, Any]:
-        report, mode = check_files(prepared["files"])
+        # Only the first suite: a later one follows a red suite, whose tree is checked again.
+        reports = {task.key: _task_report(task) for task in tasks} if number == 1 else {}
+        reused = report_for_tree(prepared["files"], reports)
+        reused_from = reused[0] if reused else None
+        if reused is None:
+            report, mode = check_files(prepared["files"])
+        else:
+            report, mode = reused[1], "sandbox"  # only a round run in the sandbox names its tree
         if report is not None and prepared["baseline"] is not None:
             report = judge(report, prepared["baseline"])
         return {
@@ -204,6 +217,7 @@ def _suite(
             "report": report,
             "passed": report is None or report["passed"],
             "regressions": (report or {}).get("regressions") or [],
+            **({"reused_from": reused_from} if reused_from else {}),
         }
 
     def result_events(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -226,6 +240,11 @@ def _suite(
         events=result_events,
         run=run,
     )
+
+
+def _task_report(task: PlanTask) -> dict[str, Any] | None:
+    """The report of a task's last tester (stored with its outcome), or None."""
+    return ((task.result or {}).get("verdict") or {}).get("report")
 
 
 def integrate(*, run_id: int) -> None:
@@ -288,7 +307,7 @@ def integrate(*, run_id: int) -> None:
                 )
                 suite_failures = []
             continue
-        suite = _suite(run, number + 1, tree, deleted, edge=started)
+        suite = _suite(run, number + 1, tree, deleted, tasks=tasks, edge=started)
         started = None
         if suite.get("passed"):
             break
