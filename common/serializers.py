@@ -63,6 +63,12 @@ def _converter(field: fields.Field) -> _Convert:
         return _identity_if(str, field)
     if type(field) is fields.IntegerField:
         return _identity_if(int, field)
+    if type(field) is fields.BigIntegerField and not getattr(
+        field, "coerce_to_string", api_settings.COERCE_BIGINT_TO_STRING
+    ):
+        # A model's ``BigAutoField`` id: DRF's own method is ``int(value)`` unless it is
+        # asked for a string.
+        return _identity_if(int, field)
     if type(field) is fields.BooleanField:
         return _identity_if(bool, field)
     if type(field) is fields.DateTimeField:
@@ -77,6 +83,7 @@ def _converter(field: fields.Field) -> _Convert:
 # again from its arguments: most of the cost of a serializer with many fields).
 _LEAF_FIELDS = frozenset(
     {
+        fields.BigIntegerField,
         fields.BooleanField,
         fields.CharField,
         fields.ChoiceField,
