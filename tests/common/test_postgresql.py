@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import DataError, connection
 from psycopg_pool import ConnectionPool
 
 from common.postgresql.base import connection_check
@@ -69,3 +69,46 @@ def test_a_live_idle_connection_is_passed_without_a_query(pool):
         conn.execute = original
     with pool.connection() as conn:
         assert conn.info.backend_pid == pid
+
+
+TIMESTAMPS = [
+    "2026-12-07 02:20:45.123456+00",
+    "2026-12-07 02:20:45+00",
+    "2026-03-29 01:30:00.12+05",
+    "1850-01-01 00:00:00+00",
+    "0099-01-01 00:00:00-03",
+    "9999-12-31 10:00:00.999999+00",
+    "0001-01-02 00:00:00+00",
+]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns", "Europe/Amsterdam"])
+def test_timestamps_read_as_djangos_own_loader_reads_them(zone):
+    from django.conf import settings
+    from django.db.backends.postgresql.psycopg_any import get_adapters_template
+
+    sql = "SELECT " + ", ".join("%s::timestamptz" for _ in TIMESTAMPS)
+    stock_params = {
+        **_params(),
+        "context": get_adapters_template(settings.USE_TZ, connection.timezone),
+    }
+    with psycopg.connect(**stock_params) as stock:
+        stock.execute(f"SET TIME ZONE '{zone}'")
+        expected = stock.execute(sql, TIMESTAMPS).fetchone()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET TIME ZONE '{zone}'")
+        try:
+            cursor.execute(sql, TIMESTAMPS)
+            found = cursor.fetchone()
+        finally:
+            cursor.execute("SET TIME ZONE 'UTC'")
+
+    assert found == expected
+    assert [value.tzinfo for value in found] == [value.tzinfo for value in expected]
+    assert [value.utcoffset() for value in found] == [value.utcoffset() for value in expected]
+
+
+def test_a_timestamp_python_cannot_hold_fails_as_with_djangos_own_loader():
+    with connection.cursor() as cursor, pytest.raises(DataError, match="before year 1"):
+        cursor.execute("SELECT '2000-01-01 00:00:00 BC'::timestamptz")
+        cursor.fetchone()
