@@ -23,7 +23,10 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from django.conf import settings
+from django.core.signals import setting_changed
 from django.db.models import Model
+from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework import ISO_8601, fields, serializers
 from rest_framework.relations import PKOnlyObject, PrimaryKeyRelatedField
@@ -119,6 +122,59 @@ def _copy(field: fields.Field) -> fields.Field:
     return copy.deepcopy(field)
 
 
+# Field classes whose representation reads nothing of the serializer they are bound to:
+# their converters are built once, from the class's unbound template fields.
+_UNBOUND_SAFE = frozenset(
+    {
+        fields.BigIntegerField,
+        fields.BooleanField,
+        fields.CharField,
+        fields.DateTimeField,
+        fields.EmailField,
+        fields.IntegerField,
+        fields.SlugField,
+    }
+)
+# (serializer class, model, current time zone) -> what each readable field is read with:
+# ``(name, column, converter)``, column None for DRF's own path.
+_SHAPES: dict[tuple[type, type | None, Any], list[tuple[str, str | None, _Convert | None]]] = {}
+
+
+def _shape_of(
+    cls: type, model: type[Model] | None, readable: Iterable[fields.Field]
+) -> list[tuple[str, str | None, _Convert | None]]:
+    """How a serializer of ``cls`` reads an instance of ``model`` (worked out once per time
+    zone, since date-times are represented in the current one)."""
+    key = (cls, model, timezone.get_current_timezone() if settings.USE_TZ else None)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        # Only a model's own columns are read directly: getattr on them cannot fail, call
+        # anything, or differ from what DRF's get_attribute returns.
+        columns = _plain_columns(model) if model is not None else frozenset()
+        templates = cls.__dict__.get("_fast_field_templates", {})
+        shape = []
+        for field in readable:
+            attrs = field.source_attrs
+            direct = (
+                len(attrs) == 1
+                and attrs[0] in columns
+                and type(field).get_attribute is fields.Field.get_attribute
+            )
+            convert = None
+            if direct and type(field) in _UNBOUND_SAFE and field.field_name in templates:
+                convert = _converter(templates[field.field_name])
+            shape.append((str(field.field_name), attrs[0] if direct else None, convert))
+        _SHAPES[key] = shape
+    return shape
+
+
+@receiver(setting_changed)
+def _forget_shapes(*, setting: str, **_: Any) -> None:
+    """DRF's settings (formats, big integers as strings) change what a field gives."""
+    if setting in {"REST_FRAMEWORK", "USE_TZ", "TIME_ZONE"}:
+        _SHAPES.clear()
+
+
 class FastOutputMixin(serializers.Serializer):
     """Put first in a serializer's bases; its output is DRF's, computed with less work."""
 
@@ -130,23 +186,13 @@ class FastOutputMixin(serializers.Serializer):
             type(self)._fast_field_templates = templates  # type: ignore[attr-defined]
         return {name: _copy(field) for name, field in templates.items()}
 
-    def _output_plan(self, instance: Any) -> list[tuple[str, str | None, Any, _Convert]]:
+    def _output_plan(self, instance: Any) -> list[tuple[str, str | None, Any, _Convert | None]]:
         plan = getattr(self, "_fast_output_plan", None)
         if plan is None:
-            # Only a model's own columns are read directly: getattr on them cannot fail,
-            # call anything, or differ from what DRF's get_attribute returns.
-            columns = _plain_columns(type(instance)) if isinstance(instance, Model) else set()
-            plan = []
-            for field in self._readable_fields:
-                attrs = field.source_attrs
-                direct = (
-                    len(attrs) == 1
-                    and attrs[0] in columns
-                    and type(field).get_attribute is fields.Field.get_attribute
-                )
-                plan.append(
-                    (field.field_name, attrs[0] if direct else None, field, _converter(field))
-                )
+            model = type(instance) if isinstance(instance, Model) else None
+            shape = _shape_of(type(self), model, self._readable_fields)
+            found = self.fields
+            plan = [(name, attr, found[name], convert) for name, attr, convert in shape]
             self._fast_output_plan = plan
         return plan
 
@@ -162,7 +208,10 @@ class FastOutputMixin(serializers.Serializer):
                 ret[name] = None if check is None else field.to_representation(value)
             else:
                 value = getattr(instance, attr)
-                ret[name] = None if value is None else convert(value)
+                if value is None:
+                    ret[name] = None
+                else:
+                    ret[name] = (convert or field.to_representation)(value)
         return ret
 
     def represent_rows(
