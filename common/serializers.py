@@ -8,10 +8,10 @@ the largest single cost of the request, after building the fields themselves, wh
 ``ModelSerializer`` does from the model's metadata for every new serializer.
 
 ``FastOutputMixin`` builds a class's fields from the model once and copies them for each
-new serializer (the way DRF copies declared fields), and plans the walk once per serializer
-instance: a field that reads a plain model column of a simple kind (text, integer, boolean,
-an ISO 8601 date-time) is read and converted inline, exactly as DRF would; any other field
-goes through DRF's own path, unchanged. A serializer using it must not vary its fields by
+new serializer (the way DRF copies declared fields), and plans the walk once per class,
+model and current time zone: a field that reads a plain model column of a simple kind
+(text, integer, boolean, an ISO 8601 date-time) is read and converted inline, exactly as DRF
+would; any other field goes through DRF's own path, unchanged. A serializer using it must not vary its fields by
 instance or context.
 """
 
