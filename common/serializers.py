@@ -11,8 +11,8 @@ the largest single cost of the request, after building the fields themselves, wh
 new serializer (the way DRF copies declared fields), and plans the walk once per class,
 model and current time zone: a field that reads a plain model column of a simple kind
 (text, integer, boolean, an ISO 8601 date-time) is read and converted inline, exactly as DRF
-would; any other field goes through DRF's own path, unchanged. A serializer using it must not vary its fields by
-instance or context.
+would; any other field goes through DRF's own path, unchanged. A serializer using it must
+not vary its fields by instance or context.
 """
 
 from __future__ import annotations
