@@ -144,16 +144,17 @@ DATABASES = {
         "DATABASE_URL", default="postgres://postgres:postgres@127.0.0.1:5432/aiflow"
     ),
 }
-DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
+DATABASES["default"]["ENGINE"] = "common.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": DB_POOL_MIN_SIZE,
     "max_size": DB_POOL_MAX_SIZE,
     "timeout": DB_POOL_TIMEOUT,
 }
-# With the pool, this makes Django check every connection as it leaves the pool
-# (psycopg_pool's ``ConnectionPool.check_connection``, an empty query): one that died while
-# idle (PostgreSQL restarted, a backend terminated) is replaced, never handed to a request.
+# With the pool, this makes every connection checked as it leaves the pool: one that died
+# while idle (PostgreSQL restarted, a backend terminated) is replaced, never handed to a
+# request. ``common.postgresql`` checks its socket first and sends psycopg_pool's empty query
+# only when the socket has something to read (a live idle connection has nothing).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

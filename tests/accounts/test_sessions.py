@@ -148,10 +148,12 @@ def test_a_password_hash_upgrade_on_login_does_not_sign_anyone_out(user, setting
     assert bearer(laptop["access"]).get("/auth/me").status_code == 200
 
 
-def test_the_authentication_class_consults_the_redis_set_of_revoked_sids(tokens):
-    from accounts.revocation import revoked_sids_add
+def test_a_session_revoked_in_the_database_refuses_its_access_token_at_once(tokens):
+    from django.utils import timezone
 
-    revoked_sids_add([_sid(tokens)])
+    from accounts.models import UserSession
+
+    UserSession.objects.filter(pk=_sid(tokens)).update(revoked_at=timezone.now())
     response = bearer(tokens["access"]).get("/auth/me")
     assert response.status_code == 401
     assert response.json()["code"] == "session_revoked"

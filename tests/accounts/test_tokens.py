@@ -120,3 +120,16 @@ def test_the_mfa_token_expires(user):
         "/auth/mfa/verify", {"mfa_token": str(token), "code": "123456"}, format="json"
     )
     assert response.status_code == 401
+
+
+def test_an_access_token_accepted_before_its_expiry_is_refused_after_it(tokens):
+    # The second use finds the token's signature already checked: its expiry still counts.
+    _, payload, _ = jwt_parts(tokens["access"])
+    expires = int(time.time()) + 2
+    payload.update(exp=expires)
+    short = jwt.encode(payload, settings.SECRET_KEY, "HS256")
+    assert bearer(short).get("/auth/me").status_code == 200
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    response = bearer(short).get("/auth/me")
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"

@@ -139,3 +139,12 @@ def test_a_copied_field_is_bound_to_its_own_serializer_only(projects):
         projects[0].name.upper(),
         projects[1].name.upper(),
     )
+
+
+def test_big_integer_ids_are_strings_when_drf_is_asked_for_strings(projects, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "COERCE_BIGINT_TO_STRING": True}
+
+    fast, plain = Fast(projects, many=True).data, Plain(projects, many=True).data
+
+    assert fast == plain
+    assert fast[0]["id"] == str(projects[0].id)
