@@ -3,9 +3,7 @@
 ``SessionJWTAuthentication`` accepts an access token only when it is well signed, unexpired,
 of type ``access``, carries a ``sid``, its session is not revoked in the database (the source
 of truth) and its user is active. The session row is loaded with its user in one query,
-replacing simplejwt's user lookup. The Redis set of revoked sids is not asked here: the row
-read on every request gives the same answer (a session is revoked in the database before it
-enters the set), and asking it first cost every request a Redis round trip.
+replacing simplejwt's user lookup; nothing else is asked (``accounts.revocation``).
 
 ``OTPSessionAuthentication`` admits a dashboard cookie only while the device session its
 sign-in opened is live (``accounts.cookie_sessions``).

@@ -1,8 +1,10 @@
-"""The Redis set of revoked session ids: a fast path in front of the database.
+"""What revoking a device session does beyond its row, and whether a session is live.
 
-A sorted set scored by the moment its entry stops mattering (the last access token of the
-session has expired by then). The database row stays the source of truth: the authentication
-class checks the row too, so a lost or unreachable set never lets a revoked session back in.
+The database row is the only record of a revocation: every check reads it (the access
+token's session in ``accounts.authentication``, a dashboard cookie's in
+``accounts.cookie_sessions``, a stream's in ``session_is_live``). A Redis set of revoked ids
+once answered first, but a live session (nearly every request) paid its round trip and
+still had its row read, so it went.
 
 Open event streams, run sockets and terminals are bound to the device session that opened
 them (its ``sid``: a token's ``sid`` claim, or for a dashboard cookie the device session its
@@ -12,49 +14,18 @@ sign-in opened, see ``accounts.cookie_sessions``). Revoking a session (logout,
 once, in whichever process serves it.
 """
 
-import functools
 import hashlib
-import time
 import uuid
-from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.conf import settings
-from django_redis import get_redis_connection
-from redis.exceptions import RedisError
 
 from common.logging import get_logger
 
 logger = get_logger(__name__)
 
-REVOKED_SIDS_KEY = "aiflow:accounts:revoked_sids"
 #: The Django session key holding the id of the device session a cookie's sign-in opened.
 PAGE_SESSION_KEY = "accounts_page_sid"
-
-
-@functools.cache
-def _redis() -> Any:
-    """One client for the process: django-redis builds a new one on every call (its
-    connections come from one pool either way), which showed in every request's profile."""
-    return get_redis_connection("default")
-
-
-def _keep_seconds() -> int:
-    return int(timedelta(minutes=settings.ACCOUNTS_ACCESS_TOKEN_MINUTES).total_seconds()) + 60
-
-
-def revoked_sids_add(sids: Iterable[str]) -> None:
-    """Record ``sids`` as revoked (best effort; the database already says so)."""
-    members = {str(sid): time.time() + _keep_seconds() for sid in sids}
-    if not members:
-        return
-    try:
-        _redis().zadd(REVOKED_SIDS_KEY, members)
-    except RedisError:
-        logger.warning("accounts.revoked_sids.unavailable", count=len(members))
-    session_streams_close(list(members))
 
 
 def session_group_name(sid: str) -> str:
@@ -112,19 +83,4 @@ def session_is_live(sid: str) -> bool:
         uuid.UUID(sid)
     except ValueError:
         return False
-    if sid_is_revoked(sid):
-        return False
     return UserSession.objects.filter(pk=sid, revoked_at__isnull=True).exists()
-
-
-def sid_is_revoked(sid: str) -> bool:
-    """True when the set lists ``sid``; False when it does not or Redis cannot answer."""
-    try:
-        return _redis().zscore(REVOKED_SIDS_KEY, str(sid)) is not None
-    except RedisError:
-        return False
-
-
-def revoked_sids_prune() -> int:
-    """Drop entries whose access tokens have all expired; returns how many went."""
-    return int(_redis().zremrangebyscore(REVOKED_SIDS_KEY, 0, time.time()))

@@ -23,7 +23,7 @@ from common.logging import get_logger
 
 from ..errors import AuthenticationError, LockedOut
 from ..models import OAuthExchangeCode, User, UserSession
-from ..revocation import revoked_sids_add, revoked_sids_prune
+from ..revocation import session_streams_close
 from ..tokens import (
     SID_CLAIM,
     SessionRefreshToken,
@@ -106,7 +106,7 @@ def session_revoke(*, session: UserSession, reason: str) -> bool:
         if live_jti:
             _blacklist(jti=live_jti)
     sid = str(session.pk)
-    transaction.on_commit(lambda: revoked_sids_add([sid]))
+    transaction.on_commit(lambda: session_streams_close([sid]))
     if changed:
         logger.info("accounts.session.revoked", sid=sid, reason=reason)
     return changed == 1
@@ -137,7 +137,7 @@ def user_sessions_revoke_all(*, user: User, reason: str, keep_sid: str | None = 
         User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
         user.session_epoch = User.objects.values_list("session_epoch", flat=True).get(pk=user.pk)
     sids = [str(sid) for sid, _ in live]
-    transaction.on_commit(lambda: revoked_sids_add(sids))
+    transaction.on_commit(lambda: session_streams_close(sids))
     if sids:
         logger.info(
             "accounts.sessions.revoked_all", user_id=user.id, count=len(sids), reason=reason
@@ -290,11 +290,9 @@ def accounts_expire(*, keep_days: int = 30) -> dict[str, int]:
     tokens, _ = OutstandingToken.objects.filter(expires_at__lt=now).delete()
     # OAuth sign-ins paused for the account's password and never finished.
     partials, _ = Partial.objects.filter(timestamp__lt=now - timedelta(days=1)).delete()
-    pruned = revoked_sids_prune()
     return {
         "sessions": sessions,
         "codes": codes,
         "tokens": tokens,
         "oauth_partials": partials,
-        "revoked_sids": pruned,
     }

@@ -3,7 +3,6 @@
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.revocation import REVOKED_SIDS_KEY
 from tests.accounts.conftest import UA_LAPTOP, UA_PHONE, bearer, jwt_parts, login, refresh
 
 pytestmark = pytest.mark.django_db
@@ -49,20 +48,6 @@ def test_deleting_a_session_leaves_the_users_other_sessions_working(user):
     bearer(laptop["access"]).delete(f"/auth/sessions/{_sid(phone)}")
     assert bearer(laptop["access"]).get("/auth/me").status_code == 200
     assert refresh(laptop["refresh"]).status_code == 200
-
-
-def test_a_deleted_session_goes_into_the_redis_set_of_revoked_sids(
-    user, django_capture_on_commit_callbacks
-):
-    import redis
-    from django.conf import settings
-
-    laptop = login(user)
-    phone = login(user)
-    with django_capture_on_commit_callbacks(execute=True):
-        bearer(laptop["access"]).delete(f"/auth/sessions/{_sid(phone)}")
-    store = redis.Redis.from_url(settings.REDIS_URL)
-    assert store.zscore(REVOKED_SIDS_KEY, _sid(phone)) is not None
 
 
 def test_a_revoked_session_stays_refused_when_redis_has_forgotten_it(user):

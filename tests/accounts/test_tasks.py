@@ -6,7 +6,6 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import OAuthExchangeCode, UserSession
-from accounts.revocation import REVOKED_SIDS_KEY, revoked_sids_add
 from accounts.services import oauth_exchange_code_create, session_start
 from accounts.tasks import accounts_expire
 
@@ -26,16 +25,6 @@ def test_expired_oauth_codes_are_deleted(user):
     OAuthExchangeCode.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     accounts_expire()
     assert not OAuthExchangeCode.objects.exists()
-
-
-def test_stale_entries_leave_the_redis_set_of_revoked_sids(settings):
-    import redis
-
-    store = redis.Redis.from_url(settings.REDIS_URL)
-    store.zadd(REVOKED_SIDS_KEY, {"stale": 1.0})
-    revoked_sids_add(["fresh"])
-    accounts_expire()
-    assert store.zrange(REVOKED_SIDS_KEY, 0, -1) == [b"fresh"]
 
 
 def test_the_task_is_in_the_beat_schedule(settings):
