@@ -12,10 +12,11 @@ from contextlib import nullcontext
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Subquery, Value
+from django.db.models import Exists, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from common.db import PrecompiledQuery
 from common.logging import get_logger
 
 from ... import context as ctx
@@ -279,20 +280,43 @@ def _note_for(run_id: int, key: str, brief: dict[str, Any] | None = None) -> str
     return next((n["note"] for n in brief.get("notes", []) if n.get("task") == key), "")
 
 
-def _task_with_run(
-    *, run_id: int, plan_task_id: int, output_key: Any
-) -> tuple[PlanTask, Run, dict[str, Any] | None]:
-    """A task's step needs, in one statement: the plan task, its run (bounds checked, as
-    ``run_check_bounds``) and the stored output of the step ``output_key`` names (an
-    expression on the task's row; None when that step has not succeeded)."""
+def _task_query(plan_task_id: int, output_key: Any) -> QuerySet[PlanTask]:
+    """The plan task with its run and the stored output of the step ``output_key`` names (an
+    expression on the task's row), as ``stored_output``."""
     stored = Step.objects.filter(
         run_id=OuterRef("run_id"), key=output_key, status=Step.Status.SUCCEEDED
     ).values("output")[:1]
-    task = (
+    return (
         PlanTask.objects.select_related("run")
         .annotate(stored_output=Subquery(stored))
-        .get(id=plan_task_id)  # running since it was claimed
+        .filter(id=plan_task_id)
+        .order_by()
     )
+
+
+# Compiled once per process (the ORM compiling it cost more than the statement): a coder
+# reads the orchestrator's brief, a tester its coder's output (the attempt's key suffix is a
+# value of the query).
+_task_with_brief = PrecompiledQuery(lambda task_id: _task_query(task_id, Value("orchestrate")))
+_task_with_coded = PrecompiledQuery(
+    lambda task_id, suffix: _task_query(
+        task_id, Concat(Value("task:"), OuterRef("key"), Value(suffix))
+    )
+)
+
+
+def _task_with_run(
+    *, run_id: int, plan_task_id: int, coder_attempt: int | None = None
+) -> tuple[PlanTask, Run, dict[str, Any] | None]:
+    """A task's step needs, in one statement: the plan task, its run (bounds checked, as
+    ``run_check_bounds``) and the stored output of the orchestrator, or of the coder's
+    attempt ``coder_attempt`` (None when that step has not succeeded)."""
+    if coder_attempt is None:
+        task = _task_with_brief.first(plan_task_id)
+    else:
+        task = _task_with_coded.first(plan_task_id, f":coder:{coder_attempt}")
+    if task is None:  # running since it was claimed
+        raise PlanTask.DoesNotExist("PlanTask matching query does not exist.")
     run = run_check_bounds(run_id=run_id, run=task.run)
     return task, run, task.stored_output  # type: ignore[attr-defined]
 
@@ -346,9 +370,7 @@ def coder_context(
 
 def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     """Attempt ``attempt`` of a task's coder (with the previous attempt's failures)."""
-    task, run, brief = _task_with_run(
-        run_id=run_id, plan_task_id=plan_task_id, output_key=Value("orchestrate")
-    )
+    task, run, brief = _task_with_run(run_id=run_id, plan_task_id=plan_task_id)
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         context = coder_context(
@@ -440,9 +462,7 @@ def _task_result(coded: dict[str, Any], attempt: int, verdict: dict[str, Any]) -
 def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
     """The tester's verdict on attempt ``attempt``; red -> the next fix attempt (bounded)."""
     task, run, coded_stored = _task_with_run(
-        run_id=run_id,
-        plan_task_id=plan_task_id,
-        output_key=Concat(Value("task:"), OuterRef("key"), Value(f":coder:{attempt}")),
+        run_id=run_id, plan_task_id=plan_task_id, coder_attempt=attempt
     )
     max_attempts = int(run_option(run, "max_fix_attempts"))
 
