@@ -240,6 +240,8 @@ def _dependency_changes(task: PlanTask) -> tuple[dict[str, str], list[str]]:
     """What the tasks ``task`` depends on wrote and removed."""
     files: dict[str, str] = {}
     deleted: list[str] = []
+    if not task.depends_on:  # nothing to read (and no QuerySet to build)
+        return files, deleted
     for dep in PlanTask.objects.filter(run_id=task.run_id, key__in=task.depends_on):
         files.update(task_files(dep))
         deleted.extend(task_deleted(dep))
