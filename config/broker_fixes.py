@@ -40,7 +40,7 @@ _SHARED_CLIENT = "_aiflow_shared_client"
 
 
 @contextmanager
-def _conn_or_acquire(self: Channel, client: Any = None) -> Iterator[Any]:
+def _conn_or_acquire(self: Any, client: Any = None) -> Iterator[Any]:  # a redis Channel
     """``client`` if given, else the channel's shared client for its current pool."""
     if client:
         yield client
