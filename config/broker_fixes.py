@@ -1,25 +1,26 @@
 """Two changes to kombu 5.7's Redis transport (Celery 5.7): a worker stays alive through a
 Redis restart, and a channel keeps one Redis client for its commands.
 
-*Through a restart.* When the broker connection is lost while an ``acks_late`` task runs, the consumer collects
-the connection (its transport is dropped) and then closes it; closing the channel restores
-the unacknowledged messages through that dropped transport and raises ``AttributeError``
-(``'NoneType' object has no attribute 'hostname'``), which ``ignore_errors`` does not catch:
-the worker exits with "Unrecoverable error". The task that was running then finishes and
-acks its message on the same dead channel, which raises the same error in the event loop.
+*Through a restart.* When the broker connection is lost while an ``acks_late`` task runs,
+the consumer collects the connection (its transport is dropped) and then closes it; closing
+the channel restores the unacknowledged messages through that dropped transport and raises
+``AttributeError`` (``'NoneType' object has no attribute 'hostname'``), which
+``ignore_errors`` does not catch: the worker exits with "Unrecoverable error". The task that
+was running then finishes and acks its message on the same dead channel, which raises the
+same error in the event loop.
 
 Both errors mean only "this connection is gone". They are treated like the connection
 errors they stand for: the worker reconnects and goes on consuming. A message that could
 not be acknowledged is delivered again later (after the broker's visibility timeout), and
 every pipeline task is safe to run twice.
 
-*One client per channel.* A channel's ``conn_or_acquire`` built a new ``redis.Redis`` for every
-command it sends outside its event loop: each task message published, each acknowledgement,
-each task event for Flower (a client copies some 170 response callbacks into a
-case-insensitive dict: about 0.15 ms, six times per task, 4% of a run's worker CPU). The
-client holds no connection of its own (each command borrows one from the channel's pool and
-returns it) and is safe to share between threads, so the channel keeps the one it built and
-builds another only when its pool was replaced (after a fork, or a disconnect).
+*One client per channel.* A channel's ``conn_or_acquire`` built a new ``redis.Redis`` for
+every command it sends outside its event loop: each task message published, each
+acknowledgement, each task event for Flower (a client copies some 160 response callbacks
+into a case-insensitive dict: about 0.15 ms of CPU each time). The client holds no
+connection of its own (each command borrows one from the channel's pool and returns it) and
+is safe to share between threads, so the channel keeps the one it built and builds another
+only when its pool was replaced (after a fork, or a disconnect).
 """
 
 from __future__ import annotations
