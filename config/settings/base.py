@@ -215,8 +215,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"common.*": {"queue": "default"}}
 CELERY_TASK_QUEUES_NAMES = ("llm", "sandbox", "default")
 # Task events for Flower's task pages (task-sent from the sender; received, started, succeeded
-# from the worker): about a seventh of a run's worker CPU. Without them Flower shows the workers
-# and the queues; Flower never turns them on itself (scripts/flower.sh).
+# from the worker): four broker messages per task, about 5% of a run's CPU (bench/run_cpu.py,
+# paired runs). Without them Flower shows the workers and the queues; Flower never turns them
+# on itself (scripts/flower.sh).
 FLOWER_TASK_EVENTS = env.bool("FLOWER_TASK_EVENTS", default=False)
 CELERY_TASK_SEND_SENT_EVENT = FLOWER_TASK_EVENTS
 CELERY_WORKER_SEND_TASK_EVENTS = FLOWER_TASK_EVENTS
