@@ -39,6 +39,7 @@ from .common import (
     base_import,
     normalize_files,
     normalize_paths,
+    plan_tasks,
     run_chain,
     run_option,
     step_output,
@@ -50,7 +51,7 @@ logger = get_logger(__name__)
 
 def _layers(run_id: int) -> list[list[PlanTask]]:
     layers: dict[int, list[PlanTask]] = {}
-    for task in PlanTask.objects.filter(run_id=run_id).order_by("layer", "id"):
+    for task in plan_tasks(run_id):
         layers.setdefault(task.layer, []).append(task)
     return [layers[index] for index in sorted(layers)]
 

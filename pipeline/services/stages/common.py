@@ -6,11 +6,11 @@ from typing import Any
 
 from django.conf import settings
 
-from common.db import PrecompiledRows
+from common.db import PrecompiledQuery, PrecompiledRows
 
 from ... import context as ctx
 from ...flow import Next
-from ...models import Run, RunImport, Step
+from ...models import PlanTask, Run, RunImport, Step
 from ...selectors import run_import_origin, run_last_test_report, run_tree_texts
 
 __all__ = ["STATIC_REVIEW", "Next"]
@@ -37,6 +37,16 @@ _step_output = PrecompiledRows(
         run_id=run_id, key=key, status=Step.Status.SUCCEEDED
     ).values_list("output")[:1]
 )
+
+
+_plan_tasks = PrecompiledQuery(
+    lambda run_id: PlanTask.objects.filter(run_id=run_id).order_by("layer", "id")
+)
+
+
+def plan_tasks(run_id: int) -> list[PlanTask]:
+    """The run's plan tasks, layer by layer (SQL compiled once per process)."""
+    return _plan_tasks.all(run_id)
 
 
 def step_output(run_id: int, key: str) -> dict[str, Any] | None:
