@@ -12,11 +12,9 @@ from contextlib import nullcontext
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Concat
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from common.db import PrecompiledQuery
 from common.logging import get_logger
 
 from ... import context as ctx
@@ -45,6 +43,7 @@ from .common import (
     step_output,
     tree_apply,
 )
+from .task_reads import dependency_changes, dependency_files, task_base_tree, task_with_run
 
 logger = get_logger(__name__)
 
@@ -227,39 +226,6 @@ def _task_step_spec(task: PlanTask, role: str, attempt: int) -> StepSpec:
     )
 
 
-def task_files(task: PlanTask) -> dict[str, str]:
-    """The files a task's accepted attempt wrote (path -> content)."""
-    return dict((task.result or {}).get("files") or {})
-
-
-def task_deleted(task: PlanTask) -> list[str]:
-    """The files a task's accepted attempt removed from the tree."""
-    return list((task.result or {}).get("deleted") or [])
-
-
-def _dependency_changes(task: PlanTask) -> tuple[dict[str, str], list[str]]:
-    """What the tasks ``task`` depends on wrote and removed."""
-    files: dict[str, str] = {}
-    deleted: list[str] = []
-    if not task.depends_on:  # nothing to read (and no QuerySet to build)
-        return files, deleted
-    for dep in PlanTask.objects.filter(run_id=task.run_id, key__in=task.depends_on):
-        files.update(task_files(dep))
-        deleted.extend(task_deleted(dep))
-    return files, deleted
-
-
-def _dependency_files(task: PlanTask) -> dict[str, str]:
-    return _dependency_changes(task)[0]
-
-
-def task_base_tree(run: Run, task: PlanTask) -> dict[str, str]:
-    """The text files as ``task`` finds them: the base tree with the changes of the tasks it
-    depends on ({} for a fresh run's task without dependencies)."""
-    dep_files, dep_deleted = _dependency_changes(task)
-    return tree_apply(base_files(run), files=dep_files, deleted=dep_deleted)
-
-
 # Characters of each search and replace text kept in a coder's stored output.
 EDIT_SHOWN_CHARS = 4000
 
@@ -281,47 +247,6 @@ def _note_for(run_id: int, key: str, brief: dict[str, Any] | None = None) -> str
     if brief is None:
         brief = step_output(run_id, "orchestrate") or {}
     return next((n["note"] for n in brief.get("notes", []) if n.get("task") == key), "")
-
-
-def _task_query(plan_task_id: int, output_key: Any) -> QuerySet[PlanTask]:
-    """The plan task with its run and the stored output of the step ``output_key`` names (an
-    expression on the task's row), as ``stored_output``."""
-    stored = Step.objects.filter(
-        run_id=OuterRef("run_id"), key=output_key, status=Step.Status.SUCCEEDED
-    ).values("output")[:1]
-    return (
-        PlanTask.objects.select_related("run")
-        .annotate(stored_output=Subquery(stored))
-        .filter(id=plan_task_id)
-        .order_by()
-    )
-
-
-# Compiled once per process (the ORM compiling it cost more than the statement): a coder
-# reads the orchestrator's brief, a tester its coder's output (the attempt's key suffix is a
-# value of the query).
-_task_with_brief = PrecompiledQuery(lambda task_id: _task_query(task_id, Value("orchestrate")))
-_task_with_coded = PrecompiledQuery(
-    lambda task_id, suffix: _task_query(
-        task_id, Concat(Value("task:"), OuterRef("key"), Value(suffix))
-    )
-)
-
-
-def _task_with_run(
-    *, run_id: int, plan_task_id: int, coder_attempt: int | None = None
-) -> tuple[PlanTask, Run, dict[str, Any] | None]:
-    """A task's step needs, in one statement: the plan task, its run (bounds checked, as
-    ``run_check_bounds``) and the stored output of the orchestrator, or of the coder's
-    attempt ``coder_attempt`` (None when that step has not succeeded)."""
-    if coder_attempt is None:
-        task = _task_with_brief.first(plan_task_id)
-    else:
-        task = _task_with_coded.first(plan_task_id, f":coder:{coder_attempt}")
-    if task is None:  # running since it was claimed
-        raise PlanTask.DoesNotExist("PlanTask matching query does not exist.")
-    run = run_check_bounds(run_id=run_id, run=task.run)
-    return task, run, task.stored_output  # type: ignore[attr-defined]
 
 
 def coder_context(
@@ -349,7 +274,7 @@ def coder_context(
         "files": task.files,
         "depends_on": task.depends_on,
     }
-    deps = {p: c for p, c in _dependency_files(task).items() if not _is_test(p)}
+    deps = {p: c for p, c in dependency_files(task).items() if not _is_test(p)}
     context["design"] = ctx.design_brief(design, paths=set(task.files) | set(deps))
     context["note"] = _note_for(run.id, task.key, brief)
     context["dependencies"] = deps
@@ -373,7 +298,7 @@ def coder_context(
 
 def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     """Attempt ``attempt`` of a task's coder (with the previous attempt's failures)."""
-    task, run, brief = _task_with_run(run_id=run_id, plan_task_id=plan_task_id)
+    task, run, brief = task_with_run(run_id=run_id, plan_task_id=plan_task_id)
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         context = coder_context(
@@ -464,7 +389,7 @@ def _task_result(coded: dict[str, Any], attempt: int, verdict: dict[str, Any]) -
 
 def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
     """The tester's verdict on attempt ``attempt``; red -> the next fix attempt (bounded)."""
-    task, run, coded_stored = _task_with_run(
+    task, run, coded_stored = task_with_run(
         run_id=run_id, plan_task_id=plan_task_id, coder_attempt=attempt
     )
     max_attempts = int(run_option(run, "max_fix_attempts"))
@@ -476,7 +401,7 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         if coded.get("edit_errors"):
             return {"edit_errors": coded["edit_errors"]}
         # The task's files on top of its dependencies' on top of the base tree (a follow-up).
-        dep_files, dep_deleted = _dependency_changes(task)
+        dep_files, dep_deleted = dependency_changes(task)
         files = tree_apply(base_files(run), files=dep_files, deleted=dep_deleted)
         files = tree_apply(
             files, files=coded.get("files") or {}, deleted=coded.get("deleted") or []

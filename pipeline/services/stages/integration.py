@@ -23,7 +23,7 @@ from ...regressions import baseline_for, judge
 from ...roles import ARCHITECT_CONSULT, INTEGRATOR, PLANNER_CONSULT
 from ..run_state import RunStopped, emit, run_complete, run_fail, run_read, stage_mark
 from ..steps import StageEdge, StepLedger, StepSpec, model_call, step_run
-from .coding import check_files, task_deleted, task_files
+from .coding import check_files
 from .common import (
     STATIC_REVIEW,
     base_binary,
@@ -35,6 +35,7 @@ from .common import (
     run_chain,
     step_output,
 )
+from .task_reads import task_deleted, task_files
 
 logger = get_logger(__name__)
 
