@@ -5,7 +5,7 @@ on every request (the session behind an access token) the compiling costs severa
 what sending the query and reading its row do: profiled under load it was the largest
 single cost of authentication. ``PrecompiledQuery`` asks the ORM for the SQL once, then runs
 it with new values and builds the model instances the way the ORM does (``from_db``, the
-fields' database converters, ``select_related`` objects included).
+fields' database converters, ``select_related`` objects and ``annotate`` values included).
 
 ``PrecompiledRows`` does the same for a ``values_list()`` QuerySet: it gives the tuples the
 QuerySet would, its fields' database converters applied (JSON decoded, and so on).
@@ -98,6 +98,7 @@ class _Compiled:
     end: int
     converters: list[tuple[int, list[Callable[..., Any]], Any]]
     populators: list[Any]
+    annotations: list[tuple[str, int]]  # (attribute, column) of each annotation
 
 
 @dataclass
@@ -157,7 +158,8 @@ class _Precompiled(Generic[C, R]):
 
 
 class PrecompiledQuery(_Precompiled[_Compiled, M]):
-    """``build(*values)`` is the QuerySet of model instances (``select_related`` too)."""
+    """``build(*values)`` is the QuerySet of model instances (``select_related`` and
+    ``annotate`` too)."""
 
     def __init__(self, build: Callable[..., QuerySet[M]], *, using: str = DEFAULT_DB_ALIAS):
         super().__init__(build, using=using)
@@ -178,6 +180,7 @@ class PrecompiledQuery(_Precompiled[_Compiled, M]):
             populators=get_related_populators(  # type: ignore[call-arg]
                 klass_info, select, self._using
             ),
+            annotations=list(compiler.annotation_col_map.items()),
         )
 
     def _read(self, compiled: _Compiled, values: Sequence[Any]) -> list[M]:
@@ -189,6 +192,8 @@ class PrecompiledQuery(_Precompiled[_Compiled, M]):
             )
             for populator in compiled.populators:
                 populator.populate(row, obj)
+            for attribute, column in compiled.annotations:
+                setattr(obj, attribute, row[column])
             found.append(obj)
         return found  # type: ignore[return-value]
 

@@ -1,4 +1,5 @@
-"""The Celery application: Redis broker, late acks, three queues, events for Flower.
+"""The Celery application: Redis broker, late acks, three queues (task events for Flower only
+when ``FLOWER_TASK_EVENTS`` asks for them).
 
 Every task logs one request id, bound when it starts and cleared when it ends, so a worker
 thread never carries one task's id into the next: a task of a run logs the id of the request

@@ -2,9 +2,10 @@
 
 It reads the same settings as ``config.celery`` (broker, result backend, queues, routes,
 the beat schedule) but leaves Django unset and imports no task module: beat sends its
-entries by task name, and Flower learns tasks from the workers' events. Each of the two
-thus loads Celery and the settings only, not the application (Django's apps, the models,
-the pipeline, LangChain), which every worker and web process needs and they do not.
+entries by task name, and Flower learns tasks from the workers' events (when
+``FLOWER_TASK_EVENTS`` turns them on). Each of the two thus loads Celery and the settings
+only, not the application (Django's apps, the models, the pipeline, LangChain), which every
+worker and web process needs and they do not.
 """
 
 import os

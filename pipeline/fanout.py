@@ -9,6 +9,10 @@ message to decode) per process however many clients watch the run, and the group
 small. The same goes for a session's group: ``session.revoked`` reaches every stream of
 the session in this process through the one channel.
 
+A sender with several messages for one group sends them as one ``fanout.batch`` message
+(``fanout_batch``): one ``group_send`` (two Redis round trips and a script) instead of one
+per message; the reader hands them to each subscriber one by one, in order.
+
 A subscriber whose queue fills up (a client that stopped reading) loses the backlog and
 gets one ``fanout.lost`` message instead; so does every subscriber of a group whose channel
 could not be read. Readers take events from the table then: a push is only a hint.
@@ -27,6 +31,8 @@ logger = get_logger(__name__)
 
 #: The message a subscriber gets in place of what it may have missed.
 LOST_MESSAGE_TYPE = "fanout.lost"
+#: Several messages sent to a group as one (``fanout_batch``); subscribers get each of them.
+BATCH_MESSAGE_TYPE = "fanout.batch"
 # Messages a subscriber may have waiting before it is told it missed some.
 _QUEUE_SIZE = 1000
 # Group membership in channels-redis expires after a day (``group_expiry``); a channel that
@@ -178,8 +184,16 @@ class FanOut:
                 logger.warning("fanout.receive_failed", group=group.name, exc_info=True)
                 message = {"type": LOST_MESSAGE_TYPE}
                 await asyncio.sleep(_RETRY_SECONDS)
-            for subscription in list(group.subscribers):
-                subscription.deliver(message)
+            batch = message.get("messages") if message.get("type") == BATCH_MESSAGE_TYPE else None
+            for one in batch if isinstance(batch, list) else [message]:
+                for subscription in list(group.subscribers):
+                    subscription.deliver(one)
+
+
+def fanout_batch(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one group message that hands ``messages`` (two or more) to every subscriber, in
+    order (a single message is sent as it is)."""
+    return {"type": BATCH_MESSAGE_TYPE, "messages": messages}
 
 
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FanOut] = weakref.WeakKeyDictionary()

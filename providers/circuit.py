@@ -12,6 +12,7 @@ time (a Redis lock) may probe it; a success closes it, a failure opens it again.
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -78,10 +79,11 @@ def circuit_allows(scope: str, state: CircuitState | None = None) -> bool:
     return bool(get_redis().set(_key(scope) + ":probe", "1", nx=True, px=max(hold_ms, 1)))
 
 
-def circuit_record_success(*scopes: str) -> None:
-    """A call through ``scopes`` worked: close them."""
+def circuit_record_success(*scopes: str, pipe: Any = None) -> None:
+    """A call through ``scopes`` worked: close them (on ``pipe`` if given, for the caller to
+    execute)."""
     keys = [key for scope in scopes for key in (_key(scope), _key(scope) + ":probe")]
-    get_redis().delete(*keys)
+    (pipe if pipe is not None else get_redis()).delete(*keys)
 
 
 def circuit_record_failure(scope: str) -> bool:

@@ -43,6 +43,7 @@ from .circuit import (
 from .errors import CallFailure, classify
 from .messages import message_dicts
 from .pricing import cost_usd, price_or_none, worst_case_cost_usd
+from .redis_client import get_redis
 from .stats import stats_record_call
 from .tracing import model_call_traced
 from .types import (
@@ -97,6 +98,18 @@ def _record_stats(provider: str, model: str, latency_ms: int, *, ok: bool) -> No
         None,
         partial(stats_record_call, provider=provider, model=model, latency_ms=latency_ms, ok=ok),
     )
+
+
+def _record_success(provider: str, model: str, latency_ms: int, scopes: tuple[str, ...]) -> None:
+    """A call that worked: its circuits closed and its stats noted, in one round trip."""
+
+    def record() -> None:
+        pipe = get_redis().pipeline()
+        circuit_record_success(*scopes, pipe=pipe)
+        stats_record_call(provider=provider, model=model, latency_ms=latency_ms, ok=True, pipe=pipe)
+        pipe.execute()
+
+    advisory("circuit_and_stats", None, record)
 
 
 def split_entry(entry: str) -> tuple[str, str]:
@@ -364,7 +377,7 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
             continue
 
         latency_ms = int((time.monotonic() - started) * 1000)
-        advisory("circuit", None, lambda: circuit_record_success(provider_scope, model_scope))
+        _record_success(provider, model, latency_ms, (provider_scope, model_scope))
         usage: dict[str, Any] = dict(message.usage_metadata or {})
         tokens_in = int(usage.get("input_tokens", 0))
         tokens_out = int(usage.get("output_tokens", 0))
@@ -374,7 +387,6 @@ def _try_model(request: Request, provider: str, model: str) -> Completion | Call
         metrics.LLM_TOKENS.labels(provider, model, "out").inc(tokens_out)
         metrics.LLM_COST.labels(provider, model).inc(float(cost))
         metrics.LLM_LATENCY.labels(provider, model).observe(latency_ms / 1000)
-        _record_stats(provider, model, latency_ms, ok=True)
         completion = Completion(
             text=text,
             parsed=None,

@@ -17,20 +17,26 @@ def _key(provider: str, model: str) -> str:
     return f"{PREFIX}stats:{provider}:{model}"
 
 
-def stats_record_call(*, provider: str, model: str, latency_ms: int, ok: bool) -> None:
-    """Note one call that reached ``provider:model``."""
+def stats_record_call(
+    *, provider: str, model: str, latency_ms: int, ok: bool, pipe: Any = None
+) -> None:
+    """Note one call that reached ``provider:model`` (on ``pipe`` if given, for the caller to
+    execute with its own commands: one round trip)."""
     now = time.time()
     window = settings.LLM_STATS_WINDOW_SECONDS
     key = _key(provider, model)
     member = f"{now:.6f}|{uuid.uuid4().hex[:8]}|{int(latency_ms)}|{1 if ok else 0}"
-    pipe = get_redis().pipeline()
+    own = pipe is None
+    if own:
+        pipe = get_redis().pipeline()
     pipe.zadd(key, {member: now})
     pipe.zremrangebyscore(key, "-inf", now - window)
     pipe.expire(key, int(window) + 60)
     pipe.hincrby(f"{PREFIX}totals:{provider}:{model}", "calls", 1)
     if not ok:
         pipe.hincrby(f"{PREFIX}totals:{provider}:{model}", "errors", 1)
-    pipe.execute()
+    if own:
+        pipe.execute()
 
 
 def _percentile(sorted_values: list[int], fraction: float) -> int | None:

@@ -7,4 +7,6 @@ if [ -z "$auth" ]; then
   auth="admin:$(python -c 'import secrets; print(secrets.token_urlsafe(12))')"
   echo "flower: FLOWER_BASIC_AUTH is not set; this start uses ${auth}" >&2
 fi
-exec celery -A config.celery_light flower --port="${FLOWER_PORT:-5555}" --address="${FLOWER_ADDRESS:-127.0.0.1}" --basic-auth="$auth"
+# --enable_events=False: Flower would otherwise tell every worker to send task events every
+# 5 s; workers send them only when FLOWER_TASK_EVENTS says so (config/settings/base.py).
+exec celery -A config.celery_light flower --port="${FLOWER_PORT:-5555}" --address="${FLOWER_ADDRESS:-127.0.0.1}" --basic-auth="$auth" --enable_events=False

@@ -217,8 +217,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Routing by task name; a task may also name its queue in its decorator.
 CELERY_TASK_ROUTES = {"common.*": {"queue": "default"}}
 CELERY_TASK_QUEUES_NAMES = ("llm", "sandbox", "default")
-CELERY_TASK_SEND_SENT_EVENT = True
-CELERY_WORKER_SEND_TASK_EVENTS = True
+# Task events for Flower's task pages (task-sent from the sender; received, started, succeeded
+# from the worker): four broker messages per task, about 5% of a run's CPU (bench/run_cpu.py,
+# paired runs). Without them Flower shows the workers and the queues; Flower never turns them
+# on itself (scripts/flower.sh).
+FLOWER_TASK_EVENTS = env.bool("FLOWER_TASK_EVENTS", default=False)
+CELERY_TASK_SEND_SENT_EVENT = FLOWER_TASK_EVENTS
+CELERY_WORKER_SEND_TASK_EVENTS = FLOWER_TASK_EVENTS
 CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

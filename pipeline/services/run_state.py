@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from common.db import PrecompiledQuery
 from common.logging import get_logger
 
 from ..canvas import canvas_revoke
@@ -213,6 +214,18 @@ def run_fail(*, run_id: int, code: str, detail: str) -> bool:
     return True
 
 
+# Read before most steps: compiled once per process.
+_run_by_id = PrecompiledQuery(lambda run_id: Run.objects.filter(id=run_id))
+
+
+def run_read(*, run_id: int) -> Run:
+    """The run (``Run.DoesNotExist`` if there is none), read with SQL compiled once."""
+    run = _run_by_id.first(run_id)
+    if run is None:
+        raise Run.DoesNotExist("Run matching query does not exist.")
+    return run
+
+
 def run_check_bounds(*, run_id: int, run: Run | None = None) -> Run:
     """The run, if active and within its bounds; else ``RunStopped`` (failing it if a bound hit).
 
@@ -221,7 +234,7 @@ def run_check_bounds(*, run_id: int, run: Run | None = None) -> Run:
     row (a plan task's), checked without reading it again.
     """
     if run is None or run.id != run_id:
-        run = Run.objects.get(id=run_id)
+        run = run_read(run_id=run_id)
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
     reason = None

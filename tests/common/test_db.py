@@ -1,6 +1,8 @@
 """A precompiled query gives what its QuerySet gives, in one query, for any values."""
 
 import pytest
+from django.db.models import OuterRef, Subquery, Value
+from django.db.models.functions import Concat
 
 from common.db import PrecompiledQuery, PrecompiledRows
 from pipeline.models import Run, Step
@@ -108,3 +110,28 @@ def test_a_reverse_one_to_one_is_read_with_the_row_present_or_not(
         assert Run.delivery.related.is_cached(found_bare)
         assert Run.delivery.related.get_cached_value(found_bare) is None
         assert found_delivered.delivery.branch == "b"
+
+
+def run_with_step_output_query(run_id, key):
+    stored = Step.objects.filter(run_id=OuterRef("id"), key=key).values("output")[:1]
+    return Run.objects.annotate(
+        stored=Subquery(stored), label=Concat(Value("run:"), "error_code")
+    ).filter(pk=run_id)
+
+
+def test_annotations_are_set_on_the_instances_converted_as_the_queryset_does(
+    project, django_assert_num_queries
+):
+    with_output = PrecompiledQuery(run_with_step_output_query)
+    run = Run.objects.create(project=project, prompt="p")
+    Step.objects.create(run=run, key="orchestrate", role="r", output={"notes": [1]})
+    bare = Run.objects.create(project=project, prompt="q", error_code="x")
+
+    for run_id, key in ((run.pk, "orchestrate"), (run.pk, "design"), (bare.pk, "orchestrate")):
+        expected = run_with_step_output_query(run_id, key).get()
+        with django_assert_num_queries(1):
+            found = with_output.first(run_id, key)
+        assert _fields(found) == _fields(expected)
+    assert with_output._compiled is not None
+    assert with_output.first(run.pk, "orchestrate").stored == {"notes": [1]}  # JSON decoded
+    assert with_output.first(bare.pk, "orchestrate").label == "run:x"

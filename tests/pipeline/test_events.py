@@ -10,7 +10,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
 
-from pipeline.events import event_serialize, publish, run_group_name
+from pipeline.events import event_serialize, publish, publish_many, run_group_name
+from pipeline.fanout import BATCH_MESSAGE_TYPE
 from pipeline.models import Event, Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,6 +67,17 @@ def test_publish_pushes_the_event_to_the_runs_group(run: Run, listener: Any) -> 
     message = listener()
 
     assert message == {"type": "run.event", "event": event_serialize(event)}
+
+
+def test_events_stored_together_are_pushed_as_one_batch_in_order(run: Run, listener: Any) -> None:
+    events = publish_many(run_id=run.pk, events=[("step.completed", {}), ("file.written", {})])
+
+    message = listener()
+
+    assert message == {
+        "type": BATCH_MESSAGE_TYPE,
+        "messages": [{"type": "run.event", "event": event_serialize(e)} for e in events],
+    }
 
 
 def test_publish_inside_a_transaction_pushes_only_after_commit(run: Run, listener: Any) -> None:

@@ -20,7 +20,13 @@ from rest_framework.test import APIClient
 from accounts.services import session_start
 from config.asgi import application
 from pipeline.api.stream_views import event_stream
-from pipeline.events import CHANNEL_MESSAGE_TYPE, event_serialize, publish, run_group_name
+from pipeline.events import (
+    CHANNEL_MESSAGE_TYPE,
+    event_serialize,
+    publish,
+    publish_many,
+    run_group_name,
+)
 from pipeline.fanout import LOST_MESSAGE_TYPE, FanOut, Subscription, fanout_get
 from pipeline.models import Event, Run
 
@@ -106,6 +112,21 @@ async def test_pushed_events_that_follow_on_are_sent_without_a_table_read(
 
     for event in events:
         await push(run, event)
+    seen = await seqs_until(chunks, 4)
+    await chunks.aclose()
+
+    assert (seen, reads) == ([2, 3, 4], [0])
+
+
+async def test_events_pushed_as_one_batch_are_sent_in_order_without_a_table_read(
+    run: Run, sid: str, reads: list[int]
+) -> None:
+    chunks = await open_stream(run, sid)
+    await seqs_until(chunks, 1)
+
+    await sync_to_async(publish_many)(
+        run_id=run.pk, events=[("step.completed", {}), ("file.written", {}), ("test.result", {})]
+    )
     seen = await seqs_until(chunks, 4)
     await chunks.aclose()
 

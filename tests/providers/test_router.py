@@ -270,3 +270,38 @@ def test_a_call_reads_its_two_circuits_in_one_round_trip(pair, monkeypatch):
 
     assert completion.provider == "primary"
     assert (len(pipelines), single_reads) == (1, [])
+
+
+def test_a_call_that_worked_closes_its_circuits_and_notes_its_stats_in_one_round_trip(
+    pair, llm_settings, delays, monkeypatch
+):
+    from providers.stats import stats_for
+
+    primary, _ = pair
+    primary.default = lambda _: openai_error(503)
+    complete(role="planner", messages=MESSAGES)  # three failures: the circuit opens
+    primary.default = lambda _: openai_reply("primary is back")
+    llm_settings.LLM_CIRCUIT_COOLDOWN_SECONDS = 0
+    real = router.get_redis()
+    executed: list[int] = []
+
+    class Client:
+        """The real client, noting the pipelines the router runs after a call."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def pipeline(self, **kwargs):
+            pipe = real.pipeline(**kwargs)
+            execute = pipe.execute
+            pipe.execute = lambda: executed.append(len(pipe.command_stack)) or execute()
+            return pipe
+
+    monkeypatch.setattr(router, "get_redis", Client)
+
+    complete(role="planner", messages=MESSAGES)
+
+    assert len(executed) == 1  # the circuits' delete and the stats' writes together
+    assert circuit_state("primary").state == "closed"
+    stats = stats_for(provider="primary", model="model-a")
+    assert (stats["calls_total"], stats["errors_total"]) == (4, 3)

@@ -12,8 +12,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Subquery, Value
-from django.db.models.functions import Concat
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from common.logging import get_logger
@@ -38,18 +37,20 @@ from .common import (
     base_import,
     normalize_files,
     normalize_paths,
+    plan_tasks,
     run_chain,
     run_option,
     step_output,
     tree_apply,
 )
+from .task_reads import dependency_changes, dependency_files, task_base_tree, task_with_run
 
 logger = get_logger(__name__)
 
 
 def _layers(run_id: int) -> list[list[PlanTask]]:
     layers: dict[int, list[PlanTask]] = {}
-    for task in PlanTask.objects.filter(run_id=run_id).order_by("layer", "id"):
+    for task in plan_tasks(run_id):
         layers.setdefault(task.layer, []).append(task)
     return [layers[index] for index in sorted(layers)]
 
@@ -225,37 +226,6 @@ def _task_step_spec(task: PlanTask, role: str, attempt: int) -> StepSpec:
     )
 
 
-def task_files(task: PlanTask) -> dict[str, str]:
-    """The files a task's accepted attempt wrote (path -> content)."""
-    return dict((task.result or {}).get("files") or {})
-
-
-def task_deleted(task: PlanTask) -> list[str]:
-    """The files a task's accepted attempt removed from the tree."""
-    return list((task.result or {}).get("deleted") or [])
-
-
-def _dependency_changes(task: PlanTask) -> tuple[dict[str, str], list[str]]:
-    """What the tasks ``task`` depends on wrote and removed."""
-    files: dict[str, str] = {}
-    deleted: list[str] = []
-    for dep in PlanTask.objects.filter(run_id=task.run_id, key__in=task.depends_on):
-        files.update(task_files(dep))
-        deleted.extend(task_deleted(dep))
-    return files, deleted
-
-
-def _dependency_files(task: PlanTask) -> dict[str, str]:
-    return _dependency_changes(task)[0]
-
-
-def task_base_tree(run: Run, task: PlanTask) -> dict[str, str]:
-    """The text files as ``task`` finds them: the base tree with the changes of the tasks it
-    depends on ({} for a fresh run's task without dependencies)."""
-    dep_files, dep_deleted = _dependency_changes(task)
-    return tree_apply(base_files(run), files=dep_files, deleted=dep_deleted)
-
-
 # Characters of each search and replace text kept in a coder's stored output.
 EDIT_SHOWN_CHARS = 4000
 
@@ -277,24 +247,6 @@ def _note_for(run_id: int, key: str, brief: dict[str, Any] | None = None) -> str
     if brief is None:
         brief = step_output(run_id, "orchestrate") or {}
     return next((n["note"] for n in brief.get("notes", []) if n.get("task") == key), "")
-
-
-def _task_with_run(
-    *, run_id: int, plan_task_id: int, output_key: Any
-) -> tuple[PlanTask, Run, dict[str, Any] | None]:
-    """A task's step needs, in one statement: the plan task, its run (bounds checked, as
-    ``run_check_bounds``) and the stored output of the step ``output_key`` names (an
-    expression on the task's row; None when that step has not succeeded)."""
-    stored = Step.objects.filter(
-        run_id=OuterRef("run_id"), key=output_key, status=Step.Status.SUCCEEDED
-    ).values("output")[:1]
-    task = (
-        PlanTask.objects.select_related("run")
-        .annotate(stored_output=Subquery(stored))
-        .get(id=plan_task_id)  # running since it was claimed
-    )
-    run = run_check_bounds(run_id=run_id, run=task.run)
-    return task, run, task.stored_output  # type: ignore[attr-defined]
 
 
 def coder_context(
@@ -322,7 +274,7 @@ def coder_context(
         "files": task.files,
         "depends_on": task.depends_on,
     }
-    deps = {p: c for p, c in _dependency_files(task).items() if not _is_test(p)}
+    deps = {p: c for p, c in dependency_files(task).items() if not _is_test(p)}
     context["design"] = ctx.design_brief(design, paths=set(task.files) | set(deps))
     context["note"] = _note_for(run.id, task.key, brief)
     context["dependencies"] = deps
@@ -346,9 +298,7 @@ def coder_context(
 
 def task_code(*, run_id: int, plan_task_id: int, attempt: int) -> None:
     """Attempt ``attempt`` of a task's coder (with the previous attempt's failures)."""
-    task, run, brief = _task_with_run(
-        run_id=run_id, plan_task_id=plan_task_id, output_key=Value("orchestrate")
-    )
+    task, run, brief = task_with_run(run_id=run_id, plan_task_id=plan_task_id)
 
     def prepare(run: Run, step: Step) -> dict[str, Any]:
         context = coder_context(
@@ -439,10 +389,8 @@ def _task_result(coded: dict[str, Any], attempt: int, verdict: dict[str, Any]) -
 
 def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
     """The tester's verdict on attempt ``attempt``; red -> the next fix attempt (bounded)."""
-    task, run, coded_stored = _task_with_run(
-        run_id=run_id,
-        plan_task_id=plan_task_id,
-        output_key=Concat(Value("task:"), OuterRef("key"), Value(f":coder:{attempt}")),
+    task, run, coded_stored = task_with_run(
+        run_id=run_id, plan_task_id=plan_task_id, coder_attempt=attempt
     )
     max_attempts = int(run_option(run, "max_fix_attempts"))
 
@@ -453,7 +401,7 @@ def task_test(*, run_id: int, plan_task_id: int, attempt: int) -> Next | None:
         if coded.get("edit_errors"):
             return {"edit_errors": coded["edit_errors"]}
         # The task's files on top of its dependencies' on top of the base tree (a follow-up).
-        dep_files, dep_deleted = _dependency_changes(task)
+        dep_files, dep_deleted = dependency_changes(task)
         files = tree_apply(base_files(run), files=dep_files, deleted=dep_deleted)
         files = tree_apply(
             files, files=coded.get("files") or {}, deleted=coded.get("deleted") or []

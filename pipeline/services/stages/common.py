@@ -6,9 +6,11 @@ from typing import Any
 
 from django.conf import settings
 
+from common.db import PrecompiledQuery, PrecompiledRows
+
 from ... import context as ctx
 from ...flow import Next
-from ...models import Run, RunImport, Step
+from ...models import PlanTask, Run, RunImport, Step
 from ...selectors import run_import_origin, run_last_test_report, run_tree_texts
 
 __all__ = ["STATIC_REVIEW", "Next"]
@@ -29,12 +31,28 @@ def run_option(run: Run, name: str) -> Any:
     return (run.options or {}).get(name, defaults.get(name))
 
 
+# Compiled once per process (read by several steps of every run).
+_step_output = PrecompiledRows(
+    lambda run_id, key: Step.objects.filter(
+        run_id=run_id, key=key, status=Step.Status.SUCCEEDED
+    ).values_list("output")[:1]
+)
+
+
+_plan_tasks = PrecompiledQuery(
+    lambda run_id: PlanTask.objects.filter(run_id=run_id).order_by("layer", "id")
+)
+
+
+def plan_tasks(run_id: int) -> list[PlanTask]:
+    """The run's plan tasks, layer by layer (SQL compiled once per process)."""
+    return _plan_tasks.all(run_id)
+
+
 def step_output(run_id: int, key: str) -> dict[str, Any] | None:
-    return (
-        Step.objects.filter(run_id=run_id, key=key, status=Step.Status.SUCCEEDED)
-        .values_list("output", flat=True)
-        .first()
-    )
+    """The output of the run's step ``key`` if it succeeded (a run has one step per key)."""
+    found = _step_output.first(run_id, key)
+    return found[0] if found is not None else None
 
 
 def base_context(run: Run, step: Step, kind: str) -> dict[str, Any]:

@@ -21,10 +21,9 @@ from ... import context as ctx
 from ...models import PlanTask, Run, Step
 from ...regressions import baseline_for, judge
 from ...roles import ARCHITECT_CONSULT, INTEGRATOR, PLANNER_CONSULT
-from ..run_state import RunStopped, emit, run_complete, run_fail, stage_mark
+from ..run_state import RunStopped, emit, run_complete, run_fail, run_read, stage_mark
 from ..steps import StageEdge, StepLedger, StepSpec, model_call, step_run
-from .checks import report_for_tree
-from .coding import check_files, task_deleted, task_files
+from .checks import check_files, report_for_tree
 from .common import (
     STATIC_REVIEW,
     base_binary,
@@ -32,9 +31,11 @@ from .common import (
     base_files,
     base_import,
     normalize_files,
+    plan_tasks,
     run_chain,
     step_output,
 )
+from .task_reads import task_deleted, task_files
 
 logger = get_logger(__name__)
 
@@ -250,7 +251,7 @@ def _task_report(task: PlanTask) -> dict[str, Any] | None:
 def integrate(*, run_id: int) -> None:
     """Merge the tasks' files (over the base tree of a follow-up); resolve conflicts and red
     combined tests through consults; the whole suite of the merged tree must pass."""
-    run = Run.objects.get(id=run_id)
+    run = run_read(run_id=run_id)
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
     # A fork may start here: its run has not started before.
@@ -262,7 +263,7 @@ def integrate(*, run_id: int) -> None:
         started=True,
     )
     design = run.design or {}
-    tasks = list(PlanTask.objects.filter(run_id=run_id).order_by("layer", "id"))
+    tasks = plan_tasks(run_id)
     tree, conflicts = find_conflicts(tasks, design, base=base_files(run))
     if conflicts and started is not None:  # before the conflicts' event; else with the suite
         started.mark(run_id)
@@ -399,7 +400,7 @@ def finalize(*, run_id: int) -> None:
 
     from ...events import publish_files_written
 
-    run = Run.objects.get(id=run_id)
+    run = run_read(run_id=run_id)
     if run.status not in Run.ACTIVE:
         raise RunStopped(run_id)
     files = (step_output(run_id, "integrate:tree") or {}).get("files") or {}
