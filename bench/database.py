@@ -1,7 +1,9 @@
-"""A fresh, migrated database for a bench's stack (dropped and created again each time)."""
+"""The benches' databases: a fresh, migrated one for a bench's stack (dropped and created
+again each time), and the kept one of a one-process bench."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +32,34 @@ def migrated_database(server_url: str, db_name: str, *, root: Path, env: dict[st
         env=env,
         check=True,
     )
+
+
+def in_process_database(
+    *, database: str, redis_url: str, root: Path | str, env: dict[str, str] | None = None
+) -> None:
+    """Make this process run the code under ``root`` on ``database`` (created when missing,
+    kept otherwise) and ``redis_url``, before Django is set up: the environment of the
+    one-process benchmarks (``bench/run_cpu.py``, ``bench/request_cpu.py``), ``env`` added."""
+    import psycopg
+
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+            "DJANGO_DEBUG": "false",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": redis_url,
+            "CELERY_RESULT_BACKEND": redis_url,
+            "LOG_LEVEL": "WARNING",
+            "SANDBOX_TESTS_ENABLED": "false",
+            **(env or {}),
+        }
+    )
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "TEST_DB_NAME"):
+        os.environ.pop(name, None)
+    sys.path.insert(0, str(root))
+    os.chdir(root)
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
+        exists = db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
+        if exists.fetchone() is None:
+            db.execute(f'CREATE DATABASE "{database}"')

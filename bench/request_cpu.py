@@ -60,31 +60,18 @@ def _args() -> argparse.Namespace:
 
 def _setup(args: argparse.Namespace) -> Any:
     """Environment, database and Django; the ASGI application."""
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.local",
-            "DJANGO_DEBUG": "false",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
-            "REDIS_URL": args.redis,
-            "CELERY_BROKER_URL": args.redis,
-            "CELERY_RESULT_BACKEND": args.redis,
-            "LOG_LEVEL": "WARNING",
-            # The limit is still checked on every call; the benchmark just never reaches it.
-            "RATE_LIMIT_USER": "100000000/minute",
-            "SANDBOX_TESTS_ENABLED": "false",
-        }
+    sys.path.insert(0, str(HERE))
+    from bench.database import in_process_database
+
+    in_process_database(
+        database=args.database,
+        redis_url=args.redis,
+        root=args.root,
+        # The limit is still checked on every call; the benchmark just never reaches it.
+        env={"RATE_LIMIT_USER": "100000000/minute"},
     )
-    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if args.profile:  # the sync chain runs on the event loop's thread (_InlineExecutor)
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    sys.path.insert(0, args.root)
-    os.chdir(args.root)
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
-        exists = db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database])
-        if exists.fetchone() is None:
-            db.execute(f'CREATE DATABASE "{args.database}"')
     from django.core.management import call_command
 
     from config.asgi import application  # django.setup() with the real middleware

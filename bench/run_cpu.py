@@ -52,29 +52,15 @@ def _args() -> argparse.Namespace:
 
 def _setup(args: argparse.Namespace) -> None:
     """Environment, database and Django."""
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.local",
-            "DJANGO_DEBUG": "false",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
-            "REDIS_URL": args.redis,
-            "CELERY_BROKER_URL": args.redis,
-            "CELERY_RESULT_BACKEND": args.redis,
-            "LOG_LEVEL": "WARNING",
-            "SANDBOX_TESTS_ENABLED": "false",
-            "RATE_LIMIT_GENERATE": "100000/hour",
-        }
-    )
-    for name in ("PROMETHEUS_MULTIPROC_DIR", "TEST_DB_NAME"):
-        os.environ.pop(name, None)
     sys.path.insert(0, str(HERE))
-    os.chdir(HERE)
-    import psycopg
+    from bench.database import in_process_database
 
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
-        exists = db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database])
-        if exists.fetchone() is None:
-            db.execute(f'CREATE DATABASE "{args.database}"')
+    in_process_database(
+        database=args.database,
+        redis_url=args.redis,
+        root=HERE,
+        env={"RATE_LIMIT_GENERATE": "100000/hour"},
+    )
     import django
 
     django.setup()

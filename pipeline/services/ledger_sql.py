@@ -1,5 +1,5 @@
 """The SQL of a step's ledger (``ledger.StepLedger``) and of a step's store that carries its
-last answer (``steps._store_sql``): each paid call's answer, usage, spend row and settlement
+last answer (``step_sql.store_sql``): each paid call's answer, usage, spend row and settlement
 in one statement; a call's worst case reserved against the daily cap in one statement.
 """
 
@@ -62,7 +62,7 @@ def spend_ctes(*, gate: str) -> str:
 # The CTE that stores a call's answer (``call``, returning its ordinal), from the row of
 # ``{source}`` (a CTE returning the step's id): the ordinal is the ledger's next one, or past
 # any a concurrent holder stored. The call of ``RECORD_USAGE`` and the last answer stored by
-# a step's store (``steps._store_sql``) are this one insert.
+# a step's store (``step_sql.store_sql``) are this one insert.
 STEPCALL_CTE = """
 ), call AS (
     INSERT INTO pipeline_stepcall (

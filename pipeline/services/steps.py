@@ -15,22 +15,18 @@ it arrives.
 from __future__ import annotations
 
 import json
-import os
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from pydantic import BaseModel
 
 from common.logging import get_logger
-from spending.sql import CLOCK
 
 from ..events import events_hooked, events_push_on_commit, events_stored
 from ..failures import failure_for
@@ -38,9 +34,10 @@ from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
 from ..tracing import step_span
 from ..transient import drop_connection, is_transient, retry_transient
+from .heartbeats import heartbeat
 from .ledger import StepLedger, release_connection
-from .ledger_sql import STEPCALL_CTE, spend_ctes
 from .run_state import RunStopped, emit, run_check_bounds, stage_mark
+from .step_sql import CLAIM, STORE, STORE_PAID
 
 __all__ = [
     "StageEdge",
@@ -99,235 +96,8 @@ class StageEdge:
         )
 
 
-class _Heartbeats:
-    """One thread per process touches the heartbeat of every step the process holds.
-
-    Every PIPELINE_HEARTBEAT_SECONDS it updates all held steps and their runs in two
-    statements, borrowing a connection only for that moment, whatever the number of
-    steps in flight (hundreds of model calls cost two queries a beat, not hundreds). It
-    runs beside the model calls, so a step in a call of any length stays fresh.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[int, int] = {}  # step id -> run id
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def add(self, step_id: int, run_id: int) -> None:
-        with self._lock:
-            self._held[step_id] = run_id
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()  # a forked child needs its own thread
-                self._thread = threading.Thread(
-                    target=self._loop, name="pipeline-heartbeat", daemon=True
-                )
-                self._thread.start()
-        self._wake.set()  # the interval may have changed
-
-    def remove(self, step_id: int) -> None:
-        with self._lock:
-            self._held.pop(step_id, None)
-
-    def _loop(self) -> None:
-        due = time.monotonic() + float(settings.PIPELINE_HEARTBEAT_SECONDS)
-        while True:
-            interval = float(settings.PIPELINE_HEARTBEAT_SECONDS)
-            due = min(due, time.monotonic() + interval)
-            if self._wake.wait(max(due - time.monotonic(), 0)):
-                self._wake.clear()
-                continue
-            due = time.monotonic() + interval
-            with self._lock:
-                held = dict(self._held)
-            if held:
-                self._beat(held)
-
-    @staticmethod
-    def _beat(held: dict[int, int]) -> None:
-        try:
-            now = timezone.now()
-            Step.objects.filter(id__in=list(held), status=Step.Status.RUNNING).update(
-                heartbeat_at=now
-            )
-            Run.objects.filter(id__in=set(held.values())).update(heartbeat_at=now)
-        except Exception:
-            logger.warning("step.heartbeat_failed", steps=len(held), exc_info=True)
-        finally:
-            connections.close_all()  # this thread's connections only
-
-
-_heartbeats = _Heartbeats()
-
-
-@contextmanager
-def heartbeat(*, step_id: int, run_id: int) -> Iterator[None]:
-    """Keep the step's and its run's heartbeat fresh meanwhile (see ``_Heartbeats``)."""
-    _heartbeats.add(step_id, run_id)
-    try:
-        yield
-    finally:
-        _heartbeats.remove(step_id)
-
-
 def _stale_before() -> Any:
     return timezone.now() - timedelta(seconds=float(settings.PIPELINE_STALE_SECONDS))
-
-
-# Create-and-claim in one statement, with the step's ``step.started`` event: a new step is
-# inserted as running; an existing one is claimed only while pending; either only while its
-# run is active and within its wall time (the bound checked before the step could otherwise
-# pass while the claim is on its way, and a step would start after the deadline) and its
-# tokens and dollars (``run_check_bounds``'s bounds, so a caller's earlier read of the run
-# may be passed on without reading it again). The run's
-# row is locked first (the order of ``run_fail`` and the reaper: run, then its steps), then
-# the step is claimed, then the event numbered on the run's counter. No row comes back when
-# the step exists in another status (or the run stopped, or its time is up):
-# ``_claim_refused`` says which. A stage's edge (``StageEdge``, as ``_STAGE_MARK`` records
-# it: once, with its event before ``step.started``, and the run's status and start) may be
-# recorded by the same statement.
-_CLAIM = """
-WITH active AS (
-    SELECT id, %(stage)s::text IS NOT NULL
-        AND NOT (COALESCE(stages -> %(stage)s::text, '{}'::jsonb) ? %(field)s::text) AS edge
-    FROM pipeline_run WHERE id = %(run)s AND status = ANY(%(active)s)
-        AND (deadline_at IS NULL OR deadline_at >= %(now)s)
-        AND tokens_in + tokens_out <= %(max_tokens)s
-        AND (budget_usd IS NULL OR cost_usd < budget_usd)
-    FOR UPDATE
-), claimed AS (
-    INSERT INTO pipeline_step (
-        run_id, key, role, round, attempt, plan_task_id, status, provider, model, tokens_in,
-        tokens_out, cost_usd, latency_ms, llm_calls, input, output, error, created_at,
-        started_at, finished_at, heartbeat_at, reused
-    )
-    SELECT active.id, %(key)s, %(role)s, %(round)s, %(attempt)s, %(plan_task)s, 'running', '',
-        '', 0, 0, 0, 0, 0, %(input)s::jsonb, NULL, '', %(now)s, %(now)s, NULL, %(now)s, false
-    FROM active
-    ON CONFLICT (run_id, key) DO UPDATE
-    SET status = 'running', started_at = EXCLUDED.started_at,
-        heartbeat_at = EXCLUDED.heartbeat_at, error = ''
-    WHERE pipeline_step.status = 'pending'
-    RETURNING id, (xmax = 0) AS created, round, attempt
-), counter AS (
-    UPDATE pipeline_run AS r SET
-        next_event_seq = r.next_event_seq + 1 + active.edge::int,
-        heartbeat_at = clock_timestamp(),
-        status = CASE WHEN r.status = ANY(%(from)s::text[]) THEN %(status)s ELSE r.status END,
-        started_at = CASE WHEN %(started)s THEN COALESCE(r.started_at, %(now)s)
-            ELSE r.started_at END,
-        stages = CASE WHEN active.edge THEN jsonb_set(r.stages, ARRAY[%(stage)s::text],
-            COALESCE(r.stages -> %(stage)s::text, '{}'::jsonb)
-                || jsonb_build_object(%(field)s::text, %(at)s::text))
-            ELSE r.stages END
-    FROM active
-    WHERE r.id = active.id AND EXISTS (SELECT 1 FROM claimed)
-    RETURNING r.next_event_seq - 1 AS seq, active.edge
-), started AS (
-    INSERT INTO pipeline_event (run_id, seq, type, payload, at)
-    SELECT %(run)s, counter.seq, 'step.started', jsonb_build_object(
-        'step_id', claimed.id, 'key', %(key)s::text, 'role', %(role)s::text,
-        'task', %(task)s::jsonb, 'round', claimed.round, 'attempt', claimed.attempt
-    ), clock_timestamp()
-    FROM counter, claimed
-    UNION ALL
-    SELECT %(run)s, counter.seq - 1, %(edge_type)s, %(edge_payload)s::jsonb, clock_timestamp()
-    FROM counter WHERE counter.edge
-    RETURNING id, seq, type, payload, at
-)
-SELECT claimed.id, claimed.created, claimed.round, claimed.attempt,
-    started.id, started.seq, started.type, started.payload, started.at
-FROM claimed LEFT JOIN started ON true
-"""
-
-
-# Store the output and publish the step's events, ``step.completed`` last (built from the
-# stored usage), in one statement: both happen, or neither. With ``paid``, the statement also
-# stores the step's last answer (held by its ledger: ``StepLedger.hold_last``) as
-# ``RECORD_USAGE`` would, so the answer, its usage, the spend ledger's row and the output land
-# together; only if the step is still running (else the answer is stored on its own). The
-# step's row is locked first, then the run's, as ``RECORD_USAGE`` does. A plan task's outcome
-# that follows from the output (a tester's verdict) is stored by the same statement.
-def _store_sql(*, paid: bool) -> str:
-    usage = (
-        """,
-        tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
-        cost_usd = cost_usd + %(cost)s, latency_ms = latency_ms + %(latency)s,
-        llm_calls = llm_calls + 1, provider = %(provider)s, model = %(model)s"""
-        if paid
-        else ""
-    )
-    run_usage = (
-        """
-        tokens_in = tokens_in + %(tokens_in)s, tokens_out = tokens_out + %(tokens_out)s,
-        cost_usd = cost_usd + %(cost)s,"""
-        if paid
-        else ""
-    )
-    call = STEPCALL_CTE.replace("{source}", "done") if paid else ""
-    spend = ", " + spend_ctes(gate="EXISTS (SELECT 1 FROM done)") if paid else ""  # noqa: S608
-    paid_columns = (
-        "(SELECT ordinal FROM call), (SELECT cost_usd FROM counter), "
-        "(SELECT budget_warned FROM counter)"
-        if paid
-        else "NULL, NULL, NULL"
-    )
-    return (
-        "WITH "  # noqa: S608
-        + (CLOCK + ", " if paid else "")
-        + """done AS (
-    UPDATE pipeline_step SET status = 'succeeded', output = %(output)s::jsonb,
-        finished_at = %(now)s"""
-        + usage
-        + """
-    WHERE id = %(step)s AND status = 'running'
-    RETURNING id, provider, model, tokens_in, tokens_out, cost_usd, latency_ms"""
-        + call
-        + """
-), items AS (
-    SELECT item.n, item.type, item.payload
-    FROM jsonb_to_recordset(%(events)s::jsonb) AS item(n int, type text, payload jsonb)
-    WHERE EXISTS (SELECT 1 FROM done)
-    UNION ALL
-    SELECT %(last)s, 'step.completed', %(ref)s::jsonb || jsonb_build_object(
-        'provider', provider, 'model', model, 'tokens_in', tokens_in,
-        'tokens_out', tokens_out, 'cost_usd', cost_usd::text, 'latency_ms', latency_ms
-    ) || %(extra)s::jsonb
-    FROM done
-), counter AS (
-    UPDATE pipeline_run SET"""
-        + run_usage
-        + """
-        next_event_seq = next_event_seq + CASE WHEN status IN ('completed', 'failed', 'cancelled')
-            THEN 0 ELSE (SELECT count(*) FROM items) END,
-        heartbeat_at = clock_timestamp()
-    WHERE id = %(run)s AND EXISTS (SELECT 1 FROM done)
-    RETURNING next_event_seq - (SELECT count(*) FROM items) AS first,
-        status NOT IN ('completed', 'failed', 'cancelled') AS open, cost_usd, budget_warned
-), stored AS (
-    INSERT INTO pipeline_event (run_id, seq, type, payload, at)
-    SELECT %(run)s, counter.first + items.n, items.type, items.payload, clock_timestamp()
-    FROM counter, items
-    WHERE counter.open
-    RETURNING id, seq, type, payload, at
-), task AS (
-    UPDATE pipeline_plantask SET status = %(task_status)s, result = %(task_result)s::jsonb
-    WHERE id = %(task_id)s::bigint AND EXISTS (SELECT 1 FROM done)
-    RETURNING id
-)"""
-        + spend
-        + """
-SELECT (SELECT count(*) FROM done), """
-        + paid_columns
-        + """, id, seq, type, payload, at
-FROM (SELECT 1) AS one LEFT JOIN stored ON true
-"""
-    )
-
-
-_STORE = _store_sql(paid=False)
-_STORE_PAID = _store_sql(paid=True)
 
 
 def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
@@ -339,7 +109,7 @@ def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
     hooked = edge is not None and events_hooked([f"stage.{edge.edge}"])
     with transaction.atomic() if hooked else nullcontext(), connection.cursor() as cursor:
         cursor.execute(
-            _CLAIM,
+            CLAIM,
             {
                 "run": run_id,
                 "key": spec.key,
@@ -562,7 +332,7 @@ def _step_store(
     # written in the same transaction.
     with transaction.atomic() if on_success is not None else nullcontext():
         with connection.cursor() as cursor:
-            cursor.execute(_STORE if held is None else _STORE_PAID, params)
+            cursor.execute(STORE if held is None else STORE_PAID, params)
             rows = cursor.fetchall()
         stored, ordinal, cost, warned = rows[0][:4]
         if stored and on_success is not None:

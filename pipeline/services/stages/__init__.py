@@ -6,17 +6,10 @@ ends); the tasks hand it to ``pipeline.canvas``, which alone builds signatures (
 imports it). Every function is safe to run again: its steps answer from their rows.
 """
 
-from .coding import (
-    check_files,
-    orchestrate,
-    plan_claim_integration,
-    plan_claim_ready,
-    plan_next,
-    task_code,
-    task_test,
-)
+from .coding import check_files, orchestrate, task_code, task_test
 from .common import STATIC_REVIEW, Next
 from .design import design_architect, design_planner, plan_layers
+from .dispatch import plan_claim_integration, plan_claim_ready, plan_next
 from .imports import import_baseline, import_fetch
 from .integration import finalize, find_conflicts, integrate
 
