@@ -13,14 +13,17 @@ QuerySet would, its fields' database converters applied (JSON decoded, and so on
 Only for queries whose SQL does not depend on the values passed in (plain ``field=value``
 filters, not ``__in`` a list): each value must reach the SQL unchanged (a ``uuid.UUID`` for a
 UUID column, an ``int`` for an id), and any other parameter (``key__startswith="design:"``)
-is a constant of the query. Which parameter is which value is read from the first compiled
-query; while that is ambiguous (two values equal, or a value equal to a constant), the
-QuerySet itself runs, and the SQL is compiled again on the next call.
+is a constant of the query. Which parameter is which value is read from a query compiled
+for stand-in values, distinct from each other and from any constant (an ``int``, ``str`` or
+``UUID`` each); with values of other types it is compiled for the values passed in, and while
+that is ambiguous (two values equal, or a value equal to a constant), the QuerySet itself
+runs, and the SQL is compiled again on the next call.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -30,6 +33,28 @@ from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
 
 M = TypeVar("M", bound=Model)
+
+
+# Stand-ins for the values when the SQL is compiled: a run's id and its owner's id can be
+# equal, and the values passed in then cannot be told apart among the parameters. Within
+# the range of a 32-bit integer column (an exact lookup beyond it compiles to other SQL).
+_PROBE_INT = 2_000_000_000
+
+
+def _stand_ins(values: Sequence[Any]) -> list[Any]:
+    """A value of the same type for each of ``values``, distinct from one another."""
+    found = []
+    for index, value in enumerate(values):
+        kind = type(value)
+        if kind is int:
+            found.append(_PROBE_INT - index)
+        elif kind is str:
+            found.append(f"\u2063stand-in {index}\u2063")
+        elif kind is uuid.UUID:
+            found.append(uuid.uuid4())
+        else:
+            found.append(value)
+    return found
 
 
 def _slots(params: Sequence[Any], values: Sequence[Any]) -> list[tuple[int, int]] | None:
@@ -126,13 +151,17 @@ class _Precompiled(Generic[C, R]):
 
     def _compile(self, values: Sequence[Any]) -> C | None:
         with self._lock:
-            if self._compiled is None:
-                compiler = self._build(*values).query.get_compiler(using=self._using)
-                statement = _statement(compiler, values)
-                if statement is None:
-                    return None
-                self._compiled = self._prepare(compiler, statement)
-            return self._compiled
+            if self._compiled is not None:
+                return self._compiled
+            stand_ins = _stand_ins(values)
+            candidates = [stand_ins] if stand_ins != list(values) else []
+            for candidate in [*candidates, values]:
+                compiler = self._build(*candidate).query.get_compiler(using=self._using)
+                statement = _statement(compiler, candidate)
+                if statement is not None:
+                    self._compiled = self._prepare(compiler, statement)
+                    return self._compiled
+            return None
 
     def _fetch(self, compiled: C, values: Sequence[Any]) -> tuple[list[Any], Any]:
         """The compiled statement's raw rows for ``values``, and the connection."""

@@ -1,5 +1,7 @@
 """A precompiled query gives what its QuerySet gives, in one query, for any values."""
 
+from decimal import Decimal
+
 import pytest
 from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Concat
@@ -71,19 +73,55 @@ def prompt_and_error_query(prompt):
     return Run.objects.filter(error_code="x", prompt=prompt).values_list("id")
 
 
-def test_a_value_equal_to_a_constant_is_answered_right_before_and_after_compiling(project):
+def test_a_value_equal_to_a_constant_is_compiled_once_and_answered_right(project):
     by_prompt = PrecompiledRows(prompt_and_error_query)
     x = Run.objects.create(project=project, prompt="x", error_code="x")
     y = Run.objects.create(project=project, prompt="y", error_code="x")
     Run.objects.create(project=project, prompt="x", error_code="")
 
-    # "x" is both the value and the constant: the QuerySet runs, nothing is compiled.
+    # "x" is both the value and the constant: compiled for a stand-in, "x" then bound.
     assert by_prompt.all("x") == [(x.pk,)]
-    assert by_prompt._compiled is None
-    # "y" places the value: compiled; "x" is then bound where the value goes.
-    assert by_prompt.all("y") == [(y.pk,)]
     assert by_prompt._compiled is not None
+    assert by_prompt.all("y") == [(y.pk,)]
     assert by_prompt.all("x") == [(x.pk,)]
+
+
+def test_equal_values_are_compiled_once_and_each_bound_to_its_place(
+    project, django_assert_num_queries
+):
+    # A run's id equal to its owner's: the values alone cannot tell which goes where.
+    of_owner = PrecompiledQuery(
+        lambda run_id, owner_id: Run.objects.filter(id=run_id, project__owner_id=owner_id)
+    )
+    owner_id = project.owner_id
+    same = Run.objects.create(id=owner_id, project=project, prompt="same ids")
+    other = Run.objects.create(project=project, prompt="other")
+
+    with django_assert_num_queries(1):  # one statement, the SQL compiled once
+        assert of_owner.first(owner_id, owner_id).prompt == "same ids"
+    assert of_owner._compiled is not None
+    assert of_owner.first(other.pk, owner_id).prompt == "other"
+    assert of_owner.first(same.pk, owner_id + 1) is None
+
+
+def budget_and_cost_query(budget):
+    return Run.objects.filter(cost_usd=Decimal("1.5"), budget_usd=budget).values_list("id")
+
+
+def test_a_value_of_another_type_equal_to_a_constant_runs_the_queryset_until_it_can_be_placed(
+    project,
+):
+    by_budget = PrecompiledRows(budget_and_cost_query)
+    a = Run.objects.create(project=project, prompt="a", cost_usd="1.5", budget_usd="1.5")
+    b = Run.objects.create(project=project, prompt="b", cost_usd="1.5", budget_usd="2")
+
+    # A Decimal has no stand-in: 1.5 is both the value and the constant, the QuerySet runs.
+    assert by_budget.all(Decimal("1.5")) == [(a.pk,)]
+    assert by_budget._compiled is None
+    # 2 places the value: compiled; 1.5 is then bound where the value goes.
+    assert by_budget.all(Decimal("2")) == [(b.pk,)]
+    assert by_budget._compiled is not None
+    assert by_budget.all(Decimal("1.5")) == [(a.pk,)]
 
 
 runs_with_delivery = PrecompiledQuery(
