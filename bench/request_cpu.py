@@ -17,7 +17,8 @@ to tasks, a delivery, both trees).
     .venv/bin/python bench/request_cpu.py --path runs -n 500 --profile var/runs.prof
     .venv/bin/python bench/request_cpu.py --dump var/bodies.json   # the bodies, to compare
 
-``--profile`` writes a cProfile of the timed requests and prints its top functions;
+``--profile`` writes a cProfile of the timed requests (on the thread's CPU clock: waits on
+the database and Redis are not counted) and prints its top functions;
 ``--root`` runs another checkout's code on the same data (e.g. the main branch, for a
 before/after).
 """
@@ -55,6 +56,12 @@ def _args() -> argparse.Namespace:
     )
     parser.add_argument("--profile", type=Path, help="write a cProfile of the timed requests")
     parser.add_argument("--dump", type=Path, help="write each path's response body here")
+    parser.add_argument(
+        "--run",
+        type=int,
+        help="read this run of --database (e.g. aiflow_bench's, after make bench) as its "
+        "creator, instead of the seeded one",
+    )
     return parser.parse_args()
 
 
@@ -229,6 +236,32 @@ def _seed() -> tuple[str, int]:
     return str(pair.access), run.pk
 
 
+def _existing(run_id: int) -> tuple[str, int]:
+    """An access token of the creator of run ``run_id``, and the run: ``--run``."""
+    from accounts.services import session_start
+    from pipeline.models import Run
+
+    run = Run.objects.select_related("created_by").get(pk=run_id)
+    _, pair = session_start(user=run.created_by, ip="127.0.0.1", user_agent="bench/request_cpu")
+    return str(pair.access), run.pk
+
+
+def _servers_cpu() -> float:
+    """CPU seconds used so far by every PostgreSQL and Redis server process on the machine
+    (their work for these requests, on a machine where nothing else uses them)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, rest = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        if name.startswith(("postgres", "redis-server")):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 class _InlineExecutor(Executor):
     """Runs each call at once in the calling thread: with ``--profile``, the request's sync
     chain then runs where cProfile looks (it only sees the thread it was enabled in)."""
@@ -305,24 +338,26 @@ async def _measure(
         status, body = await _get(application, path, token)
         if status != 200:
             raise SystemExit(f"GET {path}: {status} {body[:300]!r}")
-    profiler = cProfile.Profile() if args.profile else None
+    profiler = cProfile.Profile(time.thread_time) if args.profile else None
     if profiler:
         from config.asgi import django_asgi_app
 
         django_asgi_app.executor = _InlineExecutor()  # type: ignore[assignment]
     counted = statements.count
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, servers = time.process_time(), time.perf_counter(), _servers_cpu()
     if profiler:
         profiler.enable()
     statuses = [(await _get(application, path, token))[0] for _ in range(args.requests)]
     if profiler:
         profiler.disable()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    servers = _servers_cpu() - servers
     if set(statuses) != {200}:
         raise SystemExit(f"GET {path}: answers {sorted(set(statuses))}")
     figures = {
         "cpu_ms_per_request": round(cpu * 1000 / args.requests, 3),
         "wall_ms_per_request": round(wall * 1000 / args.requests, 3),
+        "servers_cpu_ms_per_request": round(servers * 1000 / args.requests, 3),
         "statements_per_request": round((statements.count - counted) / args.requests, 2),
     }
     if profiler:
@@ -338,7 +373,10 @@ async def _measure(
 async def _main(application: Any, args: argparse.Namespace) -> None:
     from asgiref.sync import sync_to_async
 
-    token, run_id = await sync_to_async(_seed)()
+    if args.run:
+        token, run_id = await sync_to_async(_existing)(args.run)
+    else:
+        token, run_id = await sync_to_async(_seed)()
     statements = _Statements()
     statements.install()
     paths = {"projects": "/projects", "runs": f"/runs/{run_id}"}
@@ -354,13 +392,14 @@ async def _main(application: Any, args: argparse.Namespace) -> None:
             bodies[name] = json.loads(body)
         args.dump.parent.mkdir(parents=True, exist_ok=True)
         args.dump.write_text(json.dumps(bodies, indent=2) + "\n")
-    print("path | CPU ms/request | wall ms/request | statements/request")
-    print("--- | --- | --- | ---")
+    print("path | CPU ms/request | wall ms/request | statements/request | servers' CPU ms/request")
+    print("--- | --- | --- | --- | ---")
     for path, figures in rows.items():
         print(
             f"GET {path} | {figures['cpu_ms_per_request']} | {figures['wall_ms_per_request']}"
-            f" | {figures['statements_per_request']}"
+            f" | {figures['statements_per_request']} | {figures['servers_cpu_ms_per_request']}"
         )
+    print("(servers: every PostgreSQL and Redis process on the machine, meaningful when quiet)")
     print(f"\n{args.requests} requests each after {args.warmup} untimed; root {args.root}")
 
 
