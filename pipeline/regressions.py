@@ -124,16 +124,19 @@ def _regression_rows(run: Run) -> list[tuple[str, int | None, int, list[str] | N
     return _tester_regressions.all(int(run.pk))  # type: ignore[return-value]
 
 
-def run_regressions(*, run: Run) -> dict[str, list[str]]:
+def run_regressions(
+    *, run: Run, rows: list[tuple[str, int | None, int, Any]] | None = None
+) -> dict[str, list[str]]:
     """``{"regressions": ids still failing, "regressions_caught": every id any check of the
     run caught}``; both empty for a run with no baseline.
 
     "Still failing" is read from the latest tester of each task and the latest integration
-    suite.
+    suite. ``rows``: the run's succeeded testers as ``selectors.run_design_and_tester_rows``
+    reads them (read here when not given).
     """
     latest: dict[Any, tuple[int, list[str]]] = {}
     caught: set[str] = set()
-    for key, task_id, attempt, found in _regression_rows(run):
+    for key, task_id, attempt, found in _regression_rows(run) if rows is None else rows:
         ids = [str(test_id) for test_id in found or []]
         caught.update(ids)
         suite = "suite" if key.startswith("integrate:") else key

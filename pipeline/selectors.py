@@ -7,7 +7,7 @@ Also what a follow-up run starts from (``run_base_tree``); what ``GET
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, When
 from django.db.models.expressions import RawSQL
 
 from common.db import PrecompiledQuery, PrecompiledRows
@@ -45,25 +45,39 @@ _run_of_owner = PrecompiledQuery(
         id=run_id, project__owner_id=owner_id
     )
 )
-# GET /runs/{id} shows the run's delivery too: read with it (None when it has none).
-_run_with_delivery_of_owner = PrecompiledQuery(
-    lambda run_id, owner_id: Run.objects.select_related("project", "delivery").filter(
-        id=run_id, project__owner_id=owner_id
+
+
+def _run_for_detail(run_id: int, owner_id: int) -> QuerySet[Run]:
+    """What GET /runs/{id} reads with the run: its delivery (None when it has none), whether
+    it has messages to tasks, and the import run its tree descends from."""
+    return (
+        Run.objects.select_related("project", "delivery")
+        .annotate(
+            has_messages=Exists(TaskMessage.objects.filter(run_id=OuterRef("id"))),
+            import_run_id=RawSQL(  # noqa: S611 - a constant statement, constants as parameters
+                _IMPORT_RUN_OF_OUTER_RUN,
+                (Run.Kind.IMPORT.value, MAX_BASE_CHAIN - 1, Run.Kind.IMPORT.value),
+            ),
+        )
+        .filter(id=run_id, project__owner_id=owner_id)
     )
-)
 
 
-def run_get_for_user(*, user: Any, run_id: int, with_delivery: bool = False) -> Run:
+_run_with_detail_of_owner = PrecompiledQuery(_run_for_detail)
+
+
+def run_get_for_user(*, user: Any, run_id: int, for_detail: bool = False) -> Run:
     """The user's run, or ``NotFound`` (another user's run does not exist for them).
 
-    ``with_delivery`` reads its delivery row in the same statement (``run_delivery_of``
-    then sends none).
+    ``for_detail`` reads in the same statement its delivery row (``run_delivery_of`` then
+    sends none), whether it has messages (``task_messages_for_run`` sends none when not) and
+    its import origin's run (``run_import_origin`` sends none when it has none).
     """
     try:
         values = int(run_id), int(user.pk)
     except (TypeError, ValueError, AttributeError) as exc:  # no id, or no signed-in user
         raise NotFound("Run not found.") from exc
-    query = _run_with_delivery_of_owner if with_delivery else _run_of_owner
+    query = _run_with_detail_of_owner if for_detail else _run_of_owner
     run = query.first(*values)
     if run is None:
         raise NotFound("Run not found.")
@@ -98,13 +112,62 @@ _plan_tasks = PrecompiledRows(
 )
 
 
-def run_rounds(*, run: Run) -> list[dict[str, Any]]:
+# GET /runs/{id} reads both in one statement: the design steps (round, role, status, output)
+# and the succeeded testers (key, plan task, attempt, the output's regressions only).
+_design_and_tester_steps = PrecompiledRows(
+    lambda run_id: (
+        Step.objects.filter(
+            Q(key__startswith="design:") | Q(role="tester", status=Step.Status.SUCCEEDED),
+            run_id=run_id,
+        )
+        .annotate(design_output=Case(When(key__startswith="design:", then=F("output"))))
+        .values_list(
+            "key",
+            "round",
+            "role",
+            "status",
+            "design_output",
+            "plan_task_id",
+            "attempt",
+            "output__regressions",
+        )
+    )
+)
+
+DesignRow = tuple[int, str, str, Any]
+TesterRow = tuple[str, int | None, int, Any]
+
+
+def run_design_and_tester_rows(*, run: Run) -> tuple[list[DesignRow], list[TesterRow]]:
+    """In one statement, what ``run_rounds`` and ``run_regressions`` read: the run's design
+    steps and its succeeded testers (pass each its part as ``rows``)."""
+    design: list[DesignRow] = []
+    testers: list[TesterRow] = []
+    for (
+        key,
+        number,
+        role,
+        status,
+        output,
+        task_id,
+        attempt,
+        regressions,
+    ) in _design_and_tester_steps.all(int(run.pk)):
+        if key.startswith("design:"):
+            design.append((number, role, status, output))
+        else:
+            testers.append((key, task_id, attempt, regressions))
+    return design, testers
+
+
+def run_rounds(*, run: Run, rows: list[DesignRow] | None = None) -> list[dict[str, Any]]:
     """Each design round: the architect's proposal, the planner's objections, the resolution.
 
-    ``resolutions`` of round r answer the objections of round r - 1.
+    ``resolutions`` of round r answer the objections of round r - 1. ``rows``: the run's
+    design steps as ``run_design_and_tester_rows`` read them (read here when not given).
     """
     rounds: dict[int, dict[str, Any]] = {}
-    for number, role, status, stored in _design_steps.all(int(run.pk)):
+    for number, role, status, stored in _design_steps.all(int(run.pk)) if rows is None else rows:
         entry = rounds.setdefault(
             number,
             {
@@ -224,10 +287,11 @@ MAX_BASE_CHAIN = 1000
 
 
 # The run's chain of base runs, walked down to its first import run: that run's id. The walk
-# stops at the first import, at a chain that ends, or after MAX_BASE_CHAIN runs.
-_IMPORT_RUN_OF_CHAIN = """
+# stops at the first import, at a chain that ends, or after MAX_BASE_CHAIN runs. ``{start}``
+# is the run the walk starts from.
+_IMPORT_RUN_WALK = """
 WITH RECURSIVE chain(id, kind, base_run_id, depth) AS (
-    SELECT id, kind, base_run_id, 0 FROM pipeline_run WHERE id = %s
+    SELECT start.id, start.kind, start.base_run_id, 0 FROM pipeline_run start WHERE {start}
     UNION ALL
     SELECT run.id, run.kind, run.base_run_id, chain.depth + 1
     FROM pipeline_run run JOIN chain ON run.id = chain.base_run_id
@@ -235,6 +299,12 @@ WITH RECURSIVE chain(id, kind, base_run_id, depth) AS (
 )
 SELECT id FROM chain WHERE kind = %s ORDER BY depth LIMIT 1
 """
+# From the run whose id is the first parameter.
+_IMPORT_RUN_OF_CHAIN = _IMPORT_RUN_WALK.format(start="start.id = %s")
+# From the run of the enclosing query, as a subquery of its SELECT list.
+_IMPORT_RUN_OF_OUTER_RUN = (
+    "(" + _IMPORT_RUN_WALK.format(start='start.id = "pipeline_run"."id"') + ")"
+)
 # That import run's RunImport, in the same statement; its SQL is compiled once (common.db).
 _import_origin = PrecompiledQuery(
     lambda run_id: RunImport.objects.filter(
@@ -246,6 +316,9 @@ _import_origin = PrecompiledQuery(
 )
 
 
+_import_of_run = PrecompiledQuery(lambda run_id: RunImport.objects.filter(run_id=run_id))
+
+
 def run_import_origin(*, run: Run) -> RunImport | None:
     """The import a run's tree descends from: its own (an import run), its base run's, and
     so on down the chain of follow-ups; None when the chain starts from nothing.
@@ -254,6 +327,9 @@ def run_import_origin(*, run: Run) -> RunImport | None:
     """
     if run.pk is None:
         return None
+    if hasattr(run, "import_run_id"):  # read with the run (run_get_for_user, for_detail)
+        found = run.import_run_id
+        return None if found is None else _import_of_run.first(int(found))
     return _import_origin.first(int(run.pk))
 
 
@@ -362,6 +438,8 @@ _task_messages = PrecompiledRows(
 def task_messages_for_run(*, run: Run) -> list[dict[str, Any]]:
     """The run's messages to its tasks: task, text, when, and the coder attempt that read it
     (``attempt`` None: waiting for the task's next attempt)."""
+    if getattr(run, "has_messages", True) is False:  # read with the run: it has none
+        return []
     return [
         {"id": pk, "task": task, "text": text, "at": at, "step": step, "attempt": attempt}
         for pk, task, text, at, step, attempt in _task_messages.all(int(run.pk))

@@ -15,6 +15,7 @@ from ..models import Run, Step
 from ..regressions import run_regressions
 from ..selectors import (
     run_base_changes,
+    run_design_and_tester_rows,
     run_import_origin,
     run_import_summary,
     run_rounds,
@@ -214,10 +215,18 @@ class RunDetailSerializer(RunListSerializer):
             "regressions_caught",
         ]
 
+    def _step_rows(self, run: Run) -> tuple[list[Any], list[Any]]:
+        # The design rounds and both regressions fields read them: one statement.
+        rows: tuple[list[Any], list[Any]] | None = getattr(run, "_detail_step_rows", None)
+        if rows is None:
+            rows = run_design_and_tester_rows(run=run)
+            run._detail_step_rows = rows  # type: ignore[attr-defined]
+        return rows
+
     def _regressions(self, run: Run) -> dict[str, list[str]]:
         found: dict[str, list[str]] | None = getattr(run, "_regressions", None)
         if found is None:
-            found = run_regressions(run=run)
+            found = run_regressions(run=run, rows=self._step_rows(run)[1])
             run._regressions = found  # type: ignore[attr-defined]  # both fields read it
         return found
 
@@ -251,7 +260,7 @@ class RunDetailSerializer(RunListSerializer):
         return task_messages_for_run(run=run)
 
     def get_rounds(self, run: Run) -> list[dict[str, Any]]:
-        return run_rounds(run=run)
+        return run_rounds(run=run, rows=self._step_rows(run)[0])
 
     def get_tasks(self, run: Run) -> list[dict[str, Any]]:
         return run_tasks(run=run)

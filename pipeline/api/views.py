@@ -72,7 +72,7 @@ class RunDetailApi(APIView):
 
     @extend_schema(responses=RunDetailSerializer)
     def get(self, request: Request, run_id: int) -> Response:
-        run = run_get_for_user(user=request.user, run_id=run_id, with_delivery=True)
+        run = run_get_for_user(user=request.user, run_id=run_id, for_detail=True)
         return Response(RunDetailSerializer(run).data)
 
 

@@ -153,7 +153,7 @@ _delivery_of_run = PrecompiledQuery(lambda run_id: RunDelivery.objects.filter(ru
 
 def run_delivery_of(run: Run) -> RunDelivery | None:
     """The run's delivery row, or None (read with the run when it was, see
-    ``run_get_for_user(with_delivery=True)``)."""
+    ``run_get_for_user(for_detail=True)``)."""
     related = Run.delivery.related  # type: ignore[attr-defined]
     if related.is_cached(run):
         return related.get_cached_value(run)  # type: ignore[return-value]

@@ -20,9 +20,12 @@ from projects.models import Artifact
 
 pytestmark = pytest.mark.django_db
 
-# The session and its user, the run with its delivery, design rounds, plan tasks, messages,
-# both trees, the import origin, the testers' regressions.
-RUN_DETAIL_STATEMENTS = 8
+# The session and its user; the run with its delivery, whether it has messages and its
+# import origin's run; its design steps and testers' regressions; plan tasks; messages; both
+# trees; the import origin's record.
+RUN_DETAIL_STATEMENTS = 7
+# A fresh run with no message: the session, the run, its steps, its plan tasks.
+FRESH_RUN_DETAIL_STATEMENTS = 4
 
 
 def _import_run(project: Any, *, base: Run | None = None, record: bool = True) -> Run:
@@ -78,7 +81,7 @@ def _run_with_everything(project: Any, *, tasks: int) -> Run:
 
 
 @pytest.mark.parametrize("tasks", [1, 5])
-def test_a_run_detail_costs_eight_statements_however_many_tasks_messages_and_steps(
+def test_a_run_detail_costs_seven_statements_however_many_tasks_messages_and_steps(
     api_client: Any, project: Any, django_assert_max_num_queries: Any, tasks: int
 ) -> None:
     run = _run_with_everything(project, tasks=tasks)
@@ -106,6 +109,46 @@ def test_a_run_without_a_delivery_shows_none_in_the_same_statements(
         body = api_client.get(f"/runs/{run.id}").json()
 
     assert body["delivery"] is None
+
+
+def test_a_fresh_run_without_messages_reads_neither_them_nor_an_import(
+    api_client: Any, project: Any, django_assert_num_queries: Any
+) -> None:
+    run = Run.objects.create(project=project, prompt="fresh")
+    Step.objects.create(run=run, role="architect", key="design:1:architect", round=1, output={})
+    task = PlanTask.objects.create(run=run, key="t0", title="T", layer=0)
+    Step.objects.create(
+        run=run,
+        role="tester",
+        key="task:t0:tester:1",
+        plan_task=task,
+        status="succeeded",
+        output={"passed": True, "regressions": ["t.py::test_b"]},
+    )
+
+    with django_assert_num_queries(FRESH_RUN_DETAIL_STATEMENTS):
+        body = api_client.get(f"/runs/{run.id}").json()
+
+    assert body["messages"] == []
+    assert body["import_source"] is None
+    assert [entry["round"] for entry in body["rounds"]] == [1]
+    assert [entry["key"] for entry in body["tasks"]] == ["t0"]
+    assert body["regressions"] == body["regressions_caught"] == ["t.py::test_b"]
+
+
+def test_the_detail_finds_the_import_down_a_chain_of_follow_ups_with_the_run(
+    api_client: Any, project: Any
+) -> None:
+    imported = _import_run(project)
+    middle = _follow_up(project, _follow_up(project, imported))
+    last = _follow_up(project, middle)
+    other = _import_run(project)  # another import of the project: not this chain's
+    fresh = _follow_up(project, None)
+
+    assert api_client.get(f"/runs/{last.id}").json()["import_source"]["run"] == imported.pk
+    assert api_client.get(f"/runs/{imported.id}").json()["import_source"]["run"] == imported.pk
+    assert api_client.get(f"/runs/{other.id}").json()["import_source"]["run"] == other.pk
+    assert api_client.get(f"/runs/{fresh.id}").json()["import_source"] is None
 
 
 def test_the_import_origin_is_found_down_a_chain_of_follow_ups(
