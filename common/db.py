@@ -166,7 +166,8 @@ class _Precompiled(Generic[C, R]):
     def _fetch(self, compiled: C, values: Sequence[Any]) -> tuple[list[Any], Any]:
         """The compiled statement's raw rows for ``values``, and the connection."""
         connection = connections[self._using]
-        with connection.cursor() as cursor:
+        # Sent over and over with the same SQL: prepared on the server (common.postgresql).
+        with getattr(connection, "prepared_cursor", connection.cursor)() as cursor:
             cursor.execute(compiled.statement.sql, compiled.statement.bind(values))
             return cursor.fetchall(), connection
 

@@ -28,10 +28,18 @@ import select
 from datetime import datetime, tzinfo
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db.backends.postgresql import base
-from django.db.backends.postgresql.psycopg_any import BaseTzLoader, get_adapters_template
+from django.db.backends.postgresql.psycopg_any import (
+    BaseTzLoader,
+    get_adapters_template,
+    register_tzloader,
+)
+from django.utils.asyncio import async_unsafe
 from psycopg import adapt
+from psycopg.postgres import types as postgres_types
+from psycopg.pq import Format
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg_pool import ConnectionPool
 
@@ -80,6 +88,10 @@ def _adapters(use_tz: bool, zone: tzinfo | None) -> adapt.AdaptersMap:
     return adapters
 
 
+_TIMESTAMPTZ_OID = postgres_types["timestamptz"].oid
+_PSYCOPG_PREPARE_THRESHOLD = 5  # psycopg's own default
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     """Django's wrapper; its pool checks connections with ``connection_check``, its
     connections read ``timestamptz`` with ``IsoTzLoader``."""
@@ -87,7 +99,29 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
         params["context"] = _adapters(settings.USE_TZ, self.timezone)
+        if settings.DB_PREPARE_STATEMENTS and params.get("prepare_threshold") is None:
+            # psycopg prepares nothing while it is None (Django's default). Django's cursors
+            # bind on the client and never prepare; ``prepared_cursor``'s prepare at once.
+            params["prepare_threshold"] = _PSYCOPG_PREPARE_THRESHOLD
         return params
+
+    @async_unsafe
+    def prepared_cursor(self) -> Any:
+        """``cursor()``, binding on the server and preparing each statement (with
+        ``DB_PREPARE_STATEMENTS``; else the plain cursor): for statements the ORM compiled
+        once and sends over and over (``common.db``). Only there: Django's other SQL and the
+        project's own are written for client-side binding (``%s`` left untyped)."""
+        if not settings.DB_PREPARE_STATEMENTS:
+            return self.cursor()
+        self.close_if_health_check_failed()
+        self.ensure_connection()
+        with self.wrap_database_errors:
+            cursor = PreparingCursor(self.connection)
+            # As Django's create_cursor: its time zone when the connection's differs.
+            loader = self.connection.adapters.get_loader(_TIMESTAMPTZ_OID, Format.TEXT)
+            if self.timezone != loader.timezone:
+                register_tzloader(self.timezone, cursor)
+            return self._prepare_cursor(cursor)
 
     @property
     def pool(self) -> Any:
@@ -96,3 +130,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if pool is not None and pool._check is ConnectionPool.check_connection:
             pool._check = connection_check
         return pool
+
+
+class PreparingCursor(psycopg.Cursor):
+    """Binds its parameters on the server and has PostgreSQL prepare each statement the
+    first time this connection sends it (psycopg keeps the last ``prepared_max`` per
+    connection): then it is neither parsed nor planned again."""
+
+    def execute(  # type: ignore[override]
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: Any = None
+    ) -> Any:
+        return super().execute(
+            query, params, prepare=True if prepare is None else prepare, binary=binary
+        )

@@ -173,3 +173,38 @@ def test_annotations_are_set_on_the_instances_converted_as_the_queryset_does(
     assert with_output._compiled is not None
     assert with_output.first(run.pk, "orchestrate").stored == {"notes": [1]}  # JSON decoded
     assert with_output.first(bare.pk, "orchestrate").label == "run:x"
+
+
+def _prepared_statements() -> list[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def marked_query(marker):
+    def build(run_id):
+        marked = Run.objects.filter(pk=run_id).annotate(**{marker: Value(1)})
+        return marked.values_list("prompt", marker)
+
+    return build
+
+
+def test_a_precompiled_statement_is_prepared_on_its_connection_and_answers_the_same(project):
+    query = PrecompiledRows(marked_query("prepared_marker_one"))
+    run = Run.objects.create(project=project, prompt="prepared")
+
+    assert query.all(run.pk) == [("prepared", 1)]
+    assert query.all(run.pk) == list(marked_query("prepared_marker_one")(run.pk))
+    assert query.all(run.pk + 1000) == []
+    assert any("prepared_marker_one" in sql for sql in _prepared_statements())
+
+
+def test_nothing_is_prepared_when_prepared_statements_are_off(project, settings):
+    settings.DB_PREPARE_STATEMENTS = False  # behind a pooler that cannot keep them
+    query = PrecompiledRows(marked_query("prepared_marker_two"))
+    run = Run.objects.create(project=project, prompt="plain")
+
+    assert query.all(run.pk) == [("plain", 1)]
+    assert not any("prepared_marker_two" in sql for sql in _prepared_statements())
