@@ -108,8 +108,10 @@ TEMPLATES = [
 
 # Web processes `make up` serves HTTP and WebSocket with, on one port (0: one per CPU).
 WEB_PROCESSES = env.int("WEB_PROCESSES", default=0)
-# Threads per web process that run requests through Django (the event loop only does I/O).
-WEB_THREADS = env.int("WEB_THREADS", default=8)
+# Threads per web process that run requests through Django (the event loop only does I/O):
+# enough to cover a request's waits on PostgreSQL and Redis (a third of GET /runs/{id}), few
+# enough not to fight over the GIL (8 cost 13-21% more CPU per request under wrk than 3-4).
+WEB_THREADS = env.int("WEB_THREADS", default=4)
 # Threads of the llm worker (I/O-bound model calls), in all, shared out between its processes:
 # 50 runs at once make about 100 calls at a time (make bench, figure 3 with a 1 s model).
 LLM_WORKER_CONCURRENCY = env.int("LLM_WORKER_CONCURRENCY", default=96)
