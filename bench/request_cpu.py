@@ -242,6 +242,8 @@ def _existing(run_id: int) -> tuple[str, int]:
     from pipeline.models import Run
 
     run = Run.objects.select_related("created_by").get(pk=run_id)
+    if run.created_by is None:
+        raise SystemExit(f"run {run_id} has no creator to read it as")
     _, pair = session_start(user=run.created_by, ip="127.0.0.1", user_agent="bench/request_cpu")
     return str(pair.access), run.pk
 

@@ -38,16 +38,16 @@ M = TypeVar("M", bound=Model)
 # Stand-ins for the values when the SQL is compiled: a run's id and its owner's id can be
 # equal, and the values passed in then cannot be told apart among the parameters. Within
 # the range of a 32-bit integer column (an exact lookup beyond it compiles to other SQL).
-_PROBE_INT = 2_000_000_000
+_STAND_IN_INT = 2_000_000_000
 
 
 def _stand_ins(values: Sequence[Any]) -> list[Any]:
     """A value of the same type for each of ``values``, distinct from one another."""
-    found = []
+    found: list[Any] = []
     for index, value in enumerate(values):
         kind = type(value)
         if kind is int:
-            found.append(_PROBE_INT - index)
+            found.append(_STAND_IN_INT - index)
         elif kind is str:
             found.append(f"\u2063stand-in {index}\u2063")
         elif kind is uuid.UUID:
@@ -154,7 +154,7 @@ class _Precompiled(Generic[C, R]):
             if self._compiled is not None:
                 return self._compiled
             stand_ins = _stand_ins(values)
-            candidates = [stand_ins] if stand_ins != list(values) else []
+            candidates: list[Sequence[Any]] = [stand_ins] if stand_ins != list(values) else []
             for candidate in [*candidates, values]:
                 compiler = self._build(*candidate).query.get_compiler(using=self._using)
                 statement = _statement(compiler, candidate)

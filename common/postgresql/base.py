@@ -121,7 +121,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             loader = self.connection.adapters.get_loader(_TIMESTAMPTZ_OID, Format.TEXT)
             if self.timezone != loader.timezone:
                 register_tzloader(self.timezone, cursor)
-            return self._prepare_cursor(cursor)
+            return self._prepare_cursor(cursor)  # type: ignore[attr-defined]  # not in the stubs
 
     @property
     def pool(self) -> Any:
