@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
@@ -157,7 +158,12 @@ class _Precompiled(Generic[C, R]):
             candidates: list[Sequence[Any]] = [stand_ins] if stand_ins != list(values) else []
             for candidate in [*candidates, values]:
                 compiler = self._build(*candidate).query.get_compiler(using=self._using)
-                statement = _statement(compiler, candidate)
+                try:
+                    statement = _statement(compiler, candidate)
+                except (EmptyResultSet, FullResultSet):
+                    if candidate is values:
+                        raise
+                    continue  # a stand-in the query compiles differently (out of a range)
                 if statement is not None:
                     self._compiled = self._prepare(compiler, statement)
                     return self._compiled

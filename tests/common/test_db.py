@@ -208,3 +208,17 @@ def test_nothing_is_prepared_when_prepared_statements_are_off(project, settings)
 
     assert query.all(run.pk) == [("plain", 1)]
     assert not any("prepared_marker_two" in sql for sql in _prepared_statements())
+
+
+def test_a_query_that_compiles_otherwise_for_the_stand_ins_is_compiled_for_the_values(project):
+    # As an exact lookup beyond a column's range compiles to no SQL at all (EmptyResultSet).
+    def build(run_id):
+        found = Run.objects.filter(pk=run_id)
+        return found.values_list("prompt") if run_id < 1_000_000 else found.none()
+
+    query = PrecompiledRows(build)
+    run = Run.objects.create(project=project, prompt="in range")
+
+    assert query.all(run.pk) == [("in range",)]
+    assert query._compiled is not None
+    assert query.all(run.pk + 1000) == []
