@@ -22,6 +22,7 @@ runs, and the SQL is compiled again on the next call.
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -252,3 +253,23 @@ class PrecompiledRows(_Precompiled[_CompiledRows, tuple[Any, ...]]):
         if not compiled.converters:
             return [tuple(row) for row in rows]
         return [tuple(row) for row in _converted(rows, compiled.converters, connection)]
+
+
+# A quoted literal (its '' escapes included), or a run of whitespace outside one.
+_LITERAL_OR_SPACE = re.compile(r"'(?:[^']|'')*'|\s+")
+
+
+def compact_sql(sql: str) -> str:
+    """``sql`` with every run of whitespace outside quoted literals made one space.
+
+    psycopg caches how it turns a statement's ``%(name)s`` placeholders into its wire form
+    only for statements up to 4,096 bytes (``MAX_CACHED_STATEMENT_LENGTH``); a longer one is
+    parsed again on every execution. The project's long statements are written indented for
+    reading and sent compact. A comment would swallow the rest of a compacted statement, so
+    one is refused.
+    """
+    if "--" in sql or "/*" in sql:
+        raise ValueError("compact_sql: a statement with a comment cannot be made one line")
+    return _LITERAL_OR_SPACE.sub(
+        lambda match: match.group() if match.group().startswith("'") else " ", sql
+    ).strip()

@@ -5,6 +5,7 @@ in one statement; a call's worst case reserved against the daily cap in one stat
 
 from __future__ import annotations
 
+from common.db import compact_sql
 from spending.sql import (
     CLOCK,
     held_for_step,
@@ -189,3 +190,7 @@ SELECT %(step)s, COALESCE(max(ordinal) + 1, 0), %(provider)s, %(model)s, %(text)
 FROM pipeline_stepcall WHERE step_id = %(step)s
 RETURNING ordinal
 """
+
+# Sent compact, as the step's statements (``common.db.compact_sql``).
+RECORD_USAGE = compact_sql(RECORD_USAGE)
+RESERVE = compact_sql(RESERVE)

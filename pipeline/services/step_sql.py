@@ -7,6 +7,7 @@ paid store shares, are in ``ledger_sql``.
 
 from __future__ import annotations
 
+from common.db import compact_sql
 from spending.sql import CLOCK
 
 from .ledger_sql import STEPCALL_CTE, spend_ctes
@@ -162,5 +163,7 @@ FROM (SELECT 1) AS one LEFT JOIN stored ON true
     )
 
 
-STORE = store_sql(paid=False)
-STORE_PAID = store_sql(paid=True)
+# Sent compact: psycopg parses a statement over 4,096 bytes again on every execution.
+CLAIM = compact_sql(CLAIM)
+STORE = compact_sql(store_sql(paid=False))
+STORE_PAID = compact_sql(store_sql(paid=True))

@@ -222,3 +222,33 @@ def test_a_query_that_compiles_otherwise_for_the_stand_ins_is_compiled_for_the_v
     assert query.all(run.pk) == [("in range",)]
     assert query._compiled is not None
     assert query.all(run.pk + 1000) == []
+
+
+def test_compact_sql_keeps_literals_and_refuses_comments():
+    from common.db import compact_sql
+
+    sql = "SELECT  'a  b',\n    x\nFROM t\n  WHERE y = 'it''s  ok'  "
+    assert compact_sql(sql) == "SELECT 'a  b', x FROM t WHERE y = 'it''s  ok'"
+    with pytest.raises(ValueError):
+        compact_sql("SELECT 1 -- one\nFROM t")
+
+
+def test_the_statements_of_a_step_and_a_paid_call_fit_psycopg_s_cache():
+    # Longer ones are parsed again by psycopg on every execution (STORE_PAID was 4,475 bytes).
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    from pipeline.services import ledger_sql, step_sql
+
+    statements = {
+        "CLAIM": step_sql.CLAIM,
+        "STORE": step_sql.STORE,
+        "STORE_PAID": step_sql.STORE_PAID,
+        "RECORD_USAGE": ledger_sql.RECORD_USAGE,
+        "RESERVE": ledger_sql.RESERVE,
+    }
+    too_long = {
+        name: len(sql.encode())
+        for name, sql in statements.items()
+        if len(sql.encode()) > MAX_CACHED_STATEMENT_LENGTH
+    }
+    assert too_long == {}
