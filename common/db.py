@@ -255,12 +255,14 @@ class PrecompiledRows(_Precompiled[_CompiledRows, tuple[Any, ...]]):
         return [tuple(row) for row in _converted(rows, compiled.converters, connection)]
 
 
-# A quoted literal (its '' escapes included), or a run of whitespace outside one.
-_LITERAL_OR_SPACE = re.compile(r"'(?:[^']|'')*'|\s+")
+# A quoted literal (its '' escapes included), or outside one: a parenthesis or comma with the
+# whitespace around it, or a run of whitespace.
+_LITERAL_OR_SPACE = re.compile(r"'(?:[^']|'')*'|\s*([(),])\s*|\s+")
 
 
 def compact_sql(sql: str) -> str:
-    """``sql`` with every run of whitespace outside quoted literals made one space.
+    """``sql`` with every run of whitespace outside quoted literals made one space, and none
+    left beside a parenthesis or a comma.
 
     psycopg caches how it turns a statement's ``%(name)s`` placeholders into its wire form
     only for statements up to 4,096 bytes (``MAX_CACHED_STATEMENT_LENGTH``); a longer one is
@@ -270,6 +272,11 @@ def compact_sql(sql: str) -> str:
     """
     if "--" in sql or "/*" in sql:
         raise ValueError("compact_sql: a statement with a comment cannot be made one line")
-    return _LITERAL_OR_SPACE.sub(
-        lambda match: match.group() if match.group().startswith("'") else " ", sql
-    ).strip()
+    return _LITERAL_OR_SPACE.sub(_compacted, sql).strip()
+
+
+def _compacted(match: re.Match[str]) -> str:
+    text = match.group()
+    if text.startswith("'"):
+        return text
+    return match.group(1) or " "

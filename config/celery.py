@@ -22,7 +22,9 @@ from celery.signals import (
     task_prerun,
     worker_before_create_process,
     worker_init,
+    worker_process_shutdown,
     worker_ready,
+    worker_shutdown,
 )
 from kombu import Queue
 
@@ -153,6 +155,19 @@ def _sweep_abandoned_workspaces(sender: Any = None, **_: object) -> None:
     from projects.workspace import workspace_sweep_runs
 
     workspace_sweep_runs()
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _mark_worker_left(exitcode: int | None = 0, **_: object) -> None:
+    """A worker process that stops cleanly (a warm shutdown, a pool child ending its loop)
+    has sent what its tasks had to: the runs whose last step it stored are not resumed as
+    if it had died while their next task waits in a queue (``pipeline.services.liveness``)."""
+    if exitcode:
+        return
+    from pipeline.services.heartbeats import worker_stopped
+
+    worker_stopped()
 
 
 # --- make bench: statements per run (BENCH_COUNT_STATEMENTS; see common.statements) ---------

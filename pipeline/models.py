@@ -86,6 +86,10 @@ class Run(models.Model):
 
     # Set once, by whichever task saw the last plan task green: integration is queued.
     integration_claimed_at = models.DateTimeField(null=True, blank=True)
+    # The worker process that stored the run's latest step and is to send what follows it
+    # (``pipeline.services.liveness``); cleared when anything else queues the run's work. A run
+    # quiet past the stale bound whose storer died before it sent that is resumed (the reaper).
+    stored_by = models.CharField(max_length=100, blank=True, default="", db_default="")
     # X-Request-ID of the request that started the run: every task of the run logs it,
     # however the task was queued (the start, an approval, a resume, the reaper).
     request_id = models.CharField(max_length=128, blank=True, default="")

@@ -1,7 +1,10 @@
 """The heartbeat of the steps a process holds: one thread per process, two statements a beat.
 
 A step whose heartbeat goes stale (``PIPELINE_STALE_SECONDS``) is taken over by another
-worker (``pipeline.services.steps``) or failed by the reaper.
+worker (``pipeline.services.steps``) or failed by the reaper. The same thread keeps the
+process's liveness key fresh (``pipeline.services.liveness``) from the first step it holds
+until it ends, held steps or not: the runs whose last step it stored are resumed once that
+key lapses.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from django.utils import timezone
 from common.logging import get_logger
 
 from ..models import Run, Step
+from .liveness import worker_beat, worker_id, worker_left
 
 logger = get_logger(__name__)
 
@@ -42,19 +46,37 @@ class _Heartbeats:
     def add(self, step_id: int, run_id: int) -> None:
         with self._lock:
             self._held[step_id] = run_id
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()  # a forked child needs its own thread
-                self._thread = threading.Thread(
-                    target=self._loop, name="pipeline-heartbeat", daemon=True
-                )
-                self._thread.start()
+            self._ensure_thread()
         self._wake.set()  # the interval may have changed
+
+    def _ensure_thread(self) -> None:
+        """Start this process's thread unless it runs (called with the lock held)."""
+        if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+            self._pid = os.getpid()  # a forked child needs its own thread
+            self._thread = threading.Thread(
+                target=self._loop, args=(worker_id(),), name="pipeline-heartbeat", daemon=True
+            )
+            self._thread.start()
+
+    def storer(self) -> str:
+        """This process's worker id; its thread, and with it its liveness key, run from now on."""
+        with self._lock:
+            self._ensure_thread()
+        return worker_id()
+
+    def leave(self) -> None:
+        """Mark this process as stopped cleanly, if it ever kept its liveness key."""
+        with self._lock:
+            beating = self._thread is not None and self._pid == os.getpid()
+        if beating:
+            worker_left(worker_id())
 
     def remove(self, step_id: int) -> None:
         with self._lock:
             self._held.pop(step_id, None)
 
-    def _loop(self) -> None:
+    def _loop(self, worker: str) -> None:
+        worker_beat(worker)
         due = time.monotonic() + float(settings.PIPELINE_HEARTBEAT_SECONDS)
         while True:
             interval = float(settings.PIPELINE_HEARTBEAT_SECONDS)
@@ -63,6 +85,7 @@ class _Heartbeats:
                 self._wake.clear()
                 continue
             due = time.monotonic() + interval
+            worker_beat(worker)
             with self._lock:
                 held = dict(self._held)
             if held:
@@ -83,6 +106,17 @@ class _Heartbeats:
 
 
 _heartbeats = _Heartbeats()
+
+
+def storer() -> str:
+    """The id a step's store names its run's storer by (``Run.stored_by``): this process,
+    whose liveness key its heartbeat thread keeps fresh while it lives."""
+    return _heartbeats.storer()
+
+
+def worker_stopped() -> None:
+    """A worker process stopping cleanly: its sends are done (``liveness.worker_left``)."""
+    _heartbeats.leave()
 
 
 @contextmanager

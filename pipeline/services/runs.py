@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -27,6 +27,7 @@ from ..events import publish
 from ..flow import IMPORT, ORCHESTRATE, Next
 from ..models import PlanTask, Run, Step
 from ..selectors import user_spent_last_day_usd
+from .liveness import workers_gone
 from .run_state import run_revoke
 
 logger = get_logger(__name__)
@@ -292,6 +293,16 @@ def _stalled() -> Q:
     return Q(status__in=Run.ACTIVE) & (dead_holder | (lost & ~live_holder))
 
 
+def _handed_off(worker: str | None = None) -> Q:
+    """Active runs with no step running, quiet past the stale bound, whose latest step was
+    stored by a named worker process (``worker``, or any): if that process is gone, it died
+    before sending what follows the step (``pipeline.services.liveness``)."""
+    stale = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
+    running = Exists(Step.objects.filter(run_id=OuterRef("id"), status=Step.Status.RUNNING))
+    storer = Q(stored_by=worker) if worker is not None else ~Q(stored_by="")
+    return Q(status__in=Run.ACTIVE, heartbeat_at__lt=stale) & storer & ~Q(running)
+
+
 def run_resume(*, run: Run) -> Run:
     """Rebuild and re-dispatch the run's canvas; finished steps answer from their rows.
 
@@ -329,6 +340,7 @@ def _run_restart(run: Run, *, reason: str, deadline: Any = None, **fields: Any) 
         finished_at=None,
         deadline_at=deadline or _deadline(),
         heartbeat_at=timezone.now(),
+        stored_by="",  # what follows is this canvas, sent from here
         resume_count=run.resume_count + 1,
         integration_claimed_at=None,
         **fields,
@@ -346,6 +358,7 @@ def run_approve(*, run: Run) -> Run:
             status=Run.Status.QUEUED,
             approved_at=timezone.now(),
             heartbeat_at=timezone.now(),
+            stored_by="",
             deadline_at=_deadline(),
         )
         if not updated:
@@ -366,18 +379,29 @@ def step_retry(*, step: Step) -> Step:
 
 
 def run_reap_stale() -> list[int]:
-    """Resume every stalled run (see ``_stalled``): the beat reaper, every few seconds."""
+    """Resume every stalled run (see ``_stalled``), and every run whose storer died before
+    it sent what follows (``_handed_off``, its liveness key lapsed): the beat reaper, every
+    few seconds. One statement finds both kinds."""
+    stalled = _stalled()
+    found = list(
+        Run.objects.filter(stalled | _handed_off())
+        .annotate(is_stalled=ExpressionWrapper(stalled, output_field=BooleanField()))
+        .values_list("id", "stored_by", "is_stalled")
+    )
+    gone = workers_gone(worker for _, worker, is_stalled in found if not is_stalled)
     resumed = []
-    for run_id in Run.objects.filter(_stalled()).values_list("id", flat=True):
+    for run_id, worker, is_stalled in found:
+        if not is_stalled and worker not in gone:
+            continue  # its storer lives: the next task waits in a queue
         with transaction.atomic():
             run = (
                 Run.objects.select_for_update(skip_locked=True)
-                .filter(_stalled(), id=run_id)
+                .filter(_stalled() if is_stalled else _handed_off(worker), id=run_id)
                 .first()
             )
             if run is None:
                 continue
-            _run_restart(run, reason="stale")
+            _run_restart(run, reason="stale" if is_stalled else "worker_lost")
             resumed.append(run_id)
     if resumed:
         logger.warning("run.reaped", runs=resumed)

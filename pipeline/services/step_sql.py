@@ -138,7 +138,7 @@ def store_sql(*, paid: bool) -> str:
         + """
         next_event_seq = next_event_seq + CASE WHEN status IN ('completed', 'failed', 'cancelled')
             THEN 0 ELSE (SELECT count(*) FROM items) END,
-        heartbeat_at = clock_timestamp()
+        heartbeat_at = clock_timestamp(), stored_by = %(worker)s
     WHERE id = %(run)s AND EXISTS (SELECT 1 FROM done)
     RETURNING next_event_seq - (SELECT count(*) FROM items) AS first,
         status NOT IN ('completed', 'failed', 'cancelled') AS open, cost_usd, budget_warned

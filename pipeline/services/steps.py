@@ -34,7 +34,7 @@ from ..models import Event, Run, Step, StepCall
 from ..roles import Prompt
 from ..tracing import step_span
 from ..transient import drop_connection, is_transient, retry_transient
-from .heartbeats import heartbeat
+from .heartbeats import heartbeat, storer
 from .ledger import StepLedger, release_connection
 from .run_state import RunStopped, emit, run_check_bounds, stage_mark
 from .step_sql import CLAIM, STORE, STORE_PAID
@@ -312,6 +312,8 @@ def _step_store(
         **(held or {}),
         "step": step.id,
         "run": run_id,
+        # This process sends what follows the step: should it die first, the reaper sees.
+        "worker": storer(),
         "now": timezone.now(),
         "output": json.dumps(output),
         "events": json.dumps(

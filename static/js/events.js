@@ -6,6 +6,14 @@ const money = (value) => {
 };
 const who = (p) => [p.role, p.task, p.attempt > 1 ? `attempt ${p.attempt}` : ""].filter(Boolean).join(" ");
 
+// Why a run resumed (pipeline.services.runs, steering), in plain words.
+const RESUMED = {
+  resumed: "on request",
+  unpaused: "after its pause",
+  stale: "after a worker stopped beating or its queued work was lost",
+  worker_lost: "after the worker that stored its last step died before sending the next",
+};
+
 export function eventText(event) {
   const p = event.payload || {};
   switch (event.type) {
@@ -15,7 +23,7 @@ export function eventText(event) {
       const reused = (p.reused || []).length;
       return `Forked from run ${p.forked_from} at ${p.from}: ${reused} step${reused === 1 ? "" : "s"} reused${reused ? ` (${p.reused.map((s) => s.key).join(", ")})` : ""}.`;
     }
-    case "run.resumed": return `The run resumed (${p.reason || "asked"}).`;
+    case "run.resumed": return `The run resumed ${RESUMED[p.reason] || `(${p.reason || "asked"})`}.`;
     case "run.approved": return "The design was approved; coding starts.";
     case "run.awaiting_approval": return "The design waits for your approval.";
     case "run.completed": return `The run completed with ${p.artifacts ?? "its"} files.`;

@@ -228,7 +228,9 @@ def test_compact_sql_keeps_literals_and_refuses_comments():
     from common.db import compact_sql
 
     sql = "SELECT  'a  b',\n    x\nFROM t\n  WHERE y = 'it''s  ok'  "
-    assert compact_sql(sql) == "SELECT 'a  b', x FROM t WHERE y = 'it''s  ok'"
+    assert compact_sql(sql) == "SELECT 'a  b',x FROM t WHERE y = 'it''s  ok'"
+    sql = "SELECT count( * ) ,\n  f(%(a)s, ' ( , ) ') FROM (\n  SELECT 1\n) AS one"
+    assert compact_sql(sql) == "SELECT count(*),f(%(a)s,' ( , ) ')FROM(SELECT 1)AS one"
     with pytest.raises(ValueError):
         compact_sql("SELECT 1 -- one\nFROM t")
 
