@@ -320,3 +320,27 @@ class Suite:
         if not stub.requests:
             outcome.note += " (the hanging provider was never called: this row shows nothing)"
         return outcome
+
+    # 7
+    def sigkill_after_store(self) -> Outcome:
+        """The llm worker SIGKILLed right after a step's store and before its task sent what
+        follows (a fault point holds it there): no step runs and nothing is queued."""
+        from pipeline.faults import fault_held, fault_script_set
+
+        outcome = Outcome("SIGKILL llm worker between a step's store and its send")
+        self.restart_workers(PIPELINE_FAULT_POINTS="true")
+        try:
+            fault_script_set([{"point": "answer_stored", "seconds": 600}])
+            run_id = self.start_run("sleep log")
+            outcome.runs.append(run_id)
+            held = wait_for(fault_held, timeout=TIMEOUT)
+            outcome.fault_times[run_id] = time.time()
+            self.stack.kill("worker_llm", signal.SIGKILL)
+            self.stack.start("worker_llm")
+            wait_finished([run_id], TIMEOUT)
+            outcome.note = f"killed after {held[0]['step']} was stored"
+        finally:
+            fault_script_set([])
+            self.stack.env_extra.pop("PIPELINE_FAULT_POINTS", None)
+            self.restart_workers()
+        return outcome

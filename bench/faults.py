@@ -19,6 +19,9 @@ Faults, each on runs of its own, at seeded moments (``bench.fault_scenarios``):
    faults database except this script's own);
 6. a provider that hangs past its timeout: a local stub vendor server (OpenAI wire
    protocol) that never answers in time, first in the chain, the offline model second.
+7. SIGKILL of the llm worker right after a step's store and before its task sent what
+   follows (held there by a fault point, ``pipeline.faults``): no step runs, nothing is
+   queued, and only the worker's lapsed liveness key tells (``pipeline.services.liveness``).
 
 For each: runs completed or failed (with the reason), time to recover (fault -> run
 completed), duplicated steps (a step key completed twice) or artifacts (a path stored twice),
@@ -64,7 +67,7 @@ from bench.fault_scenarios import (  # noqa: E402
 from bench.report import fmt  # noqa: E402
 from bench.stack import VAR, Api, Stack, django_setup  # noqa: E402
 
-ONLY = {int(v) for v in os.environ.get("BENCH_ONLY", "1,2,3,4,5,6").split(",") if v.strip()}
+ONLY = {int(v) for v in os.environ.get("BENCH_ONLY", "1,2,3,4,5,6,7").split(",") if v.strip()}
 OUTPUT = Path(os.environ.get("BENCH_OUTPUT", ROOT / "bench" / "results" / "faults.json"))
 FINISHED = ("completed", "failed", "cancelled")
 
@@ -225,6 +228,7 @@ def main() -> int:
             (4, suite.redis_restart),
             (5, suite.pg_terminate),
             (6, suite.provider_hang),
+            (7, suite.sigkill_after_store),
         ]
         done: list[tuple[int, Outcome]] = []
         for number, scenario in scenarios:
