@@ -7,7 +7,8 @@ ledger's row and the settlement of the reservation in one statement (``RECORD_US
 it hands a step taken over (or retried) the answers it already paid for, in order, so only a
 call cut off before its answer is ever made again. Storing an answer survives a lost
 database connection: the statement is tried again on a fresh connection, since the answer
-exists nowhere else.
+exists nowhere else. A step's last answer, held for the step's store, is also kept in Redis
+from its arrival (``answer_stash``): a worker killed before that store costs no call again.
 
 The spend ledger (``spending.SpendEntry``) keeps every paid call with its user, project and
 run (ids and names copied), so deleting a project or a run gives no dollar back; the user's
@@ -32,6 +33,7 @@ from ..faults import fault_point
 from ..models import Run, StepCall
 from ..selectors import user_spent_last_day_usd
 from ..transient import retry_transient
+from .answer_stash import answer_stash, answer_unstash
 from .ledger_sql import (
     RECORD_CALL_AGAIN,
     RECORD_USAGE,
@@ -247,9 +249,33 @@ class StepLedger:
         self._reservation = None  # the answer's parameters settle it
         if self.hold_last:
             self._held = params
+            answer_stash(params)  # a kill before the step's store then costs nothing again
             fault_point("answer_held", step_key=self.step_key)
             return
         self._record(params)
+
+    def recover_stashed(self) -> None:
+        """Store the last answer a dead holder of this step received and never stored
+        (``answer_stash``), with its usage, and replay it first: it is not asked again."""
+        params = answer_unstash(step_id=self.step_id, ordinal=self._next_ordinal)
+        if params is None:
+            return
+        # The dead holder's reservation was given back (``release_earlier_holders``).
+        self._record({**params, "reservation": ""})
+        self._stored.append(
+            StepCall(
+                step_id=self.step_id,
+                ordinal=params["ordinal"],
+                provider=params["provider"],
+                model=params["model"],
+                text=params["text"],
+                tokens_in=params["tokens_in"],
+                tokens_out=params["tokens_out"],
+                cost_usd=params["cost"],
+                latency_ms=params["latency"],
+            )
+        )
+        logger.warning("step.answer_recovered", step=self.step_key, call=params["ordinal"])
 
     def flush(self) -> None:
         """Store the held answer on its own now: another call follows, or the step will not

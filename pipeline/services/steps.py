@@ -417,6 +417,7 @@ def _ledger_for(run: Run, step: Step, *, created: bool) -> StepLedger:
     )
     if not created:
         ledger.release_earlier_holders()
+        ledger.recover_stashed()
     return ledger
 
 
