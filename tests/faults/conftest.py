@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 
+from pipeline.faults import fault_held, fault_script_set
+from pipeline.models import Run
+from pipeline.services import run_start
 from tests.net import subprocess_env
-from tests.pipeline.conftest import no_sandbox, script
+from tests.pipeline.conftest import no_sandbox, script, wait_for_run, wait_until
 
 __all__ = ["no_sandbox", "script"]
 
@@ -72,3 +75,32 @@ def kill(process: subprocess.Popen) -> float:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     return time.monotonic()
+
+
+def killed_at_point(
+    start: Start,
+    project: Any,
+    *,
+    point: str,
+    step: str,
+    timeout: float = 180,
+    while_held: Callable[[Run], None] | None = None,
+    **env: str,
+) -> Run:
+    """A run on a doomed llm worker held at fault ``point`` of ``step`` and SIGKILLed there;
+    then beat and a rescuing llm worker start (``env`` in all three) and nothing is called by
+    hand: the finished run. ``while_held`` looks at the run while the worker is held."""
+    fault_script_set([{"point": point, "step": step, "seconds": 600}])
+    doomed = llm_worker(start, "doomed", "llm,sandbox,default", **env)
+    run = run_start(project=project, user=project.owner, prompt="A habit tracker with streaks")
+    wait_until(fault_held, timeout=120)
+    if while_held is not None:
+        while_held(run)
+
+    killed_at = kill(doomed)
+    start("beat", "beat", **env)
+    llm_worker(start, "rescuer", "llm,sandbox,default", **env)
+    run = wait_for_run(run.id, timeout=timeout)
+    print(f"completed {time.monotonic() - killed_at:.1f}s after the kill")
+    assert fault_held() == [{"point": point, "step": step}]
+    return run

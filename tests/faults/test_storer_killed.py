@@ -6,17 +6,13 @@ As in ``test_worker_killed``, a fault point holds the worker right after the ste
 answer was stored with its output, so the kill lands at that moment every time.
 """
 
-import time
 from typing import Any
 
 import pytest
 
-from pipeline.faults import fault_held, fault_script_set
-from pipeline.models import Event, Step
-from pipeline.services import run_start
-from tests.faults.conftest import Start, kill, llm_worker
+from pipeline.models import Event, Run, Step
+from tests.faults.conftest import Start, killed_at_point
 from tests.faults.test_worker_killed import assert_paid_and_completed_once
-from tests.pipeline.conftest import wait_for_run, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -28,20 +24,20 @@ def test_a_run_whose_storer_died_before_sending_is_resumed_within_the_stale_boun
     project: Any, start: Start
 ) -> None:
     held_step = "task:cli:coder:1"
-    fault_script_set([{"point": "answer_stored", "step": held_step, "seconds": 600}])
-    doomed = llm_worker(
-        start, "doomed", "llm,sandbox,default", PIPELINE_QUIET_SECONDS=QUIET_SECONDS
-    )
-    run = run_start(project=project, user=project.owner, prompt="A habit tracker with streaks")
-    wait_until(fault_held, timeout=120)
-    stored_by = type(run).objects.values_list("stored_by", flat=True).get(id=run.id)
-    assert stored_by, "the doomed worker did not name itself as the run's storer"
 
-    killed_at = kill(doomed)
-    start("beat", "beat", PIPELINE_QUIET_SECONDS=QUIET_SECONDS)
-    llm_worker(start, "rescuer", "llm,sandbox,default", PIPELINE_QUIET_SECONDS=QUIET_SECONDS)
-    run = wait_for_run(run.id, timeout=120)
-    print(f"completed {time.monotonic() - killed_at:.1f}s after the kill")
+    def named_its_storer(run: Run) -> None:
+        stored_by = Run.objects.values_list("stored_by", flat=True).get(id=run.id)
+        assert stored_by, "the doomed worker did not name itself as the run's storer"
+
+    run = killed_at_point(
+        start,
+        project,
+        point="answer_stored",
+        step=held_step,
+        timeout=120,
+        while_held=named_its_storer,
+        PIPELINE_QUIET_SECONDS=QUIET_SECONDS,
+    )
 
     resumed = Event.objects.filter(run=run, type="run.resumed").values_list("payload", flat=True)
     assert list(resumed) == [{"reason": "worker_lost"}]

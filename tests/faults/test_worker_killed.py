@@ -23,7 +23,7 @@ from pipeline.models import Event, Run, Step, StepCall
 from pipeline.services import run_start
 from projects.models import Artifact
 from providers.offline.answers import calls_for, latency_set
-from tests.faults.conftest import Start, kill, llm_worker
+from tests.faults.conftest import Start, kill, killed_at_point, llm_worker
 from tests.pipeline.conftest import wait_for_run, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -66,19 +66,15 @@ def test_an_llm_worker_killed_after_the_answer_was_stored_pays_for_no_call_again
     project: Any, start: Start
 ) -> None:
     held_step = "task:cli:coder:1"
-    fault_script_set([{"point": "answer_stored", "step": held_step, "seconds": 600}])
-    doomed = llm_worker(start, "doomed", "llm,sandbox,default")
-    run = run_start(project=project, user=project.owner, prompt="A habit tracker with streaks")
-    wait_until(fault_held, timeout=120)
-
-    killed_at = kill(doomed)
-    start("beat", "beat")
-    llm_worker(start, "rescuer", "llm,sandbox,default", PIPELINE_QUIET_SECONDS=QUIET_SECONDS)
-    run = wait_for_run(run.id, timeout=180)
-    print(f"completed {time.monotonic() - killed_at:.1f}s after the kill")
+    run = killed_at_point(
+        start,
+        project,
+        point="answer_stored",
+        step=held_step,
+        PIPELINE_QUIET_SECONDS=QUIET_SECONDS,
+    )
 
     step = Step.objects.get(run=run, key=held_step)
-    assert fault_held() == [{"point": "answer_stored", "step": held_step}]
     assert run.resume_count == 1
     assert (step.status, step.llm_calls) == (Step.Status.SUCCEEDED, 1)
     assert_paid_and_completed_once(run)

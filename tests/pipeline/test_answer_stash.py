@@ -11,23 +11,13 @@ from django.utils import timezone
 from pipeline.models import Run, Step
 from pipeline.services.steps import StepSpec, step_run
 from tests.pipeline.test_durability import ask_priced_last, paid_rows
+from tests.pipeline.test_durability import run as run  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class Killed(BaseException):
     """What a SIGKILL leaves: nothing after it runs (``step_run`` handles ``Exception``)."""
-
-
-@pytest.fixture
-def run(project: Any) -> Run:
-    return Run.objects.create(
-        project=project,
-        created_by=project.owner,
-        prompt="A stopwatch",
-        status=Run.Status.RUNNING,
-        heartbeat_at=timezone.now(),
-    )
 
 
 def die_holding_the_answer(run: Run, settings: Any) -> None:
