@@ -261,7 +261,7 @@ def _reset_unfinished(run_id: int) -> None:
     A step still running on a live worker (fresh heartbeat) is left to finish: the new
     canvas's task for it waits (``StepBusy``) and then answers from its row.
     """
-    stale = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
+    stale = _stale_before()
     Step.objects.filter(run_id=run_id, status__in=(Step.Status.FAILED, Step.Status.SKIPPED)).update(
         status=Step.Status.PENDING, error="", heartbeat_at=None
     )
@@ -283,10 +283,9 @@ def _stalled() -> Q:
     worker died holding messages it had not started); that bound is long, because a run
     whose next task waits behind busy workers looks the same for a while.
     """
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
-    quiet = now - timedelta(seconds=settings.PIPELINE_QUIET_SECONDS)
-    running = Step.objects.filter(run_id=OuterRef("id"), status=Step.Status.RUNNING)
+    stale = _stale_before()
+    quiet = timezone.now() - timedelta(seconds=settings.PIPELINE_QUIET_SECONDS)
+    running = _running_steps()
     dead_holder = Exists(running.filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)))
     live_holder = Exists(running.filter(heartbeat_at__gte=stale))
     lost = Q(heartbeat_at__lt=quiet) | Q(heartbeat_at__isnull=True, created_at__lt=quiet)
@@ -297,10 +296,19 @@ def _handed_off(worker: str | None = None) -> Q:
     """Active runs with no step running, quiet past the stale bound, whose latest step was
     stored by a named worker process (``worker``, or any): if that process is gone, it died
     before sending what follows the step (``pipeline.services.liveness``)."""
-    stale = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
-    running = Exists(Step.objects.filter(run_id=OuterRef("id"), status=Step.Status.RUNNING))
     storer = Q(stored_by=worker) if worker is not None else ~Q(stored_by="")
-    return Q(status__in=Run.ACTIVE, heartbeat_at__lt=stale) & storer & ~Q(running)
+    quiet = Q(status__in=Run.ACTIVE, heartbeat_at__lt=_stale_before())
+    return quiet & storer & ~Q(Exists(_running_steps()))
+
+
+def _stale_before() -> Any:
+    """The heartbeat time before which a holder counts as dead (PIPELINE_STALE_SECONDS)."""
+    return timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_SECONDS)
+
+
+def _running_steps() -> Any:
+    """The running steps of the run an outer query looks at (``OuterRef("id")``)."""
+    return Step.objects.filter(run_id=OuterRef("id"), status=Step.Status.RUNNING)
 
 
 def run_resume(*, run: Run) -> Run:
