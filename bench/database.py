@@ -63,3 +63,25 @@ def in_process_database(
         exists = db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
         if exists.fetchone() is None:
             db.execute(f'CREATE DATABASE "{database}"')
+
+
+SERVERS = ("postgres", "redis-server")
+
+
+def servers_cpu() -> dict[str, float]:
+    """CPU seconds used so far by the machine's PostgreSQL and Redis servers, each summed over
+    its processes: their work for a bench, on a machine where nothing else uses them. A
+    process's own time and that of its children it has reaped, so a PostgreSQL backend that
+    ended meanwhile is still counted (the postmaster reaps it)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys(SERVERS, 0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, rest = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        server = next((s for s in SERVERS if name.startswith(s)), None)
+        if server is not None:
+            fields = rest.split()  # fields[11:15]: utime, stime, cutime, cstime
+            totals[server] += sum(int(v) for v in fields[11:15])
+    return {server: ticks_ / ticks for server, ticks_ in totals.items()}

@@ -249,19 +249,10 @@ def _existing(run_id: int) -> tuple[str, int]:
 
 
 def _servers_cpu() -> float:
-    """CPU seconds used so far by every PostgreSQL and Redis server process on the machine
-    (their work for these requests, on a machine where nothing else uses them)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name, rest = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
-        except (OSError, ValueError):
-            continue
-        if name.startswith(("postgres", "redis-server")):
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+    """CPU seconds used so far by the machine's PostgreSQL and Redis servers together."""
+    from bench.database import servers_cpu
+
+    return sum(servers_cpu().values())
 
 
 class _InlineExecutor(Executor):

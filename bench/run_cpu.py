@@ -152,8 +152,10 @@ def main() -> None:
     if threads is not None:
         threads.install()
     main_profile = cProfile.Profile(time.thread_time) if threads is not None else None
+    from bench.database import servers_cpu
+
     with worker():
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu, wall, servers = time.process_time(), time.perf_counter(), servers_cpu()
         if main_profile is not None:
             main_profile.enable()
         for _ in range(args.runs):
@@ -161,9 +163,11 @@ def main() -> None:
         if main_profile is not None:
             main_profile.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        servers = {name: used - servers[name] for name, used in servers_cpu().items()}
     print(
         f"runs: {args.runs}  CPU-s per run: {cpu / args.runs:.4f}  "
-        f"wall-s per run: {wall / args.runs:.3f}"
+        f"wall-s per run: {wall / args.runs:.3f}  servers' CPU-s per run: "
+        + ", ".join(f"{name} {used / args.runs:.4f}" for name, used in servers.items())
     )
     if threads is not None and main_profile is not None:
         stats = threads.stats(main_profile)
