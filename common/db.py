@@ -174,7 +174,7 @@ class _Precompiled(Generic[C, R]):
         """The compiled statement's raw rows for ``values``, and the connection."""
         connection = connections[self._using]
         # Sent over and over with the same SQL: prepared on the server (common.postgresql).
-        with getattr(connection, "prepared_cursor", connection.cursor)() as cursor:
+        with prepared_cursor(self._using) as cursor:
             cursor.execute(compiled.statement.sql, compiled.statement.bind(values))
             return cursor.fetchall(), connection
 
@@ -253,6 +253,14 @@ class PrecompiledRows(_Precompiled[_CompiledRows, tuple[Any, ...]]):
         if not compiled.converters:
             return [tuple(row) for row in rows]
         return [tuple(row) for row in _converted(rows, compiled.converters, connection)]
+
+
+def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Any:
+    """A cursor that binds on the server and has each statement prepared once per connection
+    (``common.postgresql``, with ``DB_PREPARE_STATEMENTS``); the plain cursor otherwise. For
+    statements sent over and over with the same text, whose placeholders are typed."""
+    connection = connections[using]
+    return getattr(connection, "prepared_cursor", connection.cursor)()
 
 
 # A quoted literal (its '' escapes included), or outside one: a parenthesis or comma with the

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
+from common.db import prepared_cursor
 from common.logging import get_logger
 
 from .models import Event, Run
@@ -176,7 +177,7 @@ def publish_many(
         with transaction.atomic():
             return publish_many(run_id=run_id, events=events, force=force)
     items = [{"n": n, "type": kind, "payload": payload} for n, (kind, payload) in enumerate(events)]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _PUBLISH,
             {"run": run_id, "count": len(items), "force": force, "items": json.dumps(items)},

@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
 from django.db.backends.postgresql.psycopg_any import (
     BaseTzLoader,
     get_adapters_template,
@@ -92,9 +92,25 @@ _TIMESTAMPTZ_OID = postgres_types["timestamptz"].oid
 _PSYCOPG_PREPARE_THRESHOLD = 5  # psycopg's own default
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    """Django's, but for the text of a statement bound on the server (``prepared_cursor``),
+    which psycopg does not keep: the statement as a client-side binding would have sent it.
+    Asked only where Django records statements (``DEBUG``, the tests' query capture)."""
+
+    def last_executed_query(self, cursor: Any, sql: Any, params: Any) -> str | None:
+        if isinstance(cursor, PreparingCursor):
+            try:
+                return str(self.compose_sql(sql, params))
+            except psycopg.errors.DataError:
+                return None
+        return super().last_executed_query(cursor, sql, params)  # type: ignore[no-any-return]
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     """Django's wrapper; its pool checks connections with ``connection_check``, its
     connections read ``timestamptz`` with ``IsoTzLoader``."""
+
+    ops_class = DatabaseOperations
 
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()

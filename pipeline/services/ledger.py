@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from common.db import prepared_cursor
 from common.logging import get_logger
 from providers.types import Completion, Reservation
 from spending.models import SpendEntry
@@ -146,7 +147,7 @@ class StepLedger:
         }
 
         def reserve() -> tuple[Any, ...]:
-            with connection.cursor() as cursor:
+            with prepared_cursor() as cursor:
                 cursor.execute(RESERVE, params)
                 return tuple(cursor.fetchone())
 
@@ -177,7 +178,7 @@ class StepLedger:
         if key is None or self.user_id is None:
             return
         try:
-            with connection.cursor() as cursor:
+            with prepared_cursor() as cursor:
                 cursor.execute(RELEASE, {"key": key, "user": self.user_id})
         finally:
             release_connection()
@@ -191,7 +192,7 @@ class StepLedger:
         """
         if self.user_id is None:
             return
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(RELEASE_STEP, {"step": self.step_id, "user": self.user_id})
             if cursor.rowcount:
                 logger.warning("step.reservations_released", step=self.step_key)
@@ -306,7 +307,7 @@ class StepLedger:
         try:
             if ordinal is None:
                 logger.warning("step.call_ordinal_taken", step=self.step_key)
-                with connection.cursor() as cursor:
+                with prepared_cursor() as cursor:
                     cursor.execute(RECORD_CALL_AGAIN, params)
                     ordinal = cursor.fetchone()[0]
             self._answer_stored(ordinal, cost, warned)
@@ -348,7 +349,7 @@ class StepLedger:
             if landed is not None:
                 return landed
         self._attempted_ordinal = params["ordinal"]
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(), prepared_cursor() as cursor:
             cursor.execute(RECORD_USAGE, params)
             ordinal, cost, warned, stepped = cursor.fetchone()
             if not stepped:

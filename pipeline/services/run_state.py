@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from common.db import PrecompiledQuery
+from common.db import PrecompiledQuery, prepared_cursor
 from common.logging import get_logger
 
 from ..canvas import canvas_revoke
@@ -62,7 +62,7 @@ def emit(*, run_id: int, type: str, payload: dict[str, Any] | None = None) -> Ev
 # edge at once record it, and publish its event, once.
 _STAGE_MARK = """
 WITH old AS (
-    SELECT id, COALESCE(stages -> %(stage)s, '{}'::jsonb) ? %(field)s AS marked
+    SELECT id, COALESCE(stages -> %(stage)s::text, '{}'::jsonb) ? %(field)s::text AS marked
     FROM pipeline_run
     WHERE id = %(run)s AND status NOT IN ('completed', 'failed', 'cancelled')
     FOR UPDATE
@@ -71,8 +71,10 @@ WITH old AS (
         status = CASE WHEN r.status = ANY(%(from)s::text[]) THEN %(status)s ELSE r.status END,
         started_at = CASE WHEN %(started)s THEN COALESCE(r.started_at, %(now)s)
             ELSE r.started_at END,
-        stages = CASE WHEN old.marked THEN r.stages ELSE jsonb_set(r.stages, ARRAY[%(stage)s],
-            COALESCE(r.stages -> %(stage)s, '{}'::jsonb) || jsonb_build_object(%(field)s, %(at)s))
+        stages = CASE WHEN old.marked THEN r.stages
+            ELSE jsonb_set(r.stages, ARRAY[%(stage)s::text],
+                COALESCE(r.stages -> %(stage)s::text, '{}'::jsonb)
+                    || jsonb_build_object(%(field)s::text, %(at)s::text))
             END,
         next_event_seq = r.next_event_seq + CASE WHEN old.marked THEN 0 ELSE 1 END,
         heartbeat_at = clock_timestamp(),
@@ -81,7 +83,7 @@ WITH old AS (
     RETURNING r.next_event_seq - 1 AS seq, old.marked
 )
 INSERT INTO pipeline_event (run_id, seq, type, payload, at)
-SELECT %(run)s, seq, %(type)s, %(payload)s::jsonb, clock_timestamp() FROM marked
+SELECT %(run)s, seq, %(type)s::text, %(payload)s::jsonb, clock_timestamp() FROM marked
 WHERE NOT marked
 RETURNING id, seq, type, payload, at
 """
@@ -121,7 +123,7 @@ def stage_mark(
     }
     hooked = events_hooked([kind]) and not connection.in_atomic_block
     with transaction.atomic() if hooked else nullcontext():
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(_STAGE_MARK, params)
             rows = cursor.fetchall()
         events_stored(run_id=run_id, rows=rows)
@@ -132,16 +134,17 @@ def stage_mark(
 # status, and its ``run.completed`` event last, only while it is active.
 _RUN_COMPLETE = """
 WITH old AS (
-    SELECT id, COALESCE(stages -> %(stage)s, '{}'::jsonb) ? 'completed_at' AS marked
+    SELECT id, COALESCE(stages -> %(stage)s::text, '{}'::jsonb) ? 'completed_at' AS marked
     FROM pipeline_run
     WHERE id = %(run)s AND status = ANY(%(active)s)
     FOR UPDATE
 ), done AS (
     UPDATE pipeline_run AS r SET
         status = 'completed', finished_at = %(now)s, heartbeat_at = %(now)s,
-        stages = CASE WHEN old.marked THEN r.stages ELSE jsonb_set(r.stages, ARRAY[%(stage)s],
-            COALESCE(r.stages -> %(stage)s, '{}'::jsonb)
-                || jsonb_build_object('completed_at', %(at)s::text)) END,
+        stages = CASE WHEN old.marked THEN r.stages
+            ELSE jsonb_set(r.stages, ARRAY[%(stage)s::text],
+                COALESCE(r.stages -> %(stage)s::text, '{}'::jsonb)
+                    || jsonb_build_object('completed_at', %(at)s::text)) END,
         next_event_seq = r.next_event_seq + CASE WHEN old.marked THEN 1 ELSE 2 END
     FROM old WHERE r.id = old.id
     RETURNING r.next_event_seq AS next, old.marked
@@ -159,7 +162,7 @@ def run_complete(*, run_id: int, stage: str, payload: dict[str, Any]) -> bool:
     """Complete an active run: ``stage``'s end, the status and ``run.completed`` (with
     ``payload``) in one statement, inside the caller's transaction. Whether it completed now."""
     now = timezone.now()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _RUN_COMPLETE,
             {

@@ -21,10 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from common.db import prepared_cursor
 from common.errors import ApplicationError, Conflict, NotFound
 from common.logging import get_logger, redact_secrets
 
@@ -151,7 +152,7 @@ def task_messages_take(*, step: Step, plan_task_id: int) -> list[str]:
     """The messages of a coder step: those waiting for the task's next attempt become this
     step's, then every message this step holds (in order). Safe to call again for the same
     step (a takeover, a retry): it sees the same messages and any sent since."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_MESSAGES_TAKE, {"step": step.pk, "task": plan_task_id})
         texts = [row[0] for row in cursor.fetchall()]
     if texts:

@@ -22,10 +22,11 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from pydantic import BaseModel
 
+from common.db import prepared_cursor
 from common.logging import get_logger
 
 from ..events import events_hooked, events_push_on_commit, events_stored
@@ -107,7 +108,7 @@ def _claim(run_id: int, spec: StepSpec) -> tuple[Step, bool] | None:
     edge = spec.edge
     now = timezone.now()
     hooked = edge is not None and events_hooked([f"stage.{edge.edge}"])
-    with transaction.atomic() if hooked else nullcontext(), connection.cursor() as cursor:
+    with transaction.atomic() if hooked else nullcontext(), prepared_cursor() as cursor:
         cursor.execute(
             CLAIM,
             {
@@ -333,7 +334,7 @@ def _step_store(
     # One statement stores the step and its events; rows that follow from the output are
     # written in the same transaction.
     with transaction.atomic() if on_success is not None else nullcontext():
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(STORE if held is None else STORE_PAID, params)
             rows = cursor.fetchall()
         stored, ordinal, cost, warned = rows[0][:4]

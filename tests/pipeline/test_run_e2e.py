@@ -78,9 +78,19 @@ def test_independent_tasks_of_one_layer_run_concurrently(
     assert cli.started_at > max(core.finished_at, storage.finished_at)
 
 
+# The step's and the run's own statements are bound on the server and prepared; behind a
+# pooler that cannot keep prepared statements (DB_PREPARE_STATEMENTS off) the same SQL is
+# bound on the client.
+@pytest.mark.parametrize("prepared", [True, False], ids=["server_binding", "client_binding"])
 def test_every_step_of_a_run_is_stored_once_with_its_usage(
-    celery_worker: Any, api_client: Any, project: Any, no_sandbox: None
+    celery_worker: Any,
+    api_client: Any,
+    project: Any,
+    no_sandbox: None,
+    settings: Any,
+    prepared: bool,
 ) -> None:
+    settings.DB_PREPARE_STATEMENTS = prepared
     response = api_client.post(
         f"/projects/{project.id}/generate", {"prompt": PROMPT}, format="json"
     )
@@ -93,6 +103,8 @@ def test_every_step_of_a_run_is_stored_once_with_its_usage(
     assert all(s["status"] == "succeeded" for s in steps)
     assert all(s["model"] == "offline" and s["tokens_in"] > 0 for s in model_steps[:5])
     assert run.tokens_in == sum(s["tokens_in"] for s in steps)
+    seqs = list(Event.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
 
 
 def test_static_review_is_labelled_when_the_sandbox_is_off(

@@ -13,6 +13,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from common.db import prepared_cursor
+
 from ...events import events_hooked, events_stored
 from ...flow import INTEGRATE, Next
 from ...models import PlanTask, Run
@@ -102,7 +104,7 @@ def plan_next(*, run_id: int) -> Next | None:
         "at": timezone.now().isoformat(),
     }
     hooked = events_hooked(["stage.completed"]) and not connection.in_atomic_block
-    with transaction.atomic() if hooked else nullcontext(), connection.cursor() as cursor:
+    with transaction.atomic() if hooked else nullcontext(), prepared_cursor() as cursor:
         cursor.execute(_CLAIM_NEXT, params)
         row = cursor.fetchone()
         events_stored(run_id=run_id, rows=[row[2:]])
