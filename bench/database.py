@@ -85,3 +85,15 @@ def servers_cpu() -> dict[str, float]:
             fields = rest.split()  # fields[11:15]: utime, stime, cutime, cstime
             totals[server] += sum(int(v) for v in fields[11:15])
     return {server: ticks_ / ticks for server, ticks_ in totals.items()}
+
+
+def sessions_started(db_name: str) -> int:
+    """Connections made to ``db_name`` so far (PostgreSQL's statistics, 14 and later; they
+    are flushed about once a second, so read them a second after the work)."""
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
+        row = db.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = %s", [db_name]
+        ).fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import event_latency, offline_dag, peers, wrk
+from .database import servers_cpu, sessions_started
 from .platform_trace import default_plan_shape, run_counts, run_trace
 from .report import NOT_AVAILABLE, Row, fmt, ratio
 from .shape import Shape, layered_shape, trace_summary, traces_summary, uneven_shape
@@ -186,7 +187,8 @@ def _concurrent(bench: Bench, runs: int, prompt: str) -> dict[str, Any]:
     cpu_before = bench.stack.cpu_seconds(WORKER_ROLES)
     web_before = bench.stack.cpu_seconds(("web",))
     roles_before = {role: bench.stack.cpu_seconds((role,)) for role in WORKER_ROLES}
-    busy_before = machine_busy_seconds()
+    busy_before, servers_before = machine_busy_seconds(), servers_cpu()
+    sessions_before = sessions_started(bench.stack.db_name)
     started = time.time()
     ids = [bench.api.generate(bench.project_id, f"{prompt}, variant {n}") for n in range(runs)]
     rows = wait_runs(ids, timeout=max(600, 30 * runs))
@@ -197,9 +199,11 @@ def _concurrent(bench: Bench, runs: int, prompt: str) -> dict[str, Any]:
         statuses[row.status] = statuses.get(row.status, 0) + 1
     cpu = bench.stack.cpu_seconds(WORKER_ROLES) - cpu_before
     web = bench.stack.cpu_seconds(("web",)) - web_before
+    servers = {name: used - servers_before[name] for name, used in servers_cpu().items()}
+    busy = machine_busy_seconds() - busy_before
+    time.sleep(1)  # the last tasks' counts reach Redis as they end, PostgreSQL's its statistics
     statements = None
     if bench.count_statements:
-        time.sleep(1)  # the last tasks' counts reach Redis as they end
         statements = statements_per_run(statements_before, statements_snapshot(), ids)
     return {
         "statements_per_run": statements,
@@ -209,7 +213,10 @@ def _concurrent(bench: Bench, runs: int, prompt: str) -> dict[str, Any]:
             role: round(bench.stack.cpu_seconds((role,)) - before, 3)
             for role, before in roles_before.items()
         },
-        "machine_busy_cpu_s": round(machine_busy_seconds() - busy_before, 3),
+        "machine_busy_cpu_s": round(busy, 3),
+        "servers_cpu_s": {name: round(used, 3) for name, used in servers.items()},
+        # Connections made to the database meanwhile (the bench's own polling included).
+        "sessions": sessions_started(bench.stack.db_name) - sessions_before,
         "runs": runs,
         "makespan_s": makespan,
         "statuses": statuses,
@@ -251,6 +258,7 @@ def figure_concurrency(
     base = results[0]["makespan_s"]
     peer_makespans: dict[str, dict[int, float]] = {"langgraph": {}, "celery": {}}
     peer_cpu: dict[str, dict[int, float]] = {"langgraph": {}, "celery": {}}
+    peer_machine: dict[int, float] = {}  # the canvas's
     if not sandbox:
         for n in counts:
             lg_group = bench.stack.cpu_group_for("peer_langgraph")
@@ -260,14 +268,18 @@ def figure_concurrency(
             )
             peer_cpu["langgraph"][n] = cpu / n
             before = bench.stack.cpu_seconds(("peer_worker",))
+            busy_before = machine_busy_seconds()
             traces = peers.celery_run(shape, runs=n)
             peer_makespans["celery"][n] = max(t.end for t in traces) - min(t.begin for t in traces)
             time.sleep(0.5)  # the last chord's bookkeeping ends after the integrator's span
             peer_cpu["celery"][n] = (bench.stack.cpu_seconds(("peer_worker",)) - before) / n
+            # The whole machine's meanwhile (Redis and the driver too, the 0.5 s above).
+            peer_machine[n] = (machine_busy_seconds() - busy_before) / n
     bench.details[f"concurrency_{mode.replace(',', '').replace(' ', '_')}"] = {
         "aiflow": results,
         "peers_makespan_s": peer_makespans,
         "peers_cpu_s_per_run": peer_cpu,
+        "celery_machine_cpu_s_per_run": peer_machine,
     }
     rows = []
     for result in results:
@@ -282,6 +294,8 @@ def figure_concurrency(
                 for name in ("langgraph", "celery")
             }
         failed = {s: c for s, c in result["statuses"].items() if s != "completed"}
+        # The makespan the machine's busy CPU alone needs, all cores kept busy throughout.
+        floor = result["machine_busy_cpu_s"] / (os.cpu_count() or 1)
         rows.append(
             Row(
                 "3",
@@ -289,7 +303,13 @@ def figure_concurrency(
                 ours=ratio(result["makespan_s"] / base),
                 target=target if n > 1 else "",
                 note=f"{result['makespan_s']:.1f} s, {result['runs_per_minute']:.1f} runs/min"
-                + (f", not completed: {failed}" if failed else ""),
+                + (f", not completed: {failed}" if failed else "")
+                + (
+                    f"; the machine's busy CPU alone needs {ratio(floor / base)} "
+                    f"on {os.cpu_count()} cores"
+                    if n > 1
+                    else ""
+                ),
                 **peer_cells,
             )
         )
@@ -310,6 +330,21 @@ def figure_concurrency(
                     + ("" if sandbox else "; peers: their worker / their process, same cgroups")
                 ),
                 **peer_cpu_cells,
+            )
+        )
+        servers = result["servers_cpu_s"]
+        rows.append(
+            Row(
+                "3",
+                f"{n} run(s) at once, {mode}: the machine's CPU seconds per run",
+                ours=fmt(result["machine_busy_cpu_s"] / n, " s", 3),
+                celery="" if sandbox else fmt(peer_machine.get(n), " s", 3),
+                note=(
+                    "every process on the machine (/proc/stat) over the makespan, the bench's "
+                    f"own included; PostgreSQL {servers['postgres'] / n:.3f} s, "
+                    f"Redis {servers['redis-server'] / n:.3f} s per run; "
+                    f"{result['sessions']} connection(s) made to PostgreSQL"
+                ),
             )
         )
         statements = result["statements_per_run"]

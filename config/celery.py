@@ -29,10 +29,13 @@ from celery.signals import (
 from kombu import Queue
 
 from config.broker_fixes import broker_fixes_apply
+from config.django_fixup import django_fixup_apply
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 # A Redis restart must not make a worker exit (see config.broker_fixes).
 broker_fixes_apply()
+# A prefork worker's processes keep their database pools between tasks (config.django_fixup).
+django_fixup_apply()
 
 app = Celery("aiflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
