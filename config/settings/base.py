@@ -158,9 +158,10 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
 # request. ``common.postgresql`` checks its socket first and sends psycopg_pool's empty query
 # only when the socket has something to read (a live idle connection has nothing).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Prepare the statements sent on every request and step (compiled once, common.db) on each
-# connection, so PostgreSQL neither parses nor plans them again; false behind a pooler that
-# does not keep prepared statements per client (PgBouncer in transaction mode before 1.21).
+# Prepare the statements sent on every request and step (compiled once, common.db, and a
+# step's and a run's own: common.db.prepared_cursor) on each connection, so PostgreSQL neither
+# parses nor plans them again; false behind a pooler that does not keep prepared statements
+# per client (PgBouncer in transaction mode before 1.21).
 DB_PREPARE_STATEMENTS = env.bool("DB_PREPARE_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
