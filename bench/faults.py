@@ -205,7 +205,7 @@ def _suite() -> Iterator[Suite]:
 
 
 def main() -> int:
-    started = time.monotonic()
+    started, speed = time.monotonic(), report.reference_loop_us()
     print(
         f"faults: offline model {LATENCY_MS} ms per call, seed {SEED}, logs in var/bench/faults/",
         flush=True,
@@ -276,6 +276,7 @@ def main() -> int:
         OUTPUT,
         title=title,
         rows=rows,
+        speed=(speed, report.reference_loop_us()),
         details={**details, "seconds": time.monotonic() - started},
         columns=COLUMNS,
     )

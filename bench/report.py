@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,12 +93,37 @@ def machine() -> dict[str, Any]:
     }
 
 
+_REFERENCE = {"a": list(range(100)), "b": "x" * 100}
+
+
+def reference_loop_us(loops: int = 2000, repeat: int = 5) -> float:
+    """How fast the machine runs Python right now: the CPU microseconds of a fixed loop (a JSON
+    round trip and a sort of 1,000 numbers), the best of ``repeat``. This machine's cores are
+    shared with others: the same loop has taken 41 to 72 microseconds within one hour, and
+    every absolute CPU figure moves with it; the ratios taken within one sitting do not."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        for _ in range(loops):
+            json.loads(json.dumps(_REFERENCE))
+            sorted(range(1000, 0, -1))
+        best = min(best, time.process_time() - start)
+    return best / loops * 1e6
+
+
 def heading(result: dict[str, Any]) -> str:
     """The line above a table: what was measured, when, on what."""
     box = result["machine"]
+    speed = box.get("reference_loop_us")
     return (
         f"{result['title']}. Taken {result['date']} on {box['cores']} cores ({box['cpu']}), "
-        f"load average {box['load_average'][0]:.1f} at the end, commit {box['commit']}."
+        f"load average {box['load_average'][0]:.1f} at the end, commit {box['commit']}"
+        + (
+            f"; a reference loop of Python (bench.report.reference_loop_us) took "
+            f"{speed[0]:.0f} us of CPU at the start and {speed[1]:.0f} us at the end."
+            if speed
+            else "."
+        )
     )
 
 
@@ -118,14 +144,18 @@ def write(
     details: dict[str, Any],
     columns: dict[str, str] | None = None,
     side_tables: list[SideTable] | None = None,
+    speed: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Write the JSON result (rows, details, date, machine) and the table beside it as
     Markdown (same name, ``.md``: what the README shows), with ``side_tables`` under it;
-    return the result."""
+    return the result. ``speed``: ``reference_loop_us`` at the start and at the end."""
+    box = machine()
+    if speed is not None:
+        box["reference_loop_us"] = [round(value, 1) for value in speed]
     result = {
         "title": title,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": box,
         "rows": [asdict(row) for row in rows],
         "side_tables": [
             {"heading": side.heading, "rows": [asdict(row) for row in side.rows]}

@@ -71,7 +71,7 @@ def main() -> int:
         f"database {stack.db_name}, Redis {stack.redis_url}, logs in var/bench/bench/",
         flush=True,
     )
-    started = time.monotonic()
+    started, speed = time.monotonic(), report.reference_loop_us()
     stack.prepare_database()
     django_setup(stack)
     from bench import figures, figures_more
@@ -210,6 +210,7 @@ def main() -> int:
         OUTPUT,
         title=title,
         rows=rows,
+        speed=(speed, report.reference_loop_us()),
         details={**details, "failures": failures, "seconds": time.monotonic() - started},
         side_tables=[
             SideTable(

@@ -34,3 +34,17 @@ def test_side_tables_are_written_under_the_main_table(tmp_path):
         "Other servers:",
         "| server | request | p50 / p99 |\n|---|---|---|\n| granian | GET /x | 1 / 2 ms |\n",
     ]
+
+
+def test_the_heading_says_how_fast_the_machine_ran_python_at_the_start_and_the_end(tmp_path):
+    from bench.report import reference_loop_us, write
+
+    speed = (reference_loop_us(loops=50, repeat=1), reference_loop_us(loops=50, repeat=1))
+    result = write(tmp_path / "latest.json", title="t", rows=[], details={}, speed=speed)
+
+    assert speed[0] > 0 and speed[1] > 0
+    assert result["machine"]["reference_loop_us"] == [round(v, 1) for v in speed]
+    assert (
+        f"took {speed[0]:.0f} us of CPU at the start and {speed[1]:.0f} us at the end"
+        in (result["markdown"].split("\n")[0])
+    )
