@@ -97,12 +97,12 @@ class DatabaseOperations(operations.DatabaseOperations):
     which psycopg does not keep: the statement as a client-side binding would have sent it.
     Asked only where Django records statements (``DEBUG``, the tests' query capture)."""
 
-    def last_executed_query(self, cursor: Any, sql: Any, params: Any) -> str | None:
+    def last_executed_query(self, cursor: Any, sql: Any, params: Any) -> str:
         if isinstance(cursor, PreparingCursor):
             try:
                 return str(self.compose_sql(sql, params))
-            except psycopg.errors.DataError:
-                return None
+            except psycopg.errors.DataError:  # a value psycopg cannot write out: the template
+                return str(sql)
         return super().last_executed_query(cursor, sql, params)  # type: ignore[no-any-return]
 
 
