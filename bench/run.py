@@ -5,12 +5,12 @@ Starts the Procfile's processes (daphne web, the llm and sandbox workers, beat, 
 a database of its own (``aiflow_bench``, dropped and recreated) and Redis db 8, with the
 offline model at ``BENCH_LATENCY_MS`` per call and a seeded spread, plus the bare Celery
 peer's worker; then measures the figure groups of issues 14 and 21 (``bench.figures``,
-``bench.figures_more``): hops, uneven DAGs, concurrent runs with CPU and SQL statements per
-run (the peers' CPU beside ours, counted the same way), event latency, API load with CPU per
-request, the stack's memory (PSS) at idle and at its peak, and hops and events while
-sandboxed runs are in flight; runs the same shapes in LangGraph and as a bare Celery canvas,
-and the same application under other ASGI servers (a side table); prints the tables and
-writes the JSON file. Figures, not assertions: it exits 0 whatever the numbers are, and
+``bench.concurrency``, ``bench.figures_more``): hops, uneven DAGs, concurrent runs with CPU
+and SQL statements per run (the peers' CPU beside ours, counted the same way), event latency,
+API load with CPU per request, the stack's memory (PSS) at idle and at its peak, and hops and
+events while sandboxed runs are in flight; runs the same shapes in LangGraph and as a bare
+Celery canvas, and the same application under other ASGI servers (a side table); prints the
+tables and writes the JSON file. Figures, not assertions: it exits 0 whatever the numbers are, and
 non-zero only when the stack could not be run.
 
 Environment (all optional): BENCH_LATENCY_MS (200), BENCH_SPREAD (0.25: latencies vary up
@@ -74,7 +74,7 @@ def main() -> int:
     started, speed = time.monotonic(), report.reference_loop_us()
     stack.prepare_database()
     django_setup(stack)
-    from bench import figures, figures_more
+    from bench import concurrency, figures, figures_more
     from bench.stack import Api
 
     connections = int(os.environ.get("BENCH_WRK_CONNECTIONS", "50"))
@@ -118,7 +118,7 @@ def main() -> int:
         step(
             3,
             "concurrent runs, sandbox off",
-            lambda: figures.figure_concurrency(
+            lambda: concurrency.figure_concurrency(
                 bench,
                 _ints("BENCH_CONCURRENCY", "1,10,50"),
                 sandbox=False,
@@ -167,7 +167,7 @@ def main() -> int:
             step(
                 3,
                 f"concurrent runs, sandbox off, model {SLOW_MODEL_MS} ms",
-                lambda: figures.figure_concurrency(
+                lambda: concurrency.figure_concurrency(
                     bench, [1, most], sandbox=False, latency_ms=SLOW_MODEL_MS
                 ),
             )
@@ -182,7 +182,7 @@ def main() -> int:
         step(
             3,
             "concurrent runs, sandbox on",
-            lambda: figures.figure_concurrency(
+            lambda: concurrency.figure_concurrency(
                 bench, _ints("BENCH_SANDBOX_CONCURRENCY", "1,10"), sandbox=True
             ),
         )
