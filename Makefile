@@ -1,4 +1,5 @@
-# Two commands do all the set-up: `make up` runs the platform, `make test` runs the tests.
+# Two commands do all the set-up: `make up` runs the platform, `make test` runs the tests
+# (`make test-all` with the slow ones too, as CI does).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ export FLOWER_PORT ?= 5555
 # Web and workers of `make up` write their Prometheus counters here; /metrics adds them up.
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 
-.PHONY: up test test-fast lint format migrate superuser bench faults sysdeps sandbox sandbox-sysdeps services clean
+.PHONY: up test test-slow test-all lint format migrate superuser bench faults sysdeps sandbox sandbox-sysdeps services clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,14 +77,23 @@ up: migrate sandbox node_modules/.package-lock.json
 # Browser tests save their screenshots here.
 export E2E_SCREENSHOT_DIR ?= $(CURDIR)/var/screenshots
 
-test: $(VENV)/.dev sysdeps sandbox node_modules/.package-lock.json
+# `make test`: the suite but for the tests marked slow (about 8 minutes on 2 cores);
+# `make test-slow`: those (end-to-end through real workers, faults, browsers; about 11);
+# `make test-all`: both. CI (.ci/run) runs both.
+TEST_DEPS := $(VENV)/.dev sysdeps sandbox node_modules/.package-lock.json
+
+test: $(TEST_DEPS)
+	PY=$(PY) scripts/services.sh
+	$(VENV)/bin/pytest --create-db -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(TEST_DEPS)
 	PY=$(PY) scripts/services.sh
 	@echo "Browser test screenshots: $(E2E_SCREENSHOT_DIR)"
-	$(VENV)/bin/pytest --create-db $(PYTEST_ARGS); status=$$?; \
+	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS); status=$$?; \
 	  echo "Browser test screenshots: $(E2E_SCREENSHOT_DIR)"; exit $$status
 
-test-fast: $(VENV)/.dev node_modules/.package-lock.json
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+test-all: $(TEST_DEPS)
+	status=0; $(MAKE) test || status=$$?; $(MAKE) test-slow || status=$$?; exit $$status
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
