@@ -199,12 +199,15 @@ async def event_stream(
     deadline = time.monotonic() + settings.EVENTS_STREAM_MAX_SECONDS
     fetch = sync_to_async(_fetch)
     groups = [run_group_name(run_id), *stream_groups(sid)]
-    subscription = await fanout_subscribe(groups)
+    subscription: Subscription | None = None
     last_seq = after_seq
     last_write = last_event = time.monotonic()
     empty_finished_polls = 0
     read_table = True
     try:
+        # Inside the try: a client gone while the stream joins its groups (the task cancelled
+        # here) still gives back the slot the view took for it.
+        subscription = await fanout_subscribe(groups)
         yield f"retry: {int(poll * 1000) + 1000}\n\n".encode()
         while time.monotonic() < deadline:
             if read_table:

@@ -260,6 +260,33 @@ async def test_an_ended_stream_gives_its_slot_back(run: Run, auth: dict, setting
     assert second.status_code == 200
 
 
+async def test_a_stream_cancelled_while_it_subscribes_gives_its_slot_back(
+    run: Run, user: Any, settings: Any, monkeypatch: Any
+) -> None:
+    """A client that goes away before the first byte cancels the stream while it joins its
+    groups: the slot the view took for it comes back then, not when its lease expires."""
+    from pipeline.api import stream_views
+
+    settings.EVENTS_STREAMS_PER_USER = 1
+    joining = asyncio.Event()
+
+    async def slow_subscribe(groups: list[str]) -> None:
+        joining.set()
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(stream_views, "fanout_subscribe", slow_subscribe)
+    lease = await sync_to_async(stream_views.events_stream_lease_acquire)(user_id=user.pk)
+    stream = stream_views.event_stream(run.pk, 0, user_id=user.pk, lease=lease)
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.wait_for(joining.wait(), timeout=10)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+    again = await sync_to_async(stream_views.events_stream_lease_acquire)(user_id=user.pk)
+    assert again
+
+
 async def test_revoking_the_session_ends_its_stream(run: Run, user: Any) -> None:
     from accounts.services import session_revoke, session_start
 
