@@ -274,6 +274,29 @@ async def event_stream(
                 logger.warning("sse.lease_release_failed", exc_info=True)
 
 
+class _EventStreamResponse(StreamingHttpResponse):
+    """The stream's response; closing it gives its slot back.
+
+    The server closes every response when its request ends (the client gone, or the stream
+    over), while the stream's own ``finally`` runs only once its generator is closed or
+    collected: the generator sits under the wrappers Django puts around streaming content,
+    which closing does not reach. Giving the lease back twice is harmless.
+    """
+
+    def __init__(self, *args: Any, user_id: int, lease: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lease = (user_id, lease)
+
+    def close(self) -> None:
+        try:
+            user_id, lease = self._lease
+            stream_lease_release(kind=STREAM_KIND, user_id=user_id, lease=lease)
+        except Exception:  # the lease expires by itself
+            logger.warning("sse.lease_release_failed", exc_info=True)
+        finally:
+            super().close()
+
+
 class RunEventsApi(APIView):
     """``GET /runs/{id}/events``: the run's progress as Server-Sent Events (owner only)."""
 
@@ -297,12 +320,13 @@ class RunEventsApi(APIView):
         after = parse_last_event_id(
             request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id")
         )
-        lease = events_stream_lease_acquire(user_id=request.user.pk or 0)
-        response = StreamingHttpResponse(
-            event_stream(
-                run.pk, after, user_id=request.user.pk, sid=request_sid(request), lease=lease
-            ),
+        user_id = request.user.pk or 0
+        lease = events_stream_lease_acquire(user_id=user_id)
+        response = _EventStreamResponse(
+            event_stream(run.pk, after, user_id=user_id, sid=request_sid(request), lease=lease),
             content_type="text/event-stream; charset=utf-8",
+            user_id=user_id,
+            lease=lease,
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"

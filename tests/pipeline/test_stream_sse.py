@@ -260,6 +260,23 @@ async def test_an_ended_stream_gives_its_slot_back(run: Run, auth: dict, setting
     assert second.status_code == 200
 
 
+async def test_closing_a_streams_response_gives_its_slot_back(
+    run: Run, auth: dict, settings: Any
+) -> None:
+    """The server closes the response when the client goes away: the slot comes back then,
+    before the stream's generator (under Django's wrappers) is closed or collected."""
+    settings.EVENTS_STREAMS_PER_USER = 1
+    first = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+    await next_chunk(first.streaming_content.__aiter__())
+    await sync_to_async(first.close)()
+
+    second = await AsyncClient().get(f"/runs/{run.pk}/events", headers=auth)
+
+    assert second.status_code == 200
+    await hang_up(second)
+    await hang_up(first)
+
+
 async def test_a_stream_cancelled_while_it_subscribes_gives_its_slot_back(
     run: Run, user: Any, settings: Any, monkeypatch: Any
 ) -> None:
