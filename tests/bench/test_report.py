@@ -45,7 +45,7 @@ def test_the_heading_says_how_fast_the_machine_ran_python_at_the_start_and_the_e
     stored = result["machine"]["reference_loop_us"]
     assert speed[0] > 0 and speed[1] > 0
     assert stored == [round(v, 1) for v in speed]
-    # The heading shows the stored figures (49.45 is stored as 49.5 and shown as 50).
+    # The heading shows the stored figures: 49.46 is stored as 49.5 and shown as 50, not 49.
     assert (
         f"took {stored[0]:.0f} us of CPU at the start and {stored[1]:.0f} us at the end"
         in (result["markdown"].split("\n")[0])
