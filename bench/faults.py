@@ -65,7 +65,8 @@ from bench.fault_scenarios import (  # noqa: E402
     wait_finished,
 )
 from bench.report import fmt  # noqa: E402
-from bench.stack import VAR, Api, Stack, django_setup, stop_on_termination  # noqa: E402
+from bench.stack import VAR, Api, Stack, django_setup  # noqa: E402
+from bench.termination import stop_on_termination  # noqa: E402
 
 ONLY = {int(v) for v in os.environ.get("BENCH_ONLY", "1,2,3,4,5,6,7").split(",") if v.strip()}
 OUTPUT = Path(os.environ.get("BENCH_OUTPUT", ROOT / "bench" / "results" / "faults.json"))

@@ -38,7 +38,8 @@ sys.path[0] = str(ROOT)  # not bench/: its modules must not shadow the standard 
 
 from bench import report  # noqa: E402
 from bench.report import Row, SideTable  # noqa: E402
-from bench.stack import Stack, django_setup, stop_on_termination  # noqa: E402
+from bench.stack import Stack, django_setup  # noqa: E402
+from bench.termination import stop_on_termination  # noqa: E402
 from config.llm_worker import plan_for_env  # noqa: E402
 
 
