@@ -19,6 +19,7 @@ drifts (this one's does) moves all of them alike.
 
     .venv/bin/python bench/request_parts.py                  # both paths, 7 rounds of 500
     .venv/bin/python bench/request_parts.py --path projects --rounds 5 -n 1000
+    .venv/bin/python bench/request_parts.py --root ../main    # another checkout's code
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from django.http import HttpResponse
+
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
@@ -43,6 +46,7 @@ PARTS = ("rate limit", "authentication", "data")
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=str(HERE), help="checkout whose code runs")
     parser.add_argument("--path", choices=("projects", "runs", "both"), default="both")
     parser.add_argument("-n", "--requests", type=int, default=500, help="per variant and round")
     parser.add_argument("--rounds", type=int, default=7)
@@ -50,7 +54,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--database", default="aiflow_request_cpu_bench")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/9")
     args = parser.parse_args()
-    args.root, args.profile = str(HERE), None  # what request_cpu's set-up reads
+    args.profile = None  # what request_cpu's set-up reads
     return args
 
 
@@ -105,13 +109,17 @@ def _without(parts: tuple[str, ...]) -> Iterator[None]:
 
 
 def _answer_of(get: Callable[..., Any], bodies: dict[str, Any], response: Any) -> Any:
-    """A view's ``get`` that computes its body once and then answers it again."""
+    """A view's ``get`` that computes its answer once and then gives it again: DRF's data,
+    rendered anew each time as by the view, or a body the view wrote itself."""
 
     def stand_in(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         key = request.path
         if key not in bodies:
-            bodies[key] = get(self, request, *args, **kwargs).data
-        return response(bodies[key])
+            bodies[key] = get(self, request, *args, **kwargs)
+        answer = bodies[key]
+        if isinstance(answer, response):
+            return response(answer.data)
+        return HttpResponse(answer.content, content_type=answer["Content-Type"])
 
     return stand_in
 
@@ -151,7 +159,8 @@ async def _main(application: Any, args: argparse.Namespace) -> None:
     print(_table(median, chosen, paths))
     print(
         f"\n{args.rounds} rounds of {args.requests} requests per variant after {args.warmup}"
-        f" untimed each; medians; CPU: this process (event loop and worker thread)"
+        f" untimed each; medians; CPU: this process (event loop and worker thread); root"
+        f" {args.root}"
     )
 
 
