@@ -113,4 +113,6 @@ def _drf_writes_as_we_do() -> bool:
         and api_settings.UNICODE_JSON
         and api_settings.COMPACT_JSON
         and str(api_settings.DATETIME_FORMAT).lower() == ISO_8601
+        # Big integers (the ids) as numbers, not strings.
+        and not getattr(api_settings, "COERCE_BIGINT_TO_STRING", False)
     )

@@ -57,3 +57,14 @@ def test_another_time_zone_in_force_is_served_by_drf_in_that_zone(api_client, us
 
     assert b"+09:00" in response.content
     assert response.content == expected
+
+
+def test_ids_asked_for_as_strings_are_served_by_drf_as_strings(api_client, user, settings):
+    project = ProjectFactory(owner=user)
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "COERCE_BIGINT_TO_STRING": True}
+
+    response = api_client.get("/projects")
+
+    assert project_list_json_for_user(user=user) is None
+    assert response.json()[0]["id"] == str(project.id)
+    assert response.content == drf_body(user)
