@@ -58,16 +58,16 @@ def _args() -> argparse.Namespace:
     return args
 
 
-def _remembered(owner: Any, name: str, stash: dict[str, Any]) -> Callable[..., Any]:
-    """``owner.name`` as a stand-in: the first call runs it, later calls give its answer."""
-    original = getattr(owner, name)
+def _remembered_authentication(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``authenticate`` as a stand-in: the first call runs it, later calls give its answer
+    and set what the real one sets beside it."""
+    answer: list[Any] = []
 
-    def stand_in(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if name not in stash:
-            stash[name] = original(self, request, *args, **kwargs)
-        if name == "authenticate":  # what the real one sets beside its answer
-            request.auth_session = stash[name][0]._auth_session
-        return stash[name]
+    def stand_in(self: Any, request: Any) -> Any:
+        if not answer:
+            answer.append(original(self, request))
+        request.auth_session = answer[0][0]._auth_session
+        return answer[0]
 
     return stand_in
 
@@ -75,8 +75,6 @@ def _remembered(owner: Any, name: str, stash: dict[str, Any]) -> Callable[..., A
 @contextlib.contextmanager
 def _without(parts: tuple[str, ...]) -> Iterator[None]:
     """The application with ``parts`` replaced by stand-ins, for the block's duration."""
-    from rest_framework.response import Response
-
     from accounts.authentication import SessionJWTAuthentication
     from accounts.throttling import SlidingWindowThrottle
     from pipeline.api.views import RunDetailApi
@@ -86,18 +84,13 @@ def _without(parts: tuple[str, ...]) -> Iterator[None]:
     if "rate limit" in parts:
         swaps.append((SlidingWindowThrottle, "allow_request", lambda *_: True))
     if "authentication" in parts:
-        stash: dict[str, Any] = {}
+        authenticate = SessionJWTAuthentication.authenticate
         swaps.append(
-            (
-                SessionJWTAuthentication,
-                "authenticate",
-                _remembered(SessionJWTAuthentication, "authenticate", stash),
-            )
+            (SessionJWTAuthentication, "authenticate", _remembered_authentication(authenticate))
         )
     if "data" in parts:
         for view in (ProjectListCreateApi, RunDetailApi):
-            bodies: dict[str, Any] = {}
-            swaps.append((view, "get", _answer_of(view.get, bodies, Response)))
+            swaps.append((view, "get", _answer_of(view.get)))
     saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in swaps]
     try:
         for owner, name, replacement in swaps:
@@ -108,17 +101,20 @@ def _without(parts: tuple[str, ...]) -> Iterator[None]:
             setattr(owner, name, original)
 
 
-def _answer_of(get: Callable[..., Any], bodies: dict[str, Any], response: Any) -> Any:
+def _answer_of(get: Callable[..., Any]) -> Callable[..., Any]:
     """A view's ``get`` that computes its answer once and then gives it again: DRF's data,
     rendered anew each time as by the view, or a body the view wrote itself."""
+    from rest_framework.response import Response
+
+    bodies: dict[str, Any] = {}
 
     def stand_in(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         key = request.path
         if key not in bodies:
             bodies[key] = get(self, request, *args, **kwargs)
         answer = bodies[key]
-        if isinstance(answer, response):
-            return response(answer.data)
+        if isinstance(answer, Response):
+            return Response(answer.data)
         return HttpResponse(answer.content, content_type=answer["Content-Type"])
 
     return stand_in

@@ -268,10 +268,15 @@ async def event_stream(
         if subscription is not None:
             await subscription.close()
         if lease is not None and user_id is not None:
-            try:
-                stream_lease_release(kind=STREAM_KIND, user_id=user_id, lease=lease)
-            except Exception:  # the lease expires by itself
-                logger.warning("sse.lease_release_failed", exc_info=True)
+            _give_back(user_id, lease)
+
+
+def _give_back(user_id: int, lease: str) -> None:
+    """Give the stream's slot back; a failure is only logged, since the lease expires."""
+    try:
+        stream_lease_release(kind=STREAM_KIND, user_id=user_id, lease=lease)
+    except Exception:  # the lease expires by itself
+        logger.warning("sse.lease_release_failed", exc_info=True)
 
 
 class _EventStreamResponse(StreamingHttpResponse):
@@ -289,10 +294,7 @@ class _EventStreamResponse(StreamingHttpResponse):
 
     def close(self) -> None:
         try:
-            user_id, lease = self._lease
-            stream_lease_release(kind=STREAM_KIND, user_id=user_id, lease=lease)
-        except Exception:  # the lease expires by itself
-            logger.warning("sse.lease_release_failed", exc_info=True)
+            _give_back(*self._lease)
         finally:
             super().close()
 
