@@ -7,11 +7,12 @@ Also what a follow-up run starts from (``run_base_tree``); what ``GET
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, When
+from django.db.models import Case, F, JSONField, OuterRef, Q, QuerySet, When
 from django.db.models.expressions import RawSQL
 
 from common.db import PrecompiledQuery, PrecompiledRows
 from common.errors import NotFound
+from common.row_sets import instance_of, json_row, json_rows, rows_of, when
 from projects.artifacts import (
     artifact_list_for_run,
     artifact_read,
@@ -48,14 +49,34 @@ _run_of_owner = PrecompiledQuery(
 
 
 def _run_for_detail(run_id: int, owner_id: int) -> QuerySet[Run]:
-    """What GET /runs/{id} reads with the run: its delivery (None when it has none), whether
-    it has messages to tasks, and the import run its tree descends from."""
+    """What GET /runs/{id} shows, in one statement (``common.row_sets``): the run with its
+    delivery (None when it has none) and, as JSON columns, its design steps and succeeded
+    testers, its plan tasks, its messages to tasks, both trees of a follow-up, and the
+    record of the import its tree descends from."""
+    steps = Step.objects.filter(_DESIGN_OR_TESTER, run_id=OuterRef("id"))
+    trees = Artifact.objects.filter(Q(run_id=OuterRef("id")) | Q(run_id=OuterRef("base_run_id")))
     return (
         Run.objects.select_related("project", "delivery")
         .annotate(
-            has_messages=Exists(TaskMessage.objects.filter(run_id=OuterRef("id"))),
-            import_run_id=RawSQL(  # noqa: S611 - a constant statement, constants as parameters
-                _IMPORT_RUN_OF_OUTER_RUN,
+            detail_steps=json_rows(steps, *_DESIGN_AND_TESTER_FIELDS, order_by=("id",)),
+            detail_tasks=json_rows(
+                PlanTask.objects.filter(run_id=OuterRef("id")),
+                *_TASK_FIELDS,
+                order_by=("layer", "id"),
+            ),
+            detail_messages=json_rows(
+                TaskMessage.objects.filter(run_id=OuterRef("id")),
+                *_MESSAGE_FIELDS,
+                order_by=("id",),
+            ),
+            # Only a follow-up compares trees.
+            detail_trees=Case(
+                When(base_run_id__isnull=True, then=None),
+                default=json_rows(trees, "run_id", "path", "sha256", order_by=("id",)),
+                output_field=JSONField(),
+            ),
+            detail_import=json_row(
+                _IMPORT_RECORD_OF_OUTER_RUN,
                 (Run.Kind.IMPORT.value, MAX_BASE_CHAIN - 1, Run.Kind.IMPORT.value),
             ),
         )
@@ -66,12 +87,19 @@ def _run_for_detail(run_id: int, owner_id: int) -> QuerySet[Run]:
 _run_with_detail_of_owner = PrecompiledQuery(_run_for_detail)
 
 
+def _read_with(run: Run, column: str) -> list[Any] | None:
+    """The rows of ``column`` read with the run (``_run_for_detail``), [] where it has none;
+    None when the run was read without them."""
+    if column not in run.__dict__:
+        return None
+    return rows_of(run.__dict__[column])
+
+
 def run_get_for_user(*, user: Any, run_id: int, for_detail: bool = False) -> Run:
     """The user's run, or ``NotFound`` (another user's run does not exist for them).
 
-    ``for_detail`` reads in the same statement its delivery row (``run_delivery_of`` then
-    sends none), whether it has messages (``task_messages_for_run`` sends none when not) and
-    its import origin's run (``run_import_origin`` sends none when it has none).
+    ``for_detail`` reads in the same statement all that ``GET /runs/{id}`` shows of it
+    (``_run_for_detail``): the selectors below then send none of their own.
     """
     try:
         values = int(run_id), int(user.pk)
@@ -112,25 +140,25 @@ _plan_tasks = PrecompiledRows(
 )
 
 
-# GET /runs/{id} reads both in one statement: the design steps (round, role, status, output)
-# and the succeeded testers (key, plan task, attempt, the output's regressions only).
+# GET /runs/{id} reads both with the run (``_run_for_detail``), and anyone else in one
+# statement: the design steps (round, role, status, output) and the succeeded testers (key,
+# plan task, attempt, the output's regressions only).
+_DESIGN_OR_TESTER = Q(key__startswith="design:") | Q(role="tester", status=Step.Status.SUCCEEDED)
+_DESIGN_AND_TESTER_FIELDS = (
+    "key",
+    "round",
+    "role",
+    "status",
+    Case(When(key__startswith="design:", then=F("output"))),
+    "plan_task_id",
+    "attempt",
+    F("output__regressions"),
+)
 _design_and_tester_steps = PrecompiledRows(
     lambda run_id: (
-        Step.objects.filter(
-            Q(key__startswith="design:") | Q(role="tester", status=Step.Status.SUCCEEDED),
-            run_id=run_id,
-        )
-        .annotate(design_output=Case(When(key__startswith="design:", then=F("output"))))
-        .values_list(
-            "key",
-            "round",
-            "role",
-            "status",
-            "design_output",
-            "plan_task_id",
-            "attempt",
-            "output__regressions",
-        )
+        Step.objects.filter(_DESIGN_OR_TESTER, run_id=run_id)
+        .order_by("id")
+        .values_list(*_DESIGN_AND_TESTER_FIELDS)
     )
 )
 
@@ -143,6 +171,9 @@ def run_design_and_tester_rows(*, run: Run) -> tuple[list[DesignRow], list[Teste
     steps and its succeeded testers (pass each its part as ``rows``)."""
     design: list[DesignRow] = []
     testers: list[TesterRow] = []
+    rows = _read_with(run, "detail_steps")
+    if rows is None:
+        rows = _design_and_tester_steps.all(int(run.pk))
     for (
         key,
         number,
@@ -152,7 +183,7 @@ def run_design_and_tester_rows(*, run: Run) -> tuple[list[DesignRow], list[Teste
         task_id,
         attempt,
         regressions,
-    ) in _design_and_tester_steps.all(int(run.pk)):
+    ) in rows:
         if key.startswith("design:"):
             design.append((number, role, status, output))
         else:
@@ -195,7 +226,10 @@ _TASK_FIELDS = ("key", "title", "depends_on", "layer", "status", "files")
 
 def run_tasks(*, run: Run) -> list[dict[str, Any]]:
     """The plan's tasks with their DAG layer and status."""
-    return [dict(zip(_TASK_FIELDS, row, strict=True)) for row in _plan_tasks.all(int(run.pk))]
+    rows = _read_with(run, "detail_tasks")
+    if rows is None:
+        rows = _plan_tasks.all(int(run.pk))
+    return [dict(zip(_TASK_FIELDS, row, strict=True)) for row in rows]
 
 
 # --- follow-ups: the base run and its tree ----------------------------------------------------
@@ -265,7 +299,10 @@ def run_base_changes(*, run: Run) -> dict[str, Any] | None:
     if run.base_run_id is None:
         return None
     trees: dict[int, dict[str, str]] = {run.pk: {}, run.base_run_id: {}}
-    for run_id, path, sha256 in _two_trees.all(int(run.pk), int(run.base_run_id)):
+    rows = _read_with(run, "detail_trees")
+    if rows is None:
+        rows = _two_trees.all(int(run.pk), int(run.base_run_id))
+    for run_id, path, sha256 in rows:
         trees[run_id][path] = sha256
     new, old = trees[run.pk], trees[run.base_run_id]
     if not new:
@@ -301,9 +338,10 @@ SELECT id FROM chain WHERE kind = %s ORDER BY depth LIMIT 1
 """
 # From the run whose id is the first parameter.
 _IMPORT_RUN_OF_CHAIN = _IMPORT_RUN_WALK.format(start="start.id = %s")
-# From the run of the enclosing query, as a subquery of its SELECT list.
-_IMPORT_RUN_OF_OUTER_RUN = (
-    "(" + _IMPORT_RUN_WALK.format(start='start.id = "pipeline_run"."id"') + ")"
+# That import's record as JSON, from the run of the enclosing query (GET /runs/{id}).
+_IMPORT_RECORD = "SELECT to_jsonb(record) FROM pipeline_runimport record WHERE record.run_id = ({})"
+_IMPORT_RECORD_OF_OUTER_RUN = _IMPORT_RECORD.format(
+    _IMPORT_RUN_WALK.format(start='start.id = "pipeline_run"."id"')
 )
 # That import run's RunImport, in the same statement; its SQL is compiled once (common.db).
 _import_origin = PrecompiledQuery(
@@ -316,9 +354,6 @@ _import_origin = PrecompiledQuery(
 )
 
 
-_import_of_run = PrecompiledQuery(lambda run_id: RunImport.objects.filter(run_id=run_id))
-
-
 def run_import_origin(*, run: Run) -> RunImport | None:
     """The import a run's tree descends from: its own (an import run), its base run's, and
     so on down the chain of follow-ups; None when the chain starts from nothing.
@@ -327,9 +362,8 @@ def run_import_origin(*, run: Run) -> RunImport | None:
     """
     if run.pk is None:
         return None
-    if hasattr(run, "import_run_id"):  # read with the run (run_get_for_user, for_detail)
-        found = run.import_run_id
-        return None if found is None else _import_of_run.first(int(found))
+    if "detail_import" in run.__dict__:  # read with the run (run_get_for_user, for_detail)
+        return instance_of(RunImport, run.__dict__["detail_import"])
     return _import_origin.first(int(run.pk))
 
 
@@ -426,11 +460,10 @@ def step_get_for_run(*, run: Run, step_id: int) -> Step:
 # --- steering: messages to tasks ------------------------------------------------------------
 
 
+_MESSAGE_FIELDS = ("id", "plan_task__key", "text", "created_at", "step_id", "step__attempt")
 _task_messages = PrecompiledRows(
     lambda run_id: (
-        TaskMessage.objects.filter(run_id=run_id)
-        .order_by("id")
-        .values_list("id", "plan_task__key", "text", "created_at", "step_id", "step__attempt")
+        TaskMessage.objects.filter(run_id=run_id).order_by("id").values_list(*_MESSAGE_FIELDS)
     )
 )
 
@@ -438,9 +471,14 @@ _task_messages = PrecompiledRows(
 def task_messages_for_run(*, run: Run) -> list[dict[str, Any]]:
     """The run's messages to its tasks: task, text, when, and the coder attempt that read it
     (``attempt`` None: waiting for the task's next attempt)."""
-    if getattr(run, "has_messages", True) is False:  # read with the run: it has none
-        return []
+    rows = _read_with(run, "detail_messages")
+    if rows is None:
+        rows = _task_messages.all(int(run.pk))
+    else:  # read as JSON: the date-time as text
+        rows = [
+            (pk, task, text, when(at), step, attempt) for pk, task, text, at, step, attempt in rows
+        ]
     return [
         {"id": pk, "task": task, "text": text, "at": at, "step": step, "attempt": attempt}
-        for pk, task, text, at, step, attempt in _task_messages.all(int(run.pk))
+        for pk, task, text, at, step, attempt in rows
     ]

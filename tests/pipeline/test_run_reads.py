@@ -1,6 +1,8 @@
-"""GET /runs/{id} reads all it shows in a fixed number of statements; the import a run's tree
-descends from is found down its chain of base runs in one."""
+"""GET /runs/{id} reads all it shows in one statement besides the session's, and shows what
+the selectors read one statement each; the import a run's tree descends from is found down
+its chain of base runs in one."""
 
+import json
 from typing import Any
 
 import pytest
@@ -20,12 +22,11 @@ from projects.models import Artifact
 
 pytestmark = pytest.mark.django_db
 
-# The session and its user; the run with its delivery, whether it has messages and its
-# import origin's run; its design steps and testers' regressions; plan tasks; messages; both
-# trees; the import origin's record.
-RUN_DETAIL_STATEMENTS = 7
-# A fresh run with no message: the session, the run, its steps, its plan tasks.
-FRESH_RUN_DETAIL_STATEMENTS = 4
+# The session and its user; the run with its delivery, its design steps and testers'
+# regressions, plan tasks, messages, both trees and the import origin's record.
+RUN_DETAIL_STATEMENTS = 2
+# A fresh run with no message: the same two.
+FRESH_RUN_DETAIL_STATEMENTS = 2
 
 
 def _import_run(project: Any, *, base: Run | None = None, record: bool = True) -> Run:
@@ -81,7 +82,7 @@ def _run_with_everything(project: Any, *, tasks: int) -> Run:
 
 
 @pytest.mark.parametrize("tasks", [1, 5])
-def test_a_run_detail_costs_seven_statements_however_many_tasks_messages_and_steps(
+def test_a_run_detail_costs_two_statements_however_many_tasks_messages_and_steps(
     api_client: Any, project: Any, django_assert_max_num_queries: Any, tasks: int
 ) -> None:
     run = _run_with_everything(project, tasks=tasks)
@@ -111,7 +112,7 @@ def test_a_run_without_a_delivery_shows_none_in_the_same_statements(
     assert body["delivery"] is None
 
 
-def test_a_fresh_run_without_messages_reads_neither_them_nor_an_import(
+def test_a_fresh_run_shows_no_message_nor_import_in_the_same_two_statements(
     api_client: Any, project: Any, django_assert_num_queries: Any
 ) -> None:
     run = Run.objects.create(project=project, prompt="fresh")
@@ -181,3 +182,58 @@ def test_an_import_run_with_no_record_ends_the_walk_without_an_origin(project: A
     unrecorded = _import_run(project, base=_follow_up(project, older), record=False)
 
     assert run_import_origin(run=_follow_up(project, unrecorded)) is None
+
+
+def _rendered_detail(run: Run, user: Any, *, for_detail: bool) -> bytes:
+    from rest_framework.renderers import JSONRenderer
+
+    from pipeline.api.serializers import RunDetailSerializer
+    from pipeline.selectors import run_get_for_user
+
+    read = run_get_for_user(user=user, run_id=run.pk, for_detail=for_detail)
+    return JSONRenderer().render(RunDetailSerializer(read).data)
+
+
+def test_the_one_statement_shows_what_the_selectors_read_one_by_one(
+    project: Any, user: Any
+) -> None:
+    run = _run_with_everything(project, tasks=3)
+    record = RunImport.objects.get(run=run.base_run)
+    record.imported_at = timezone.now()  # microseconds: written as milliseconds, with Z
+    record.symlinks = {"link": "a.py"}
+    record.skipped = [{"path": "big.bin", "reason": "too large"}]
+    record.binary = ["logo.png"]
+    record.baseline_counts = {"passed": 1}
+    record.save()
+    Step.objects.filter(run=run, key="design:1:architect").update(
+        output={"summary": "Plan", "resolutions": ["r"]}
+    )
+    Step.objects.filter(run=run, key="design:1:planner").update(
+        output={"objections": ["o"], "approved": True}, status="succeeded"
+    )
+    task = PlanTask.objects.filter(run=run).first()
+    # The first task in the last layer: the tasks in layer order, not in id order.
+    PlanTask.objects.filter(pk=task.pk).update(depends_on=["t1"], files=["a.py"], layer=9)
+    on_the_second = timezone.now().replace(microsecond=0)
+    waiting = TaskMessage.objects.create(run=run, plan_task=task, text='later \u2028 "q"')
+    TaskMessage.objects.filter(pk=waiting.pk).update(created_at=on_the_second)
+    Artifact.objects.filter(run=run, path="a.py").update(sha256="f" * 64)  # changed
+
+    body = _rendered_detail(run, user, for_detail=True)
+
+    assert body == _rendered_detail(run, user, for_detail=False)
+    shown = json.loads(body)
+    assert shown["base_changes"]["changed"] == ["a.py"]
+    assert shown["messages"][-1]["attempt"] is None
+    assert shown["messages"][-1]["at"] == on_the_second.isoformat().replace("+00:00", "Z")
+    assert shown["import_source"]["imported_at"].endswith("Z")
+    assert shown["rounds"][0]["approved"] is True
+    assert [entry["key"] for entry in shown["tasks"]] == ["t1", "t2", "t0"]
+
+
+def test_the_one_statement_shows_a_fresh_run_as_the_selectors_do(project: Any, user: Any) -> None:
+    run = Run.objects.create(project=project, prompt="fresh")
+
+    assert _rendered_detail(run, user, for_detail=True) == _rendered_detail(
+        run, user, for_detail=False
+    )
