@@ -11,10 +11,10 @@ aggregates the rows into one JSON list, which the process decodes once.
 per row, in ``order_by``'s order, or NULL where there are none (``rows_of`` reads it back as
 a list). ``queryset`` refers to the outer query's row with ``OuterRef``.
 
-``json_row(model, sql, params)`` is one row of ``model`` picked by a SQL subquery, as a JSON
-object; ``instance_of`` builds the model instance the ORM would have read. JSON has no
-date-times: PostgreSQL writes them in ISO 8601, and both read them back as aware datetimes
-in UTC, as the ORM gives them.
+``json_row(sql, params)`` is one row of a table picked by a SQL subquery, as a JSON object
+keyed by column; ``instance_of`` builds the model instance the ORM would have read. JSON has
+no date-times: PostgreSQL writes them in ISO 8601, and ``when`` (which ``instance_of`` uses)
+reads them back as the aware datetimes in UTC the ORM gives.
 """
 
 from __future__ import annotations

@@ -54,7 +54,6 @@ def _run_for_detail(run_id: int, owner_id: int) -> QuerySet[Run]:
     testers, its plan tasks, its messages to tasks, both trees of a follow-up, and the
     record of the import its tree descends from."""
     steps = Step.objects.filter(_DESIGN_OR_TESTER, run_id=OuterRef("id"))
-    trees = Artifact.objects.filter(Q(run_id=OuterRef("id")) | Q(run_id=OuterRef("base_run_id")))
     return (
         Run.objects.select_related("project", "delivery")
         .annotate(
@@ -69,12 +68,9 @@ def _run_for_detail(run_id: int, owner_id: int) -> QuerySet[Run]:
                 *_MESSAGE_FIELDS,
                 order_by=("id",),
             ),
-            # Only a follow-up compares trees.
-            detail_trees=Case(
-                When(base_run_id__isnull=True, then=None),
-                default=json_rows(trees, "run_id", "path", "sha256", order_by=("id",)),
-                output_field=JSONField(),
-            ),
+            # Only a follow-up compares trees: its own and its base run's.
+            detail_tree=_tree_of_follow_up(OuterRef("id")),
+            detail_base_tree=_tree_of_follow_up(OuterRef("base_run_id")),
             detail_import=json_row(
                 _IMPORT_RECORD_OF_OUTER_RUN,
                 (Run.Kind.IMPORT.value, MAX_BASE_CHAIN - 1, Run.Kind.IMPORT.value),
@@ -85,6 +81,17 @@ def _run_for_detail(run_id: int, owner_id: int) -> QuerySet[Run]:
 
 
 _run_with_detail_of_owner = PrecompiledQuery(_run_for_detail)
+
+
+def _tree_of_follow_up(run_id: OuterRef) -> Case:
+    """The tree of run ``run_id`` as ``json_rows`` of (path, sha256), read only for a follow-up
+    (NULL for a fresh run)."""
+    tree = Artifact.objects.filter(run_id=run_id)
+    return Case(
+        When(base_run_id__isnull=True, then=None),
+        default=json_rows(tree, "path", "sha256", order_by=("id",)),
+        output_field=JSONField(),
+    )
 
 
 def _read_with(run: Run, column: str) -> list[Any] | None:
@@ -298,13 +305,14 @@ def run_base_changes(*, run: Run) -> dict[str, Any] | None:
     while the run has no files yet."""
     if run.base_run_id is None:
         return None
-    trees: dict[int, dict[str, str]] = {run.pk: {}, run.base_run_id: {}}
-    rows = _read_with(run, "detail_trees")
-    if rows is None:
-        rows = _two_trees.all(int(run.pk), int(run.base_run_id))
-    for run_id, path, sha256 in rows:
-        trees[run_id][path] = sha256
-    new, old = trees[run.pk], trees[run.base_run_id]
+    own, base = _read_with(run, "detail_tree"), _read_with(run, "detail_base_tree")
+    if own is None or base is None:
+        trees: dict[int, dict[str, str]] = {run.pk: {}, run.base_run_id: {}}
+        for run_id, path, sha256 in _two_trees.all(int(run.pk), int(run.base_run_id)):
+            trees[run_id][path] = sha256
+        new, old = trees[run.pk], trees[run.base_run_id]
+    else:  # read with the run
+        new, old = dict(own), dict(base)
     if not new:
         return None
     return {
