@@ -37,9 +37,8 @@ _AS_IS = (
     models.CharField,
     models.TextField,
     models.IntegerField,  # and every integer field, the automatic ids included
-    models.AutoField,
     models.BooleanField,
-    models.ForeignKey,  # its id
+    models.ForeignKey,  # its id (a one-to-one field's too)
 )
 
 
